@@ -1,1 +1,1366 @@
-int strata_placeholder;
+/*
+ * strata_fuse: a small N-API binding of the libfuse 3 high-level API.
+ *
+ * Threading model
+ *  - mount() (JS main thread) creates the fuse object, mounts it and starts a
+ *    "loop thread" that runs fuse_loop_mt().  libfuse's worker threads call the
+ *    ops below.
+ *  - read/write/flush/fsync/fsyncdir are served in C on the real fd that JS
+ *    returned from open/create (fi->fh).  Every other op becomes a heap
+ *    request that is queued to the JS thread through a threadsafe function;
+ *    the worker waits (with a timeout) for the JS `reply` callback.
+ *  - The JS thread never waits for a FUSE thread: invalidate() and unmount()
+ *    do their blocking parts in napi async work and resolve Promises.
+ *  - When the loop ends (unmount() or an external umount), the loop thread
+ *    destroys the fuse object and posts an EXIT message; the JS thread then
+ *    joins it, calls onExit (only for endings not asked for by unmount()) and
+ *    releases the threadsafe function (which kept the process alive).
+ */
+#define _GNU_SOURCE
+#include <fuse.h>
+#include <node_api.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define FUSE_SUPER_MAGIC_ 0x65735546
+
+/* ------------------------------------------------------------------------ */
+/* libfuse log capture: errors during mount() go into the thrown Error.      */
+
+static __thread char tl_lastlog[512];
+static __thread int tl_capture;
+
+static void strata_log(enum fuse_log_level level, const char *fmt, va_list ap) {
+  va_list ap2;
+  (void)level;
+  va_copy(ap2, ap);
+  vsnprintf(tl_lastlog, sizeof tl_lastlog, fmt, ap2);
+  va_end(ap2);
+  size_t n = strlen(tl_lastlog);
+  while (n > 0 && (tl_lastlog[n - 1] == '\n' || tl_lastlog[n - 1] == ' ')) tl_lastlog[--n] = 0;
+  if (!tl_capture) vfprintf(stderr, fmt, ap);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Mount context                                                             */
+
+typedef struct mount_ctx {
+  int refs; /* external handle + tsfn + loop thread */
+  napi_env env;
+  struct fuse *fuse;
+  struct fuse_session *se;
+  char *mountpoint;
+  pthread_t loop_thread;
+  int loop_started;
+
+  /* options */
+  double entry_timeout, attr_timeout, negative_timeout;
+  int kernel_cache, auto_cache, use_ino, max_threads;
+  int request_timeout_ms;
+
+  /* the threadsafe function; calls happen under tsfn_lock (read) */
+  pthread_rwlock_t tsfn_lock;
+  napi_threadsafe_function tsfn;
+  int tsfn_alive;
+
+  /* fuse object lifetime vs. invalidate(): destroy takes it for writing */
+  pthread_rwlock_t fuse_lock;
+
+  /* loop state, under mu */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int unmount_started;
+  int loop_done;
+  int loop_error;
+  int exit_handled;
+  int comm_fd; /* fusermount3 auto_unmount control socket, or -1 */
+
+  /* JS side (main thread only) */
+  napi_ref handlers_ref;
+  napi_ref on_exit_ref;
+} mount_ctx;
+
+static pthread_condattr_t g_condattr;
+
+static void ctx_unref(mount_ctx *ctx) {
+  if (__atomic_sub_fetch(&ctx->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+  pthread_rwlock_destroy(&ctx->tsfn_lock);
+  pthread_rwlock_destroy(&ctx->fuse_lock);
+  pthread_mutex_destroy(&ctx->mu);
+  pthread_cond_destroy(&ctx->cv);
+  free(ctx->mountpoint);
+  free(ctx);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Requests to JS                                                            */
+
+enum op {
+  OP_GETATTR, OP_ACCESS, OP_READDIR, OP_OPEN, OP_CREATE, OP_RELEASE, OP_TRUNCATE,
+  OP_UNLINK, OP_RMDIR, OP_MKDIR, OP_RENAME, OP_SYMLINK, OP_READLINK, OP_LINK,
+  OP_CHMOD, OP_CHOWN, OP_UTIMENS, OP_STATFS, OP_EXIT
+};
+
+static const char *const op_names[] = {
+  "getattr", "access", "readdir", "open", "create", "release", "truncate",
+  "unlink", "rmdir", "mkdir", "rename", "symlink", "readlink", "link",
+  "chmod", "chown", "utimens", "statfs", "exit"
+};
+
+typedef struct sreq {
+  int op;
+  int refs; /* FUSE thread + JS side */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int done;
+  int result; /* 0 or -errno */
+  char *path, *path2;
+  int64_t a[6];
+  /* results */
+  struct stat st;
+  struct statvfs sv;
+  int64_t fd;
+  char *str;
+  char **names;
+  uint32_t *modes;
+  uint32_t n_names;
+} sreq;
+
+static void free_names(char **names, uint32_t n) {
+  if (!names) return;
+  for (uint32_t i = 0; i < n; i++) free(names[i]);
+  free(names);
+}
+
+static void req_unref(sreq *r) {
+  if (__atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+  pthread_mutex_destroy(&r->mu);
+  pthread_cond_destroy(&r->cv);
+  free(r->path);
+  free(r->path2);
+  free(r->str);
+  free_names(r->names, r->n_names);
+  free(r->modes);
+  free(r);
+}
+
+/* Complete with an error if nobody completed it yet. */
+static void req_fail(sreq *r, int err) {
+  pthread_mutex_lock(&r->mu);
+  if (!r->done) {
+    r->done = 1;
+    r->result = -err;
+    pthread_cond_signal(&r->cv);
+  }
+  pthread_mutex_unlock(&r->mu);
+}
+
+static sreq *req_new(int op, const char *path, const char *path2) {
+  sreq *r = calloc(1, sizeof *r);
+  if (!r) return NULL;
+  r->op = op;
+  r->refs = 2;
+  r->fd = -1;
+  if (pthread_mutex_init(&r->mu, NULL) != 0) { free(r); return NULL; }
+  if (pthread_cond_init(&r->cv, &g_condattr) != 0) {
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+    return NULL;
+  }
+  if (path && !(r->path = strdup(path))) goto oom;
+  if (path2 && !(r->path2 = strdup(path2))) goto oom;
+  return r;
+oom:
+  r->refs = 1;
+  req_unref(r);
+  return NULL;
+}
+
+static mount_ctx *cur_ctx(void) {
+  struct fuse_context *fc = fuse_get_context();
+  return fc ? (mount_ctx *)fc->private_data : NULL;
+}
+
+/* Queue r to JS and wait for the reply. Returns r->result. Drops the FUSE
+   thread's reference only via the caller (it still reads the results). */
+static int req_call(mount_ctx *ctx, sreq *r) {
+  napi_status st = napi_closing;
+  pthread_rwlock_rdlock(&ctx->tsfn_lock);
+  if (ctx->tsfn_alive) st = napi_call_threadsafe_function(ctx->tsfn, r, napi_tsfn_blocking);
+  pthread_rwlock_unlock(&ctx->tsfn_lock);
+  if (st != napi_ok) {
+    req_unref(r); /* the JS side will never see it */
+    r->result = -EIO;
+    return -EIO;
+  }
+  struct timespec deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  int64_t ms = ctx->request_timeout_ms;
+  deadline.tv_sec += ms / 1000;
+  deadline.tv_nsec += (ms % 1000) * 1000000L;
+  if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000L; }
+  pthread_mutex_lock(&r->mu);
+  while (!r->done) {
+    int e = pthread_cond_timedwait(&r->cv, &r->mu, &deadline);
+    if (e == ETIMEDOUT && !r->done) {
+      r->done = 1;
+      r->result = -ETIMEDOUT;
+    }
+  }
+  int res = r->result;
+  pthread_mutex_unlock(&r->mu);
+  return res;
+}
+
+/* Convenience: build, call, drop. For ops that only return an errno. */
+static int simple_call(int op, const char *p1, const char *p2, int64_t a0, int64_t a1,
+                       int64_t a2, int64_t a3, int64_t a4, int64_t a5) {
+  mount_ctx *ctx = cur_ctx();
+  if (!ctx) return -EIO;
+  sreq *r = req_new(op, p1, p2);
+  if (!r) return -ENOMEM;
+  r->a[0] = a0; r->a[1] = a1; r->a[2] = a2; r->a[3] = a3; r->a[4] = a4; r->a[5] = a5;
+  int res = req_call(ctx, r);
+  req_unref(r);
+  return res;
+}
+
+static int64_t fi_fd(struct fuse_file_info *fi) { return fi ? (int64_t)(int)fi->fh : -1; }
+
+/* ------------------------------------------------------------------------ */
+/* FUSE operations                                                           */
+
+static int op_getattr(const char *path, struct stat *stbuf, struct fuse_file_info *fi) {
+  mount_ctx *ctx = cur_ctx();
+  if (!ctx) return -EIO;
+  sreq *r = req_new(OP_GETATTR, path, NULL);
+  if (!r) return -ENOMEM;
+  r->a[0] = fi_fd(fi);
+  int res = req_call(ctx, r);
+  if (res == 0) *stbuf = r->st;
+  req_unref(r);
+  return res;
+}
+
+static int op_access(const char *path, int mask) {
+  return simple_call(OP_ACCESS, path, NULL, mask, 0, 0, 0, 0, 0);
+}
+
+static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
+                      struct fuse_file_info *fi, enum fuse_readdir_flags flags) {
+  (void)off; (void)fi; (void)flags;
+  mount_ctx *ctx = cur_ctx();
+  if (!ctx) return -EIO;
+  sreq *r = req_new(OP_READDIR, path, NULL);
+  if (!r) return -ENOMEM;
+  int res = req_call(ctx, r);
+  if (res == 0) {
+    struct stat st;
+    memset(&st, 0, sizeof st);
+    st.st_ino = 0xffffffffu; /* FUSE_UNKNOWN_INO */
+    st.st_mode = S_IFDIR;
+    filler(buf, ".", &st, 0, 0);
+    filler(buf, "..", &st, 0, 0);
+    for (uint32_t i = 0; i < r->n_names; i++) {
+      st.st_mode = r->modes ? r->modes[i] & S_IFMT : 0;
+      if (filler(buf, r->names[i], &st, 0, 0)) break;
+    }
+  }
+  req_unref(r);
+  return res;
+}
+
+static void apply_open_flags(mount_ctx *ctx, struct fuse_file_info *fi, int64_t fd) {
+  fi->fh = (uint64_t)fd;
+  if (ctx->kernel_cache) fi->keep_cache = 1;
+}
+
+static int op_open(const char *path, struct fuse_file_info *fi) {
+  mount_ctx *ctx = cur_ctx();
+  if (!ctx) return -EIO;
+  sreq *r = req_new(OP_OPEN, path, NULL);
+  if (!r) return -ENOMEM;
+  r->a[0] = fi->flags;
+  r->a[1] = fuse_get_context()->pid;
+  int res = req_call(ctx, r);
+  if (res == 0) apply_open_flags(ctx, fi, r->fd);
+  req_unref(r);
+  return res;
+}
+
+static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi) {
+  mount_ctx *ctx = cur_ctx();
+  if (!ctx) return -EIO;
+  sreq *r = req_new(OP_CREATE, path, NULL);
+  if (!r) return -ENOMEM;
+  r->a[0] = mode;
+  r->a[1] = fi->flags;
+  r->a[2] = fuse_get_context()->pid;
+  int res = req_call(ctx, r);
+  if (res == 0) apply_open_flags(ctx, fi, r->fd);
+  req_unref(r);
+  return res;
+}
+
+static int op_release(const char *path, struct fuse_file_info *fi) {
+  return simple_call(OP_RELEASE, path, NULL, fi_fd(fi), 0, 0, 0, 0, 0);
+}
+
+static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi) {
+  return simple_call(OP_TRUNCATE, path, NULL, size, fi_fd(fi), 0, 0, 0, 0);
+}
+
+static int op_unlink(const char *path) { return simple_call(OP_UNLINK, path, NULL, 0, 0, 0, 0, 0, 0); }
+static int op_rmdir(const char *path) { return simple_call(OP_RMDIR, path, NULL, 0, 0, 0, 0, 0, 0); }
+static int op_mkdir(const char *path, mode_t mode) {
+  return simple_call(OP_MKDIR, path, NULL, mode, 0, 0, 0, 0, 0);
+}
+static int op_rename(const char *from, const char *to, unsigned int flags) {
+  return simple_call(OP_RENAME, from, to, flags, 0, 0, 0, 0, 0);
+}
+static int op_symlink(const char *target, const char *path) {
+  return simple_call(OP_SYMLINK, target, path, 0, 0, 0, 0, 0, 0);
+}
+static int op_link(const char *from, const char *to) {
+  return simple_call(OP_LINK, from, to, 0, 0, 0, 0, 0, 0);
+}
+static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi) {
+  return simple_call(OP_CHMOD, path, NULL, mode, fi_fd(fi), 0, 0, 0, 0);
+}
+static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi) {
+  return simple_call(OP_CHOWN, path, NULL, uid == (uid_t)-1 ? -1 : (int64_t)uid,
+                     gid == (gid_t)-1 ? -1 : (int64_t)gid, fi_fd(fi), 0, 0, 0);
+}
+static int op_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi) {
+  int64_t as = 0, an = UTIME_NOW, ms = 0, mn = UTIME_NOW;
+  if (tv) { as = tv[0].tv_sec; an = tv[0].tv_nsec; ms = tv[1].tv_sec; mn = tv[1].tv_nsec; }
+  return simple_call(OP_UTIMENS, path, NULL, as, an, ms, mn, fi_fd(fi), 0);
+}
+
+static int op_readlink(const char *path, char *buf, size_t size) {
+  mount_ctx *ctx = cur_ctx();
+  if (!ctx) return -EIO;
+  if (size == 0) return -EINVAL;
+  sreq *r = req_new(OP_READLINK, path, NULL);
+  if (!r) return -ENOMEM;
+  int res = req_call(ctx, r);
+  if (res == 0) {
+    size_t n = r->str ? strlen(r->str) : 0;
+    if (n >= size) n = size - 1;
+    if (n) memcpy(buf, r->str, n);
+    buf[n] = 0;
+  }
+  req_unref(r);
+  return res;
+}
+
+static int op_statfs(const char *path, struct statvfs *sv) {
+  mount_ctx *ctx = cur_ctx();
+  if (!ctx) return -EIO;
+  sreq *r = req_new(OP_STATFS, path, NULL);
+  if (!r) return -ENOMEM;
+  int res = req_call(ctx, r);
+  if (res == 0) *sv = r->sv;
+  req_unref(r);
+  return res;
+}
+
+/* --- native data path: no JS round trip --- */
+
+static int op_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off,
+                       struct fuse_file_info *fi) {
+  (void)path;
+  struct fuse_bufvec *src = malloc(sizeof *src);
+  if (!src) return -ENOMEM;
+  *src = FUSE_BUFVEC_INIT(size);
+  src->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+  src->buf[0].fd = (int)fi->fh;
+  src->buf[0].pos = off;
+  *bufp = src; /* libfuse preads (or splices) from the fd and frees src */
+  return 0;
+}
+
+static int op_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
+                        struct fuse_file_info *fi) {
+  (void)path;
+  struct fuse_bufvec dst = FUSE_BUFVEC_INIT(fuse_buf_size(buf));
+  dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+  dst.buf[0].fd = (int)fi->fh;
+  dst.buf[0].pos = off;
+  return (int)fuse_buf_copy(&dst, buf, FUSE_BUF_SPLICE_NONBLOCK);
+}
+
+static int op_flush(const char *path, struct fuse_file_info *fi) {
+  (void)path; (void)fi;
+  return 0;
+}
+
+static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi) {
+  (void)path;
+  int res = datasync ? fdatasync((int)fi->fh) : fsync((int)fi->fh);
+  return res == -1 ? -errno : 0;
+}
+
+static int op_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi) {
+  (void)path; (void)datasync; (void)fi;
+  return 0;
+}
+
+static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg) {
+  mount_ctx *ctx = fuse_get_context()->private_data;
+  cfg->entry_timeout = ctx->entry_timeout;
+  cfg->attr_timeout = ctx->attr_timeout;
+  cfg->negative_timeout = ctx->negative_timeout;
+  cfg->use_ino = ctx->use_ino;
+  cfg->hard_remove = 1;
+  cfg->nullpath_ok = 1;
+  cfg->kernel_cache = ctx->kernel_cache;
+  cfg->auto_cache = ctx->auto_cache;
+  if (conn->max_write < (1u << 20)) conn->max_write = 1u << 20; /* libfuse clamps to its buffer */
+  return ctx;
+}
+
+static const struct fuse_operations strata_ops = {
+  .getattr = op_getattr,
+  .readlink = op_readlink,
+  .mkdir = op_mkdir,
+  .unlink = op_unlink,
+  .rmdir = op_rmdir,
+  .symlink = op_symlink,
+  .rename = op_rename,
+  .link = op_link,
+  .chmod = op_chmod,
+  .chown = op_chown,
+  .truncate = op_truncate,
+  .open = op_open,
+  .statfs = op_statfs,
+  .flush = op_flush,
+  .release = op_release,
+  .fsync = op_fsync,
+  .readdir = op_readdir,
+  .fsyncdir = op_fsyncdir,
+  .init = op_init,
+  .access = op_access,
+  .create = op_create,
+  .utimens = op_utimens,
+  .write_buf = op_write_buf,
+  .read_buf = op_read_buf,
+};
+
+/* ------------------------------------------------------------------------ */
+/* N-API helpers                                                             */
+
+#define NAPI_OK(call) ((call) == napi_ok)
+
+static void throw_error(napi_env env, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) napi_throw_error(env, NULL, msg);
+}
+
+static void clear_exception(napi_env env) {
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+    napi_value ex;
+    napi_get_and_clear_last_exception(env, &ex);
+  }
+}
+
+static int value_type(napi_env env, napi_value v) {
+  napi_valuetype t = napi_undefined;
+  if (!v || napi_typeof(env, v, &t) != napi_ok) return napi_undefined;
+  return t;
+}
+
+/* number or bigint -> int64 (exact for integers; doubles are truncated) */
+static int get_i64(napi_env env, napi_value v, int64_t *out) {
+  int t = value_type(env, v);
+  if (t == napi_number) return NAPI_OK(napi_get_value_int64(env, v, out));
+  if (t == napi_bigint) {
+    bool lossless;
+    return NAPI_OK(napi_get_value_bigint_int64(env, v, out, &lossless));
+  }
+  return 0;
+}
+
+static char *get_string(napi_env env, napi_value v) {
+  size_t len = 0;
+  if (value_type(env, v) != napi_string) return NULL;
+  if (!NAPI_OK(napi_get_value_string_utf8(env, v, NULL, 0, &len))) return NULL;
+  char *s = malloc(len + 1);
+  if (!s) return NULL;
+  if (!NAPI_OK(napi_get_value_string_utf8(env, v, s, len + 1, &len))) { free(s); return NULL; }
+  return s;
+}
+
+static napi_value get_prop(napi_env env, napi_value obj, const char *name) {
+  napi_value v = NULL;
+  bool has = false;
+  if (!NAPI_OK(napi_has_named_property(env, obj, name, &has)) || !has) return NULL;
+  if (!NAPI_OK(napi_get_named_property(env, obj, name, &v))) return NULL;
+  return v;
+}
+
+static int opt_bool(napi_env env, napi_value obj, const char *name, int def) {
+  napi_value v = get_prop(env, obj, name);
+  bool b;
+  if (value_type(env, v) == napi_boolean && NAPI_OK(napi_get_value_bool(env, v, &b))) return b;
+  return def;
+}
+
+static double opt_double(napi_env env, napi_value obj, const char *name, double def) {
+  napi_value v = get_prop(env, obj, name);
+  double d;
+  if (value_type(env, v) == napi_number && NAPI_OK(napi_get_value_double(env, v, &d)) && d == d) return d;
+  return def;
+}
+
+static napi_value make_i64(napi_env env, int64_t v) {
+  napi_value out = NULL;
+  if (!NAPI_OK(napi_create_int64(env, v, &out))) return NULL;
+  return out;
+}
+
+static napi_value make_str_or_null(napi_env env, const char *s) {
+  napi_value out = NULL;
+  if (s) {
+    if (!NAPI_OK(napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &out))) return NULL;
+  } else if (!NAPI_OK(napi_get_null(env, &out))) {
+    return NULL;
+  }
+  return out;
+}
+
+/* ------------------------------------------------------------------------ */
+/* reply(errno, ...) : runs on the JS thread                                 */
+
+static int parse_errno(napi_env env, napi_value v) {
+  int64_t e;
+  if (!get_i64(env, v, &e)) return EIO;
+  if (e < 0) e = -e;
+  if (e > 4095) e = EIO;
+  return (int)e;
+}
+
+static int parse_stat(napi_env env, napi_value arr, struct stat *st) {
+  bool is_arr = false;
+  uint32_t len = 0;
+  int64_t f[15];
+  if (!arr || !NAPI_OK(napi_is_array(env, arr, &is_arr)) || !is_arr) return 0;
+  if (!NAPI_OK(napi_get_array_length(env, arr, &len)) || len < 15) return 0;
+  for (uint32_t i = 0; i < 15; i++) {
+    napi_value el;
+    if (!NAPI_OK(napi_get_element(env, arr, i, &el)) || !get_i64(env, el, &f[i])) return 0;
+  }
+  memset(st, 0, sizeof *st);
+  st->st_mode = (mode_t)f[0];
+  st->st_uid = (uid_t)f[1];
+  st->st_gid = (gid_t)f[2];
+  st->st_size = (off_t)f[3];
+  st->st_nlink = (nlink_t)f[4];
+  st->st_ino = (ino_t)f[5];
+  st->st_rdev = (dev_t)f[6];
+  st->st_blksize = (blksize_t)f[7];
+  st->st_blocks = (blkcnt_t)f[8];
+  st->st_atim.tv_sec = f[9];
+  st->st_atim.tv_nsec = f[10];
+  st->st_mtim.tv_sec = f[11];
+  st->st_mtim.tv_nsec = f[12];
+  st->st_ctim.tv_sec = f[13];
+  st->st_ctim.tv_nsec = f[14];
+  return 1;
+}
+
+static int parse_statfs(napi_env env, napi_value arr, struct statvfs *sv) {
+  bool is_arr = false;
+  uint32_t len = 0;
+  int64_t f[8];
+  if (!arr || !NAPI_OK(napi_is_array(env, arr, &is_arr)) || !is_arr) return 0;
+  if (!NAPI_OK(napi_get_array_length(env, arr, &len)) || len < 8) return 0;
+  for (uint32_t i = 0; i < 8; i++) {
+    napi_value el;
+    if (!NAPI_OK(napi_get_element(env, arr, i, &el)) || !get_i64(env, el, &f[i])) return 0;
+  }
+  memset(sv, 0, sizeof *sv);
+  sv->f_bsize = f[0];
+  sv->f_frsize = f[1];
+  sv->f_blocks = f[2];
+  sv->f_bfree = f[3];
+  sv->f_bavail = f[4];
+  sv->f_files = f[5];
+  sv->f_ffree = f[6];
+  sv->f_namemax = f[7];
+  return 1;
+}
+
+static int parse_names(napi_env env, napi_value names_v, napi_value modes_v, char ***names_out,
+                       uint32_t **modes_out, uint32_t *n_out) {
+  bool is_arr = false;
+  uint32_t n = 0;
+  if (!names_v || !NAPI_OK(napi_is_array(env, names_v, &is_arr)) || !is_arr) return 0;
+  if (!NAPI_OK(napi_get_array_length(env, names_v, &n))) return 0;
+  char **names = calloc(n ? n : 1, sizeof *names);
+  if (!names) return 0;
+  uint32_t *modes = NULL;
+  uint32_t n_modes = 0;
+  if (modes_v && NAPI_OK(napi_is_array(env, modes_v, &is_arr)) && is_arr &&
+      NAPI_OK(napi_get_array_length(env, modes_v, &n_modes)) && n_modes > 0) {
+    modes = calloc(n, sizeof *modes);
+    if (!modes && n) { free(names); return 0; }
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value el;
+    if (!NAPI_OK(napi_get_element(env, names_v, i, &el)) || !(names[i] = get_string(env, el))) {
+      free_names(names, n);
+      free(modes);
+      return 0;
+    }
+    if (modes && i < n_modes) {
+      napi_value m;
+      int64_t mv;
+      if (NAPI_OK(napi_get_element(env, modes_v, i, &m)) && get_i64(env, m, &mv)) modes[i] = (uint32_t)mv;
+    }
+  }
+  *names_out = names;
+  *modes_out = modes;
+  *n_out = n;
+  return 1;
+}
+
+static napi_value js_reply(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3] = {NULL, NULL, NULL};
+  void *data = NULL;
+  if (!NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, &data)) || !data) return NULL;
+  sreq *r = data;
+  pthread_mutex_lock(&r->mu);
+  int done = r->done;
+  pthread_mutex_unlock(&r->mu);
+  if (done) return NULL; /* second call, or the FUSE thread already gave up */
+
+  int err = argc > 0 ? parse_errno(env, argv[0]) : EIO;
+  struct stat st;
+  struct statvfs sv;
+  int64_t fd = -1;
+  char *str = NULL, **names = NULL;
+  uint32_t *modes = NULL, n = 0;
+  if (err == 0) {
+    switch (r->op) {
+      case OP_GETATTR:
+        if (!parse_stat(env, argc > 1 ? argv[1] : NULL, &st)) err = EIO;
+        break;
+      case OP_STATFS:
+        if (!parse_statfs(env, argc > 1 ? argv[1] : NULL, &sv)) err = EIO;
+        break;
+      case OP_OPEN:
+      case OP_CREATE:
+        if (argc < 2 || !get_i64(env, argv[1], &fd) || fd < 0 || fd > INT32_MAX) err = EIO;
+        break;
+      case OP_READLINK:
+        if (argc < 2 || !(str = get_string(env, argv[1]))) err = EIO;
+        break;
+      case OP_READDIR:
+        if (!parse_names(env, argc > 1 ? argv[1] : NULL, argc > 2 ? argv[2] : NULL, &names, &modes, &n))
+          err = EIO;
+        break;
+      default:
+        break;
+    }
+  }
+  clear_exception(env);
+
+  pthread_mutex_lock(&r->mu);
+  if (!r->done) {
+    r->done = 1;
+    r->result = -err;
+    if (err == 0) {
+      switch (r->op) {
+        case OP_GETATTR: r->st = st; break;
+        case OP_STATFS: r->sv = sv; break;
+        case OP_OPEN: case OP_CREATE: r->fd = fd; break;
+        case OP_READLINK: r->str = str; str = NULL; break;
+        case OP_READDIR:
+          r->names = names; r->modes = modes; r->n_names = n;
+          names = NULL; modes = NULL;
+          break;
+        default: break;
+      }
+    }
+    pthread_cond_signal(&r->cv);
+  }
+  pthread_mutex_unlock(&r->mu);
+  free(str);
+  free_names(names, n);
+  free(modes);
+  return NULL;
+}
+
+/* The reply function was garbage collected: fail if never answered. */
+static void reply_finalize(napi_env env, void *data, void *hint) {
+  (void)env; (void)hint;
+  sreq *r = data;
+  req_fail(r, EIO);
+  req_unref(r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Threadsafe function: JS-thread side                                        */
+
+static void handle_exit(napi_env env, mount_ctx *ctx);
+
+static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
+  (void)js_cb;
+  mount_ctx *ctx = context;
+  sreq *r = data;
+  if (r->op == OP_EXIT) {
+    if (env) handle_exit(env, ctx);
+    req_unref(r);
+    req_unref(r);
+    return;
+  }
+  if (env == NULL) { /* teardown: the queue is being drained */
+    req_fail(r, EIO);
+    req_unref(r);
+    return;
+  }
+
+  napi_handle_scope scope;
+  if (!NAPI_OK(napi_open_handle_scope(env, &scope))) { req_fail(r, EIO); req_unref(r); return; }
+
+  napi_value handlers = NULL, fn = NULL, reply = NULL, ret;
+  napi_value argv[8];
+  size_t argc = 0;
+  int ok = ctx->handlers_ref && NAPI_OK(napi_get_reference_value(env, ctx->handlers_ref, &handlers)) && handlers;
+  if (ok) {
+    fn = get_prop(env, handlers, op_names[r->op]);
+    if (value_type(env, fn) != napi_function) {
+      clear_exception(env);
+      req_fail(r, ENOSYS);
+      req_unref(r);
+      napi_close_handle_scope(env, scope);
+      return;
+    }
+  }
+  if (ok) {
+#define ARG(expr) do { napi_value v_ = (expr); if (!v_) ok = 0; else argv[argc++] = v_; } while (0)
+    switch (r->op) {
+      case OP_GETATTR: ARG(make_str_or_null(env, r->path)); ARG(make_i64(env, r->a[0])); break;
+      case OP_ACCESS: ARG(make_str_or_null(env, r->path)); ARG(make_i64(env, r->a[0])); break;
+      case OP_READDIR: case OP_UNLINK: case OP_RMDIR: case OP_READLINK: case OP_STATFS:
+        ARG(make_str_or_null(env, r->path)); break;
+      case OP_OPEN: ARG(make_str_or_null(env, r->path)); ARG(make_i64(env, r->a[0])); ARG(make_i64(env, r->a[1])); break;
+      case OP_CREATE:
+        ARG(make_str_or_null(env, r->path)); ARG(make_i64(env, r->a[0]));
+        ARG(make_i64(env, r->a[1])); ARG(make_i64(env, r->a[2]));
+        break;
+      case OP_RELEASE: ARG(make_str_or_null(env, r->path)); ARG(make_i64(env, r->a[0])); break;
+      case OP_TRUNCATE: ARG(make_str_or_null(env, r->path)); ARG(make_i64(env, r->a[0])); ARG(make_i64(env, r->a[1])); break;
+      case OP_MKDIR: ARG(make_str_or_null(env, r->path)); ARG(make_i64(env, r->a[0])); break;
+      case OP_RENAME: ARG(make_str_or_null(env, r->path)); ARG(make_str_or_null(env, r->path2)); ARG(make_i64(env, r->a[0])); break;
+      case OP_SYMLINK: case OP_LINK: ARG(make_str_or_null(env, r->path)); ARG(make_str_or_null(env, r->path2)); break;
+      case OP_CHMOD: ARG(make_str_or_null(env, r->path)); ARG(make_i64(env, r->a[0])); ARG(make_i64(env, r->a[1])); break;
+      case OP_CHOWN:
+        ARG(make_str_or_null(env, r->path)); ARG(make_i64(env, r->a[0]));
+        ARG(make_i64(env, r->a[1])); ARG(make_i64(env, r->a[2]));
+        break;
+      case OP_UTIMENS:
+        ARG(make_str_or_null(env, r->path));
+        for (int i = 0; i < 5; i++) ARG(make_i64(env, r->a[i]));
+        break;
+      default: ok = 0; break;
+    }
+#undef ARG
+  }
+  if (ok) {
+    ok = NAPI_OK(napi_create_function(env, "reply", NAPI_AUTO_LENGTH, js_reply, r, &reply));
+    if (ok && !NAPI_OK(napi_add_finalizer(env, reply, r, reply_finalize, NULL, NULL))) {
+      /* cannot track the function's lifetime: never let it see r */
+      ok = 0;
+    }
+    if (ok) argv[argc++] = reply; /* from here on the finalizer owns the JS reference */
+  }
+  if (!ok) {
+    clear_exception(env);
+    req_fail(r, EIO);
+    if (!reply) req_unref(r);
+    napi_close_handle_scope(env, scope);
+    return;
+  }
+  napi_status st = napi_call_function(env, handlers, fn, argc, argv, &ret);
+  if (st != napi_ok) {
+    clear_exception(env); /* the handler threw: EIO, keep serving */
+    req_fail(r, EIO);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void tsfn_finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  mount_ctx *ctx = data;
+  pthread_rwlock_wrlock(&ctx->tsfn_lock);
+  ctx->tsfn_alive = 0;
+  pthread_rwlock_unlock(&ctx->tsfn_lock);
+  if (ctx->handlers_ref) { napi_delete_reference(env, ctx->handlers_ref); ctx->handlers_ref = NULL; }
+  if (ctx->on_exit_ref) { napi_delete_reference(env, ctx->on_exit_ref); ctx->on_exit_ref = NULL; }
+  ctx_unref(ctx);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Unmount helpers (worker / loop thread only)                              */
+
+static int run_fusermount_unmount(const char *mp) {
+  pid_t pid;
+  char *const argv[] = {"fusermount3", "-u", "-q", "-z", "--", (char *)mp, NULL};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  int e = posix_spawnp(&pid, "fusermount3", &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (e != 0) return -e;
+  int status = 0;
+  while (waitpid(pid, &status, 0) == -1) {
+    if (errno != EINTR) return -errno;
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+static void detach_mount(const char *mp) {
+  if (geteuid() == 0) {
+    if (umount2(mp, MNT_DETACH) == 0) return;
+  }
+  run_fusermount_unmount(mp);
+}
+
+static int fd_connection_gone(int fd) {
+  struct pollfd p = {.fd = fd, .events = 0, .revents = 0};
+  return fd < 0 || (poll(&p, 1, 0) == 1 && (p.revents & POLLERR));
+}
+
+static void *loop_main(void *arg) {
+  mount_ctx *ctx = arg;
+  struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+  int res;
+  if (cfg) {
+    fuse_loop_cfg_set_clone_fd(cfg, 0);
+    fuse_loop_cfg_set_idle_threads(cfg, 10);
+    fuse_loop_cfg_set_max_threads(cfg, (unsigned)ctx->max_threads);
+    res = fuse_loop_mt(ctx->fuse, cfg);
+    fuse_loop_cfg_destroy(cfg);
+  } else {
+    res = -ENOMEM;
+  }
+
+  pthread_mutex_lock(&ctx->mu);
+  int asked = ctx->unmount_started;
+  pthread_mutex_unlock(&ctx->mu);
+
+  pthread_rwlock_wrlock(&ctx->fuse_lock);
+  int sfd = fuse_session_fd(ctx->se);
+  /* Ended on its own (error) while still mounted: detach so no dead mount stays. */
+  if (!asked && !fd_connection_gone(sfd)) detach_mount(ctx->mountpoint);
+  fuse_destroy(ctx->fuse); /* closes /dev/fuse: aborts whatever is left */
+  ctx->fuse = NULL;
+  ctx->se = NULL;
+  pthread_rwlock_unlock(&ctx->fuse_lock);
+
+  pthread_mutex_lock(&ctx->mu);
+  if (ctx->comm_fd >= 0) { close(ctx->comm_fd); ctx->comm_fd = -1; } /* lets the auto_unmount helper exit */
+  ctx->loop_done = 1;
+  ctx->loop_error = res < 0 ? -res : res;
+  pthread_cond_broadcast(&ctx->cv);
+  pthread_mutex_unlock(&ctx->mu);
+
+  sreq *ex = req_new(OP_EXIT, NULL, NULL);
+  napi_status st = napi_closing;
+  if (ex) {
+    pthread_rwlock_rdlock(&ctx->tsfn_lock);
+    if (ctx->tsfn_alive) st = napi_call_threadsafe_function(ctx->tsfn, ex, napi_tsfn_blocking);
+    pthread_rwlock_unlock(&ctx->tsfn_lock);
+    if (st != napi_ok) { req_unref(ex); req_unref(ex); }
+  }
+  ctx_unref(ctx);
+  return NULL;
+}
+
+/* JS thread: the loop thread has finished. */
+static void handle_exit(napi_env env, mount_ctx *ctx) {
+  if (ctx->exit_handled) return;
+  ctx->exit_handled = 1;
+  if (ctx->loop_started) {
+    pthread_join(ctx->loop_thread, NULL); /* it has already posted its last message */
+    ctx->loop_started = 0;
+  }
+  pthread_mutex_lock(&ctx->mu);
+  int asked = ctx->unmount_started;
+  int err = ctx->loop_error;
+  pthread_mutex_unlock(&ctx->mu);
+  if (!asked && ctx->on_exit_ref) {
+    napi_value fn, global, reason, ret;
+    char msg[256];
+    if (err) snprintf(msg, sizeof msg, "fuse loop ended with error: %s", strerror(err));
+    else snprintf(msg, sizeof msg, "unmounted");
+    if (NAPI_OK(napi_get_reference_value(env, ctx->on_exit_ref, &fn)) && fn &&
+        NAPI_OK(napi_get_global(env, &global)) &&
+        NAPI_OK(napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &reason))) {
+      napi_call_function(env, global, fn, 1, &reason, &ret);
+    }
+    clear_exception(env);
+  }
+  if (ctx->handlers_ref) { napi_delete_reference(env, ctx->handlers_ref); ctx->handlers_ref = NULL; }
+  if (ctx->on_exit_ref) { napi_delete_reference(env, ctx->on_exit_ref); ctx->on_exit_ref = NULL; }
+  /* Nothing calls the tsfn any more: release it so the process may exit. */
+  napi_release_threadsafe_function(ctx->tsfn, napi_tsfn_release);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Async work: invalidate / unmount                                          */
+
+typedef struct work {
+  mount_ctx *ctx;
+  napi_async_work aw;
+  napi_deferred deferred;
+  char **paths;
+  uint32_t n_paths;
+  int64_t count;
+  int error;
+} work;
+
+static void work_free(napi_env env, work *w) {
+  if (w->aw) napi_delete_async_work(env, w->aw);
+  free_names(w->paths, w->n_paths);
+  ctx_unref(w->ctx);
+  free(w);
+}
+
+static void invalidate_execute(napi_env env, void *data) {
+  (void)env;
+  work *w = data;
+  mount_ctx *ctx = w->ctx;
+  pthread_rwlock_rdlock(&ctx->fuse_lock);
+  for (uint32_t i = 0; i < w->n_paths && ctx->fuse; i++) {
+    pthread_mutex_lock(&ctx->mu);
+    int stop = ctx->unmount_started || ctx->loop_done;
+    pthread_mutex_unlock(&ctx->mu);
+    if (stop) break;
+    if (fuse_invalidate_path(ctx->fuse, w->paths[i]) == 0) w->count++;
+  }
+  pthread_rwlock_unlock(&ctx->fuse_lock);
+}
+
+static void invalidate_complete(napi_env env, napi_status status, void *data) {
+  (void)status;
+  work *w = data;
+  napi_value v;
+  if (NAPI_OK(napi_create_int64(env, w->count, &v))) napi_resolve_deferred(env, w->deferred, v);
+  work_free(env, w);
+}
+
+static void unmount_execute(napi_env env, void *data) {
+  (void)env;
+  work *w = data;
+  mount_ctx *ctx = w->ctx;
+  pthread_mutex_lock(&ctx->mu);
+  int first = !ctx->unmount_started && !ctx->loop_done;
+  ctx->unmount_started = 1;
+  pthread_mutex_unlock(&ctx->mu);
+
+  int rootfd = -1;
+  if (first) {
+    /* Hold the mount root open: after the lazy detach it lets us send one
+       request (fsyncdir) that wakes a worker, which then sees the session as
+       exited and ends the loop even when other processes keep the mount busy. */
+    rootfd = open(ctx->mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct statfs sfs;
+    if (rootfd >= 0 && (fstatfs(rootfd, &sfs) != 0 || (unsigned long)sfs.f_type != FUSE_SUPER_MAGIC_)) {
+      close(rootfd); /* not our mount at that path any more (unmounted from outside) */
+      rootfd = -1;
+    }
+    if (rootfd >= 0) detach_mount(ctx->mountpoint);
+    pthread_rwlock_rdlock(&ctx->fuse_lock);
+    if (ctx->se) fuse_session_exit(ctx->se);
+    pthread_rwlock_unlock(&ctx->fuse_lock);
+    if (rootfd >= 0) fsync(rootfd);
+  }
+
+  struct timespec deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  deadline.tv_sec += ctx->request_timeout_ms / 1000 + 15;
+  pthread_mutex_lock(&ctx->mu);
+  while (!ctx->loop_done) {
+    if (pthread_cond_timedwait(&ctx->cv, &ctx->mu, &deadline) == ETIMEDOUT) break;
+  }
+  if (!ctx->loop_done) w->error = ETIMEDOUT;
+  pthread_mutex_unlock(&ctx->mu);
+  if (rootfd >= 0) close(rootfd);
+}
+
+static void unmount_complete(napi_env env, napi_status status, void *data) {
+  (void)status;
+  work *w = data;
+  napi_value v;
+  if (w->error) {
+    napi_value msg;
+    char buf[512];
+    snprintf(buf, sizeof buf, "strata_fuse: unmount of %s: the FUSE loop did not end (%s)",
+             w->ctx->mountpoint, strerror(w->error));
+    if (NAPI_OK(napi_create_string_utf8(env, buf, NAPI_AUTO_LENGTH, &msg)) &&
+        NAPI_OK(napi_create_error(env, NULL, msg, &v)))
+      napi_reject_deferred(env, w->deferred, v);
+  } else if (NAPI_OK(napi_get_undefined(env, &v))) {
+    napi_resolve_deferred(env, w->deferred, v);
+  }
+  work_free(env, w);
+}
+
+static mount_ctx *get_ctx(napi_env env, napi_value v) {
+  void *p = NULL;
+  if (value_type(env, v) != napi_external || !NAPI_OK(napi_get_value_external(env, v, &p))) return NULL;
+  return p;
+}
+
+static napi_value start_work(napi_env env, mount_ctx *ctx, work *w, const char *name,
+                             napi_async_execute_callback exec, napi_async_complete_callback done) {
+  napi_value promise = NULL, res_name;
+  w->ctx = ctx;
+  __atomic_add_fetch(&ctx->refs, 1, __ATOMIC_ACQ_REL);
+  if (!NAPI_OK(napi_create_promise(env, &w->deferred, &promise)) ||
+      !NAPI_OK(napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &res_name)) ||
+      !NAPI_OK(napi_create_async_work(env, NULL, res_name, exec, done, w, &w->aw)) ||
+      !NAPI_OK(napi_queue_async_work(env, w->aw))) {
+    throw_error(env, "strata_fuse: cannot start %s", name);
+    if (w->deferred && promise) {
+      napi_value err;
+      napi_get_undefined(env, &err);
+      /* the promise was never handed out; leave it pending */
+    }
+    work_free(env, w);
+    return NULL;
+  }
+  return promise;
+}
+
+/* invalidate(handle, paths: string[]): Promise<number> */
+static napi_value js_invalidate(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2] = {NULL, NULL};
+  if (!NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL))) return NULL;
+  mount_ctx *ctx = get_ctx(env, argv[0]);
+  if (!ctx) { throw_error(env, "strata_fuse: invalid mount handle"); return NULL; }
+  work *w = calloc(1, sizeof *w);
+  if (!w) { throw_error(env, "strata_fuse: out of memory"); return NULL; }
+  uint32_t *unused = NULL;
+  if (!parse_names(env, argv[1], NULL, &w->paths, &unused, &w->n_paths)) {
+    free(w);
+    throw_error(env, "strata_fuse: invalidate() expects an array of path strings");
+    return NULL;
+  }
+  free(unused);
+  return start_work(env, ctx, w, "strata_fuse.invalidate", invalidate_execute, invalidate_complete);
+}
+
+/* unmount(handle): Promise<void> */
+static napi_value js_unmount(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1] = {NULL};
+  if (!NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL))) return NULL;
+  mount_ctx *ctx = get_ctx(env, argv[0]);
+  if (!ctx) { throw_error(env, "strata_fuse: invalid mount handle"); return NULL; }
+  work *w = calloc(1, sizeof *w);
+  if (!w) { throw_error(env, "strata_fuse: out of memory"); return NULL; }
+  return start_work(env, ctx, w, "strata_fuse.unmount", unmount_execute, unmount_complete);
+}
+
+/* ------------------------------------------------------------------------ */
+/* mount()                                                                   */
+
+static void external_finalize(napi_env env, void *data, void *hint) {
+  (void)env; (void)hint;
+  ctx_unref(data);
+}
+
+/* fuse options are comma separated; escape ',' and '\' */
+static int append_opt(char *buf, size_t cap, const char *key, const char *val) {
+  size_t n = strlen(buf);
+  if (n && n + 1 < cap) buf[n++] = ',';
+  for (const char *p = key; *p && n + 1 < cap; p++) buf[n++] = *p;
+  if (val) {
+    if (n + 1 < cap) buf[n++] = '=';
+    for (const char *p = val; *p; p++) {
+      if (*p == ',' || *p == '\\') { if (n + 1 < cap) buf[n++] = '\\'; }
+      if (n + 1 < cap) buf[n++] = *p;
+    }
+  }
+  buf[n < cap ? n : cap - 1] = 0;
+  return n + 1 < cap;
+}
+
+/* Snapshot of open fds, to find the fusermount3 auto_unmount control socket
+   that libfuse leaves open without FD_CLOEXEC (it would leak into every child). */
+#define FDSET_MAX 65536
+static unsigned char *fd_snapshot(void) {
+  unsigned char *set = calloc(FDSET_MAX / 8, 1);
+  DIR *d = set ? opendir("/proc/self/fd") : NULL;
+  if (!d) return set;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    int fd = atoi(de->d_name);
+    if (fd >= 0 && fd < FDSET_MAX) set[fd / 8] |= (unsigned char)(1u << (fd % 8));
+  }
+  closedir(d);
+  return set;
+}
+
+static int find_comm_fd(const unsigned char *before, int session_fd) {
+  unsigned char *after = fd_snapshot();
+  int found = -1;
+  if (!before || !after) { free(after); return -1; }
+  for (int fd = 0; fd < FDSET_MAX; fd++) {
+    int was = before[fd / 8] & (1u << (fd % 8)), is = after[fd / 8] & (1u << (fd % 8));
+    if (!is || was || fd == session_fd) continue;
+    int fl = fcntl(fd, F_GETFD);
+    int dom = 0, type = 0;
+    socklen_t l1 = sizeof dom, l2 = sizeof type;
+    if (fl < 0 || (fl & FD_CLOEXEC)) continue;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l1) != 0 || dom != AF_UNIX) continue;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l2) != 0 || type != SOCK_STREAM) continue;
+    fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+    found = fd;
+  }
+  free(after);
+  return found;
+}
+
+/* mount(mountpoint, handlers, options) -> external handle */
+static napi_value js_mount(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3] = {NULL, NULL, NULL};
+  if (!NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL))) return NULL;
+  if (value_type(env, argv[0]) != napi_string || value_type(env, argv[1]) != napi_object ||
+      value_type(env, argv[2]) != napi_object) {
+    throw_error(env, "strata_fuse.mount(mountpoint: string, handlers: object, options: object)");
+    return NULL;
+  }
+  napi_value opts = argv[2];
+  char *mp = get_string(env, argv[0]);
+  char *fsname = get_string(env, get_prop(env, opts, "fsname"));
+  char *subtype = get_string(env, get_prop(env, opts, "subtype"));
+  mount_ctx *ctx = calloc(1, sizeof *ctx);
+  struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+  unsigned char *fds_before = NULL;
+  napi_value result = NULL;
+  int mounted = 0;
+  clear_exception(env);
+  if (!mp || !ctx || !fsname || !*fsname) {
+    throw_error(env, !fsname || !*fsname ? "strata_fuse.mount: options.fsname is required" : "strata_fuse.mount: bad arguments");
+    goto fail;
+  }
+  ctx->refs = 1; /* the external handle, created last */
+  ctx->env = env;
+  ctx->mountpoint = mp;
+  mp = NULL;
+  ctx->comm_fd = -1;
+  ctx->entry_timeout = opt_double(env, opts, "entryTimeout", 1.0);
+  ctx->attr_timeout = opt_double(env, opts, "attrTimeout", 1.0);
+  ctx->negative_timeout = opt_double(env, opts, "negativeTimeout", 0.0);
+  ctx->kernel_cache = opt_bool(env, opts, "kernelCache", 0);
+  ctx->auto_cache = opt_bool(env, opts, "autoCache", 0);
+  ctx->use_ino = opt_bool(env, opts, "useIno", 1);
+  double rt = opt_double(env, opts, "requestTimeoutMs", 30000);
+  ctx->request_timeout_ms = rt < 1 ? 1 : rt > 3600000 ? 3600000 : (int)rt;
+  double mt = opt_double(env, opts, "maxThreads", 16);
+  ctx->max_threads = mt < 2 ? 2 : mt > 256 ? 256 : (int)mt;
+  int debug = opt_bool(env, opts, "debug", 0);
+  int allow_other = opt_bool(env, opts, "allowOther", 0);
+  int auto_unmount = opt_bool(env, opts, "autoUnmount", 1);
+  int default_perms = opt_bool(env, opts, "defaultPermissions", 0);
+  napi_value on_exit = get_prop(env, opts, "onExit");
+  pthread_mutex_init(&ctx->mu, NULL);
+  pthread_cond_init(&ctx->cv, &g_condattr);
+  pthread_rwlock_init(&ctx->tsfn_lock, NULL);
+  pthread_rwlock_init(&ctx->fuse_lock, NULL);
+
+  /* Clear errors up front, better than libfuse's log lines. */
+  struct stat mst;
+  if (stat(ctx->mountpoint, &mst) != 0) {
+    int e = errno;
+    if (e == ENOTCONN)
+      throw_error(env, "strata_fuse: cannot mount at %s: %s (a stale FUSE mount; run `fusermount3 -uz %s`)",
+                  ctx->mountpoint, strerror(e), ctx->mountpoint);
+    else
+      throw_error(env, "strata_fuse: cannot mount at %s: %s", ctx->mountpoint, strerror(e));
+    goto fail;
+  }
+  if (!S_ISDIR(mst.st_mode)) {
+    throw_error(env, "strata_fuse: cannot mount at %s: %s", ctx->mountpoint, strerror(ENOTDIR));
+    goto fail;
+  }
+
+  char o[4096] = "";
+  append_opt(o, sizeof o, "fsname", fsname);
+  if (subtype && *subtype) append_opt(o, sizeof o, "subtype", subtype);
+  if (allow_other) append_opt(o, sizeof o, "allow_other", NULL);
+  if (default_perms) append_opt(o, sizeof o, "default_permissions", NULL);
+  if (auto_unmount) append_opt(o, sizeof o, "auto_unmount", NULL);
+  if (!append_opt(o, sizeof o, "noatime", NULL)) {
+    throw_error(env, "strata_fuse: mount options too long");
+    goto fail;
+  }
+  if (fuse_opt_add_arg(&args, "strata") != 0 || fuse_opt_add_arg(&args, "-o") != 0 ||
+      fuse_opt_add_arg(&args, o) != 0 || (debug && fuse_opt_add_arg(&args, "-d") != 0)) {
+    throw_error(env, "strata_fuse: out of memory");
+    goto fail;
+  }
+
+  /* The threadsafe function (ref'd: keeps the process alive while mounted). */
+  napi_value res_name;
+  if (!NAPI_OK(napi_create_reference(env, argv[1], 1, &ctx->handlers_ref)) ||
+      (value_type(env, on_exit) == napi_function &&
+       !NAPI_OK(napi_create_reference(env, on_exit, 1, &ctx->on_exit_ref))) ||
+      !NAPI_OK(napi_create_string_utf8(env, "strata_fuse", NAPI_AUTO_LENGTH, &res_name))) {
+    throw_error(env, "strata_fuse: N-API failure");
+    goto fail;
+  }
+
+  tl_capture = 1;
+  tl_lastlog[0] = 0;
+  ctx->fuse = fuse_new(&args, &strata_ops, sizeof strata_ops, ctx);
+  if (!ctx->fuse) {
+    tl_capture = 0;
+    throw_error(env, "strata_fuse: fuse_new failed for %s: %s", ctx->mountpoint,
+                tl_lastlog[0] ? tl_lastlog : "invalid options");
+    goto fail;
+  }
+  ctx->se = fuse_get_session(ctx->fuse);
+  if (auto_unmount) fds_before = fd_snapshot();
+  errno = 0;
+  if (fuse_mount(ctx->fuse, ctx->mountpoint) != 0) {
+    int e = errno;
+    tl_capture = 0;
+    throw_error(env, "strata_fuse: cannot mount at %s: %s", ctx->mountpoint,
+                tl_lastlog[0] ? tl_lastlog : e ? strerror(e) : "mount failed");
+    goto fail;
+  }
+  tl_capture = 0;
+  mounted = 1;
+  if (auto_unmount) ctx->comm_fd = find_comm_fd(fds_before, fuse_session_fd(ctx->se));
+
+  if (!NAPI_OK(napi_create_threadsafe_function(env, NULL, NULL, res_name, 0, 1, ctx, tsfn_finalize,
+                                               ctx, call_js, &ctx->tsfn))) {
+    throw_error(env, "strata_fuse: cannot create threadsafe function");
+    goto fail;
+  }
+  ctx->tsfn_alive = 1;
+  __atomic_add_fetch(&ctx->refs, 1, __ATOMIC_ACQ_REL); /* tsfn */
+
+  /* Loop thread with all signals blocked (workers inherit the mask). */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  __atomic_add_fetch(&ctx->refs, 1, __ATOMIC_ACQ_REL); /* loop thread */
+  int e = pthread_create(&ctx->loop_thread, NULL, loop_main, ctx);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (e != 0) {
+    __atomic_sub_fetch(&ctx->refs, 1, __ATOMIC_ACQ_REL);
+    throw_error(env, "strata_fuse: cannot start loop thread: %s", strerror(e));
+    /* tsfn: abort it; its finalizer drops its reference */
+    pthread_rwlock_wrlock(&ctx->tsfn_lock);
+    ctx->tsfn_alive = 0;
+    pthread_rwlock_unlock(&ctx->tsfn_lock);
+    napi_release_threadsafe_function(ctx->tsfn, napi_tsfn_abort);
+    ctx->handlers_ref = NULL; /* deleted by the tsfn finalizer */
+    ctx->on_exit_ref = NULL;
+    goto fail_tsfn;
+  }
+  ctx->loop_started = 1;
+
+  if (!NAPI_OK(napi_create_external(env, ctx, external_finalize, NULL, &result))) {
+    /* cannot hand it out: unmount in the background */
+    result = NULL;
+    throw_error(env, "strata_fuse: N-API failure");
+    __atomic_add_fetch(&ctx->refs, 1, __ATOMIC_ACQ_REL);
+    work *w = calloc(1, sizeof *w);
+    if (w) start_work(env, ctx, w, "strata_fuse.unmount", unmount_execute, unmount_complete);
+    ctx_unref(ctx);
+  }
+  free(fds_before);
+  free(fsname);
+  free(subtype);
+  fuse_opt_free_args(&args);
+  return result;
+
+fail:
+  if (ctx && ctx->handlers_ref) napi_delete_reference(env, ctx->handlers_ref);
+  if (ctx && ctx->on_exit_ref) napi_delete_reference(env, ctx->on_exit_ref);
+fail_tsfn:
+  tl_capture = 0;
+  if (ctx && ctx->fuse) {
+    if (mounted) detach_mount(ctx->mountpoint);
+    fuse_destroy(ctx->fuse);
+    ctx->fuse = NULL;
+  }
+  if (ctx && ctx->comm_fd >= 0) close(ctx->comm_fd);
+  free(fds_before);
+  free(mp);
+  free(fsname);
+  free(subtype);
+  fuse_opt_free_args(&args);
+  if (ctx) {
+    if (ctx->refs == 0) ctx->refs = 1;
+    ctx_unref(ctx);
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static napi_value init_module(napi_env env, napi_value exports) {
+  static int once;
+  if (!once) {
+    once = 1;
+    pthread_condattr_init(&g_condattr);
+    pthread_condattr_setclock(&g_condattr, CLOCK_MONOTONIC);
+    fuse_set_log_func(strata_log);
+  }
+  napi_value fn, v;
+  struct { const char *name; napi_callback cb; } fns[] = {
+    {"mount", js_mount}, {"invalidate", js_invalidate}, {"unmount", js_unmount}};
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+    if (!NAPI_OK(napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].cb, NULL, &fn)) ||
+        !NAPI_OK(napi_set_named_property(env, exports, fns[i].name, fn)))
+      return NULL;
+  }
+  if (!NAPI_OK(napi_create_int64(env, UTIME_NOW, &v)) ||
+      !NAPI_OK(napi_set_named_property(env, exports, "UTIME_NOW", v)) ||
+      !NAPI_OK(napi_create_int64(env, UTIME_OMIT, &v)) ||
+      !NAPI_OK(napi_set_named_property(env, exports, "UTIME_OMIT", v)))
+    return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init_module)

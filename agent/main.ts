@@ -1,0 +1,49 @@
+/**
+ * The agent process: `node dist/agent.js` (normally started by `strata agent start`). Serves the
+ * views over FUSE and the control socket; unmounts cleanly on SIGTERM and SIGINT.
+ */
+import { Agent } from './agent';
+import { ControlServer } from './server';
+import { socketPath, strataHome } from './paths';
+
+function log(msg: string): void {
+  process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
+}
+
+async function main(): Promise<void> {
+  const home = strataHome();
+  const sock = socketPath(home);
+  const cacheTimeout = process.env.STRATA_CACHE_TIMEOUT ? Number(process.env.STRATA_CACHE_TIMEOUT) : undefined;
+  const agent = new Agent({ home, socket: sock, log, cacheTimeout });
+  const server = new ControlServer(agent, sock, log);
+
+  let stopping = false;
+  const stop = async (why: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log(`[agent] stopping (${why})`);
+    server.close();
+    await agent.stop();
+    log('[agent] stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGHUP', () => void stop('SIGHUP'));
+  // An exception escaping would kill the process and leave every view answering ENOTCONN.
+  process.on('uncaughtException', (e) => log(`[agent] uncaught: ${e.stack ?? e}`));
+  process.on('unhandledRejection', (e) => log(`[agent] unhandled rejection: ${(e as Error)?.stack ?? e}`));
+  server.onStop(() => void stop('agent.stop'));
+
+  // A second agent on the same home must fail before it touches any mount.
+  await server.claim();
+  await agent.start();
+  await server.listen();
+  log(`[agent] pid ${process.pid} serving ${sock} for ${home}`);
+  if (process.send) process.send('ready');
+}
+
+main().catch((e) => {
+  log(`[agent] failed to start: ${(e as Error).message}`);
+  process.exit(1);
+});

@@ -1,0 +1,31 @@
+import * as crypto from 'crypto';
+import * as os from 'os';
+import * as path from 'path';
+
+/** $STRATA_HOME, else the XDG data directory's strata/ (~/.local/share/strata). */
+export function strataHome(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.STRATA_HOME) return path.resolve(env.STRATA_HOME);
+  const data = env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share');
+  return path.join(data, 'strata');
+}
+
+/**
+ * The per-user, per-home runtime directory (0700) for the socket and pid file. Kept short: a Unix
+ * socket path must fit in 108 bytes, and STRATA_HOME may be deep.
+ */
+export function runtimeDir(home: string, env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_RUNTIME_DIR || os.tmpdir();
+  const uid = process.getuid ? process.getuid() : 0;
+  const id = crypto.createHash('sha256').update(home).digest('hex').slice(0, 12);
+  return path.join(base, `strata-${uid}-${id}`);
+}
+
+export function socketPath(home: string, env: NodeJS.ProcessEnv = process.env): string {
+  return path.join(runtimeDir(home, env), 'agent.sock');
+}
+
+/** Where `view add BASE --at` puts nothing by default: mountpoints live beside the base. */
+export function isInside(child: string, parent: string): boolean {
+  const rel = path.relative(parent, child);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}

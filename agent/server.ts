@@ -1,0 +1,171 @@
+/**
+ * The control socket: newline-delimited JSON, one request per line, validated by protocol/ before
+ * dispatch. The socket lives in a 0700 directory and is itself 0600.
+ */
+import * as fs from 'fs';
+import * as net from 'net';
+import * as path from 'path';
+import { MAX_CONTROL_MESSAGE, Method, Params, Request, Response, StateEvent, checkRequest } from '../protocol';
+import { Agent } from './agent';
+import { toErrorInfo } from './errors';
+
+type Handler<M extends Method> = (p: Params<M>, conn: Conn) => Promise<unknown> | unknown;
+
+interface Conn {
+  socket: net.Socket;
+  subscribed: boolean;
+  send(msg: Response | StateEvent): void;
+}
+
+export class ControlServer {
+  private server: net.Server | null = null;
+  private conns = new Set<Conn>();
+  private stopHandler: () => void = () => {};
+  private handlers: { [M in Method]: Handler<M> };
+
+  constructor(private readonly agent: Agent, private readonly socketPath: string, private readonly log: (m: string) => void) {
+    const a = agent;
+    this.handlers = {
+      'status': () => a.status(),
+      'layer.list': () => a.listLayers(),
+      'layer.show': (p) => a.showLayer(p.name),
+      'layer.create': (p) => a.createLayer(p),
+      'layer.rm': (p) => a.removeLayer(p.name),
+      'layer.map': (p) => a.mapPath(p.name, p.original, p.destination),
+      'layer.unmap': (p) => a.unmapPath(p.name, p.original),
+      'layer.exclude': (p) => a.addExclude(p.name, p.path),
+      'layer.hide': (p) => a.addDelete(p.name, p.path),
+      'layer.update': (p) => a.updateLayer(p.name, p.spec),
+      'layer.validate': (p) => a.validateSpec(p.spec),
+      'layer.reset': (p) => a.resetLayer(p.name),
+      'layer.export': (p) => a.exportLayer(p.name, p.file),
+      'layer.import': (p) => a.importLayer(p.file),
+      'view.add': (p) => a.addView(p.base, p.at),
+      'view.list': () => a.listViews(),
+      'view.rm': (p) => a.removeView(p.base),
+      'activate': (p) => a.activate(p.names),
+      'deactivate': (p) => a.deactivate(p.names, p.force ?? false),
+      'swap': (p) => a.swap(p.old, p.new),
+      'subscribe': (_p, conn) => {
+        conn.subscribed = true;
+        return a.status();
+      },
+      'agent.stop': () => {
+        setImmediate(() => this.stopHandler());
+        return { stopping: true };
+      },
+    };
+    agent.onChange((reason) => void this.broadcast(reason));
+  }
+
+  onStop(fn: () => void): void {
+    this.stopHandler = fn;
+  }
+
+  /** Fail when another agent serves this home; remove a socket left by a killed one. */
+  async claim(): Promise<void> {
+    const dir = path.dirname(this.socketPath);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    fs.chmodSync(dir, 0o700);
+    if (fs.existsSync(this.socketPath)) {
+      if (await isAlive(this.socketPath)) {
+        throw new Error(`another agent is already serving ${this.socketPath}`);
+      }
+      fs.unlinkSync(this.socketPath);
+    }
+  }
+
+  async listen(): Promise<void> {
+    const server = net.createServer((s) => this.accept(s));
+    this.server = server;
+    const old = process.umask(0o177);
+    try {
+      await new Promise<void>((res, rej) => {
+        server.once('error', rej);
+        server.listen(this.socketPath, () => res());
+      });
+    } finally {
+      process.umask(old);
+    }
+    fs.chmodSync(this.socketPath, 0o600);
+  }
+
+  close(): void {
+    for (const c of this.conns) c.socket.destroy();
+    this.server?.close();
+    try {
+      fs.unlinkSync(this.socketPath);
+    } catch {
+      /* already gone */
+    }
+  }
+
+  private accept(socket: net.Socket): void {
+    const conn: Conn = {
+      socket,
+      subscribed: false,
+      send: (msg) => {
+        if (!socket.destroyed) socket.write(JSON.stringify(msg) + '\n');
+      },
+    };
+    this.conns.add(conn);
+    let buf = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line.trim()) void this.handleLine(conn, line);
+      }
+      if (buf.length > MAX_CONTROL_MESSAGE) {
+        conn.send({ id: -1, ok: false, error: { code: 'E_TOO_LARGE', message: `message exceeds ${MAX_CONTROL_MESSAGE} bytes; connection closed` } });
+        socket.end();
+        buf = '';
+      }
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => this.conns.delete(conn));
+  }
+
+  private async handleLine(conn: Conn, line: string): Promise<void> {
+    const checked = checkRequest(line);
+    if (!checked.ok) {
+      conn.send({ id: checked.id ?? -1, ok: false, error: checked.error });
+      return;
+    }
+    const req: Request = checked.value;
+    try {
+      const handler = this.handlers[req.method] as Handler<Method>;
+      const result = await handler(req.params, conn);
+      conn.send({ id: req.id, ok: true, result });
+    } catch (e) {
+      const info = toErrorInfo(e);
+      if (info.code === 'E_INTERNAL') this.log(`[control] ${req.method} failed: ${(e as Error).stack ?? e}`);
+      conn.send({ id: req.id, ok: false, error: info });
+    }
+  }
+
+  private async broadcast(reason: string): Promise<void> {
+    const subs = [...this.conns].filter((c) => c.subscribed);
+    if (!subs.length) return;
+    try {
+      const status = await this.agent.status();
+      for (const c of subs) c.send({ event: 'state', reason, status });
+    } catch (e) {
+      this.log(`[control] could not build status for subscribers: ${(e as Error).message}`);
+    }
+  }
+}
+
+function isAlive(socketPath: string): Promise<boolean> {
+  return new Promise((res) => {
+    const s = net.connect(socketPath);
+    s.once('connect', () => {
+      s.destroy();
+      res(true);
+    });
+    s.once('error', () => res(false));
+  });
+}

@@ -1,0 +1,20 @@
+// Bundles the agent, the CLI and the tests with esbuild; type checking is tsc's job (npm test).
+import { build } from 'esbuild';
+import { readdirSync, existsSync, chmodSync } from 'fs';
+import { join } from 'path';
+
+const common = { bundle: true, platform: 'node', format: 'cjs', target: 'node20', sourcemap: 'linked', logLevel: 'warning', external: ['*.node', 'vscode'] };
+
+function tests(dir) {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? tests(join(dir, e.name)) : e.name.endsWith('.test.ts') ? [join(dir, e.name)] : []);
+}
+
+await Promise.all([
+  build({ ...common, entryPoints: { agent: 'agent/main.ts', cli: 'agent/cli.ts' }, outdir: 'dist' }),
+  build({ ...common, entryPoints: tests('test'), outdir: 'dist/test', outbase: 'test' }),
+  existsSync('bench/fs.ts') ? build({ ...common, entryPoints: { bench: 'bench/fs.ts' }, outdir: 'dist' }) : null,
+  existsSync('agent/demo.ts') ? build({ ...common, entryPoints: { demo: 'agent/demo.ts' }, outdir: 'dist' }) : null,
+]);
+chmodSync('dist/cli.js', 0o755);

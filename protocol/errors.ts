@@ -1,0 +1,38 @@
+/**
+ * Stable error codes. Every error that crosses a boundary (socket, CLI, extension) carries one of
+ * these, a message naming what failed, and where useful a hint saying what to do next.
+ */
+export const ErrorCodes = [
+  'E_BAD_REQUEST', // a message failed validation
+  'E_UNKNOWN_METHOD',
+  'E_TOO_LARGE', // a message over the size limit
+  'E_LAYER_INVALID', // layer.json failed validation
+  'E_LAYER_FORMAT', // layer.json written by a newer Strata
+  'E_LAYER_EXISTS',
+  'E_LAYER_UNKNOWN',
+  'E_LAYER_BUSY', // files of the layer are open
+  'E_LAYER_ACTIVE', // operation needs the layer inactive
+  'E_MAPPING_ESCAPE', // a destination escapes the layer
+  'E_MAPPING_UNKNOWN',
+  'E_VIEW_EXISTS',
+  'E_VIEW_UNKNOWN',
+  'E_VIEW_INVALID', // base or mountpoint unusable
+  'E_MOUNT_FAILED',
+  'E_NATIVE_MISSING', // the FUSE addon is not built
+  'E_ARCHIVE', // export/import problem
+  'E_AGENT_UNAVAILABLE', // cannot reach or start the agent
+  'E_IO',
+  'E_INTERNAL',
+] as const;
+export type ErrorCode = (typeof ErrorCodes)[number];
+
+export interface ErrorInfo {
+  code: ErrorCode;
+  message: string;
+  /** What the user can do about it. */
+  hint?: string;
+}
+
+export function isErrorCode(v: unknown): v is ErrorCode {
+  return typeof v === 'string' && (ErrorCodes as readonly string[]).includes(v);
+}
