@@ -11,11 +11,12 @@ import { constants as osc } from 'os';
 import type { FuseHandlers, StatTuple } from './native';
 import { UTIME_NOW, UTIME_OMIT } from './native';
 import {
-  Resolution, Resolver, Source, SourceListing, WHITEOUT_PREFIX, baseName, isUnder, joinRel, mergeListings, parentOf, sourcesFor,
+  Resolution, Resolver, Source, SourceListing, WHITEOUT_PREFIX, baseName, isUnder, mergeListings, parentOf, sourcesFor,
 } from './resolver';
 import { LayerMarks } from './marks';
 
-const { O_ACCMODE, O_RDONLY, O_TRUNC, O_CREAT } = fs.constants;
+const { O_RDONLY, O_TRUNC, O_CREAT } = fs.constants;
+const O_ACCMODE = 3;
 const errno = osc.errno as Record<string, number>;
 const E = (name: string): number => errno[name] ?? errno.EIO;
 

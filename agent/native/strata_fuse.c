@@ -18,6 +18,7 @@
  */
 #define _GNU_SOURCE
 #include <fuse.h>
+#include <fuse_lowlevel.h>
 #include <node_api.h>
 
 #include <dirent.h>
@@ -36,14 +37,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 extern char **environ;
-
-#define FUSE_SUPER_MAGIC_ 0x65735546
 
 /* ------------------------------------------------------------------------ */
 /* libfuse log capture: errors during mount() go into the thrown Error.      */
@@ -95,6 +93,9 @@ typedef struct mount_ctx {
   int loop_error;
   int exit_handled;
   int comm_fd; /* fusermount3 auto_unmount control socket, or -1 */
+  pid_t helper_pid; /* that fusermount3 process (our child; reaped after unmount), or 0 */
+  int have_dev; /* device of our mount, from /proc/self/mountinfo */
+  unsigned dev_major, dev_minor;
 
   /* JS side (main thread only) */
   napi_ref handlers_ref;
@@ -246,7 +247,11 @@ static int simple_call(int op, const char *p1, const char *p2, int64_t a0, int64
   return res;
 }
 
-static int64_t fi_fd(struct fuse_file_info *fi) { return fi ? (int64_t)(int)fi->fh : -1; }
+/* fi->fh is an fd that JS gave us, except for directory handles (libfuse's own
+   pointers), which must never reach JS as an fd. */
+static int64_t fi_fd(struct fuse_file_info *fi) {
+  return fi && fi->fh <= (uint64_t)INT32_MAX ? (int64_t)fi->fh : -1;
+}
 
 /* ------------------------------------------------------------------------ */
 /* FUSE operations                                                           */
@@ -267,11 +272,28 @@ static int op_access(const char *path, int mask) {
   return simple_call(OP_ACCESS, path, NULL, mask, 0, 0, 0, 0, 0);
 }
 
+/* nullpath_ok hides the path from readdir: opendir keeps a copy in fi->fh. */
+static int op_opendir(const char *path, struct fuse_file_info *fi) {
+  char *copy = strdup(path ? path : "/");
+  if (!copy) return -ENOMEM;
+  fi->fh = (uint64_t)(uintptr_t)copy;
+  return 0;
+}
+
+static int op_releasedir(const char *path, struct fuse_file_info *fi) {
+  (void)path;
+  free((char *)(uintptr_t)fi->fh);
+  fi->fh = 0;
+  return 0;
+}
+
 static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
                       struct fuse_file_info *fi, enum fuse_readdir_flags flags) {
-  (void)off; (void)fi; (void)flags;
+  (void)off; (void)flags;
   mount_ctx *ctx = cur_ctx();
   if (!ctx) return -EIO;
+  if (!path && fi && fi->fh) path = (const char *)(uintptr_t)fi->fh;
+  if (!path) return -EIO;
   sreq *r = req_new(OP_READDIR, path, NULL);
   if (!r) return -ENOMEM;
   int res = req_call(ctx, r);
@@ -438,6 +460,8 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg) {
   cfg->kernel_cache = ctx->kernel_cache;
   cfg->auto_cache = ctx->auto_cache;
   if (conn->max_write < (1u << 20)) conn->max_write = 1u << 20; /* libfuse clamps to its buffer */
+  if (getenv("SPW")) conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+  if (getenv("NOSPR")) conn->want &= ~FUSE_CAP_SPLICE_READ;
   return ctx;
 }
 
@@ -458,7 +482,9 @@ static const struct fuse_operations strata_ops = {
   .flush = op_flush,
   .release = op_release,
   .fsync = op_fsync,
+  .opendir = op_opendir,
   .readdir = op_readdir,
+  .releasedir = op_releasedir,
   .fsyncdir = op_fsyncdir,
   .init = op_init,
   .access = op_access,
@@ -756,6 +782,7 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
   napi_value handlers = NULL, fn = NULL, reply = NULL, ret;
   napi_value argv[8];
   size_t argc = 0;
+  int fn_owns = 0; /* the reply function's finalizer owns the JS-side reference */
   int ok = ctx->handlers_ref && NAPI_OK(napi_get_reference_value(env, ctx->handlers_ref, &handlers)) && handlers;
   if (ok) {
     fn = get_prop(env, handlers, op_names[r->op]);
@@ -799,16 +826,13 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
   }
   if (ok) {
     ok = NAPI_OK(napi_create_function(env, "reply", NAPI_AUTO_LENGTH, js_reply, r, &reply));
-    if (ok && !NAPI_OK(napi_add_finalizer(env, reply, r, reply_finalize, NULL, NULL))) {
-      /* cannot track the function's lifetime: never let it see r */
-      ok = 0;
-    }
-    if (ok) argv[argc++] = reply; /* from here on the finalizer owns the JS reference */
+    if (ok) ok = fn_owns = NAPI_OK(napi_add_finalizer(env, reply, r, reply_finalize, NULL, NULL));
+    if (ok) argv[argc++] = reply;
   }
   if (!ok) {
     clear_exception(env);
     req_fail(r, EIO);
-    if (!reply) req_unref(r);
+    if (!fn_owns) req_unref(r);
     napi_close_handle_scope(env, scope);
     return;
   }
@@ -833,6 +857,43 @@ static void tsfn_finalize(napi_env env, void *data, void *hint) {
 
 /* ------------------------------------------------------------------------ */
 /* Unmount helpers (worker / loop thread only)                              */
+
+/* Device numbers of the topmost mount at mp (mountinfo paths escape ' ', \t, \n, \\ as octal). */
+static int mountinfo_dev(const char *mp, unsigned *maj, unsigned *min) {
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (!f) return 0;
+  char *line = NULL;
+  size_t cap = 0;
+  int found = 0;
+  while (getline(&line, &cap, f) > 0) {
+    unsigned a, b;
+    int off = 0;
+    if (sscanf(line, "%*u %*u %u:%u %*s %n", &a, &b, &off) != 2 || off == 0) continue;
+    char path[4096];
+    size_t n = 0;
+    for (const char *p = line + off; *p && *p != ' ' && *p != '\n' && n + 1 < sizeof path; p++) {
+      if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' && p[3] <= '7') {
+        path[n++] = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+        p += 3;
+      } else {
+        path[n++] = *p;
+      }
+    }
+    path[n] = 0;
+    if (strcmp(path, mp) == 0) { *maj = a; *min = b; found = 1; }
+  }
+  free(line);
+  fclose(f);
+  return found;
+}
+
+/* Is the directory open as fd the root of our mount? (asks the kernel only, not the daemon) */
+static int fd_is_our_root(mount_ctx *ctx, int fd) {
+  struct statx stx;
+  if (!ctx->have_dev) return 1;
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) != 0) return 0;
+  return stx.stx_dev_major == ctx->dev_major && stx.stx_dev_minor == ctx->dev_minor;
+}
 
 static int run_fusermount_unmount(const char *mp) {
   pid_t pid;
@@ -860,6 +921,17 @@ static void detach_mount(const char *mp) {
 static int fd_connection_gone(int fd) {
   struct pollfd p = {.fd = fd, .events = 0, .revents = 0};
   return fd < 0 || (poll(&p, 1, 0) == 1 && (p.revents & POLLERR));
+}
+
+/* libfuse never waits for the auto_unmount fusermount3 helper: reap it once it
+   has seen the control socket close, so no zombie stays per mount. */
+static void reap_helper(pid_t pid) {
+  if (pid <= 0) return;
+  for (int i = 0; i < 500; i++) {
+    pid_t r = waitpid(pid, NULL, WNOHANG);
+    if (r == pid || (r == -1 && errno != EINTR)) return;
+    usleep(10000);
+  }
 }
 
 static void *loop_main(void *arg) {
@@ -891,6 +963,12 @@ static void *loop_main(void *arg) {
 
   pthread_mutex_lock(&ctx->mu);
   if (ctx->comm_fd >= 0) { close(ctx->comm_fd); ctx->comm_fd = -1; } /* lets the auto_unmount helper exit */
+  pid_t helper = ctx->helper_pid;
+  ctx->helper_pid = 0;
+  pthread_mutex_unlock(&ctx->mu);
+  reap_helper(helper);
+
+  pthread_mutex_lock(&ctx->mu);
   ctx->loop_done = 1;
   ctx->loop_error = res < 0 ? -res : res;
   pthread_cond_broadcast(&ctx->cv);
@@ -996,8 +1074,7 @@ static void unmount_execute(napi_env env, void *data) {
        request (fsyncdir) that wakes a worker, which then sees the session as
        exited and ends the loop even when other processes keep the mount busy. */
     rootfd = open(ctx->mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    struct statfs sfs;
-    if (rootfd >= 0 && (fstatfs(rootfd, &sfs) != 0 || (unsigned long)sfs.f_type != FUSE_SUPER_MAGIC_)) {
+    if (rootfd >= 0 && !fd_is_our_root(ctx, rootfd)) {
       close(rootfd); /* not our mount at that path any more (unmounted from outside) */
       rootfd = -1;
     }
@@ -1054,12 +1131,7 @@ static napi_value start_work(napi_env env, mount_ctx *ctx, work *w, const char *
       !NAPI_OK(napi_create_async_work(env, NULL, res_name, exec, done, w, &w->aw)) ||
       !NAPI_OK(napi_queue_async_work(env, w->aw))) {
     throw_error(env, "strata_fuse: cannot start %s", name);
-    if (w->deferred && promise) {
-      napi_value err;
-      napi_get_undefined(env, &err);
-      /* the promise was never handed out; leave it pending */
-    }
-    work_free(env, w);
+    work_free(env, w); /* the promise was never handed out */
     return NULL;
   }
   return promise;
@@ -1136,6 +1208,46 @@ static unsigned char *fd_snapshot(void) {
   return set;
 }
 
+/* Our children named fusermount3 (from /proc/<pid>/stat). */
+#define MAX_KIDS 64
+static int list_fusermount_children(pid_t *out) {
+  DIR *d = opendir("/proc");
+  int n = 0;
+  pid_t self = getpid();
+  if (!d) return 0;
+  struct dirent *de;
+  while ((de = readdir(d)) && n < MAX_KIDS) {
+    char fn[300], buf[512];
+    if (de->d_name[0] < '1' || de->d_name[0] > '9') continue;
+    snprintf(fn, sizeof fn, "/proc/%s/stat", de->d_name);
+    int fd = open(fn, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    ssize_t len = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (len <= 0) continue;
+    buf[len] = 0;
+    char *lp = strchr(buf, '('), *rp = strrchr(buf, ')');
+    int ppid = 0;
+    if (!lp || !rp || sscanf(rp + 1, " %*c %d", &ppid) != 1 || ppid != self) continue;
+    if ((size_t)(rp - lp - 1) == strlen("fusermount3") && strncmp(lp + 1, "fusermount3", rp - lp - 1) == 0)
+      out[n++] = (pid_t)atoi(de->d_name);
+  }
+  closedir(d);
+  return n;
+}
+
+static pid_t find_helper(const pid_t *before, int n_before) {
+  pid_t after[MAX_KIDS];
+  int n = list_fusermount_children(after);
+  pid_t found = 0;
+  for (int i = 0; i < n; i++) {
+    int old = 0;
+    for (int j = 0; j < n_before; j++) old |= before[j] == after[i];
+    if (!old) found = after[i];
+  }
+  return found;
+}
+
 static int find_comm_fd(const unsigned char *before, int session_fd) {
   unsigned char *after = fd_snapshot();
   int found = -1;
@@ -1182,8 +1294,16 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   }
   ctx->refs = 1; /* the external handle, created last */
   ctx->env = env;
-  ctx->mountpoint = mp;
-  mp = NULL;
+  ctx->mountpoint = realpath(mp, NULL); /* mountinfo and umount want the canonical path */
+  if (!ctx->mountpoint) {
+    int e = errno;
+    if (e == ENOTCONN)
+      throw_error(env, "strata_fuse: cannot mount at %s: %s (a stale FUSE mount; run `fusermount3 -uz %s`)",
+                  mp, strerror(e), mp);
+    else
+      throw_error(env, "strata_fuse: cannot mount at %s: %s", mp, strerror(e));
+    goto fail;
+  }
   ctx->comm_fd = -1;
   ctx->entry_timeout = opt_double(env, opts, "entryTimeout", 1.0);
   ctx->attr_timeout = opt_double(env, opts, "attrTimeout", 1.0);
@@ -1207,17 +1327,8 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
 
   /* Clear errors up front, better than libfuse's log lines. */
   struct stat mst;
-  if (stat(ctx->mountpoint, &mst) != 0) {
-    int e = errno;
-    if (e == ENOTCONN)
-      throw_error(env, "strata_fuse: cannot mount at %s: %s (a stale FUSE mount; run `fusermount3 -uz %s`)",
-                  ctx->mountpoint, strerror(e), ctx->mountpoint);
-    else
-      throw_error(env, "strata_fuse: cannot mount at %s: %s", ctx->mountpoint, strerror(e));
-    goto fail;
-  }
-  if (!S_ISDIR(mst.st_mode)) {
-    throw_error(env, "strata_fuse: cannot mount at %s: %s", ctx->mountpoint, strerror(ENOTDIR));
+  if (stat(ctx->mountpoint, &mst) != 0 || !S_ISDIR(mst.st_mode)) {
+    throw_error(env, "strata_fuse: cannot mount at %s: %s", mp, strerror(ENOTDIR));
     goto fail;
   }
 
@@ -1227,7 +1338,7 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   if (allow_other) append_opt(o, sizeof o, "allow_other", NULL);
   if (default_perms) append_opt(o, sizeof o, "default_permissions", NULL);
   if (auto_unmount) append_opt(o, sizeof o, "auto_unmount", NULL);
-  if (!append_opt(o, sizeof o, "noatime", NULL)) {
+  if (strlen(o) + 2 >= sizeof o) {
     throw_error(env, "strata_fuse: mount options too long");
     goto fail;
   }
@@ -1257,7 +1368,12 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
     goto fail;
   }
   ctx->se = fuse_get_session(ctx->fuse);
-  if (auto_unmount) fds_before = fd_snapshot();
+  pid_t kids_before[MAX_KIDS];
+  int n_kids_before = 0;
+  if (auto_unmount) {
+    fds_before = fd_snapshot();
+    n_kids_before = list_fusermount_children(kids_before);
+  }
   errno = 0;
   if (fuse_mount(ctx->fuse, ctx->mountpoint) != 0) {
     int e = errno;
@@ -1268,7 +1384,11 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   }
   tl_capture = 0;
   mounted = 1;
-  if (auto_unmount) ctx->comm_fd = find_comm_fd(fds_before, fuse_session_fd(ctx->se));
+  ctx->have_dev = mountinfo_dev(ctx->mountpoint, &ctx->dev_major, &ctx->dev_minor);
+  if (auto_unmount) {
+    ctx->comm_fd = find_comm_fd(fds_before, fuse_session_fd(ctx->se));
+    if (ctx->comm_fd >= 0) ctx->helper_pid = find_helper(kids_before, n_kids_before);
+  }
 
   if (!NAPI_OK(napi_create_threadsafe_function(env, NULL, NULL, res_name, 0, 1, ctx, tsfn_finalize,
                                                ctx, call_js, &ctx->tsfn))) {
@@ -1293,9 +1413,7 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
     ctx->tsfn_alive = 0;
     pthread_rwlock_unlock(&ctx->tsfn_lock);
     napi_release_threadsafe_function(ctx->tsfn, napi_tsfn_abort);
-    ctx->handlers_ref = NULL; /* deleted by the tsfn finalizer */
-    ctx->on_exit_ref = NULL;
-    goto fail_tsfn;
+    goto fail_tsfn; /* refs are deleted by the tsfn finalizer */
   }
   ctx->loop_started = 1;
 
@@ -1303,12 +1421,12 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
     /* cannot hand it out: unmount in the background */
     result = NULL;
     throw_error(env, "strata_fuse: N-API failure");
-    __atomic_add_fetch(&ctx->refs, 1, __ATOMIC_ACQ_REL);
     work *w = calloc(1, sizeof *w);
     if (w) start_work(env, ctx, w, "strata_fuse.unmount", unmount_execute, unmount_complete);
-    ctx_unref(ctx);
+    ctx_unref(ctx); /* the handle that was never created */
   }
   free(fds_before);
+  free(mp);
   free(fsname);
   free(subtype);
   fuse_opt_free_args(&args);
@@ -1324,7 +1442,10 @@ fail_tsfn:
     fuse_destroy(ctx->fuse);
     ctx->fuse = NULL;
   }
-  if (ctx && ctx->comm_fd >= 0) close(ctx->comm_fd);
+  if (ctx && ctx->comm_fd >= 0) {
+    close(ctx->comm_fd);
+    reap_helper(ctx->helper_pid);
+  }
   free(fds_before);
   free(mp);
   free(fsname);

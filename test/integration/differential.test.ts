@@ -1,0 +1,142 @@
+/**
+ * Differential check: seeded random file operations applied through a Strata view (with a layer
+ * active, so copy-up, whiteouts and merged listings are all exercised) and to a plain directory
+ * holding the same starting tree must give identical results and identical trees.
+ */
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import { Env, makeEnv, writeTree } from './helpers';
+
+const OPS = Number(process.env.STRATA_DIFF_OPS ?? 10000);
+const SEED = Number(process.env.STRATA_DIFF_SEED ?? 20261125);
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+type Outcome = string;
+
+function attempt(fn: () => unknown): Outcome {
+  try {
+    const v = fn();
+    return 'ok:' + (v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v));
+  } catch (e) {
+    return 'err:' + ((e as NodeJS.ErrnoException).code ?? String(e));
+  }
+}
+
+/** mv semantics: rename, or copy and delete when the file system says EXDEV (as overlayfs does). */
+function move(from: string, to: string): void {
+  try {
+    fs.renameSync(from, to);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
+    fs.cpSync(from, to, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true, force: true });
+    fs.rmSync(from, { recursive: true });
+  }
+}
+
+function snapshot(root: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string): void => {
+    const names = fs.readdirSync(path.join(root, rel)).sort();
+    for (const n of names) {
+      const r = rel ? `${rel}/${n}` : n;
+      const p = path.join(root, r);
+      const st = fs.lstatSync(p);
+      const mode = (st.mode & 0o7777).toString(8);
+      if (st.isSymbolicLink()) out.push(`L ${r} -> ${fs.readlinkSync(p)}`);
+      else if (st.isDirectory()) {
+        out.push(`D ${r} ${mode}`);
+        walk(r);
+      } else out.push(`F ${r} ${mode} ${st.size} ${fs.readFileSync(p, 'utf8')}`);
+    }
+  };
+  walk('');
+  return out;
+}
+
+describe(`differential: ${OPS} random operations, view vs plain directory`, function () {
+  this.timeout(20 * 60 * 1000);
+  let e: Env;
+  let ref: string;
+  before(async () => {
+    e = makeEnv('strata-diff-');
+    ref = path.join(e.dir, 'ref');
+    writeTree(e.base, { 'a/f1': 'base a f1\n', 'a/b/f2': 'base f2\n', 'c/f3': 'base f3\n', 'top': 'top\n' }, 0o644);
+    const src = path.join(e.dir, 'src');
+    writeTree(src, { 'a/f1': 'layer a f1 longer\n', 'a/l1': 'layer l1\n', 'a/b/': '', 'd/f4': 'layer f4\n' }, 0o644);
+    await e.ok('layer', 'create', 'lay', '--from', src);
+    await e.ok('layer', 'unmap', 'lay', '/');
+    await e.ok('layer', 'map', 'lay', '/a', 'a');
+    await e.ok('layer', 'map', 'lay', '/d', 'd');
+    await e.ok('view', 'add', e.base, '--at', e.mnt);
+    await e.ok('activate', 'lay');
+    fs.cpSync(e.mnt, ref, { recursive: true, verbatimSymlinks: true });
+  });
+  after(async () => e.cleanup());
+
+  it('gives identical results and trees', function () {
+    assert.deepStrictEqual(snapshot(e.mnt), snapshot(ref), 'starting trees differ');
+    const rnd = mulberry32(SEED);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
+    const names = ['a', 'b', 'c', 'd', 'f1', 'f2', 'l1', 'x', 'y'];
+    const randPath = (): string => {
+      const depth = 1 + Math.floor(rnd() * 3);
+      return Array.from({ length: depth }, () => pick(names)).join('/');
+    };
+    const ops: Record<string, (root: string, p: string, q: string, n: number) => unknown> = {
+      write: (r, p, _q, n) => fs.writeFileSync(path.join(r, p), `w${n}\n`.repeat(1 + (n % 7))),
+      append: (r, p, _q, n) => fs.appendFileSync(path.join(r, p), `a${n}\n`),
+      read: (r, p) => fs.readFileSync(path.join(r, p), 'utf8'),
+      truncate: (r, p, _q, n) => fs.truncateSync(path.join(r, p), n % 5),
+      unlink: (r, p) => fs.unlinkSync(path.join(r, p)),
+      mkdir: (r, p) => fs.mkdirSync(path.join(r, p)),
+      rmdir: (r, p) => fs.rmdirSync(path.join(r, p)),
+      rename: (r, p, q) => move(path.join(r, p), path.join(r, q)),
+      symlink: (r, p, q) => fs.symlinkSync(q, path.join(r, p)),
+      readlink: (r, p) => fs.readlinkSync(path.join(r, p)),
+      stat: (r, p) => {
+        const s = fs.lstatSync(path.join(r, p));
+        return [s.isDirectory() ? 'd' : s.isSymbolicLink() ? 'l' : 'f', s.isDirectory() ? 0 : s.size, (s.mode & 0o7777).toString(8)];
+      },
+      readdir: (r, p) => fs.readdirSync(path.join(r, p)).sort(),
+      chmod: (r, p, _q, n) => fs.chmodSync(path.join(r, p), n % 2 ? 0o600 : 0o755),
+    };
+    const weights: [string, number][] = [
+      ['write', 14], ['append', 8], ['read', 14], ['truncate', 4], ['unlink', 8], ['mkdir', 10], ['rmdir', 6],
+      ['rename', 8], ['symlink', 3], ['readlink', 2], ['stat', 12], ['readdir', 8], ['chmod', 3],
+    ];
+    const total = weights.reduce((s, [, w]) => s + w, 0);
+    const chooseOp = (): string => {
+      let x = rnd() * total;
+      for (const [name, w] of weights) if ((x -= w) < 0) return name;
+      return 'read';
+    };
+    let mismatches = 0;
+    for (let n = 0; n < OPS; n++) {
+      const op = chooseOp();
+      const p = randPath();
+      const q = randPath();
+      const got = attempt(() => ops[op](e.mnt, p, q, n));
+      const want = attempt(() => ops[op](ref, p, q, n));
+      if (got !== want) {
+        mismatches++;
+        assert.fail(`op ${n}: ${op} ${p} ${q}: view gave ${got}, plain directory gave ${want}`);
+      }
+      if (n % 1000 === 999) assert.deepStrictEqual(snapshot(e.mnt), snapshot(ref), `trees differ after op ${n}`);
+    }
+    assert.strictEqual(mismatches, 0);
+    assert.deepStrictEqual(snapshot(e.mnt), snapshot(ref));
+    // The base outside the mappings was changed only through the view, and the layer's files never.
+    assert.strictEqual(fs.readFileSync(path.join(e.home, 'layers/lay/files/a/f1'), 'utf8'), 'layer a f1 longer\n');
+  });
+});

@@ -1,0 +1,128 @@
+/**
+ * Bad input gets a clear error with a stable code, names what failed, and loses nothing.
+ */
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as path from 'path';
+import { Env, makeEnv, writeTree } from './helpers';
+import { socketPath } from '../../agent/paths';
+
+function exchange(sock: string, payload: string): Promise<string> {
+  return new Promise((res, rej) => {
+    const s = net.connect(sock);
+    let out = '';
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => {
+      out += d;
+      if (out.includes('\n')) {
+        s.destroy();
+        res(out);
+      }
+    });
+    s.on('error', rej);
+    s.on('close', () => res(out));
+    s.write(payload);
+  });
+}
+
+describe('errors: bad input is refused clearly and loses nothing', function () {
+  let e: Env;
+  let src: string;
+  before(async () => {
+    e = makeEnv();
+    src = path.join(e.dir, 'src');
+    writeTree(src, { 'bin/tool': 'layer\n', 'lib/x': 'x\n' });
+    fs.symlinkSync('/etc', path.join(src, 'outside'));
+    await e.ok('layer', 'create', 'good', '--from', src);
+    await e.ok('layer', 'create', 'victim', '--from', src);
+  });
+  after(async () => e.cleanup());
+
+  it('names the unknown layer and suggests what to do', async () => {
+    const r = await e.cli('activate', 'nope');
+    assert.strictEqual(r.code, 1);
+    assert.match(r.stderr, /E_LAYER_UNKNOWN: no layer named "nope"/);
+    assert.match(r.stderr, /strata layer list/);
+  });
+
+  it('refuses mapping destinations that escape the layer, keeping layer.json as it was', async () => {
+    const file = path.join(e.home, 'layers/good/layer.json');
+    const before = fs.readFileSync(file, 'utf8');
+    for (const dest of ['../../etc', '/etc', 'lib/../../x']) {
+      const r = await e.cli('layer', 'map', 'good', '/etc', dest);
+      assert.strictEqual(r.code, 1, dest);
+      assert.match(r.stderr, /E_MAPPING_ESCAPE/, dest);
+    }
+    const r = await e.cli('layer', 'map', 'good', '/x', 'outside');
+    assert.strictEqual(r.code, 1);
+    assert.match(r.stderr, /E_MAPPING_ESCAPE: .*mappings\[1\]\.destination: "outside" leads outside the layer through a symlink/);
+    assert.strictEqual(fs.readFileSync(file, 'utf8'), before);
+  });
+
+  it('reports a malformed layer.json by file and field, and keeps serving the other layers', async () => {
+    const file = path.join(e.home, 'layers/victim/layer.json');
+    const spec = JSON.parse(fs.readFileSync(file, 'utf8'));
+    spec.priority = 'high';
+    spec.mappings[0].destination = '../escape';
+    fs.writeFileSync(file, JSON.stringify(spec));
+    const r = await e.cli('activate', 'victim');
+    assert.strictEqual(r.code, 1);
+    assert.ok(r.stderr.includes(`${file}: priority: must be an integer`), r.stderr);
+    assert.ok(r.stderr.includes('mappings[0].destination'), r.stderr);
+    const list = await e.json<{ name: string }[]>('layer', 'list');
+    assert.deepStrictEqual(list.map((l) => l.name), ['good']);
+    assert.strictEqual(JSON.parse(fs.readFileSync(file, 'utf8')).priority, 'high', 'the broken file is left for the user to fix');
+    fs.writeFileSync(file, 'not json {');
+    const r2 = await e.cli('layer', 'show', 'victim');
+    assert.match(r2.stderr, /E_LAYER_INVALID: .*layer\.json: not valid JSON/);
+  });
+
+  it('refuses a layer written by a newer Strata and upgrades an older one', async () => {
+    const file = path.join(e.home, 'layers/victim/layer.json');
+    fs.writeFileSync(file, JSON.stringify({ format: 99, name: 'victim', mappings: [] }));
+    const r = await e.cli('layer', 'show', 'victim');
+    assert.strictEqual(r.code, 1);
+    assert.match(r.stderr, /E_LAYER_FORMAT: .*format: 99 was written by a newer Strata/);
+    fs.writeFileSync(file, JSON.stringify({ format: 1, name: 'victim', map: { '/opt/v': 'lib' }, hide: ['/tmp/h'] }));
+    const l = await e.json<{ mappings: unknown; deletes: string[]; format: number }>('layer', 'show', 'victim');
+    assert.deepStrictEqual(l.mappings, [{ original: '/opt/v', destination: 'lib' }]);
+    assert.deepStrictEqual(l.deletes, ['/tmp/h']);
+    assert.strictEqual(l.format, 2);
+  });
+
+  it('refuses garbled, unknown and oversized control messages, and keeps serving', async () => {
+    const sock = socketPath(e.home);
+    assert.match(await exchange(sock, 'this is not json\n'), /"code":"E_BAD_REQUEST"/);
+    assert.match(await exchange(sock, '{"id":7,"method":"format.disk","params":{}}\n'), /"id":7,"ok":false,"error":\{"code":"E_UNKNOWN_METHOD"/);
+    assert.match(await exchange(sock, '{"id":8,"method":"activate","params":{"names":"good"}}\n'), /E_BAD_REQUEST.*"names" must be string\[\]/);
+    assert.match(await exchange(sock, 'x'.repeat(300 * 1024)), /E_TOO_LARGE/);
+    const list = await e.json<{ name: string }[]>('layer', 'list');
+    assert.ok(list.some((l) => l.name === 'good'));
+  });
+
+  it('refuses an archive that is not a layer, and leaves the store unchanged', async () => {
+    const junk = path.join(e.dir, 'junk.tar.gz');
+    fs.writeFileSync(junk, 'definitely not gzip');
+    const r = await e.cli('layer', 'import', junk);
+    assert.strictEqual(r.code, 1);
+    assert.match(r.stderr, /E_ARCHIVE: .*junk\.tar\.gz: not a readable layer archive/);
+    assert.deepStrictEqual(fs.readdirSync(path.join(e.home, 'layers')).filter((n) => !n.startsWith('.')).sort(), ['good', 'victim']);
+  });
+
+  it('refuses views that would cover the layer store or nest in themselves', async () => {
+    const r = await e.cli('view', 'add', e.dir);
+    assert.strictEqual(r.code, 1);
+    assert.match(r.stderr, /E_VIEW_INVALID: an in-place view .* would cover the layer store/);
+    const r2 = await e.cli('view', 'add', e.base, '--at', path.join(e.base, 'inner'));
+    assert.match(r2.stderr, /E_VIEW_INVALID: mountpoint .* overlap/);
+    const r3 = await e.cli('view', 'rm', '/nonexistent');
+    assert.match(r3.stderr, /E_VIEW_UNKNOWN/);
+  });
+
+  it('gives usage errors exit status 2', async () => {
+    const r = await e.cli('layer', 'map', 'good');
+    assert.strictEqual(r.code, 2);
+    assert.match(r.stderr, /expected layer map NAME ORIGINAL DESTINATION/);
+  });
+});

@@ -1,0 +1,88 @@
+/** Shared set-up for integration tests: a private STRATA_HOME, a base folder, the real CLI. */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { execFile, spawnSync } from 'child_process';
+
+export const ROOT = path.resolve(__dirname, '..', '..', '..');
+export const CLI = path.join(ROOT, 'dist', 'cli.js');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface Env {
+  dir: string;
+  home: string;
+  base: string;
+  mnt: string;
+  env: NodeJS.ProcessEnv;
+  cli(...args: string[]): Promise<CliResult>;
+  /** Run the CLI and fail the test (with its stderr) unless it succeeds. */
+  ok(...args: string[]): Promise<string>;
+  json<T = unknown>(...args: string[]): Promise<T>;
+  cleanup(): Promise<void>;
+}
+
+export function makeEnv(prefix = 'strata-it-'): Env {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  fs.chmodSync(dir, 0o755);
+  const home = path.join(dir, 'home');
+  const base = path.join(dir, 'base');
+  const mnt = path.join(dir, 'mnt');
+  fs.mkdirSync(base);
+  const env = { ...process.env, STRATA_HOME: home, STRATA_CACHE_TIMEOUT: process.env.STRATA_CACHE_TIMEOUT ?? '60' };
+  const cli = (...args: string[]): Promise<CliResult> =>
+    new Promise((res) => {
+      execFile(process.execPath, [CLI, ...args], { env, timeout: 60000 }, (e, stdout, stderr) => {
+        const code = e ? (typeof (e as NodeJS.ErrnoException & { code?: unknown }).code === 'number' ? ((e as unknown as { code: number }).code) : 1) : 0;
+        res({ code, stdout: String(stdout), stderr: String(stderr) });
+      });
+    });
+  const ok = async (...args: string[]): Promise<string> => {
+    const r = await cli(...args);
+    if (r.code !== 0) throw new Error(`strata ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+    return r.stdout;
+  };
+  return {
+    dir, home, base, mnt, env, cli, ok,
+    json: async <T>(...args: string[]) => JSON.parse(await ok(...args, '--json')) as T,
+    cleanup: async () => {
+      await cli('agent', 'stop');
+      // Belt and braces: nothing of ours may stay mounted.
+      for (const m of [mnt, base]) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Write a tree: {'bin/tool': 'text'} (a trailing '/' makes a directory). */
+export function writeTree(root: string, files: Record<string, string>, mode = 0o755): void {
+  for (const [rel, content] of Object.entries(files)) {
+    const p = path.join(root, rel);
+    if (rel.endsWith('/')) {
+      fs.mkdirSync(p, { recursive: true });
+      continue;
+    }
+    fs.mkdirSync(path.dirname(p), { recursive: true });
+    fs.writeFileSync(p, content, { mode });
+  }
+}
+
+export function sh(cmd: string, opts: { cwd?: string } = {}): Promise<CliResult> {
+  return new Promise((res) => {
+    execFile('sh', ['-c', cmd], { cwd: opts.cwd, timeout: 60000 }, (e, stdout, stderr) => {
+      res({ code: e ? ((e as unknown as { code: number }).code ?? 1) : 0, stdout: String(stdout), stderr: String(stderr) });
+    });
+  });
+}
+
+export function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}
+
+export function mounted(p: string): boolean {
+  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === p);
+}

@@ -1,0 +1,275 @@
+/**
+ * The agent end to end on real FUSE mounts, driven through the real CLI: redirect and
+ * pass-through, live switches seen by running processes, in-place views, copy-up and reset,
+ * excludes, delete entries, priority, swap, export/import, restart and stale-mount recovery.
+ */
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import { spawn, ChildProcessWithoutNullStreams } from 'child_process';
+import { Env, makeEnv, mounted, sh, writeTree } from './helpers';
+
+interface LayerJson {
+  name: string;
+  active: boolean;
+  mappings: { original: string; destination: string }[];
+}
+
+function read(p: string): string {
+  return fs.readFileSync(p, 'utf8');
+}
+
+/** A shell that stays alive across switches, with its cwd inside the view. */
+class Shell {
+  private proc: ChildProcessWithoutNullStreams;
+  private out = '';
+  private n = 0;
+  constructor(cwd: string) {
+    this.proc = spawn('bash', ['--noprofile', '--norc'], { cwd });
+    this.proc.stdout.on('data', (d) => (this.out += String(d)));
+    this.proc.stderr.on('data', (d) => (this.out += String(d)));
+  }
+  run(cmd: string): Promise<string> {
+    const mark = `__done_${++this.n}__`;
+    this.out = '';
+    this.proc.stdin.write(`${cmd}; echo ${mark}\n`);
+    return new Promise((res, rej) => {
+      const t0 = Date.now();
+      const tick = () => {
+        const i = this.out.indexOf(mark);
+        if (i >= 0) return res(this.out.slice(0, i).trim());
+        if (Date.now() - t0 > 20000) return rej(new Error(`shell timed out on: ${cmd}; output: ${this.out}`));
+        setTimeout(tick, 10);
+      };
+      tick();
+    });
+  }
+  close(): void {
+    this.proc.kill('SIGKILL');
+  }
+}
+
+async function twoLayerEnv(): Promise<Env> {
+  const e = makeEnv();
+  writeTree(e.base, { 'bin/tool': '#!/bin/sh\necho base\n', 'bin/only-base': 'base-only\n', 'README': 'base readme\n' });
+  const l1 = path.join(e.dir, 'src-one');
+  const l2 = path.join(e.dir, 'src-two');
+  writeTree(l1, { 'bin/tool': '#!/bin/sh\necho layer-one-longer-output\n', 'bin/extra': 'one\n' });
+  writeTree(l2, { 'bin/tool': '#!/bin/sh\necho two\n', 'share/doc': 'two doc\n' });
+  await e.ok('layer', 'create', 'one', '--from', l1, '--priority', '100');
+  await e.ok('layer', 'create', 'two', '--from', l2, '--priority', '50');
+  return e;
+}
+
+describe('view: redirect, pass-through and live switch', function () {
+  let e: Env;
+  let shell: Shell | undefined;
+  before(async () => {
+    e = await twoLayerEnv();
+    await e.ok('view', 'add', e.base, '--at', e.mnt);
+  });
+  after(async () => {
+    shell?.close();
+    await e.cleanup();
+  });
+
+  it('passes through to the base while no layer is active', async () => {
+    assert.strictEqual(read(path.join(e.mnt, 'bin/tool')), '#!/bin/sh\necho base\n');
+    assert.deepStrictEqual(fs.readdirSync(path.join(e.mnt, 'bin')).sort(), ['only-base', 'tool']);
+  });
+
+  it('redirects mapped paths once a layer is activated, merging directory listings', async () => {
+    await e.ok('activate', 'one');
+    assert.strictEqual(read(path.join(e.mnt, 'bin/tool')), '#!/bin/sh\necho layer-one-longer-output\n');
+    assert.deepStrictEqual(fs.readdirSync(path.join(e.mnt, 'bin')).sort(), ['extra', 'only-base', 'tool']);
+    assert.strictEqual(read(path.join(e.mnt, 'README')), 'base readme\n');
+    assert.strictEqual(fs.statSync(path.join(e.mnt, 'bin/tool')).size, '#!/bin/sh\necho layer-one-longer-output\n'.length);
+  });
+
+  it('shows a switch at once to a running shell whose cwd is inside the view', async () => {
+    shell = new Shell(path.join(e.mnt, 'bin'));
+    assert.strictEqual(await shell.run('./tool'), 'layer-one-longer-output');
+    await e.ok('deactivate', 'one');
+    // Same shell, same cwd, no reload: exec sees the base script, not a cut or cached layer file.
+    assert.strictEqual(await shell.run('./tool'), 'base');
+    assert.strictEqual(await shell.run('cat extra 2>&1 || echo missing'), 'cat: extra: No such file or directory\nmissing');
+    await e.ok('activate', 'one');
+    assert.strictEqual(await shell.run('./tool'), 'layer-one-longer-output');
+    assert.strictEqual(await shell.run('stat -c %s tool'), String('#!/bin/sh\necho layer-one-longer-output\n'.length));
+    await e.ok('deactivate', 'one');
+    assert.strictEqual(await shell.run('./tool; ls'), 'base\nonly-base\ntool');
+  });
+
+  it('lets the higher priority layer win, and the lower one show through elsewhere', async () => {
+    await e.ok('activate', 'two', 'one');
+    assert.strictEqual(read(path.join(e.mnt, 'bin/tool')), '#!/bin/sh\necho layer-one-longer-output\n');
+    assert.strictEqual(read(path.join(e.mnt, 'share/doc')), 'two doc\n');
+    await e.ok('deactivate', 'one');
+    assert.strictEqual(read(path.join(e.mnt, 'bin/tool')), '#!/bin/sh\necho two\n');
+    await e.ok('deactivate', 'two');
+    assert.strictEqual(fs.existsSync(path.join(e.mnt, 'share')), false);
+  });
+
+  it('swaps two layers in one step', async () => {
+    await e.ok('activate', 'two');
+    const r = await e.json<{ active: string[] }>('swap', 'two', 'one');
+    assert.deepStrictEqual(r.active, ['one']);
+    assert.strictEqual(read(path.join(e.mnt, 'bin/tool')), '#!/bin/sh\necho layer-one-longer-output\n');
+    assert.strictEqual(fs.existsSync(path.join(e.mnt, 'share/doc')), false);
+    await e.ok('deactivate', 'one');
+  });
+
+  it('keeps excluded paths on the base and hides delete entries', async () => {
+    await e.ok('layer', 'exclude', 'one', '/bin/tool');
+    await e.ok('layer', 'hide', 'one', '/README');
+    await e.ok('activate', 'one');
+    assert.strictEqual(read(path.join(e.mnt, 'bin/tool')), '#!/bin/sh\necho base\n');
+    assert.strictEqual(read(path.join(e.mnt, 'bin/extra')), 'one\n');
+    assert.strictEqual(fs.existsSync(path.join(e.mnt, 'README')), false);
+    assert.ok(!fs.readdirSync(e.mnt).includes('README'));
+    assert.strictEqual(read(path.join(e.base, 'README')), 'base readme\n');
+    await e.ok('deactivate', 'one');
+    assert.strictEqual(read(path.join(e.mnt, 'README')), 'base readme\n');
+  });
+
+  it('maps a single file to a destination inside the layer', async () => {
+    await e.ok('layer', 'map', 'two', '/README', 'share/doc');
+    await e.ok('activate', 'two');
+    assert.strictEqual(read(path.join(e.mnt, 'README')), 'two doc\n');
+    await e.ok('layer', 'unmap', 'two', '/README');
+    assert.strictEqual(read(path.join(e.mnt, 'README')), 'base readme\n');
+    await e.ok('deactivate', 'two');
+  });
+});
+
+describe('view: writes, copy-up and reset', function () {
+  let e: Env;
+  before(async () => {
+    e = await twoLayerEnv();
+    await e.ok('view', 'add', e.base, '--at', e.mnt);
+    await e.ok('activate', 'one');
+  });
+  after(async () => e.cleanup());
+
+  it('copies a layer file up on first write and never touches the layer files or the base', async () => {
+    fs.appendFileSync(path.join(e.mnt, 'bin/tool'), 'echo appended\n');
+    assert.strictEqual(read(path.join(e.mnt, 'bin/tool')), '#!/bin/sh\necho layer-one-longer-output\necho appended\n');
+    assert.strictEqual(read(path.join(e.home, 'layers/one/files/bin/tool')), '#!/bin/sh\necho layer-one-longer-output\n');
+    assert.strictEqual(read(path.join(e.home, 'layers/one/writable/files/bin/tool')), '#!/bin/sh\necho layer-one-longer-output\necho appended\n');
+    assert.strictEqual(read(path.join(e.base, 'bin/tool')), '#!/bin/sh\necho base\n');
+  });
+
+  it('copies base files up too when they sit under a mapping', async () => {
+    fs.writeFileSync(path.join(e.mnt, 'bin/only-base'), 'changed\n');
+    assert.strictEqual(read(path.join(e.base, 'bin/only-base')), 'base-only\n');
+    assert.strictEqual(read(path.join(e.mnt, 'bin/only-base')), 'changed\n');
+  });
+
+  it('records deletions as whiteouts and new files in the writable sublayer', async () => {
+    fs.unlinkSync(path.join(e.mnt, 'bin/extra'));
+    fs.writeFileSync(path.join(e.mnt, 'bin/new'), 'new\n');
+    fs.mkdirSync(path.join(e.mnt, 'bin/sub'));
+    fs.renameSync(path.join(e.mnt, 'bin/new'), path.join(e.mnt, 'bin/sub/moved'));
+    assert.deepStrictEqual(fs.readdirSync(path.join(e.mnt, 'bin')).sort(), ['only-base', 'sub', 'tool']);
+    assert.strictEqual(read(path.join(e.mnt, 'bin/sub/moved')), 'new\n');
+    assert.ok(fs.existsSync(path.join(e.home, 'layers/one/files/bin/extra')), 'the read-only file stays');
+  });
+
+  it('makes everything written vanish on reset', async () => {
+    const before = await e.json<{ writableBytes: number }>('layer', 'show', 'one');
+    assert.ok(before.writableBytes > 0);
+    await e.ok('layer', 'reset', 'one');
+    assert.strictEqual(read(path.join(e.mnt, 'bin/tool')), '#!/bin/sh\necho layer-one-longer-output\n');
+    assert.strictEqual(read(path.join(e.mnt, 'bin/only-base')), 'base-only\n');
+    assert.deepStrictEqual(fs.readdirSync(path.join(e.mnt, 'bin')).sort(), ['extra', 'only-base', 'tool']);
+  });
+
+  it('writes outside any mapping go to the base', async () => {
+    await e.ok('layer', 'unmap', 'one', '/');
+    await e.ok('layer', 'map', 'one', '/bin', 'bin');
+    fs.writeFileSync(path.join(e.mnt, 'notes.txt'), 'hello\n');
+    assert.strictEqual(read(path.join(e.base, 'notes.txt')), 'hello\n');
+  });
+
+  it('refuses to deactivate while a process holds a layer file open, naming it, unless forced', async () => {
+    const holder = spawn('sh', ['-c', `exec 3< ${path.join(e.mnt, 'bin/extra')}; echo ready; sleep 30`]);
+    await new Promise<void>((res) => holder.stdout.once('data', () => res()));
+    try {
+      const r = await e.cli('deactivate', 'one');
+      assert.strictEqual(r.code, 1);
+      assert.match(r.stderr, /E_LAYER_BUSY/);
+      assert.match(r.stderr, new RegExp(`pid ${holder.pid} \\(sh\\)`));
+      assert.match(r.stderr, /--force/);
+      await e.ok('deactivate', 'one', '--force');
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  });
+});
+
+describe('view: in place over the base', function () {
+  let e: Env;
+  before(async () => {
+    e = await twoLayerEnv();
+  });
+  after(async () => e.cleanup());
+
+  it('intercepts the original path and still reaches the shadowed base', async () => {
+    await e.ok('view', 'add', e.base);
+    assert.ok(mounted(e.base));
+    assert.strictEqual(read(path.join(e.base, 'bin/tool')), '#!/bin/sh\necho base\n');
+    await e.ok('activate', 'one');
+    assert.strictEqual((await sh(path.join(e.base, 'bin/tool'))).stdout, 'layer-one-longer-output\n');
+    fs.writeFileSync(path.join(e.base, 'created-through-view'), 'x');
+    await e.ok('deactivate', 'one');
+    assert.strictEqual((await sh(path.join(e.base, 'bin/tool'))).stdout, 'base\n');
+    await e.ok('view', 'rm', e.base);
+    assert.ok(!mounted(e.base));
+    assert.strictEqual(read(path.join(e.base, 'bin/tool')), '#!/bin/sh\necho base\n');
+    assert.strictEqual(read(path.join(e.base, 'created-through-view')), 'x');
+  });
+});
+
+describe('agent: restart, stale mounts, export and import', function () {
+  let e: Env;
+  before(async () => {
+    e = await twoLayerEnv();
+    await e.ok('view', 'add', e.base, '--at', e.mnt);
+    await e.ok('activate', 'one');
+  });
+  after(async () => e.cleanup());
+
+  it('restores the active set and views after a clean restart', async () => {
+    await e.ok('agent', 'stop');
+    assert.ok(!mounted(e.mnt));
+    const s = await e.json<{ active: string[]; views: { state: string }[] }>('status');
+    assert.deepStrictEqual(s.active, ['one']);
+    assert.strictEqual(s.views[0].state, 'mounted');
+    assert.strictEqual(read(path.join(e.mnt, 'bin/tool')), '#!/bin/sh\necho layer-one-longer-output\n');
+  });
+
+  it('recovers the stale mount left by kill -9', async () => {
+    const { pid } = await e.json<{ pid: number }>('status');
+    process.kill(pid, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(mounted(e.mnt), 'the dead agent left its mount behind');
+    assert.throws(() => fs.statSync(path.join(e.mnt, 'bin')), /ENOTCONN/);
+    const s = await e.json<{ pid: number; views: { state: string }[] }>('status');
+    assert.notStrictEqual(s.pid, pid);
+    assert.strictEqual(s.views[0].state, 'mounted');
+    assert.strictEqual(read(path.join(e.mnt, 'bin/tool')), '#!/bin/sh\necho layer-one-longer-output\n');
+  });
+
+  it('round-trips a layer through export and import', async () => {
+    const file = path.join(e.dir, 'two.tar.gz');
+    const ex = await e.json<{ sha256: string; bytes: number }>('layer', 'export', 'two', file);
+    assert.match(ex.sha256, /^[0-9a-f]{64}$/);
+    await e.ok('layer', 'rm', 'two');
+    assert.strictEqual((await e.cli('layer', 'show', 'two')).code, 1);
+    const imported = await e.json<LayerJson>('layer', 'import', file);
+    assert.strictEqual(imported.name, 'two');
+    assert.strictEqual(read(path.join(e.home, 'layers/two/files/share/doc')), 'two doc\n');
+    await e.ok('swap', 'one', 'two');
+    assert.strictEqual(read(path.join(e.mnt, 'share/doc')), 'two doc\n');
+  });
+});
