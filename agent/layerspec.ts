@@ -88,11 +88,15 @@ export function checkLayerSpec(raw: unknown, file: string): { spec?: LayerSpec; 
       } catch (e) {
         problems.push(problem(file, `${f}.original`, (e as Error).message));
       }
-      try {
-        if (typeof mm.destination !== 'string') throw new PathError('must be a string');
-        destination = normalizeLayerPath(mm.destination);
-      } catch (e) {
-        problems.push({ ...problem(file, `${f}.destination`, (e as Error).message), code: 'E_MAPPING_ESCAPE' });
+      if (typeof mm.destination !== 'string') {
+        problems.push(problem(file, `${f}.destination`, 'must be a string'));
+      } else {
+        try {
+          destination = normalizeLayerPath(mm.destination);
+        } catch (e) {
+          const escapes = /escape|absolute/.test((e as Error).message);
+          problems.push({ ...problem(file, `${f}.destination`, (e as Error).message), code: escapes ? 'E_MAPPING_ESCAPE' : 'E_LAYER_INVALID' });
+        }
       }
       if (original !== undefined && destination !== undefined) {
         if (seen.has(original)) problems.push(problem(file, `${f}.original`, `"${original}" is mapped twice`));
@@ -140,7 +144,7 @@ export function checkLayerSpec(raw: unknown, file: string): { spec?: LayerSpec; 
 
 /** Parse layer.json text; throws a StrataError naming the first problem (all are listed in the message). */
 export function parseLayerJson(text: string, file: string): LayerSpec {
-  if (text.length > MAX_LAYER_JSON) {
+  if (Buffer.byteLength(text) > MAX_LAYER_JSON) {
     throw new StrataError('E_LAYER_INVALID', `${file}: larger than ${MAX_LAYER_JSON} bytes`, 'A layer.json holds rules, not content; check the file.');
   }
   let raw: unknown;

@@ -178,7 +178,7 @@ export function checkRequest(line: string): Checked<Request> {
   const rules = PARAM_RULES[m.method];
   const p = params as Record<string, unknown>;
   for (const key of Object.keys(p)) {
-    if (!(key in rules)) {
+    if (!Object.prototype.hasOwnProperty.call(rules, key)) {
       return { ok: false, id, error: { code: 'E_BAD_REQUEST', message: `${m.method}: unknown parameter "${key}"` } };
     }
   }

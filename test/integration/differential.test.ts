@@ -33,13 +33,31 @@ function attempt(fn: () => unknown): Outcome {
   }
 }
 
-/** mv semantics: rename, or copy and delete when the file system says EXDEV (as overlayfs does). */
+/**
+ * mv semantics: rename, or when the file system says EXDEV (as overlayfs does for merged
+ * directories), check what rename(2) would refuse, then copy and delete.
+ */
 function move(from: string, to: string): void {
   try {
     fs.renameSync(from, to);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
-    fs.cpSync(from, to, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true, force: true });
+    const src = fs.lstatSync(from);
+    const dst = (() => {
+      try {
+        return fs.lstatSync(to);
+      } catch {
+        return null;
+      }
+    })();
+    const err = (code: string) => Object.assign(new Error(code), { code });
+    if (dst) {
+      if (dst.isDirectory() && !src.isDirectory()) throw err('EISDIR');
+      if (!dst.isDirectory() && src.isDirectory()) throw err('ENOTDIR');
+      if (dst.isDirectory() && fs.readdirSync(to).length) throw err('ENOTEMPTY');
+      fs.rmSync(to, { recursive: true });
+    }
+    fs.cpSync(from, to, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
     fs.rmSync(from, { recursive: true });
   }
 }

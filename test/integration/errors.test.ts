@@ -95,7 +95,7 @@ describe('errors: bad input is refused clearly and loses nothing', function () {
     const sock = socketPath(e.home);
     assert.match(await exchange(sock, 'this is not json\n'), /"code":"E_BAD_REQUEST"/);
     assert.match(await exchange(sock, '{"id":7,"method":"format.disk","params":{}}\n'), /"id":7,"ok":false,"error":\{"code":"E_UNKNOWN_METHOD"/);
-    assert.match(await exchange(sock, '{"id":8,"method":"activate","params":{"names":"good"}}\n'), /E_BAD_REQUEST.*"names" must be string\[\]/);
+    assert.match(await exchange(sock, '{"id":8,"method":"activate","params":{"names":"good"}}\n'), /E_BAD_REQUEST.*names.{0,3} must be string\[\]/);
     assert.match(await exchange(sock, 'x'.repeat(300 * 1024)), /E_TOO_LARGE/);
     const list = await e.json<{ name: string }[]>('layer', 'list');
     assert.ok(list.some((l) => l.name === 'good'));

@@ -15,6 +15,14 @@ interface LayerJson {
   mappings: { original: string; destination: string }[];
 }
 
+async function waitFor(cond: () => boolean, what: string, ms = 10000): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 function read(p: string): string {
   return fs.readFileSync(p, 'utf8');
 }
@@ -220,13 +228,17 @@ describe('view: in place over the base', function () {
     assert.strictEqual(read(path.join(e.base, 'bin/tool')), '#!/bin/sh\necho base\n');
     await e.ok('activate', 'one');
     assert.strictEqual((await sh(path.join(e.base, 'bin/tool'))).stdout, 'layer-one-longer-output\n');
-    fs.writeFileSync(path.join(e.base, 'created-through-view'), 'x');
+    fs.writeFileSync(path.join(e.base, 'written-to-layer'), 'L');
     await e.ok('deactivate', 'one');
     assert.strictEqual((await sh(path.join(e.base, 'bin/tool'))).stdout, 'base\n');
+    assert.strictEqual(fs.existsSync(path.join(e.base, 'written-to-layer')), false);
+    // With nothing active, writes pass through to the shadowed base itself.
+    fs.writeFileSync(path.join(e.base, 'created-through-view'), 'x');
     await e.ok('view', 'rm', e.base);
     assert.ok(!mounted(e.base));
     assert.strictEqual(read(path.join(e.base, 'bin/tool')), '#!/bin/sh\necho base\n');
     assert.strictEqual(read(path.join(e.base, 'created-through-view')), 'x');
+    assert.strictEqual(read(path.join(e.home, 'layers/one/writable/files/written-to-layer')), 'L');
   });
 });
 
@@ -248,9 +260,18 @@ describe('agent: restart, stale mounts, export and import', function () {
     assert.strictEqual(read(path.join(e.mnt, 'bin/tool')), '#!/bin/sh\necho layer-one-longer-output\n');
   });
 
-  it('recovers the stale mount left by kill -9', async () => {
+  it('has its mount cleared by the fusermount3 watchdog when only the agent is killed', async () => {
     const { pid } = await e.json<{ pid: number }>('status');
     process.kill(pid, 'SIGKILL');
+    await waitFor(() => !mounted(e.mnt), 'the watchdog to unmount');
+    const s = await e.json<{ pid: number; views: { state: string }[] }>('status');
+    assert.notStrictEqual(s.pid, pid);
+    assert.strictEqual(read(path.join(e.mnt, 'bin/tool')), '#!/bin/sh\necho layer-one-longer-output\n');
+  });
+
+  it('recovers the stale mount left when the agent and its watchdog are killed together', async () => {
+    const { pid } = await e.json<{ pid: number }>('status');
+    process.kill(-pid, 'SIGKILL'); // the agent leads its own process group; the watchdog is in it
     await new Promise((r) => setTimeout(r, 300));
     assert.ok(mounted(e.mnt), 'the dead agent left its mount behind');
     assert.throws(() => fs.statSync(path.join(e.mnt, 'bin')), /ENOTCONN/);
@@ -258,6 +279,7 @@ describe('agent: restart, stale mounts, export and import', function () {
     assert.notStrictEqual(s.pid, pid);
     assert.strictEqual(s.views[0].state, 'mounted');
     assert.strictEqual(read(path.join(e.mnt, 'bin/tool')), '#!/bin/sh\necho layer-one-longer-output\n');
+    assert.strictEqual(fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4] === e.mnt).length, 1);
   });
 
   it('round-trips a layer through export and import', async () => {
