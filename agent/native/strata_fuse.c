@@ -1327,8 +1327,11 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
 
   /* Clear errors up front, better than libfuse's log lines. */
   struct stat mst;
+  memset(&mst, 0, sizeof mst);
   if (stat(ctx->mountpoint, &mst) != 0 || !S_ISDIR(mst.st_mode)) {
-    throw_error(env, "strata_fuse: cannot mount at %s: %s", mp, strerror(ENOTDIR));
+    int e = S_ISDIR(mst.st_mode) ? errno : ENOTDIR;
+    throw_error(env, "strata_fuse: cannot mount at %s: %s%s", mp, strerror(e),
+                e == ENOTCONN ? " (a stale FUSE mount: run `fusermount3 -uz` on it)" : "");
     goto fail;
   }
 
