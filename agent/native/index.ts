@@ -77,6 +77,8 @@ export interface MountOptions {
   defaultPermissions?: boolean;
   /** the loop ended without unmount() (e.g. unmounted from outside) */
   onExit?: (reason: string) => void;
+  /** a handler threw or its returned promise rejected (the request got EIO) */
+  onHandlerError?: (op: keyof FuseHandlers, err: unknown) => void;
 }
 
 export interface FuseMount {
@@ -144,6 +146,9 @@ export function nativeAvailable(): { ok: true } | { ok: false; error: string } {
 export const UTIME_NOW: number = (1 << 30) - 1;
 export const UTIME_OMIT: number = (1 << 30) - 2;
 
+/** Mountpoints served by this process: mounting inside one would deadlock (mount() stats the path). */
+const active = new Set<string>();
+
 class Mount implements FuseMount {
   private unmounting: Promise<void> | undefined;
 
@@ -159,13 +164,59 @@ class Mount implements FuseMount {
   }
 
   unmount(): Promise<void> {
-    this.unmounting ??= this.native.unmount(this.handle);
+    this.unmounting ??= this.native.unmount(this.handle).finally(() => active.delete(this.mountpoint));
     return this.unmounting;
   }
+
+  /** The loop ended on its own (e.g. unmounted from outside). */
+  ended(): void {
+    if (!this.unmounting) active.delete(this.mountpoint);
+  }
+}
+
+const EIO = 5;
+
+/** Handlers that throw, or are async and reject, answer EIO (and are reported). */
+function guard(handlers: FuseHandlers, onError?: (op: keyof FuseHandlers, err: unknown) => void): FuseHandlers {
+  const out: Record<string, unknown> = {};
+  for (const op of Object.keys(handlers) as Array<keyof FuseHandlers>) {
+    const fn = handlers[op] as unknown;
+    if (typeof fn !== 'function') continue;
+    out[op] = (...args: unknown[]): void => {
+      const reply = args[args.length - 1] as (errno: number) => void;
+      const fail = (err: unknown): void => {
+        reply(EIO);
+        onError?.(op, err);
+      };
+      try {
+        const ret: unknown = (fn as (...a: unknown[]) => unknown).apply(handlers, args);
+        if (ret && typeof (ret as PromiseLike<unknown>).then === 'function') (ret as PromiseLike<unknown>).then(undefined, fail);
+      } catch (err) {
+        fail(err);
+      }
+    };
+  }
+  return out as unknown as FuseHandlers;
 }
 
 export function mount(mountpoint: string, handlers: FuseHandlers, options: MountOptions): FuseMount {
   const native = load();
   const abs = path.resolve(mountpoint);
-  return new Mount(abs, native, native.mount(abs, handlers, options));
+  for (const mp of active) {
+    if (abs === mp || abs.startsWith(mp.endsWith('/') ? mp : mp + '/')) {
+      throw new Error(`strata_fuse: cannot mount at ${abs}: it is inside ${mp}, served by this process`);
+    }
+  }
+  let m: Mount | undefined;
+  const onExit = options.onExit;
+  const opts: MountOptions = {
+    ...options,
+    onExit: (reason) => {
+      m?.ended();
+      onExit?.(reason);
+    },
+  };
+  m = new Mount(abs, native, native.mount(abs, guard(handlers, options.onHandlerError), opts));
+  active.add(abs);
+  return m;
 }

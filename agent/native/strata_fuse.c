@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -97,6 +98,8 @@ typedef struct mount_ctx {
   int have_dev; /* device of our mount, from /proc/self/mountinfo */
   unsigned dev_major, dev_minor;
 
+  struct dirh *dirs; /* open directory handles, under mu */
+
   /* JS side (main thread only) */
   napi_ref handlers_ref;
   napi_ref on_exit_ref;
@@ -135,6 +138,8 @@ typedef struct sreq {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int done;
+  int timed_out; /* the FUSE thread gave up waiting */
+  int replied;   /* JS called reply at least once */
   int result; /* 0 or -errno */
   char *path, *path2;
   int64_t a[6];
@@ -226,6 +231,7 @@ static int req_call(mount_ctx *ctx, sreq *r) {
     int e = pthread_cond_timedwait(&r->cv, &r->mu, &deadline);
     if (e == ETIMEDOUT && !r->done) {
       r->done = 1;
+      r->timed_out = 1;
       r->result = -ETIMEDOUT;
     }
   }
@@ -247,10 +253,12 @@ static int simple_call(int op, const char *p1, const char *p2, int64_t a0, int64
   return res;
 }
 
-/* fi->fh is an fd that JS gave us, except for directory handles (libfuse's own
-   pointers), which must never reach JS as an fd. */
+/* fi->fh is an fd that JS gave us, except for directory handles (ours are
+   tagged; the kernel may hand libfuse's own pointer), which must never reach JS
+   as an fd: only values below the fd limit pass. */
+static uint64_t g_fd_limit = INT32_MAX;
 static int64_t fi_fd(struct fuse_file_info *fi) {
-  return fi && fi->fh <= (uint64_t)INT32_MAX ? (int64_t)fi->fh : -1;
+  return fi && fi->fh < g_fd_limit ? (int64_t)fi->fh : -1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -272,17 +280,43 @@ static int op_access(const char *path, int mask) {
   return simple_call(OP_ACCESS, path, NULL, mask, 0, 0, 0, 0, 0);
 }
 
-/* nullpath_ok hides the path from readdir: opendir keeps a copy in fi->fh. */
+/* nullpath_ok hides the path from readdir: opendir keeps a copy in fi->fh.
+   Handles still open when the loop ends (no releasedir comes) are freed then. */
+typedef struct dirh {
+  struct dirh *prev, *next;
+  char path[];
+} dirh;
+
+/* Tag directory handles with the top bit so fi_fd() can never take one for an fd. */
+#define DIRH_TAG (1ULL << 63)
+static dirh *fh_dirh(uint64_t fh) { return (fh & DIRH_TAG) ? (dirh *)(uintptr_t)(fh & ~DIRH_TAG) : NULL; }
+
 static int op_opendir(const char *path, struct fuse_file_info *fi) {
-  char *copy = strdup(path ? path : "/");
-  if (!copy) return -ENOMEM;
-  fi->fh = (uint64_t)(uintptr_t)copy;
+  mount_ctx *ctx = cur_ctx();
+  const char *p = path ? path : "/";
+  dirh *d = malloc(sizeof *d + strlen(p) + 1);
+  if (!ctx || !d) { free(d); return -ENOMEM; }
+  strcpy(d->path, p);
+  pthread_mutex_lock(&ctx->mu);
+  d->prev = NULL;
+  d->next = ctx->dirs;
+  if (ctx->dirs) ctx->dirs->prev = d;
+  ctx->dirs = d;
+  pthread_mutex_unlock(&ctx->mu);
+  fi->fh = (uint64_t)(uintptr_t)d | DIRH_TAG;
   return 0;
 }
 
 static int op_releasedir(const char *path, struct fuse_file_info *fi) {
   (void)path;
-  free((char *)(uintptr_t)fi->fh);
+  mount_ctx *ctx = cur_ctx();
+  dirh *d = fh_dirh(fi->fh);
+  if (!ctx || !d) return 0;
+  pthread_mutex_lock(&ctx->mu);
+  if (d->prev) d->prev->next = d->next; else ctx->dirs = d->next;
+  if (d->next) d->next->prev = d->prev;
+  pthread_mutex_unlock(&ctx->mu);
+  free(d);
   fi->fh = 0;
   return 0;
 }
@@ -292,7 +326,7 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
   (void)off; (void)flags;
   mount_ctx *ctx = cur_ctx();
   if (!ctx) return -EIO;
-  if (!path && fi && fi->fh) path = (const char *)(uintptr_t)fi->fh;
+  if (!path && fi && fh_dirh(fi->fh)) path = fh_dirh(fi->fh)->path;
   if (!path) return -EIO;
   sreq *r = req_new(OP_READDIR, path, NULL);
   if (!r) return -ENOMEM;
@@ -686,9 +720,19 @@ static napi_value js_reply(napi_env env, napi_callback_info info) {
   if (!NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, &data)) || !data) return NULL;
   sreq *r = data;
   pthread_mutex_lock(&r->mu);
-  int done = r->done;
+  int done = r->done, late = r->timed_out && !r->replied;
+  r->replied = 1;
   pthread_mutex_unlock(&r->mu);
-  if (done) return NULL; /* second call, or the FUSE thread already gave up */
+  if (done) {
+    /* Second call: ignored. First call after the FUSE thread gave up: ignored,
+       but an fd opened for it would leak (no release will come): close it. */
+    int64_t lfd;
+    if (late && (r->op == OP_OPEN || r->op == OP_CREATE) && argc > 1 && parse_errno(env, argv[0]) == 0 &&
+        get_i64(env, argv[1], &lfd) && lfd >= 0 && (uint64_t)lfd < g_fd_limit)
+      close((int)lfd);
+    clear_exception(env);
+    return NULL;
+  }
 
   int err = argc > 0 ? parse_errno(env, argv[0]) : EIO;
   struct stat st;
@@ -739,6 +783,8 @@ static napi_value js_reply(napi_env env, napi_callback_info info) {
       }
     }
     pthread_cond_signal(&r->cv);
+  } else if (r->timed_out && err == 0 && (r->op == OP_OPEN || r->op == OP_CREATE) && fd >= 0) {
+    close((int)fd); /* timed out while we parsed: nobody will release it */
   }
   pthread_mutex_unlock(&r->mu);
   free(str);
@@ -965,6 +1011,11 @@ static void *loop_main(void *arg) {
   if (ctx->comm_fd >= 0) { close(ctx->comm_fd); ctx->comm_fd = -1; } /* lets the auto_unmount helper exit */
   pid_t helper = ctx->helper_pid;
   ctx->helper_pid = 0;
+  while (ctx->dirs) {
+    struct dirh *d = ctx->dirs;
+    ctx->dirs = d->next;
+    free(d);
+  }
   pthread_mutex_unlock(&ctx->mu);
   reap_helper(helper);
 
@@ -1335,6 +1386,12 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
     goto fail;
   }
 
+  if (geteuid() != 0 && access(ctx->mountpoint, W_OK) != 0) {
+    throw_error(env, "strata_fuse: cannot mount at %s: %s (fusermount3 needs write access to the mountpoint)",
+                mp, strerror(errno));
+    goto fail;
+  }
+
   char o[4096] = "";
   append_opt(o, sizeof o, "fsname", fsname);
   if (subtype && *subtype) append_opt(o, sizeof o, "subtype", subtype);
@@ -1470,6 +1527,9 @@ static napi_value init_module(napi_env env, napi_value exports) {
     pthread_condattr_init(&g_condattr);
     pthread_condattr_setclock(&g_condattr, CLOCK_MONOTONIC);
     fuse_set_log_func(strata_log);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < INT32_MAX)
+      g_fd_limit = rl.rlim_max;
   }
   napi_value fn, v;
   struct { const char *name; napi_callback cb; } fns[] = {

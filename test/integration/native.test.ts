@@ -37,15 +37,15 @@ function errnoOf(err: unknown): number {
   return (code && os.constants.errno[code as keyof typeof os.constants.errno]) || os.constants.errno.EIO;
 }
 /** run fn, reply(0, ...result) or reply(errno) */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 function serve(reply: (errno: number, ...r: any[]) => void, fn: () => Promise<unknown[]>): void {
   fn().then((r) => reply(0, ...r), (err: unknown) => reply(errnoOf(err)));
 }
 const BILLION = 1000000000n;
+/** plain numbers: integers are exact up to 2^53, and times are split in sec + nsec */
 function tuple(s: fs.BigIntStats): StatTuple {
-  return [s.mode, s.uid, s.gid, s.size, s.nlink, s.ino, s.rdev, s.blksize, s.blocks,
-    s.atimeNs / BILLION, s.atimeNs % BILLION, s.mtimeNs / BILLION, s.mtimeNs % BILLION,
-    s.ctimeNs / BILLION, s.ctimeNs % BILLION];
+  const t = (ns: bigint): number[] => [Number(ns / BILLION), Number(ns % BILLION)];
+  return [s.mode, s.uid, s.gid, s.size, s.nlink, s.ino, s.rdev, s.blksize, s.blocks].map(Number)
+    .concat(t(s.atimeNs), t(s.mtimeNs), t(s.ctimeNs));
 }
 function typeBits(d: fs.Dirent): number {
   return d.isDirectory() ? C.S_IFDIR : d.isSymbolicLink() ? C.S_IFLNK : d.isFile() ? C.S_IFREG : 0;
@@ -126,6 +126,7 @@ describe('native FUSE binding (libfuse 3)', function () {
 
   it('reports a clear error for a bad mountpoint', function () {
     assert.throws(() => mount(path.join(tmp, 'missing'), passthrough(back), OPTS), /missing: No such file or directory/);
+    assert.throws(() => mount(path.join(view, 'sub'), passthrough(back), OPTS), /served by this process/);
   });
 
   it('serves getattr, readdir and read from the backing dir', async function () {
@@ -194,11 +195,17 @@ describe('native FUSE binding (libfuse 3)', function () {
     await fsp.mkdir(view3);
     await fsp.writeFile(path.join(back3, 'ok'), 'fine');
     const h = passthrough(back3);
-    const m3 = mount(view3, { ...h, getattr: (p, fd, reply) => { if (p === '/boom') throw new Error('boom'); h.getattr(p, fd, reply); } }, OPTS);
+    const errors: string[] = [];
+    const m3 = mount(
+      view3,
+      { ...h, getattr: (p, fd, reply) => { if (p === '/boom') throw new Error('boom'); h.getattr(p, fd, reply); } },
+      { ...OPTS, onHandlerError: (op, err) => errors.push(`${op}: ${(err as Error).message}`) },
+    );
     try {
       const r = await sh(`stat ${view3}/boom`);
       assert.notStrictEqual(r.code, 0);
       assert.match(r.err, /Input\/output error/);
+      assert.deepStrictEqual(errors, ['getattr: boom']);
       assert.strictEqual(await ok(`cat ${view3}/ok`), 'fine');
     } finally {
       await m3.unmount();

@@ -1,0 +1,188 @@
+/**
+ * Switch latency over the agent's control socket: newline-delimited JSON requests
+ * ({"id":1,"method":"activate","params":{"names":["x"]}}), one response line per request.
+ *
+ * Each switch is timed from writing the request until a fresh read of a mapped path in the
+ * mount shows the new state. The first read after the response must already show it: anything
+ * else is a stale read, counted and kept as evidence.
+ */
+import * as net from 'net';
+import { spawnSync } from 'child_process';
+import { median, percentile } from './util';
+
+interface Reply {
+  id: number;
+  ok: boolean;
+  result?: unknown;
+  error?: { code: string; message: string };
+}
+
+export class Control {
+  private sock: net.Socket | null = null;
+  private buf = '';
+  private nextId = 1;
+  private waiting = new Map<number, (r: Reply) => void>();
+
+  async connect(path: string): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      const s = net.connect(path);
+      s.setEncoding('utf8');
+      s.once('connect', () => {
+        this.sock = s;
+        resolve();
+      });
+      s.once('error', reject);
+      s.on('data', (chunk: string) => {
+        this.buf += chunk;
+        let nl: number;
+        while ((nl = this.buf.indexOf('\n')) >= 0) {
+          const line = this.buf.slice(0, nl);
+          this.buf = this.buf.slice(nl + 1);
+          let msg: Reply;
+          try {
+            msg = JSON.parse(line) as Reply;
+          } catch {
+            continue;
+          }
+          const w = this.waiting.get(msg.id);
+          if (w) {
+            this.waiting.delete(msg.id);
+            w(msg);
+          }
+        }
+      });
+      s.on('close', () => {
+        for (const w of this.waiting.values()) w({ id: -1, ok: false, error: { code: 'E_CLOSED', message: 'the agent closed the connection' } });
+        this.waiting.clear();
+      });
+    });
+  }
+
+  call(method: string, params: unknown): Promise<Reply> {
+    const s = this.sock;
+    if (!s) return Promise.reject(new Error('not connected'));
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.waiting.set(id, resolve);
+      s.write(JSON.stringify({ id, method, params }) + '\n');
+    });
+  }
+
+  close(): void {
+    this.sock?.destroy();
+    this.sock = null;
+  }
+}
+
+/** What a switch must make visible, and how to look. */
+export interface Probe {
+  /** The state the view shows, as one comparable string (e.g. file content, or "<ENOENT>"). */
+  read(): string;
+  expect(active: boolean): string;
+  /** Untimed extra check after the switch (e.g. execute a mapped script); a message when stale. */
+  after?(active: boolean): string | null;
+  /** Untimed work before the next switch (e.g. fill the kernel caches under the mapping). */
+  between?(active: boolean): void;
+}
+
+export interface SwitchResult {
+  layer: string;
+  switches: number;
+  latencies: number[];
+  /** request written → response read */
+  responses: number[];
+  staleReads: number;
+  staleAfter: number;
+  busyRefusals: number;
+  /** Up to 10 examples of each kind: stale first reads, failed after-checks, busy refusals. */
+  evidence: { stale: string[]; after: string[]; busy: string[] };
+  p50: number;
+  p99: number;
+  max: number;
+  activateP50: number;
+  deactivateP50: number;
+  responseP50: number;
+  responseP99: number;
+}
+
+const now = (): number => Number(process.hrtime.bigint()) / 1e6;
+
+/**
+ * Toggle `layer` 2×`iterations` times (deactivate, activate, ...), starting from active.
+ * A deactivate refused with E_LAYER_BUSY (a file of the layer still open) is retried after 5 ms
+ * and counted; the timing restarts with the retried request.
+ */
+export async function measureSwitch(ctl: Control, layer: string, iterations: number, probe: Probe): Promise<SwitchResult> {
+  const latencies: number[] = [];
+  const responses: number[] = [];
+  const byDir: { activate: number[]; deactivate: number[] } = { activate: [], deactivate: [] };
+  const evidence: SwitchResult['evidence'] = { stale: [], after: [], busy: [] };
+  let staleReads = 0;
+  let staleAfter = 0;
+  let busy = 0;
+  let active: boolean = true;
+  // The kernel caches what the view shows now; the switch has to invalidate it.
+  const first = probe.read();
+  if (first !== probe.expect(true)) throw new Error(`switch test: before the first switch the view shows ${JSON.stringify(first)}, expected the layer's content`);
+  probe.between?.(true);
+  for (let i = 0; i < iterations * 2; i++) {
+    const next: boolean = !active;
+    const method = next ? 'activate' : 'deactivate';
+    let t0: number;
+    let reply: Reply;
+    for (;;) {
+      t0 = now();
+      reply = await ctl.call(method, { names: [layer] });
+      if (reply.ok || reply.error?.code !== 'E_LAYER_BUSY') break;
+      busy++;
+      if (evidence.busy.length < 10) evidence.busy.push(`${method} ${layer} refused: ${reply.error.message}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const t1 = now();
+    if (!reply.ok) throw new Error(`${method} ${layer} failed: ${reply.error?.code}: ${reply.error?.message}`);
+    const want = probe.expect(next);
+    let seen = probe.read();
+    if (seen !== want) {
+      staleReads++;
+      if (evidence.stale.length < 10) evidence.stale.push(`switch ${i + 1} (${method}): first read after the response showed ${JSON.stringify(seen)}, expected ${JSON.stringify(want)}`);
+      const deadline = now() + 5000;
+      while (seen !== want && now() < deadline) seen = probe.read();
+      if (seen !== want) throw new Error(`switch test: after ${method} ${layer} the view still shows ${JSON.stringify(seen)} after 5 s`);
+    }
+    const t2 = now();
+    latencies.push(t2 - t0);
+    responses.push(t1 - t0);
+    byDir[method].push(t2 - t0);
+    const bad = probe.after?.(next) ?? null;
+    if (bad) {
+      staleAfter++;
+      if (evidence.after.length < 10) evidence.after.push(`switch ${i + 1} (${method}): ${bad}`);
+    }
+    probe.between?.(next);
+    active = next;
+  }
+  return {
+    layer,
+    switches: latencies.length,
+    latencies,
+    responses,
+    staleReads,
+    staleAfter,
+    busyRefusals: busy,
+    evidence,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    max: Math.max(...latencies),
+    activateP50: median(byDir.activate),
+    deactivateP50: median(byDir.deactivate),
+    responseP50: percentile(responses, 50),
+    responseP99: percentile(responses, 99),
+  };
+}
+
+/** Run a script and return its first output line, or the error. */
+export function runScript(file: string): string {
+  const r = spawnSync(file, [], { encoding: 'utf8', timeout: 10000 });
+  if (r.error) return `<${(r.error as NodeJS.ErrnoException).code ?? r.error.message}>`;
+  return (r.stdout || '').trim();
+}
