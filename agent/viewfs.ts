@@ -11,7 +11,7 @@ import { constants as osc } from 'os';
 import type { FuseHandlers, StatTuple } from './native';
 import { UTIME_NOW, UTIME_OMIT } from './native';
 import {
-  Resolution, Resolver, Source, SourceListing, WHITEOUT_PREFIX, baseName, isUnder, mergeListings, parentOf, sourcesFor,
+  Resolution, Resolver, Source, SourceListing, WHITEOUT_PREFIX, ancestors, baseName, isUnder, mergeListings, parentOf, sourcesFor,
 } from './resolver';
 import { LayerMarks } from './marks';
 
@@ -82,7 +82,8 @@ export class ViewFs {
     switch (s.kind) {
       case 'writable': return path.join(this.places.writableDir(s.layer), s.rel);
       case 'files': return path.join(this.places.filesDir(s.layer), s.rel);
-      case 'base': return s.path === '/' ? this.baseRoot : this.baseRoot + s.path;
+      // '/.' so that lstat follows /proc/self/fd/N (a symlink) to the shadowed base directory.
+      case 'base': return s.path === '/' ? this.baseRoot + '/.' : this.baseRoot + s.path;
     }
   }
 
@@ -477,21 +478,27 @@ export class ViewFs {
     return [...this.openFiles.values()].filter((o) => o.layer !== null && layers.has(o.layer));
   }
 
-  /** Paths to invalidate in the kernel after the owners of `prefixes` changed. */
+  /**
+   * Paths to invalidate in the kernel after the owners of `prefixes` changed: each prefix, its
+   * ancestors (their listings change), every path under it the kernel may cache, and the root
+   * entry above each of those (dropping a root entry prunes the kernel's cached names below it,
+   * including names cached as missing).
+   */
   invalidationSet(prefixes: readonly string[]): string[] {
     const out = new Set<string>();
+    const add = (p: string): void => {
+      out.add(p);
+      const slash = p.indexOf('/', 1);
+      out.add(slash < 0 ? p : p.slice(0, slash));
+    };
     for (const pre of prefixes) {
-      out.add(pre);
-      let a = pre;
-      while (a !== '/') {
-        a = parentOf(a);
-        out.add(a);
-      }
+      add(pre);
+      for (const a of ancestors(pre)) out.add(a);
     }
     for (const k of this.known) {
-      if (prefixes.some((pre) => isUnder(k, pre))) out.add(k);
+      if (prefixes.some((pre) => isUnder(k, pre))) add(k);
     }
-    // Deepest first, so a directory's entry is dropped after its children.
+    // Deepest first: inodes are invalidated before the root entries above them are dropped.
     return [...out].sort((a, b) => b.length - a.length);
   }
 }

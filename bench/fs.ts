@@ -327,49 +327,62 @@ async function main(): Promise<void> {
     if (dirty) notes.push(`${LABELS[t.key]}: git status is not clean: ${dirty.split('\n').slice(0, 3).join(' | ')}`);
   }
 
-  const statCmd = ['xargs', '-0', '-a', data.list, 'stat', '-c', '%s'];
-  for (const t of targets) record(t, 'stat_warm', await timer.time(statCmd, { cwd: t.tree, runs: plan.metaRuns, warmup: plan.metaWarmup }));
-  for (const t of targets) record(t, 'find', await timer.time(['find', t.tree, '-printf', '%s\\n'], { runs: plan.metaRuns, warmup: plan.metaWarmup }));
-  for (const t of targets) {
-    record(t, 'git_status_warm', await timer.time(['git', '-C', t.tree, 'status', '--porcelain'], { env: genv, runs: plan.gitRuns, warmup: plan.metaWarmup }));
-  }
-  // First access after a fresh mount; native has no mount, so its figure is simply a plain run.
-  for (const [m, argv] of [
-    ['find_cold', (t: Target) => ['find', t.tree, '-printf', '%s\\n']],
-    ['git_status_cold', (t: Target) => ['git', '-C', t.tree, 'status', '--porcelain']],
-  ] as [MetricKey, (t: Target) => string[]][]) {
-    for (const t of targets) {
-      const times: number[] = [];
-      for (let r = 0; r < plan.coldReps; r++) {
-        if (t.remount) await t.remount();
-        times.push(...(await timer.time(argv(t), { env: genv, runs: 1, warmup: 0 })));
+  /**
+   * Time `argv(t)` on every target in rounds; each round rotates the order, so slow drift of a
+   * shared machine hits every system alike. Warm-up runs come first and are not kept.
+   */
+  const interleaved = async (
+    m: MetricKey,
+    argv: (t: Target) => string[],
+    o: { rounds: number; perRound: number; warmup: number; only?: (t: Target) => boolean; cwd?: (t: Target) => string; prepare?: (t: Target) => string[] },
+  ): Promise<void> => {
+    const list = targets.filter((t) => !o.only || o.only(t));
+    const times = new Map<Target, number[]>(list.map((t) => [t, []]));
+    const opts = (t: Target, runs: number) => ({ cwd: o.cwd?.(t), env: genv, runs, warmup: 0, prepare: o.prepare?.(t) });
+    for (const t of list) if (o.warmup > 0) await timer.time(argv(t), opts(t, o.warmup));
+    for (let r = 0; r < o.rounds; r++) {
+      for (let k = 0; k < list.length; k++) {
+        const t = list[(r + k) % list.length];
+        times.get(t)!.push(...(await timer.time(argv(t), opts(t, o.perRound))));
       }
-      record(t, m, times);
     }
+    for (const t of list) record(t, m, times.get(t)!);
+  };
+  const metaRuns = { rounds: plan.metaRuns, perRound: 1, warmup: plan.metaWarmup };
+  const findCmd = (t: Target) => ['find', t.tree, '-printf', '%s\\n'];
+  const gitCmd = (t: Target) => ['git', '-C', t.tree, 'status', '--porcelain'];
+  await interleaved('stat_warm', () => ['xargs', '-0', '-a', data.list, 'stat', '-c', '%s'], { ...metaRuns, cwd: (t) => t.tree });
+  await interleaved('find', findCmd, metaRuns);
+  await interleaved('git_status_warm', gitCmd, { ...metaRuns, rounds: plan.gitRuns });
+  // First access after a fresh mount; native has no mount, so its figure is simply a plain run.
+  for (const [m, argv] of [['find_cold', findCmd], ['git_status_cold', gitCmd]] as [MetricKey, (t: Target) => string[]][]) {
+    const times = new Map<Target, number[]>(targets.map((t) => [t, []]));
+    for (let r = 0; r < plan.coldReps; r++) {
+      for (let k = 0; k < targets.length; k++) {
+        const t = targets[(r + k) % targets.length];
+        if (t.remount) await t.remount();
+        times.get(t)!.push(...(await timer.time(argv(t), { env: genv, runs: 1, warmup: 0 })));
+      }
+    }
+    for (const t of targets) record(t, m, times.get(t)!);
   }
-  for (const t of targets) {
-    if (!t.big) continue;
-    // Untimed: the content must be the data set's (this also fills the caches).
-    if (t.key !== 'native') await must('cmp', [path.join(data.dir, 'big.bin'), t.big]);
-    record(t, 'read', await timer.time(['cat', t.big], { runs: plan.readRuns, warmup: 1 }));
-  }
+  // Untimed: the large file's content must be the data set's (this also fills the caches).
+  for (const t of targets) if (t.big && t.key !== 'native') await must('cmp', [path.join(data.dir, 'big.bin'), t.big]);
+  await interleaved('read', (t) => ['cat', t.big!], { rounds: plan.readRuns, perRound: 1, warmup: 1, only: (t) => t.big !== null });
+  const dd = (t: Target, sync: boolean) => ['dd', 'if=/dev/zero', `of=${t.out}`, 'bs=1M', `count=${plan.bigMiB}`, ...(sync ? ['conv=fsync'] : []), 'status=none'];
+  await interleaved('write', (t) => dd(t, true), { rounds: plan.writeRuns, perRound: 1, warmup: 1, only: (t) => t.out !== null, prepare: (t) => ['rm', '-f', t.out!] });
   for (const t of targets) {
     if (!t.out) continue;
-    const dd = ['dd', 'if=/dev/zero', `of=${t.out}`, 'bs=1M', `count=${plan.bigMiB}`, 'conv=fsync', 'status=none'];
-    record(t, 'write', await timer.time(dd, { runs: plan.writeRuns, warmup: 1, prepare: ['rm', '-f', t.out] }));
     const size = fs.statSync(t.out).size;
     if (size !== plan.bigMiB * 2 ** 20) notes.push(`${LABELS[t.key]}: the written file has ${size} bytes, expected ${plan.bigMiB * 2 ** 20}`);
-    fs.rmSync(t.out, { force: true });
   }
-  for (const t of targets) {
-    if (!t.out) continue;
-    const dd = ['dd', 'if=/dev/zero', `of=${t.out}`, 'bs=1M', `count=${plan.bigMiB}`, 'status=none'];
-    record(t, 'write_nosync', await timer.time(dd, { runs: plan.writeRuns, warmup: 1, prepare: ['sh', '-c', `rm -f ${t.out} && sync`] }));
-    fs.rmSync(t.out, { force: true });
-  }
+  await interleaved('write_nosync', (t) => dd(t, false), {
+    rounds: plan.writeRuns, perRound: 1, warmup: 1, only: (t) => t.out !== null, prepare: (t) => ['sh', '-c', `rm -f ${t.out} && sync`],
+  });
+  for (const t of targets) if (t.out) fs.rmSync(t.out, { force: true });
   await must('sync', []);
-  for (const t of targets) record(t, 'exec', await timer.time([t.trueBin], { runs: plan.execRuns, warmup: plan.execWarmup }));
-  for (const t of targets) record(t, 'exec_node', await timer.time([t.nodeBin, '--version'], { runs: plan.nodeRuns, warmup: 3 }));
+  await interleaved('exec', (t) => [t.trueBin], { rounds: 10, perRound: Math.ceil(plan.execRuns / 10), warmup: plan.execWarmup });
+  await interleaved('exec_node', (t) => [t.nodeBin, '--version'], { rounds: plan.nodeRuns, perRound: 1, warmup: 3 });
 
   // ---- switch latency ----------------------------------------------------------------------------
   log(`switch latency: ${plan.switchIters * 2} switches of layer "tools" over the control socket`);
@@ -422,7 +435,7 @@ async function main(): Promise<void> {
     },
   });
   ctl.close();
-  log(`switch tree: p50 ${fmtMs(tree.p50)} ms, p99 ${fmtMs(tree.p99)} ms, stale first reads ${tree.staleReads}`);
+  log(`switch tree: p50 ${fmtMs(tree.p50)} ms, p99 ${fmtMs(tree.p99)} ms, stale first reads ${tree.staleReads}${tree.aborted ? `; stopped early: ${tree.aborted}` : ''}`);
 
   // ---- the agent's own account -------------------------------------------------------------------
   const agentLog = strata.agentLog();
@@ -476,8 +489,11 @@ async function main(): Promise<void> {
       fresh_lookup_wrong: stale.freshWrong,
     },
     busy_refusals: sw.busyRefusals + tree.busyRefusals,
+    switch_aborted: sw.aborted,
+    switch_tree_aborted: tree.aborted,
     switch_tree_p50_ms: round(tree.p50),
     switch_tree_p99_ms: round(tree.p99),
+    switch_tree_max_ms: round(tree.max),
     switch_tree_response_p50_ms: round(tree.responseP50),
     switches_tree: tree.switches,
   });
@@ -542,7 +558,8 @@ async function main(): Promise<void> {
   lines.push('');
   lines.push(`switch (layer "tools", /tool -> tool; ${sw.switches} switches, request sent -> first correct fresh read):`);
   lines.push(`  p50 ${fmtMs(sw.p50)} ms, p99 ${fmtMs(sw.p99)} ms, max ${fmtMs(sw.max)} ms; activate p50 ${fmtMs(sw.activateP50)} ms, deactivate p50 ${fmtMs(sw.deactivateP50)} ms; agent response p50 ${fmtMs(sw.responseP50)} ms, p99 ${fmtMs(sw.responseP99)} ms`);
-  lines.push(`switch (layer "tree", ${plan.files} paths cached under /mapped; ${tree.switches} switches): p50 ${fmtMs(tree.p50)} ms, p99 ${fmtMs(tree.p99)} ms, response p50 ${fmtMs(tree.responseP50)} ms`);
+  lines.push(`switch (layer "tree", ${plan.files} paths cached under /mapped; ${tree.switches} switches): p50 ${fmtMs(tree.p50)} ms, p99 ${fmtMs(tree.p99)} ms, max ${fmtMs(tree.max)} ms, response p50 ${fmtMs(tree.responseP50)} ms`);
+  for (const r of [sw, tree]) if (r.aborted) lines.push(`  layer "${r.layer}" test stopped early: ${r.aborted}`);
   lines.push(`stale reads: ${staleTotal} (first read after the response: tools ${sw.staleReads}, tree ${tree.staleReads}; layer-only name looked up while off, read after activate/deactivate: ${stale.negative}); stale exec: ${stale.exec}; deactivate refused as busy: ${sw.busyRefusals + tree.busyRefusals}`);
   for (const e of [
     ...[...sw.evidence.stale, ...tree.evidence.stale].slice(0, 3),

@@ -109,8 +109,8 @@ function candidates(): string[] {
   const list: string[] = [];
   const env = process.env.STRATA_NATIVE;
   if (env) list.push(env);
-  list.push(path.join(__dirname, '..', 'build', 'Release', ADDON));
-  list.push(path.join(__dirname, '..', '..', 'build', 'Release', ADDON));
+  // dist/*.js, dist/test/*/*.js and unbundled sources all find the package's build/ above them.
+  for (let up = 1; up <= 4; up++) list.push(path.join(__dirname, ...Array<string>(up).fill('..'), 'build', 'Release', ADDON));
   return list;
 }
 

@@ -1097,7 +1097,16 @@ static void invalidate_execute(napi_env env, void *data) {
     int stop = ctx->unmount_started || ctx->loop_done;
     pthread_mutex_unlock(&ctx->mu);
     if (stop) break;
-    if (fuse_invalidate_path(ctx->fuse, w->paths[i]) == 0) w->count++;
+    const char *p = w->paths[i];
+    int ok = fuse_invalidate_path(ctx->fuse, p) == 0;
+    /* fuse_invalidate_path only drops an inode's attributes and pages, never a
+       directory entry, so a name cached as missing (or as another type) would
+       outlive a switch. Entries of the root can be dropped by name: the kernel
+       then prunes every unused dentry below, negative ones included. */
+    if (p[0] == '/' && p[1] != '\0' && strchr(p + 1, '/') == NULL && ctx->se) {
+      if (fuse_lowlevel_notify_inval_entry(ctx->se, FUSE_ROOT_ID, p + 1, strlen(p + 1)) == 0) ok = 1;
+    }
+    if (ok) w->count++;
   }
   pthread_rwlock_unlock(&ctx->fuse_lock);
 }

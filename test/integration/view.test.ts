@@ -271,7 +271,19 @@ describe('agent: restart, stale mounts, export and import', function () {
 
   it('recovers the stale mount left when the agent and its watchdog are killed together', async () => {
     const { pid } = await e.json<{ pid: number }>('status');
-    process.kill(-pid, 'SIGKILL'); // the agent leads its own process group; the watchdog is in it
+    // The fusermount3 watchdog lives in its own session: kill it with the agent, as an OOM kill of
+    // the whole service would.
+    const watchdogs = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
+      try {
+        const argv = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+        return argv[0].endsWith('fusermount3') && argv.includes(e.mnt);
+      } catch {
+        return false;
+      }
+    });
+    assert.strictEqual(watchdogs.length, 1, 'one watchdog serves the view');
+    for (const w of watchdogs) process.kill(Number(w), 'SIGKILL');
+    process.kill(pid, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 300));
     assert.ok(mounted(e.mnt), 'the dead agent left its mount behind');
     assert.throws(() => fs.statSync(path.join(e.mnt, 'bin')), /ENOTCONN/);
