@@ -489,6 +489,7 @@ async function main(): Promise<void> {
       fresh_lookup_wrong: stale.freshWrong,
     },
     busy_refusals: sw.busyRefusals + tree.busyRefusals,
+    bench_pid: process.pid,
     switch_aborted: sw.aborted,
     switch_tree_aborted: tree.aborted,
     switch_tree_p50_ms: round(tree.p50),
@@ -560,7 +561,7 @@ async function main(): Promise<void> {
   lines.push(`  p50 ${fmtMs(sw.p50)} ms, p99 ${fmtMs(sw.p99)} ms, max ${fmtMs(sw.max)} ms; activate p50 ${fmtMs(sw.activateP50)} ms, deactivate p50 ${fmtMs(sw.deactivateP50)} ms; agent response p50 ${fmtMs(sw.responseP50)} ms, p99 ${fmtMs(sw.responseP99)} ms`);
   lines.push(`switch (layer "tree", ${plan.files} paths cached under /mapped; ${tree.switches} switches): p50 ${fmtMs(tree.p50)} ms, p99 ${fmtMs(tree.p99)} ms, max ${fmtMs(tree.max)} ms, response p50 ${fmtMs(tree.responseP50)} ms`);
   for (const r of [sw, tree]) if (r.aborted) lines.push(`  layer "${r.layer}" test stopped early: ${r.aborted}`);
-  lines.push(`stale reads: ${staleTotal} (first read after the response: tools ${sw.staleReads}, tree ${tree.staleReads}; layer-only name looked up while off, read after activate/deactivate: ${stale.negative}); stale exec: ${stale.exec}; deactivate refused as busy: ${sw.busyRefusals + tree.busyRefusals}`);
+  lines.push(`stale reads: ${staleTotal} (first read after the response: tools ${sw.staleReads}, tree ${tree.staleReads}; layer-only name looked up while off, read after activate/deactivate: ${stale.negative}); stale exec: ${stale.exec}; deactivate refused as busy: ${sw.busyRefusals + tree.busyRefusals} (this bench's pid: ${process.pid})`);
   for (const e of [
     ...[...sw.evidence.stale, ...tree.evidence.stale].slice(0, 3),
     ...[...sw.evidence.after, ...tree.evidence.after].slice(0, 3),

@@ -126,3 +126,48 @@ describe('errors: bad input is refused clearly and loses nothing', function () {
     assert.match(r.stderr, /expected layer map NAME ORIGINAL DESTINATION/);
   });
 });
+
+describe('control socket: permissions and subscriptions', function () {
+  let e: Env;
+  before(async () => {
+    e = makeEnv();
+    writeTree(path.join(e.dir, 'src'), { 'f': 'layer\n' });
+    await e.ok('layer', 'create', 'sub', '--from', path.join(e.dir, 'src'));
+  });
+  after(async () => e.cleanup());
+
+  it('keeps the socket 0600 in a 0700 directory', () => {
+    const sock = socketPath(e.home);
+    assert.strictEqual(fs.statSync(sock).mode & 0o777, 0o600);
+    assert.strictEqual(fs.statSync(path.dirname(sock)).mode & 0o777, 0o700);
+  });
+
+  it('pushes a state event to subscribers when the CLI changes something', async () => {
+    const s = net.connect(socketPath(e.home));
+    s.setEncoding('utf8');
+    const lines: string[] = [];
+    let buf = '';
+    s.on('data', (d: string) => {
+      buf += d;
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        lines.push(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    });
+    s.write('{"id":1,"method":"subscribe","params":{}}\n');
+    const until = async (pred: () => boolean) => {
+      const t0 = Date.now();
+      while (!pred()) {
+        if (Date.now() - t0 > 10000) throw new Error(`no such message; got ${lines.join('\n')}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    await until(() => lines.some((l) => l.startsWith('{"id":1,"ok":true')));
+    await e.ok('activate', 'sub');
+    await until(() => lines.some((l) => l.includes('"event":"state"') && l.includes('"reason":"activate"')));
+    const ev = JSON.parse(lines.find((l) => l.includes('"reason":"activate"'))!);
+    assert.deepStrictEqual(ev.status.active, ['sub']);
+    s.destroy();
+  });
+});
