@@ -68,6 +68,7 @@ export class Agent {
   private views = new Map<string, View>();
   private queue: Promise<unknown> = Promise.resolve();
   private listeners = new Set<(reason: string) => void>();
+  private progressListeners = new Set<(p: { task: string; message: string; done?: number; total?: number }) => void>();
   readonly fsname: string;
 
   constructor(readonly opts: AgentOptions) {
@@ -92,7 +93,17 @@ export class Agent {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
   }
-  private emit(reason: string): void {
+  onProgress(fn: (p: { task: string; message: string; done?: number; total?: number }) => void): () => void {
+    this.progressListeners.add(fn);
+    return () => this.progressListeners.delete(fn);
+  }
+  progress(task: string, message: string, done?: number, total?: number): void {
+    this.log(`[progress] ${task}: ${message}${total ? ` (${done}/${total})` : ''}`);
+    for (const fn of this.progressListeners) fn({ task, message, done, total });
+  }
+
+  /** Announce a change to subscribers (also used by the team service). */
+  emit(reason: string): void {
     for (const fn of this.listeners) {
       try {
         fn(reason);
@@ -378,6 +389,48 @@ export class Agent {
     if (this.specs.has(name)) return;
     if (this.store.exists(name)) await this.store.get(name); // throws the precise validation error
     this.requireLayer(name);
+  }
+
+  /**
+   * Make the team layers match the team's decision in one step: among `teamLayers`, exactly
+   * `desired` is active, except `held` ones, which stay as they are here. Returns the desired
+   * layers missing from the store (to be pulled). Files open in the views do not block a team
+   * switch: a teammate's decision is applied like `--force`.
+   */
+  applyTeamSet(teamLayers: string[], desired: string[], held: string[], reason: string): Promise<{ active: string[]; missing: string[] }> {
+    return this.serial(async () => {
+      await this.reloadLayers();
+      const isTeam = new Set(teamLayers);
+      const keep = this.state.active.filter((n) => !isTeam.has(n) || held.includes(n));
+      const want = desired.filter((n) => !held.includes(n));
+      const missing = want.filter((n) => !this.specs.has(n));
+      const next = [...new Set([...keep, ...want.filter((n) => this.specs.has(n))])];
+      const before = new Set(this.state.active);
+      const after = new Set(next);
+      const changed = [...before, ...after].filter((n) => before.has(n) !== after.has(n));
+      if (changed.length) {
+        await this.applyActive(next, changed.flatMap((n) => (this.specs.has(n) ? rulePaths(this.specs.get(n)!) : [])), reason);
+      }
+      return { active: this.effectiveActive(), missing };
+    });
+  }
+
+  /** Team layers with files open in any view (reported to teammates for --when-idle). */
+  busyLayers(names: string[]): string[] {
+    return names.filter((n) => this.holders([n]).length > 0);
+  }
+
+  activeLayers(): string[] {
+    return this.effectiveActive();
+  }
+
+  hasLayer(name: string): boolean {
+    return this.specs.has(name);
+  }
+
+  /** Re-read the store after a layer arrived from a peer. */
+  refresh(): Promise<void> {
+    return this.serial(() => this.reloadLayers());
   }
 
   holders(names: string[]): OpenFileHolder[] {

@@ -6,7 +6,9 @@
  */
 import * as path from 'path';
 import { spawn } from 'child_process';
-import { AgentStatus, LayerInfo, ViewInfo } from '../protocol';
+import * as fs from 'fs';
+import { AgentStatus, LayerInfo, TEAM_FILE, TeamEvent, TeamStatus, ViewInfo } from '../protocol';
+import { runRelay } from './team/relay';
 import { AgentClient, connectOrStart, logFile } from './client';
 import { StrataError } from './errors';
 import { socketPath, strataHome } from './paths';
@@ -29,9 +31,18 @@ const USAGE = `usage: strata COMMAND [ARGS] [--json]
   view add BASE [--at MOUNTPOINT]         serve BASE in place, or at MOUNTPOINT
   view list | rm BASE
 
-  activate NAME...
+  activate NAME... [--when-idle [--timeout SECONDS]]
   deactivate NAME... [--force]            refuses while files of the layer are open
   swap OLD NEW                            replace OLD by NEW in one step
+
+  team join URL --secret-file FILE [--name NAME] [--team-file FILE] [--listen HOST:PORT]
+                                          URL "-" joins without a relay (others dial this agent)
+  team leave | status | history
+  team revert ID                          undo a team decision (IDs from "team history")
+  team hold NAME | follow NAME            keep a team layer as it is here / follow the team again
+  agent start --listen HOST:PORT          also accept teammates' agents
+  relay --listen HOST:PORT --secret-file FILE [--team TEAM] [--state-file FILE]
+                                          run a standalone relay (no FUSE)
 `;
 
 class UsageError extends Error {}
@@ -41,7 +52,7 @@ interface Parsed {
   flags: Map<string, string | true>;
 }
 
-const VALUE_FLAGS = new Set(['--from', '--priority', '--version', '--description', '--at']);
+const VALUE_FLAGS = new Set(['--from', '--priority', '--version', '--description', '--at', '--secret-file', '--name', '--team-file', '--listen', '--timeout', '--team', '--state-file']);
 
 function parse(argv: string[]): Parsed {
   const args: string[] = [];
@@ -55,7 +66,7 @@ function parse(argv: string[]): Parsed {
         const v = eq > 0 ? a.slice(eq + 1) : argv[++i];
         if (v === undefined) throw new UsageError(`${name} needs a value`);
         flags.set(name, v);
-      } else if (['--json', '--force', '--foreground', '--help'].includes(name)) {
+      } else if (['--json', '--force', '--foreground', '--help', '--when-idle'].includes(name)) {
         flags.set(name, true);
       } else {
         throw new UsageError(`unknown option ${a}`);
@@ -135,19 +146,48 @@ async function run(argv: string[]): Promise<number> {
   };
 
   const [cmd, sub, ...rest] = args;
+  if (cmd === 'relay') {
+    const listen = str(flags, '--listen');
+    const secretFile = str(flags, '--secret-file');
+    if (!listen || !secretFile) throw new UsageError('relay needs --listen HOST:PORT and --secret-file FILE');
+    const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
+    let relay: Awaited<ReturnType<typeof runRelay>>;
+    try {
+      relay = await runRelay({ listen, secretFile: path.resolve(secretFile), team: str(flags, '--team'), stateFile: str(flags, '--state-file'), log });
+    } catch (e) {
+      throw new StrataError('E_TEAM_SECRET', (e as Error).message, 'Check --listen and the secret file (chmod 600).');
+    }
+    print({ url: relay.url, id: relay.node.id }, `relay ${relay.node.id} listening on ${relay.url}`);
+    await new Promise<void>((res) => {
+      const stop = () => void relay.stop().then(res);
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+    return 0;
+  }
   if (cmd === 'agent') {
     if (sub === 'start') {
+      const listen = str(flags, '--listen');
+      const agentEnv = { ...process.env, STRATA_HOME: home, ...(listen ? { STRATA_LISTEN: listen } : {}) };
       if (flags.has('--foreground')) {
-        const child = spawn(process.execPath, [agentScript], { stdio: 'inherit', env: { ...process.env, STRATA_HOME: home } });
+        const child = spawn(process.execPath, [agentScript], { stdio: 'inherit', env: agentEnv });
         const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
         process.on('SIGINT', forward('SIGINT'));
         process.on('SIGTERM', forward('SIGTERM'));
         return new Promise((res) => child.on('exit', (code) => res(code ?? 1)));
       }
-      const c = await connectOrStart({ home, socket: sock, agentScript, start: true });
+      if (listen) {
+        const running = await connectOrStart({ home, socket: sock, agentScript, start: false }).catch(() => null);
+        if (running) {
+          running.close();
+          throw new StrataError('E_BAD_REQUEST', 'the agent is already running without --listen', 'Run "strata agent stop" first, then start it with --listen.');
+        }
+      }
+      const c = await connectOrStart({ home, socket: sock, agentScript, start: true, env: agentEnv });
       const s = await c.call('status', {});
+      const t = await c.call('team.status', {});
       c.close();
-      print(s, `agent running (pid ${s.pid}); log: ${logFile(home)}`);
+      print({ ...s, team: t }, `agent running (pid ${s.pid}); log: ${logFile(home)}${t.listen ? `; accepting teammates on ws://${t.listen}` : ''}`);
       return 0;
     }
     if (sub === 'stop') {
@@ -205,11 +245,14 @@ async function run(argv: string[]): Promise<number> {
       }
       case 'activate': {
         const names = args.slice(1);
-        if (!names.length) throw new UsageError('expected activate NAME...');
-        const r = await c.call('activate', { names });
-        print(r, `active: ${r.active.join(', ') || '(none)'}`);
+        if (!names.length) throw new UsageError('expected activate NAME... [--when-idle [--timeout SECONDS]]');
+        const timeout = num(flags, '--timeout');
+        const r = await c.call('activate', { names, whenIdle: flags.has('--when-idle'), ...(timeout !== undefined ? { timeoutMs: timeout * 1000 } : {}) });
+        print(r, `active: ${r.active.join(', ') || '(none)'}${r.decision ? ` (team decision ${r.decision})` : ''}`);
         return 0;
       }
+      case 'team':
+        return await teamCommand(c, sub, rest, flags, print);
       case 'deactivate': {
         const names = args.slice(1);
         if (!names.length) throw new UsageError('expected deactivate NAME... [--force]');
@@ -308,6 +351,91 @@ async function layerCommand(
     default:
       throw new UsageError('expected layer create|list|show|rm|map|unmap|exclude|hide|reset|export|import');
   }
+}
+
+async function teamCommand(
+  c: AgentClient,
+  sub: string | undefined,
+  rest: string[],
+  flags: Map<string, string | true>,
+  print: (v: unknown, t: string) => void,
+): Promise<number> {
+  switch (sub) {
+    case 'join': {
+      need(rest, 1, 'team join URL --secret-file FILE [--name NAME] [--team-file FILE] [--listen HOST:PORT]');
+      const secretFile = str(flags, '--secret-file');
+      if (!secretFile) throw new UsageError('team join needs --secret-file FILE (the secret never goes on the command line)');
+      const teamFile = str(flags, '--team-file') ?? findUp(process.cwd(), TEAM_FILE);
+      if (!teamFile) throw new StrataError('E_TEAM_INVALID', `no ${TEAM_FILE} in ${process.cwd()} or above`, 'Run this in the team\'s repository, or pass --team-file FILE.');
+      const listen = str(flags, '--listen');
+      const name = str(flags, '--name');
+      const st = await c.call('team.join', {
+        url: rest[0], secretFile: path.resolve(secretFile), teamFile: path.resolve(teamFile), ...(name ? { name } : {}), ...(listen ? { listen } : {}),
+      });
+      print(st, teamText(st));
+      return 0;
+    }
+    case 'leave': {
+      const r = await c.call('team.leave', {});
+      print(r, `left team ${r.left}`);
+      return 0;
+    }
+    case 'status': {
+      const st = await c.call('team.status', {});
+      print(st, teamText(st));
+      return 0;
+    }
+    case 'history': {
+      const h = await c.call('team.history', {});
+      print(h, h.length ? h.map(eventLine).join('\n') : '(no team decisions yet)');
+      return 0;
+    }
+    case 'revert': {
+      need(rest, 1, 'team revert ID');
+      const r = await c.call('team.revert', { id: rest[0] });
+      print(r, `reverted ${rest[0]} with decision ${r.decision}; active: ${r.active.join(', ') || '(none)'}`);
+      return 0;
+    }
+    case 'hold':
+    case 'follow': {
+      need(rest, 1, `team ${sub} NAME`);
+      const st = await c.call('team.hold', { name: rest[0], hold: sub === 'hold' });
+      print(st, teamText(st));
+      return 0;
+    }
+    default:
+      throw new UsageError('expected team join|leave|status|history|revert|hold|follow');
+  }
+}
+
+function findUp(dir: string, name: string): string | null {
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    if (fs.existsSync(path.join(d, name))) return path.join(d, name);
+    if (path.dirname(d) === d) return null;
+  }
+}
+
+function eventLine(e: TeamEvent): string {
+  const what = e.writes.map((w) => `${w.key}=${'active' in w.value ? (w.value.active ? 'on' : 'off') : w.value.layer ?? 'none'}`).join(' ');
+  return `${e.origin}:${e.seq}  ${new Date(e.tag.wall).toISOString()}  ${e.user}@${e.host}  ${what}${e.reverts ? ` (reverts ${e.reverts})` : ''}`;
+}
+
+function teamText(t: TeamStatus): string {
+  if (!t.joined) return 'not in a team';
+  const lines = [
+    `team ${t.team} as ${t.agent}${t.listen ? `, accepting peers on ws://${t.listen}` : ''}`,
+    `relays: ${t.relays?.length ? t.relays.map((r) => `${r.url} (${r.state})`).join(', ') : '(none)'}`,
+    `team active set: ${t.desired?.join(', ') || '(none)'}`,
+    `drift here: ${t.drift?.length ? t.drift.join(' ') : 'none'}${t.held?.length ? `; held: ${t.held.join(', ')}` : ''}`,
+  ];
+  if (t.lastDecision) lines.push(`last decision ${t.lastDecision.id}: applied on ${t.lastDecision.applied} of ${t.lastDecision.of}`);
+  for (const p of t.pulling ?? []) lines.push(`pulling ${p.layer}: ${p.done}/${p.total} bytes`);
+  lines.push('peers:');
+  for (const p of t.peers ?? []) {
+    lines.push(`  ${p.user}@${p.host} (${p.agent}) ${p.connection}: ${p.active === null ? 'relay' : p.active.join(', ') || '(none)'}${p.drift.length ? ` drift ${p.drift.join(' ')}` : ''}${p.held.length ? ` held ${p.held.join(',')}` : ''}`);
+  }
+  if (!t.peers?.length) lines.push('  (none)');
+  return lines.join('\n');
 }
 
 function alive(pid: number): boolean {

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
 import { spawn } from 'child_process';
-import { ErrorInfo, Method, Params, Result, StateEvent, checkIncoming } from '../protocol';
+import { ErrorInfo, Method, Params, ProgressEvent, Result, StateEvent, checkIncoming } from '../protocol';
 import { StrataError } from './errors';
 
 export class AgentClient {
@@ -11,7 +11,7 @@ export class AgentClient {
   private nextId = 1;
   private pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private buf = '';
-  onEvent: (e: StateEvent) => void = () => {};
+  onEvent: (e: StateEvent | ProgressEvent) => void = () => {};
   onClose: () => void = () => {};
 
   constructor(readonly socketPath: string) {}
@@ -93,13 +93,20 @@ async function tryConnect(sock: string): Promise<AgentClient | null> {
  * Connect to the agent for this home, starting it in the background when it is not running.
  * The agent outlives the caller (detached, its own session), and logs to $STRATA_HOME/agent.log.
  */
-export async function connectOrStart(opts: { home: string; socket: string; agentScript: string; start: boolean; timeoutMs?: number }): Promise<AgentClient> {
+export async function connectOrStart(opts: {
+  home: string;
+  socket: string;
+  agentScript: string;
+  start: boolean;
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+}): Promise<AgentClient> {
   const existing = await tryConnect(opts.socket);
   if (existing) return existing;
   if (!opts.start) {
     throw new StrataError('E_AGENT_UNAVAILABLE', `no agent is serving ${opts.socket}`, 'Start one with "strata agent start".');
   }
-  const child = startDetached(opts.home, opts.agentScript);
+  const child = startDetached(opts.home, opts.agentScript, opts.env);
   let exited: number | null = null;
   child.once('exit', (code) => (exited = code ?? 1));
   const deadline = Date.now() + (opts.timeoutMs ?? 20000);
@@ -121,13 +128,13 @@ export function logFile(home: string): string {
   return path.join(home, 'agent.log');
 }
 
-export function startDetached(home: string, agentScript: string) {
+export function startDetached(home: string, agentScript: string, env: NodeJS.ProcessEnv = process.env) {
   fs.mkdirSync(home, { recursive: true });
   const out = fs.openSync(logFile(home), 'a');
   const child = spawn(process.execPath, [agentScript], {
     detached: true,
     stdio: ['ignore', out, out],
-    env: { ...process.env, STRATA_HOME: home },
+    env: { ...env, STRATA_HOME: home },
   });
   fs.closeSync(out);
   child.unref();

@@ -5,6 +5,7 @@
 import { Agent } from './agent';
 import { ControlServer } from './server';
 import { socketPath, strataHome } from './paths';
+import { TeamService } from './team/service';
 
 function log(msg: string): void {
   process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
@@ -15,7 +16,12 @@ async function main(): Promise<void> {
   const sock = socketPath(home);
   const cacheTimeout = process.env.STRATA_CACHE_TIMEOUT ? Number(process.env.STRATA_CACHE_TIMEOUT) : undefined;
   const agent = new Agent({ home, socket: sock, log, cacheTimeout });
-  const server = new ControlServer(agent, sock, log);
+  const heartbeatMs = Number(process.env.STRATA_TEAM_HEARTBEAT_MS) || undefined;
+  const team = new TeamService(agent, home, log, {
+    listenOverride: process.env.STRATA_LISTEN || undefined,
+    limits: heartbeatMs ? { heartbeatMs } : undefined,
+  });
+  const server = new ControlServer(agent, team, sock, log);
 
   let stopping = false;
   const stop = async (why: string): Promise<void> => {
@@ -23,6 +29,7 @@ async function main(): Promise<void> {
     stopping = true;
     log(`[agent] stopping (${why})`);
     server.close();
+    await team.stop();
     await agent.stop();
     log('[agent] stopped');
     process.exit(0);
@@ -38,6 +45,7 @@ async function main(): Promise<void> {
   // A second agent on the same home must fail before it touches any mount.
   await server.claim();
   await agent.start();
+  await team.start();
   await server.listen();
   log(`[agent] pid ${process.pid} serving ${sock} for ${home}`);
   if (process.send) process.send('ready');

@@ -5,8 +5,9 @@
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
-import { MAX_CONTROL_MESSAGE, Method, Params, Request, Response, StateEvent, checkRequest } from '../protocol';
+import { MAX_CONTROL_MESSAGE, Method, Params, ProgressEvent, Request, Response, StateEvent, checkRequest } from '../protocol';
 import { Agent } from './agent';
+import { TeamService } from './team/service';
 import { toErrorInfo } from './errors';
 
 type Handler<M extends Method> = (p: Params<M>, conn: Conn) => Promise<unknown> | unknown;
@@ -14,7 +15,7 @@ type Handler<M extends Method> = (p: Params<M>, conn: Conn) => Promise<unknown> 
 interface Conn {
   socket: net.Socket;
   subscribed: boolean;
-  send(msg: Response | StateEvent): void;
+  send(msg: Response | StateEvent | ProgressEvent): void;
 }
 
 export class ControlServer {
@@ -23,7 +24,12 @@ export class ControlServer {
   private stopHandler: () => void = () => {};
   private handlers: { [M in Method]: Handler<M> };
 
-  constructor(private readonly agent: Agent, private readonly socketPath: string, private readonly log: (m: string) => void) {
+  constructor(
+    private readonly agent: Agent,
+    team: TeamService,
+    private readonly socketPath: string,
+    private readonly log: (m: string) => void,
+  ) {
     const a = agent;
     this.handlers = {
       'status': () => a.status(),
@@ -43,9 +49,15 @@ export class ControlServer {
       'view.add': (p) => a.addView(p.base, p.at),
       'view.list': () => a.listViews(),
       'view.rm': (p) => a.removeView(p.base),
-      'activate': (p) => a.activate(p.names),
-      'deactivate': (p) => a.deactivate(p.names, p.force ?? false),
-      'swap': (p) => a.swap(p.old, p.new),
+      'activate': (p) => team.switchLayers({ activate: p.names }, { whenIdle: p.whenIdle, timeoutMs: p.timeoutMs }),
+      'deactivate': (p) => team.switchLayers({ deactivate: p.names, force: p.force }),
+      'swap': (p) => team.switchLayers({ swap: [p.old, p.new] }),
+      'team.join': (p) => team.join(p),
+      'team.leave': () => team.leave(),
+      'team.status': () => team.status(),
+      'team.history': () => team.history(),
+      'team.revert': (p) => team.revert(p.id),
+      'team.hold': (p) => team.hold(p.name, p.hold),
       'subscribe': (_p, conn) => {
         conn.subscribed = true;
         return a.status();
@@ -56,6 +68,9 @@ export class ControlServer {
       },
     };
     agent.onChange((reason) => void this.broadcast(reason));
+    agent.onProgress((p) => {
+      for (const c of this.conns) if (c.subscribed) c.send({ event: 'progress', ...p });
+    });
   }
 
   onStop(fn: () => void): void {

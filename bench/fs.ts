@@ -48,7 +48,7 @@ interface Plan {
 }
 
 const FULL: Plan = {
-  files: 10000, bigMiB: 256, metaRuns: 10, metaWarmup: 2, gitRuns: 10, coldReps: 3, readRuns: 5, writeRuns: 5,
+  files: 10000, bigMiB: 256, metaRuns: 10, metaWarmup: 2, gitRuns: 10, coldReps: 3, readRuns: 5, writeRuns: 7,
   execRuns: 200, execWarmup: 20, nodeRuns: 30, switchIters: 50, treeSwitchIters: 10,
 };
 const QUICK: Plan = {
@@ -186,7 +186,7 @@ function machine(root: string): Record<string, unknown> {
 /** Which Strata was measured: commit, uncommitted changes under agent/ and protocol/, addon build time. */
 function revisionInfo(): { head: string; uncommitted: string[]; addon_built: string } {
   const repo = path.resolve(__dirname, '..');
-  const git = (...a: string[]) => spawnSync('git', ['-C', repo, ...a], { encoding: 'utf8' }).stdout?.trim() ?? '';
+  const git = (...a: string[]) => spawnSync('git', ['-c', 'safe.directory=*', '-C', repo, ...a], { encoding: 'utf8' }).stdout?.trim() ?? '';
   const addon = path.join(repo, 'build', 'Release', 'strata_fuse.node');
   const revision = {
     head: git('rev-parse', '--short', 'HEAD') || 'unknown',

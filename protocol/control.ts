@@ -5,6 +5,7 @@
  */
 import { ErrorInfo, isErrorCode } from './errors';
 import { LayerInfo, LayerSpec } from './layer';
+import type { TeamEvent } from './team';
 
 export const CONTROL_PROTOCOL_VERSION = 1;
 /** Largest accepted line, in bytes. Control messages are small; layer content never travels here. */
@@ -34,6 +35,40 @@ export interface AgentStatus {
   views: ViewInfo[];
 }
 
+export interface TeamPeerInfo {
+  agent: string;
+  user: string;
+  host: string;
+  /** connected: a direct link; via-relay: known through another peer; gone: presence is stale. */
+  connection: 'connected' | 'via-relay' | 'gone';
+  /** null for a standalone relay. */
+  active: string[] | null;
+  held: string[];
+  busy: string[];
+  /** Team layers this peer runs that differ from the team's active set (+name / -name). */
+  drift: string[];
+  lastSeen: number;
+}
+
+export interface TeamStatus {
+  joined: boolean;
+  team?: string;
+  agent?: string;
+  relays?: { url: string; state: string }[];
+  listen?: string | null;
+  teamFile?: string;
+  /** The team's active set as the replicated registers say. */
+  desired?: string[];
+  /** This agent's drift from it (+name: active here only, -name: missing here), with held layers. */
+  drift?: string[];
+  held?: string[];
+  peers?: TeamPeerInfo[];
+  /** The last decision made here and how many agents applied it. */
+  lastDecision?: { id: string; applied: number; of: number };
+  /** Team layers missing here and being pulled. */
+  pulling?: { layer: string; done: number; total: number }[];
+}
+
 export interface Methods {
   'status': { params: Record<string, never>; result: AgentStatus };
   'layer.list': { params: Record<string, never>; result: LayerInfo[] };
@@ -57,9 +92,19 @@ export interface Methods {
   'view.add': { params: { base: string; at?: string }; result: ViewInfo };
   'view.list': { params: Record<string, never>; result: ViewInfo[] };
   'view.rm': { params: { base: string }; result: { removed: string } };
-  'activate': { params: { names: string[] }; result: { active: string[] } };
+  'activate': { params: { names: string[]; whenIdle?: boolean; timeoutMs?: number }; result: { active: string[]; decision?: string } };
   'deactivate': { params: { names: string[]; force?: boolean }; result: { active: string[] } };
   'swap': { params: { old: string; new: string }; result: { active: string[] } };
+  'team.join': {
+    params: { url: string; secretFile: string; name?: string; teamFile: string; listen?: string };
+    result: TeamStatus;
+  };
+  'team.leave': { params: Record<string, never>; result: { left: string } };
+  'team.status': { params: Record<string, never>; result: TeamStatus };
+  'team.history': { params: Record<string, never>; result: TeamEvent[] };
+  'team.revert': { params: { id: string }; result: { decision: string; active: string[] } };
+  /** Keep a team layer as this agent has it (hold: true) or follow the team again (false). */
+  'team.hold': { params: { name: string; hold: boolean }; result: TeamStatus };
   /** Start receiving `StateEvent`s on this connection. */
   'subscribe': { params: Record<string, never>; result: AgentStatus };
   'agent.stop': { params: Record<string, never>; result: { stopping: true } };
@@ -82,6 +127,15 @@ export interface StateEvent {
   event: 'state';
   reason: string;
   status: AgentStatus;
+}
+
+/** Pushed to subscribers during long work (importing or pulling a layer). */
+export interface ProgressEvent {
+  event: 'progress';
+  task: string;
+  message: string;
+  done?: number;
+  total?: number;
 }
 
 // ---- validation -------------------------------------------------------------------------------
@@ -111,9 +165,15 @@ export const PARAM_RULES: { [M in Method]: Record<string, FieldRule> } = {
   'view.add': { base: S, at: S_OPT },
   'view.list': {},
   'view.rm': { base: S },
-  'activate': { names: { type: 'string[]' } },
+  'activate': { names: { type: 'string[]' }, whenIdle: { type: 'boolean', optional: true }, timeoutMs: N_OPT },
   'deactivate': { names: { type: 'string[]' }, force: { type: 'boolean', optional: true } },
   'swap': { old: S, new: S },
+  'team.join': { url: S, secretFile: S, name: S_OPT, teamFile: S, listen: S_OPT },
+  'team.leave': {},
+  'team.status': {},
+  'team.history': {},
+  'team.revert': { id: S },
+  'team.hold': { name: S, hold: { type: 'boolean' } },
   'subscribe': {},
   'agent.stop': {},
 };
@@ -198,7 +258,7 @@ export function checkRequest(line: string): Checked<Request> {
 }
 
 /** Validate a response or event line on the client side. */
-export function checkIncoming(line: string): Checked<Response | StateEvent> {
+export function checkIncoming(line: string): Checked<Response | StateEvent | ProgressEvent> {
   let msg: unknown;
   try {
     msg = JSON.parse(line);
@@ -209,8 +269,11 @@ export function checkIncoming(line: string): Checked<Response | StateEvent> {
     return { ok: false, error: { code: 'E_BAD_REQUEST', message: 'agent sent a non-object' } };
   }
   const m = msg as Record<string, unknown>;
-  if (m.event === 'state' && typeof m.status === 'object' && m.status !== null) {
+  if (m.event === 'state' && typeof m.status === 'object' && m.status !== null && !Array.isArray(m.status)) {
     return { ok: true, value: msg as StateEvent };
+  }
+  if (m.event === 'progress' && typeof m.task === 'string' && typeof m.message === 'string') {
+    return { ok: true, value: msg as ProgressEvent };
   }
   if (typeof m.id === 'number' && m.ok === true && 'result' in m) return { ok: true, value: msg as Response };
   if (typeof m.id === 'number' && m.ok === false && typeof m.error === 'object' && m.error !== null) {

@@ -21,6 +21,12 @@ export const ErrorCodes = [
   'E_NATIVE_MISSING', // the FUSE addon is not built
   'E_ARCHIVE', // export/import problem
   'E_AGENT_UNAVAILABLE', // cannot reach or start the agent
+  'E_TEAM_NOT_JOINED',
+  'E_TEAM_INVALID', // strata.team.json failed validation
+  'E_TEAM_SECRET', // the secret file is missing, too open or too short
+  'E_TEAM_BUSY', // --when-idle timed out: teammates have files of the layers open
+  'E_TEAM_DECISION_UNKNOWN',
+  'E_TEAM_PULL', // a team layer could not be fetched from any peer
   'E_IO',
   'E_INTERNAL',
 ] as const;

@@ -1,3 +1,4 @@
 export * from './errors';
 export * from './layer';
 export * from './control';
+export * from './team';

@@ -33,7 +33,7 @@ export function makeEnv(prefix = 'strata-it-'): Env {
   const base = path.join(dir, 'base');
   const mnt = path.join(dir, 'mnt');
   fs.mkdirSync(base);
-  const env = { ...process.env, STRATA_HOME: home, STRATA_CACHE_TIMEOUT: process.env.STRATA_CACHE_TIMEOUT ?? '60' };
+  const env = { ...process.env, STRATA_HOME: home, STRATA_CACHE_TIMEOUT: process.env.STRATA_CACHE_TIMEOUT ?? '60', STRATA_TEAM_HEARTBEAT_MS: '500' };
   const cli = (...args: string[]): Promise<CliResult> =>
     new Promise((res) => {
       execFile(process.execPath, [CLI, ...args], { env, timeout: 60000 }, (e, stdout, stderr) => {

@@ -1,0 +1,57 @@
+/**
+ * `strata relay`: a standalone relay with no FUSE. It keeps the team's replicated state (so a late
+ * joiner catches up even when no teammate is online) and forwards events and presence.
+ */
+import * as os from 'os';
+import * as crypto from 'crypto';
+import * as fsp from 'fs/promises';
+import { TeamNode } from './node';
+import { TeamState } from './state';
+import { HlcClock } from './hlc';
+import { deriveKey, readSecretFile } from './auth';
+import { parseListen } from './service';
+import { writeFileAtomic } from '../atomic';
+
+export async function runRelay(opts: {
+  listen: string;
+  secretFile: string;
+  team?: string;
+  stateFile?: string;
+  log: (m: string) => void;
+}): Promise<{ node: TeamNode; url: string; stop: () => Promise<void> }> {
+  const secret = readSecretFile(opts.secretFile);
+  const id = `relay-${crypto.randomBytes(4).toString('hex')}`;
+  const clock = new HlcClock(id);
+  let state = new TeamState(id, clock);
+  if (opts.stateFile) {
+    try {
+      state = TeamState.fromJSON(id, clock, JSON.parse(await fsp.readFile(opts.stateFile, 'utf8')));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') opts.log(`[relay] starting empty: ${opts.stateFile}: ${(e as Error).message}`);
+    }
+  }
+  const keys = new Map<string, Buffer>();
+  const save = async () => {
+    if (opts.stateFile) await writeFileAtomic(opts.stateFile, JSON.stringify(state.toJSON()) + '\n', 0o600);
+  };
+  const listen = parseListen(opts.listen);
+  const node: TeamNode = new TeamNode({
+    id,
+    team: opts.team ?? null,
+    key: (team) => {
+      const k = keys.get(team) ?? deriveKey(secret, team);
+      keys.set(team, k);
+      return k;
+    },
+    state,
+    log: opts.log,
+    listen,
+    hooks: {
+      stateChanged: () => void save().catch((e) => opts.log(`[relay] saving state: ${(e as Error).message}`)),
+      presence: () => ({ user: 'relay', host: os.hostname(), active: null, held: [], applied: state.seenVector(), busy: [], has: {} }),
+    },
+  });
+  await node.start();
+  const url = `ws://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${node.port}`;
+  return { node, url, stop: () => node.stop() };
+}

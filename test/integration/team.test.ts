@@ -1,0 +1,204 @@
+/**
+ * Several real agents (separate STRATA_HOMEs, real FUSE views) and a standalone relay on
+ * loopback: activations travel, swaps are one decision, late joiners catch up, missing layers are
+ * pulled and verified, a killed agent rejoins with what it acknowledged.
+ */
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import { ChildProcess, spawn } from 'child_process';
+import { CLI, Env, makeEnv, writeTree } from './helpers';
+import { digestLayerDir } from '../../agent/team/digest';
+import { TeamStatus } from '../../protocol';
+
+type Maybe<T> = T | null | undefined | false;
+
+export async function eventually<T>(what: string, fn: () => Maybe<T> | Promise<Maybe<T>>, ms = 15000): Promise<T> {
+  const t0 = Date.now();
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface Relay {
+  url: string;
+  proc: ChildProcess;
+  stop(): void;
+}
+
+export async function startRelay(secretFile: string, extra: string[] = []): Promise<Relay> {
+  const proc = spawn(process.execPath, [CLI, 'relay', '--listen', '127.0.0.1:0', '--secret-file', secretFile, '--json', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stdout!.on('data', (d) => (out += String(d)));
+  proc.stderr!.on('data', (d) => (err += String(d)));
+  const url = await eventually('the relay to print its address', () => {
+    if (proc.exitCode !== null) throw new Error(`relay exited: ${err}`);
+    const m = /"url":\s*"([^"]+)"/.exec(out);
+    return m ? m[1] : null;
+  });
+  return { url, proc, stop: () => proc.kill('SIGTERM') };
+}
+
+export function writeSecret(dir: string, secret = 'correct horse battery staple 2026'): string {
+  const f = path.join(dir, 'team.secret');
+  fs.writeFileSync(f, secret + '\n', { mode: 0o600 });
+  return f;
+}
+
+const read = (p: string): string | null => {
+  try {
+    return fs.readFileSync(p, 'utf8');
+  } catch {
+    return null;
+  }
+};
+
+describe('team: activations relayed between agents', function () {
+  this.timeout(120000);
+  let shared: string;
+  let secret: string;
+  let teamFile: string;
+  let relay: Relay;
+  const agents: Env[] = [];
+  let a: Env, b: Env, c: Env;
+
+  const node = (e: Env) => read(path.join(e.mnt, 'bin/node'));
+  const NODE18 = '#!/bin/sh\necho v18\n';
+  const NODE20 = '#!/bin/sh\necho v20\n';
+
+  async function agent(withLayers: string[]): Promise<Env> {
+    const e = makeEnv('strata-team-');
+    agents.push(e);
+    writeTree(e.base, { 'bin/node': '#!/bin/sh\necho system\n', 'README': 'project\n' });
+    for (const l of withLayers) await e.ok('layer', 'create', l, '--from', path.join(shared, l), '--version', l.slice(4));
+    await e.ok('view', 'add', e.base, '--at', e.mnt);
+    return e;
+  }
+
+  before(async () => {
+    shared = fs.mkdtempSync('/tmp/strata-team-shared-');
+    writeTree(path.join(shared, 'node18'), { 'bin/node': NODE18 });
+    writeTree(path.join(shared, 'node20'), { 'bin/node': NODE20, 'lib/big': 'x'.repeat(300 * 1024) });
+    secret = writeSecret(shared);
+    relay = await startRelay(secret);
+    a = await agent(['node18', 'node20']);
+    b = await agent(['node18', 'node20']);
+    // The team file pins each team layer's content digest, as a lock file pins packages.
+    const digests: Record<string, { digest: string }> = {};
+    for (const l of ['node18', 'node20']) digests[l] = { digest: await digestLayerDir(path.join(a.home, 'layers', l)) };
+    teamFile = path.join(shared, 'strata.team.json');
+    fs.writeFileSync(teamFile, JSON.stringify({ format: 1, team: 'acme', relays: [relay.url], layers: digests, defaults: [], slots: { node: ['node18', 'node20'] } }, null, 2));
+    await a.ok('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, '--name', 'alice');
+    await b.ok('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, '--name', 'bob');
+    await eventually('both agents to see each other', async () => (await a.json<TeamStatus>('team', 'status')).peers?.some((p) => p.user === 'bob'));
+  });
+
+  after(async () => {
+    for (const e of agents) await e.cleanup();
+    relay?.stop();
+    fs.rmSync(shared, { recursive: true, force: true });
+  });
+
+  it('activate on A makes B\'s view redirect', async () => {
+    assert.strictEqual(node(b), '#!/bin/sh\necho system\n');
+    const r = await a.json<{ decision: string }>('activate', 'node20');
+    assert.match(r.decision, /^alice-[0-9a-f]{8}:\d+$/);
+    await eventually('B to serve node 20', () => node(b) === NODE20);
+    const st = await eventually('B to acknowledge', async () => {
+      const s = await a.json<TeamStatus>('team', 'status');
+      return s.lastDecision && s.lastDecision.applied === 2 ? s : null;
+    });
+    assert.deepStrictEqual(st.desired, ['node20']);
+    assert.strictEqual(st.lastDecision!.of, 2);
+  });
+
+  it('deactivate on B makes A pass through again', async () => {
+    await b.ok('deactivate', 'node20');
+    await eventually('A to pass through', () => node(a) === '#!/bin/sh\necho system\n');
+  });
+
+  it('swaps within a slot as one decision: never both, never neither once applied', async () => {
+    await a.ok('activate', 'node18');
+    await eventually('B on node 18', () => node(b) === NODE18);
+    await b.ok('swap', 'node18', 'node20');
+    await eventually('A on node 20', () => node(a) === NODE20);
+    const sa = await a.json<{ active: string[] }>('status');
+    assert.deepStrictEqual(sa.active, ['node20']);
+    const h = await a.json<{ writes: { key: string }[]; user: string }[]>('team', 'history');
+    const last = h[h.length - 1];
+    assert.deepStrictEqual(last.writes.map((w) => w.key), ['slot:node']);
+    assert.strictEqual(last.user, 'bob');
+  });
+
+  it('lets a late joiner catch up, pulling the layer it lacks and verifying it', async () => {
+    c = await agent(['node18']);
+    await c.ok('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, '--name', 'carol');
+    await eventually('C to pull node 20 and serve it', () => node(c) === NODE20, 30000);
+    const layer = await c.json<{ name: string }>('layer', 'show', 'node20');
+    assert.strictEqual(layer.name, 'node20');
+    assert.strictEqual(await digestLayerDir(path.join(c.home, 'layers/node20')), JSON.parse(fs.readFileSync(teamFile, 'utf8')).layers.node20.digest);
+  });
+
+  it('shows a held layer as drift and does not follow the team for it', async () => {
+    await c.ok('team', 'hold', 'node20');
+    await a.ok('deactivate', 'node20');
+    await eventually('A to pass through', () => node(a) === '#!/bin/sh\necho system\n');
+    await eventually('B to pass through', () => node(b) === '#!/bin/sh\necho system\n');
+    assert.strictEqual(node(c), NODE20);
+    const st = await eventually('A to see C\'s drift', async () => {
+      const s = await a.json<TeamStatus>('team', 'status');
+      const carol = s.peers?.find((p) => p.user === 'carol');
+      return carol && carol.drift.includes('+node20') ? carol : null;
+    });
+    assert.deepStrictEqual(st.held, ['node20']);
+    await c.ok('team', 'follow', 'node20');
+    await eventually('C to follow the team again', () => node(c) === '#!/bin/sh\necho system\n');
+  });
+
+  it('reverts a decision', async () => {
+    await a.ok('activate', 'node18');
+    await eventually('B on node 18', () => node(b) === NODE18);
+    const h = await b.json<{ origin: string; seq: number }[]>('team', 'history');
+    const id = `${h[h.length - 1].origin}:${h[h.length - 1].seq}`;
+    await b.ok('team', 'revert', id);
+    await eventually('A back to system', () => node(a) === '#!/bin/sh\necho system\n');
+  });
+
+  it('rejoins after kill -9 with the state it acknowledged', async () => {
+    await a.ok('activate', 'node20');
+    await eventually('B on node 20', () => node(b) === NODE20);
+    const { pid } = await b.json<{ pid: number }>('status');
+    process.kill(pid, 'SIGKILL');
+    await a.ok('swap', 'node20', 'node18'); // decided while B is down
+    const s = await b.json<{ active: string[] }>('status'); // restarts B's agent
+    assert.ok(s.active.includes('node20') || s.active.includes('node18'), `B restarted with ${s.active}`);
+    await eventually('B to converge on node 18', () => node(b) === NODE18);
+    const sb = await b.json<TeamStatus>('team', 'status');
+    assert.deepStrictEqual(sb.desired, ['node18']);
+  });
+
+  it('waits for idle teammates with --when-idle, and says who is busy on timeout', async () => {
+    const holder = spawn('sh', ['-c', `exec 3< ${path.join(b.mnt, 'bin/node')}; echo ready; sleep 30`]);
+    await new Promise<void>((res) => holder.stdout!.once('data', () => res()));
+    try {
+      await eventually('B to report node18 busy', async () => {
+        const s = await a.json<TeamStatus>('team', 'status');
+        return s.peers?.find((p) => p.user === 'bob')?.busy.includes('node18');
+      });
+      const r = await a.cli('activate', 'node20', '--when-idle', '--timeout', '1');
+      assert.strictEqual(r.code, 1);
+      assert.match(r.stderr, /E_TEAM_BUSY: .*bob@/);
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  });
+});
