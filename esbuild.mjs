@@ -15,6 +15,7 @@ await Promise.all([
   build({ ...common, entryPoints: { agent: 'agent/main.ts', cli: 'agent/cli.ts' }, outdir: 'dist' }),
   build({ ...common, entryPoints: tests('test'), outdir: 'dist/test', outbase: 'test' }),
   existsSync('bench/fs.ts') ? build({ ...common, entryPoints: { bench: 'bench/fs.ts' }, outdir: 'dist' }) : null,
+  existsSync('bench/team.ts') ? build({ ...common, entryPoints: { 'bench-team': 'bench/team.ts' }, outdir: 'dist' }) : null,
   existsSync('agent/demo.ts') ? build({ ...common, entryPoints: { demo: 'agent/demo.ts' }, outdir: 'dist' }) : null,
 ]);
 chmodSync('dist/cli.js', 0o755);

@@ -25,7 +25,7 @@ import { Timer, cleanupAll, hasCommand, isRoot, log, median, mountsUnder, must, 
 
 const HELP = `usage: npm run bench -- [--quick] [--json] [--dir PARENT]
 
-  --quick        2k files, 32 MiB, fewer repetitions (about a minute)
+  --quick        2k files, 32 MiB, fewer repetitions (well under a minute)
   --json         print exactly one JSON object on stdout (progress goes to stderr)
   --dir PARENT   where to create the temporary directory (default: ${os.tmpdir()});
                  it must be a local file system that kernel overlayfs accepts as upper dir

@@ -53,7 +53,7 @@ export function makeEnv(prefix = 'strata-it-'): Env {
       await cli('agent', 'stop');
       // Belt and braces: nothing of ours may stay mounted.
       for (const m of [mnt, base]) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
-      fs.rmSync(dir, { recursive: true, force: true });
+      if (!process.env.STRATA_KEEP_TEST_DIRS) fs.rmSync(dir, { recursive: true, force: true });
     },
   };
 }
