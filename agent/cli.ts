@@ -42,7 +42,7 @@ const USAGE = `usage: strata COMMAND [ARGS] [--json]
   team hold NAME | follow NAME            keep a team layer as it is here / follow the team again
   agent start --listen HOST:PORT          also accept teammates' agents
   relay --listen HOST:PORT --secret-file FILE [--team TEAM] [--state-file FILE]
-                                          run a standalone relay (no FUSE)
+        [--tls-cert PEM --tls-key PEM]    run a standalone relay (no FUSE); wss:// with a certificate
 `;
 
 class UsageError extends Error {}
@@ -52,7 +52,7 @@ interface Parsed {
   flags: Map<string, string | true>;
 }
 
-const VALUE_FLAGS = new Set(['--from', '--priority', '--version', '--description', '--at', '--secret-file', '--name', '--team-file', '--listen', '--timeout', '--team', '--state-file']);
+const VALUE_FLAGS = new Set(['--from', '--priority', '--version', '--description', '--at', '--secret-file', '--name', '--team-file', '--listen', '--timeout', '--team', '--state-file', '--tls-cert', '--tls-key']);
 
 function parse(argv: string[]): Parsed {
   const args: string[] = [];
@@ -151,9 +151,13 @@ async function run(argv: string[]): Promise<number> {
     const secretFile = str(flags, '--secret-file');
     if (!listen || !secretFile) throw new UsageError('relay needs --listen HOST:PORT and --secret-file FILE');
     const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
+    const cert = str(flags, '--tls-cert');
+    const tlsKey = str(flags, '--tls-key');
+    if (!!cert !== !!tlsKey) throw new UsageError('--tls-cert and --tls-key go together');
     let relay: Awaited<ReturnType<typeof runRelay>>;
     try {
-      relay = await runRelay({ listen, secretFile: path.resolve(secretFile), team: str(flags, '--team'), stateFile: str(flags, '--state-file'), log });
+      const tls = cert && tlsKey ? { cert: fs.readFileSync(cert), key: fs.readFileSync(tlsKey) } : undefined;
+      relay = await runRelay({ listen, secretFile: path.resolve(secretFile), team: str(flags, '--team'), stateFile: str(flags, '--state-file'), tls, log });
     } catch (e) {
       throw new StrataError('E_TEAM_SECRET', (e as Error).message, 'Check --listen and the secret file (chmod 600).');
     }

@@ -77,7 +77,7 @@ export class NonceCache {
   seen(nonce: string): boolean {
     const t = this.now();
     for (const [n, expiry] of this.entries) {
-      break;
+      if (expiry > t) break;
       this.entries.delete(n);
     }
     const expiry = this.entries.get(nonce);

@@ -17,6 +17,8 @@ export async function runRelay(opts: {
   secretFile: string;
   team?: string;
   stateFile?: string;
+  /** PEM certificate and key: serve wss:// instead of ws://. */
+  tls?: { cert: Buffer; key: Buffer };
   log: (m: string) => void;
 }): Promise<{ node: TeamNode; url: string; stop: () => Promise<void> }> {
   const secret = readSecretFile(opts.secretFile);
@@ -45,13 +47,13 @@ export async function runRelay(opts: {
     },
     state,
     log: opts.log,
-    listen,
+    listen: { ...listen, tls: opts.tls },
     hooks: {
       stateChanged: () => void save().catch((e) => opts.log(`[relay] saving state: ${(e as Error).message}`)),
       presence: () => ({ user: 'relay', host: os.hostname(), active: null, held: [], applied: state.seenVector(), busy: [], has: {} }),
     },
   });
   await node.start();
-  const url = `ws://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${node.port}`;
+  const url = `${opts.tls ? 'wss' : 'ws'}://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${node.port}`;
   return { node, url, stop: () => node.stop() };
 }

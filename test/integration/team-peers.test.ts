@@ -8,6 +8,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { WebSocket } from 'ws';
+import { execFileSync } from 'child_process';
 import { Env, makeEnv, writeTree } from './helpers';
 import { Relay, eventually, startRelay, writeSecret } from './team-helpers';
 import { clientProof, deriveKey, newNonce } from '../../agent/team/auth';
@@ -276,5 +277,46 @@ describe('team: duplicated and reordered delivery, corrupted chunks', function (
     const st = await e.json<TeamStatus>('team', 'status');
     assert.ok(st.desired?.includes('node20'));
     p.close();
+  });
+});
+
+describe('team: wss:// with a certificate', function () {
+  this.timeout(60000);
+  let dir: string;
+  let relay: Relay;
+  let e: Env;
+
+  before(async () => {
+    dir = fs.mkdtempSync('/tmp/strata-tls-');
+    const cert = path.join(dir, 'cert.pem');
+    const keyFile = path.join(dir, 'key.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+      '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', cert], { stdio: 'ignore' });
+    const secret = writeSecret(dir);
+    relay = await startRelay(secret, ['--tls-cert', cert, '--tls-key', keyFile]);
+    const teamFile = path.join(dir, 'strata.team.json');
+    fs.writeFileSync(teamFile, JSON.stringify({ format: 1, team: 'acme', relays: [relay.url], layers: {}, defaults: [], slots: {} }));
+    e = makeEnv('strata-tls-agent-');
+    e.env.NODE_EXTRA_CA_CERTS = cert; // the agent trusts this relay's certificate
+    await e.ok('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, '--name', 'tls');
+  });
+  after(async () => {
+    await e?.cleanup();
+    relay?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('connects over TLS to a relay whose certificate it trusts', async () => {
+    assert.match(relay.url, /^wss:\/\/127\.0\.0\.1:\d+$/);
+    const st = await eventually('the agent to connect over wss', async () => {
+      const s = await e.json<TeamStatus>('team', 'status');
+      return s.relays?.[0]?.state === 'connected' ? s : null;
+    });
+    assert.strictEqual(st.relays![0].url, relay.url);
+  });
+
+  it('refuses a relay whose certificate it does not trust', async () => {
+    const p = new RawPeer(relay.url);
+    await assert.rejects(p.opened, /self[- ]signed|certificate/i);
   });
 });
