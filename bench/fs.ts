@@ -241,6 +241,10 @@ async function main(): Promise<void> {
   });
   const mach = machine(root);
   const rev = revisionInfo();
+  // Other work on a shared machine shows up here: the 1-minute load average, sampled every 5 s.
+  const load: number[] = [os.loadavg()[0]];
+  const sampler = setInterval(() => load.push(os.loadavg()[0]), 5000);
+  sampler.unref();
   log(`${args.quick ? 'quick' : 'full'} run in ${root} (${mach.cpu}, ${mach.cores} cores, kernel ${mach.kernel}, ${mach.fs})`);
   const timer = new Timer(avail.hyperfine, root);
 
@@ -523,6 +527,9 @@ async function main(): Promise<void> {
   out.agent_log_problems = problems;
   out.notes = notes;
   out.duration_s = Math.round((Date.now() - t0) / 1000);
+  clearInterval(sampler);
+  load.push(os.loadavg()[0]);
+  out.load_1min = { start: round(load[0], 2), max: round(Math.max(...load), 2), end: round(load[load.length - 1], 2), cores: os.cpus().length };
 
   if (args.json) {
     process.stdout.write(JSON.stringify(out) + '\n');
@@ -589,7 +596,7 @@ async function main(): Promise<void> {
     for (const n of notes) lines.push(`  - ${n}`);
   }
   lines.push('');
-  lines.push(`took ${out.duration_s} s`);
+  lines.push(`took ${out.duration_s} s; 1-minute load average start ${load[0].toFixed(2)}, max ${Math.max(...load).toFixed(2)}, end ${load[load.length - 1].toFixed(2)} on ${os.cpus().length} cores (above the core count, other work competed with this run)`);
   process.stdout.write(lines.join('\n') + '\n');
 }
 

@@ -22,7 +22,7 @@ export class TokenBucket {
   /** Take n tokens (default 1) if there are that many; false (and nothing taken) otherwise. */
   take(n = 1): boolean {
     this.refill();
-    if (this.tokens < 1) return false;
+    if (this.tokens < n) return false;
     this.tokens -= n;
     return true;
   }
