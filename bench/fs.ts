@@ -480,7 +480,9 @@ async function main(): Promise<void> {
     switch_p99_ms: round(sw.p99),
     switch_max_ms: round(sw.max),
     switch_activate_p50_ms: round(sw.activateP50),
+    switch_activate_p99_ms: round(sw.activateP99),
     switch_deactivate_p50_ms: round(sw.deactivateP50),
+    switch_deactivate_p99_ms: round(sw.deactivateP99),
     switch_response_p50_ms: round(sw.responseP50),
     switch_response_p99_ms: round(sw.responseP99),
     switches: sw.switches,
@@ -565,7 +567,7 @@ async function main(): Promise<void> {
   }
   lines.push('');
   lines.push(`switch (layer "tools", /tool -> tool; ${sw.switches} switches, request sent -> first correct fresh read):`);
-  lines.push(`  p50 ${fmtMs(sw.p50)} ms, p99 ${fmtMs(sw.p99)} ms, max ${fmtMs(sw.max)} ms; activate p50 ${fmtMs(sw.activateP50)} ms, deactivate p50 ${fmtMs(sw.deactivateP50)} ms; agent response p50 ${fmtMs(sw.responseP50)} ms, p99 ${fmtMs(sw.responseP99)} ms`);
+  lines.push(`  p50 ${fmtMs(sw.p50)} ms, p99 ${fmtMs(sw.p99)} ms, max ${fmtMs(sw.max)} ms; activate p50/p99 ${fmtMs(sw.activateP50)}/${fmtMs(sw.activateP99)} ms, deactivate p50/p99 ${fmtMs(sw.deactivateP50)}/${fmtMs(sw.deactivateP99)} ms; agent response p50 ${fmtMs(sw.responseP50)} ms, p99 ${fmtMs(sw.responseP99)} ms`);
   lines.push(`switch (layer "tree", ${plan.files} paths cached under /mapped; ${tree.switches} switches): p50 ${fmtMs(tree.p50)} ms, p99 ${fmtMs(tree.p99)} ms, max ${fmtMs(tree.max)} ms, response p50 ${fmtMs(tree.responseP50)} ms`);
   for (const r of [sw, tree]) if (r.aborted) lines.push(`  layer "${r.layer}" test stopped early: ${r.aborted}`);
   lines.push(`stale reads: ${staleTotal} (first read after the response: tools ${sw.staleReads}, tree ${tree.staleReads}; layer-only name looked up while off, read after activate/deactivate: ${stale.negative}); stale exec: ${stale.exec}; deactivate refused as busy: ${sw.busyRefusals + tree.busyRefusals} (this bench's pid: ${process.pid})`);

@@ -102,7 +102,9 @@ export interface SwitchResult {
   p99: number;
   max: number;
   activateP50: number;
+  activateP99: number;
   deactivateP50: number;
+  deactivateP99: number;
   responseP50: number;
   responseP99: number;
 }
@@ -193,7 +195,9 @@ export async function measureSwitch(
     p99: percentile(latencies, 99),
     max: Math.max(...latencies),
     activateP50: median(byDir.activate),
+    activateP99: percentile(byDir.activate, 99),
     deactivateP50: median(byDir.deactivate),
+    deactivateP99: percentile(byDir.deactivate, 99),
     responseP50: percentile(responses, 50),
     responseP99: percentile(responses, 99),
   };

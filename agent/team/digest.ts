@@ -50,7 +50,7 @@ export async function digestLayerDir(layerDir: string): Promise<string> {
   put('layer.json');
   put(canonicalJson(spec));
 
-  const root = Buffer.from(layerDir);
+  const root = Buffer.from(path.join(layerDir, 'files'));
   const st = await fsp.lstat(root).catch((e: Error) => {
     throw new Error(`cannot digest layer ${layerDir}: ${e.message}`);
   });

@@ -435,18 +435,6 @@ describe('team: partition and heal, 5 agents in network namespaces', function ()
       throw new Error(`${(e as Error).message}\n${lastView}\n${agents.map((a) => logTail(a)).join('\n')}`);
     }
 
-    // Registers: read what each agent persisted (team-state.json) once it stops changing.
-    const regsOf = (a: AgentBox) => JSON.stringify(JSON.parse(fs.readFileSync(path.join(a.home, 'team-state.json'), 'utf8')).registers);
-    let regs: string[] = [];
-    try {
-      await eventuallyAll('identical registers on disk', async () => {
-        regs = agents.map(regsOf);
-        return regs.every((r) => r === regs[0]);
-      }, 15000);
-    } catch (e) {
-      throw new Error(`${(e as Error).message}\n${regs.map((r, i) => `a${i + 1} ${r}`).join('\n')}`);
-    }
-
     // ---- history: every decision exactly once ------------------------------------------------------
     const expected = new Set(made);
     assert.strictEqual(expected.size, made.length, 'two calls reported the same decision id');
@@ -489,18 +477,29 @@ describe('team: partition and heal, 5 agents in network namespaces', function ()
     const canon = histories.map((h) => JSON.stringify(h.map((e) => [eventKey(e), e.tag, e.writes])));
     assert.ok(canon.every((c) => c === canon[0]), 'histories hold the same ids but differ in content or order');
 
-    // No lost update: each register holds the write with the highest tag among all decisions.
+    // No lost update: replaying the history last-writer-wins gives the registers every agent must
+    // hold, and so the set every agent must want. The persisted registers must hold those values too.
+    let lagging: string[] = [];
     if (!trimmed) {
-      const oracle = new Map<string, { value: unknown; tag: Hlc }>();
+      const oracle = new Map<string, { value: { active?: boolean; layer?: string | null }; tag: Hlc }>();
       for (const ev of histories[0]) {
         for (const w of ev.writes) {
           const cur = oracle.get(w.key);
           if (!cur || compareHlc(ev.tag, cur.tag) > 0) oracle.set(w.key, { value: w.value, tag: ev.tag });
         }
       }
-      const onDisk = JSON.parse(regs[0]) as Record<string, { value: unknown; tag: Hlc }>;
-      assert.deepStrictEqual(Object.keys(onDisk).sort(), [...oracle.keys()].sort());
-      for (const [k, v] of oracle) assert.deepStrictEqual(onDisk[k], v, `register ${k} is not the last writer's value`);
+      const want = LAYERS.filter((l) => (SLOT.includes(l) ? oracle.get('slot:node')?.value.layer === l : oracle.get(`layer:${l}`)?.value.active === true));
+      for (const a of agents) {
+        const t = await call<TeamStatus>(a, 'team.status');
+        assert.deepStrictEqual([...(t.desired ?? [])].sort(), want.sort(), `a${a.n} wants what the last writers did not decide`);
+      }
+      const valuesOf = (r: Record<string, { value: unknown }>) => JSON.stringify(Object.keys(r).sort().map((k) => [k, r[k].value]));
+      const oracleObj = Object.fromEntries(oracle);
+      await eventuallyAll('persisted register values to match the last writers', async () => {
+        const disk = agents.map((a) => JSON.parse(fs.readFileSync(path.join(a.home, 'team-state.json'), 'utf8')).registers);
+        lagging = agents.filter((_, i) => JSON.stringify(disk[i]) !== JSON.stringify(Object.fromEntries(Object.keys(disk[i]).sort().map((k) => [k, oracleObj[k]])))).map((a) => `a${a.n}`);
+        return disk.every((d) => valuesOf(d) === valuesOf(oracleObj));
+      }, 15000);
     }
 
     // Never two layers of the slot, sampled throughout and at the end.
@@ -519,6 +518,8 @@ describe('team: partition and heal, 5 agents in network namespaces', function ()
       `${bothSides} cuts with decisions on 2+ sides; ${phases.length} network phases; ${samples} samples; ` +
       `converged ${convergeMs} ms after the last heal (${Date.now() - healedAt} ms incl. checks); histories hold ${histNote}`,
     );
+    // Not a failure: an event that changes no value is not persisted (node.ts calls stateChanged only on a change).
+    if (lagging.length) console.log(`      persisted register tags lag the newest writer on ${lagging.join(', ')} (values agree)`);
     if (noopMessages.size) console.log(`      no-op deactivation answers: ${[...noopMessages][0]}`);
     if (process.env.STRATA_PARTITION_VERBOSE) console.log(phases.map((p) => `        ${p}`).join('\n'));
   });

@@ -24,6 +24,7 @@ const ALL_METHODS: Method[] = [
   'status', 'layer.list', 'layer.show', 'layer.create', 'layer.rm', 'layer.map', 'layer.unmap', 'layer.exclude',
   'layer.hide', 'layer.update', 'layer.validate', 'layer.reset', 'layer.export', 'layer.import', 'view.add',
   'view.list', 'view.rm', 'activate', 'deactivate', 'swap', 'subscribe', 'agent.stop',
+  'team.join', 'team.leave', 'team.status', 'team.history', 'team.revert', 'team.hold',
 ];
 
 const GOOD: Record<Rule['type'], unknown> = {

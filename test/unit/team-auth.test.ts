@@ -124,6 +124,17 @@ describe('team auth: NonceCache', () => {
     assert.equal(c.seen('n1'), true);
   });
 
+  it('does not keep an expired nonce alive behind a younger entry after the clock stepped back', () => {
+    let t = 1000;
+    const c = new NonceCache(1000, 10, () => t);
+    c.seen('first'); // expires at 2000
+    t = 0;
+    c.seen('second'); // expires at 1000, queued behind 'first'
+    t = 1500;
+    assert.equal(c.seen('second'), false);
+    assert.equal(c.seen('first'), true);
+  });
+
   it('purges expired nonces so memory follows the ttl', () => {
     let t = 0;
     const c = new NonceCache(100, 1000, () => t);

@@ -91,6 +91,15 @@ describe('team: HlcClock', () => {
     assert.ok(compareHlc(clock.tick(), remote) > 0);
   });
 
+  it('orders ticks after a remote with an equal wall and a higher logical counter', () => {
+    const c = fakeClock(1000);
+    const clock = new HlcClock('z', c.now);
+    clock.tick();
+    const remote = hlc(1000, 5, 'a');
+    clock.observe(remote);
+    assert.deepEqual(clock.tick(), hlc(1000, 6, 'z'));
+  });
+
   it('ignores an older remote timestamp', () => {
     const c = fakeClock(1000);
     const clock = new HlcClock('a', c.now);

@@ -376,6 +376,15 @@ describe('team state: snapshots', () => {
     assert.equal(b.receive(e).fresh, false, 'already covered by the vector');
   });
 
+  it('applies fresh events it carries even without their registers', () => {
+    const s = replica('r');
+    const e = ev('x', 1, { wall: 5, logical: 0, agent: 'x' }, [on('docs')]);
+    assert.deepEqual(s.mergeSnapshot({ registers: {}, seen: {}, events: [e] }), { changed: true, fresh: [e] });
+    assert.deepEqual(s.registers.get('layer:docs'), { value: { active: true }, tag: e.tag });
+    assert.deepEqual(s.history(), [e]);
+    assert.deepEqual(s.mergeSnapshot({ registers: {}, seen: {}, events: [e] }), { changed: false, fresh: [] });
+  });
+
   it('is a valid frame that fits MAX_FRAME, dropping the oldest events first', () => {
     const s = replica('a');
     for (let i = 0; i < 400; i++) s.local([on(`l${i % 50}`), off(`m${i % 50}`)], 'user', 'host.example');
@@ -432,7 +441,9 @@ describe('team state: persistence', () => {
     const { s, t } = populated();
     const data = JSON.parse(JSON.stringify(s.toJSON()));
     t.v = 1; // the machine's clock went back across the restart
-    const back = TeamState.fromJSON('me', new HlcClock('me', () => t.v), data);
+    const backClock = new HlcClock('me', () => t.v);
+    const back = TeamState.fromJSON('me', backClock, data);
+    assert.deepEqual(backClock.last(), (data as { clock: Hlc }).clock, 'clock restored to the persisted timestamp');
     assert.equal(regs(back), regs(s));
     assert.deepEqual(back.history(), s.history());
     assert.deepEqual(back.seenVector(), { me: 2, x: 1 });

@@ -1,0 +1,147 @@
+/**
+ * Pieces of the team relay benchmark (bench/team.ts):
+ *
+ * - LightPeer: a minimal team client that performs the real handshake (hello → challenge → auth →
+ *   welcome) and then only counts what arrives, so fan-out and memory figures measure the relay,
+ *   not the cost of full TeamNodes on the client side.
+ * - relayChild: the body of the relay process (a TeamNode with listen, as `strata relay` runs it),
+ *   driven over IPC so its RSS and its `deliveries` counter are its own.
+ */
+import * as os from 'os';
+import { WebSocket, RawData } from 'ws';
+import { TEAM_PROTOCOL_VERSION, MAX_FRAME, Presence, TeamEvent } from '../protocol/team';
+import { clientProof, newNonce } from '../agent/team/auth';
+import { TeamNode, NodeLimits } from '../agent/team/node';
+import { TeamState } from '../agent/team/state';
+import { HlcClock } from '../agent/team/hlc';
+
+const EVENT_PREFIX = '{"t":"event"';
+
+export class LightPeer {
+  readonly ws: WebSocket;
+  /** Event frames received after the handshake. */
+  events = 0;
+  /** All frames received after the handshake. */
+  frames = 0;
+  /** performance.now() of the last event frame. */
+  lastEventAt = 0;
+  readonly ready: Promise<void>;
+  private readonly nonce = newNonce();
+  private authed = false;
+  onEvent: (() => void) | null = null;
+
+  constructor(url: string, readonly team: string, key: Buffer, readonly id: string, opts: { presence?: boolean } = {}) {
+    this.ws = new WebSocket(url, { maxPayload: MAX_FRAME, perMessageDeflate: false, handshakeTimeout: 10000 });
+    this.ready = new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`${id}: handshake took more than 20 s`)), 20000);
+      this.ws.on('error', (e) => reject(e));
+      this.ws.on('close', (code) => reject(new Error(`${id}: closed during the handshake (${code})`)));
+      this.ws.on('open', () => this.ws.send(JSON.stringify({ t: 'hello', v: TEAM_PROTOCOL_VERSION, team, agent: id, nonce: this.nonce })));
+      this.ws.on('message', (data: RawData) => {
+        if (this.authed) {
+          this.frames++;
+          const s = data.toString();
+          if (s.startsWith(EVENT_PREFIX)) {
+            this.events++;
+            this.lastEventAt = performance.now();
+            this.onEvent?.();
+          }
+          return;
+        }
+        const f = JSON.parse(data.toString()) as { t: string; nonce?: string; agent?: string; message?: string };
+        if (f.t === 'challenge') {
+          this.ws.send(JSON.stringify({ t: 'auth', proof: clientProof(key, team, f.nonce!, this.nonce, id, f.agent!) }));
+        } else if (f.t === 'welcome') {
+          this.authed = true;
+          clearTimeout(t);
+          if (opts.presence) this.ws.send(JSON.stringify({ t: 'presence', presence: lightPresence(id) }));
+          resolve();
+        } else if (f.t === 'error') {
+          reject(new Error(`${id}: relay said ${f.message}`));
+        }
+      });
+    });
+    this.ready.catch(() => {});
+  }
+
+  send(text: string): void {
+    this.ws.send(text);
+  }
+
+  close(): void {
+    this.ws.terminate();
+  }
+}
+
+/** What an agent announces on connect (the relay stores one per agent and forwards it). */
+export function lightPresence(id: string): Presence {
+  return { agent: id, pseq: 1, user: 'bench', host: os.hostname(), active: [], held: [], applied: {}, busy: [], has: {}, at: Date.now() };
+}
+
+/** A valid event frame: origin's decision number `seq` toggling layer:bench. */
+export function eventFrame(origin: string, seq: number): string {
+  const ev: TeamEvent = {
+    origin, seq, tag: { wall: Date.now(), logical: seq, agent: origin },
+    writes: [{ key: 'layer:bench', value: { active: seq % 2 === 1 } }],
+    user: 'bench', host: 'bench', prev: [{ key: 'layer:bench', value: { active: seq % 2 === 0 } }],
+  };
+  return JSON.stringify({ t: 'event', event: ev });
+}
+
+// ---- the relay process ------------------------------------------------------------------------------
+
+export type RelayRequest =
+  | { cmd: 'start'; team: string; key: string; limits: Partial<NodeLimits> }
+  | { cmd: 'stats'; gc?: boolean }
+  | { cmd: 'stop' };
+
+export interface RelayStats {
+  port: number;
+  deliveries: number;
+  rss: number;
+  heapUsed: number;
+  connected: number;
+}
+
+/** Runs in the child: answers each request with one message. */
+export function relayChild(): void {
+  let node: TeamNode | null = null;
+  const reply = (m: unknown) => process.send!(m);
+  const stats = (): RelayStats => {
+    const m = process.memoryUsage();
+    return { port: node?.port ?? 0, deliveries: node?.deliveries ?? 0, rss: m.rss, heapUsed: m.heapUsed, connected: node?.connectedAgents().length ?? 0 };
+  };
+  // The parent going away ends the relay too: the benchmark never leaves a process behind.
+  process.on('disconnect', () => process.exit(0));
+  process.on('message', async (req: RelayRequest) => {
+    try {
+      if (req.cmd === 'start') {
+        const id = 'relay-bench';
+        const state = new TeamState(id, new HlcClock(id));
+        const key = Buffer.from(req.key, 'hex');
+        node = new TeamNode({
+          id, team: req.team, key, state, log: () => {}, listen: { host: '127.0.0.1', port: 0 }, limits: req.limits,
+          hooks: {
+            stateChanged: () => {},
+            presence: () => ({ user: 'relay', host: os.hostname(), active: null, held: [], applied: state.seenVector(), busy: [], has: {} }),
+          },
+        });
+        await node.start();
+        reply(stats());
+      } else if (req.cmd === 'stats') {
+        if (req.gc && typeof global.gc === 'function') {
+          global.gc();
+          await new Promise((r) => setTimeout(r, 50));
+          global.gc();
+        }
+        reply(stats());
+      } else if (req.cmd === 'stop') {
+        await node?.stop();
+        reply(stats());
+        process.exit(0);
+      }
+    } catch (e) {
+      reply({ error: (e as Error).message });
+    }
+  });
+}
