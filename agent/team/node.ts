@@ -10,7 +10,7 @@ import * as https from 'https';
 import * as crypto from 'crypto';
 import { WebSocket, WebSocketServer, RawData } from 'ws';
 import {
-  CHUNK_BYTES, CloseCodes, Frame, MAX_FRAME, Presence, RegisterWrite, TEAM_PROTOCOL_VERSION, TeamEvent, checkFrame,
+  CHUNK_BYTES, CloseCodes, Frame, MAX_FRAME, Presence, RegisterWrite, TEAM_PROTOCOL_VERSION, TeamEvent, TeamFile, checkFrame,
 } from '../../protocol/team';
 import { TeamState } from './state';
 import { NonceCache, clientProof, newNonce, proofEquals, serverProof } from './auth';
@@ -415,8 +415,8 @@ export class TeamNode {
   // ---- decisions and presence ------------------------------------------------------------------------
 
   /** Record a local decision and broadcast it. */
-  decide(writes: RegisterWrite[], user: string, host: string, reverts?: string): TeamEvent {
-    const ev = this.o.state.local(writes, user, host, reverts);
+  decide(writes: RegisterWrite[], user: string, host: string, reverts?: string, team?: TeamFile): TeamEvent {
+    const ev = this.o.state.local(writes, user, host, reverts, team);
     this.forward(null, { t: 'event', event: ev });
     return ev;
   }

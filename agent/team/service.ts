@@ -225,13 +225,14 @@ export class TeamService {
     const affected = [...new Set([...ta, ...td, ...(teamSwap ?? [])].flatMap(slotMates))];
     if (opts.whenIdle) await this.waitIdle(affected, opts.timeoutMs ?? 60000);
     const writes = this.state!.writesFor(cfg.spec, { activate: ta, deactivate: td, swap: teamSwap });
+    if (!writes.length) return { active: this.agent.activeLayers() }; // the team already has it so
     const ev = await this.decide(writes);
     return { active: this.agent.activeLayers(), decision: `${ev.origin}:${ev.seq}` };
   }
 
   private async decide(writes: RegisterWrite[], reverts?: string): Promise<TeamEvent> {
     const cfg = this.requireJoined();
-    const ev = this.node!.decide(writes, cfg.name, os.hostname(), reverts);
+    const ev = this.node!.decide(writes, cfg.name, os.hostname(), reverts, cfg.spec);
     this.lastDecision = ev;
     await this.persist();
     await this.applyNow('decision');

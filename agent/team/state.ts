@@ -503,9 +503,11 @@ export class TeamState {
     });
 
     const st = new TeamState(selfId, clock, opts);
+    // Our own persisted timestamp is trusted; stored remote tags pass the drift guard again, as
+    // they did on arrival (a peer's absurd wall must not enter the clock through a restart).
     clock.restore(data.clock as Hlc);
     for (const [k, r] of Object.entries(registers as Record<string, TaggedRegister>)) {
-      clock.restore(r.tag);
+      clock.observe(r.tag);
       st.registers.set(k, { value: copyValue(r.value), tag: copyTag(r.tag) });
     }
     for (const [origin, e] of Object.entries(seen as Record<string, { upTo: number; above: number[] }>)) {
@@ -514,7 +516,7 @@ export class TeamState {
       st.seen.set(origin, entry);
     }
     for (const ev of history as TeamEvent[]) {
-      clock.restore(ev.tag);
+      clock.observe(ev.tag);
       st.record(ev);
     }
     st.ownSeq = data.seq as number;

@@ -510,7 +510,7 @@ describe('team: partition and heal, 5 agents in network namespaces', function ()
     // The schedule really made decisions on both sides of a cut.
     const bothSides = [...sides.values()].filter((m) => m.size >= 2).length;
     const duringCuts = [...sides.values()].reduce((s, m) => s + [...m.values()].reduce((x, y) => x + y, 0), 0);
-    assert.ok(bothSides >= 3, `only ${bothSides} partition phases saw decisions on two sides or more`);
+    assert.ok(bothSides >= (DECISIONS >= 500 ? 3 : 1), `only ${bothSides} partition phases saw decisions on two sides or more`);
 
     const histNote = trimmed ? `newest ${HISTORY_LIMIT} of ${made.length} (history limit)` : `all ${made.length}`;
     console.log(
@@ -522,5 +522,57 @@ describe('team: partition and heal, 5 agents in network namespaces', function ()
     if (lagging.length) console.log(`      persisted register tags lag the newest writer on ${lagging.join(', ')} (values agree)`);
     if (noopMessages.size) console.log(`      no-op deactivation answers: ${[...noopMessages][0]}`);
     if (process.env.STRATA_PARTITION_VERBOSE) console.log(phases.map((p) => `        ${p}`).join('\n'));
+  });
+
+  it('brings every teammate up to date after one was away for more decisions than a snapshot frame holds', async function () {
+    // A snapshot frame carries the newest events that fit in 64 KiB (about 250); the registers and the
+    // seen vector always travel whole. Agent 2 is cut off, decides on `tools` once, then swaps the slot
+    // 400 times. On heal it sends agent 1 its snapshot; agents 3..5 hear only what agent 1 forwards.
+    const teamOnly = (xs: string[]) => xs.filter((l) => LAYERS.includes(l)).sort();
+    const view = async () => Promise.all(agents.map(async (a) => {
+      const [t, s] = await Promise.all([call<TeamStatus>(a, 'team.status'), call<{ active: string[] }>(a, 'status')]);
+      return { desired: [...(t.desired ?? [])].sort().join(','), active: teamOnly(s.active).join(','), relays: t.relays ?? [] };
+    }));
+    await eventuallyAll('the team to agree before the cut', async () => {
+      const v = await view();
+      return v.every((x) => x.desired === v[0].desired && x.active === x.desired);
+    }, CONVERGE_MS);
+    const a2 = agents[1];
+    const before = (await view())[0].desired.split(',').filter(Boolean);
+    await ipb('link', 'set', 'v2', 'down');
+    try {
+      await eventuallyAll('agent 2 to notice it is alone', async () => (await call<TeamStatus>(a2, 'team.status')).relays!.every((r) => r.state !== 'connected'), 15000);
+      const made: string[] = [];
+      const toolsOn = !before.includes('tools');
+      const first = await call<{ decision?: string }>(a2, toolsOn ? 'activate' : 'deactivate', { names: ['tools'] });
+      made.push(first.decision!);
+      for (let i = 0; i < 400; i++) {
+        const r = await call<{ decision?: string }>(a2, 'activate', { names: [SLOT[i % SLOT.length]] });
+        made.push(r.decision!);
+      }
+      const want = (await call<TeamStatus>(a2, 'team.status')).desired!.slice().sort().join(',');
+      assert.strictEqual(want.split(',').includes('tools'), toolsOn);
+      await ipb('link', 'set', 'v2', 'up');
+      let last = '';
+      try {
+        await eventuallyAll('all 5 agents to take agent 2\'s decisions', async () => {
+          const v = await view();
+          last = v.map((x, i) => `a${i + 1} desired=[${x.desired}] active=[${x.active}]`).join('\n');
+          return v.every((x) => x.desired === want && x.active === want);
+        }, CONVERGE_MS);
+      } catch (e) {
+        const logs = agents.map((a) => logTail(a, 6)).join('\n');
+        throw new Error(`${(e as Error).message}; agent 2 decided [${want}]:\n${last}\n${logs}`);
+      }
+      const histories = await Promise.all(agents.map((a) => call<TeamEvent[]>(a, 'team.history')));
+      const missing = histories.map((h, i) => {
+        const have = new Set(h.map(eventKey));
+        const lost = made.filter((id) => !have.has(id));
+        return lost.length ? `a${i + 1} misses ${lost.length} of agent 2's ${made.length} decisions, e.g. ${lost.slice(0, 4).join(' ')}` : '';
+      }).filter(Boolean);
+      assert.deepStrictEqual(missing, [], missing.join('\n'));
+    } finally {
+      await ipb('link', 'set', 'v2', 'up').catch(() => {});
+    }
   });
 });

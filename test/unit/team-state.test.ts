@@ -458,6 +458,20 @@ describe('team state: persistence', () => {
     assert.deepEqual(JSON.parse(JSON.stringify(TeamState.fromJSON('me', new HlcClock('me', () => 1), data).toJSON())), data);
   });
 
+  it('restores the persisted clock, and does not let a stored absurd remote wall into it', () => {
+    const now = 10_000;
+    const s = replica('me', () => now);
+    const far = { wall: now + 3_600_000, logical: 0, agent: 'x' };
+    s.receive(ev('x', 1, far, [on('docs')]));
+    s.local([on('gcc')], 'u', 'h');
+    const data = JSON.parse(JSON.stringify(s.toJSON()));
+    assert.equal(data.clock.wall, now);
+    data.clock = { wall: now + 500, logical: 7, agent: 'me' };
+    const clock = new HlcClock('me', () => now);
+    TeamState.fromJSON('me', clock, data);
+    assert.deepEqual(clock.last(), { wall: now + 500, logical: 7, agent: 'me' });
+  });
+
   it('refuses garbage with a clear message', () => {
     const { s } = populated();
     const good = (): Record<string, unknown> => JSON.parse(JSON.stringify(s.toJSON()));
@@ -492,6 +506,8 @@ describe('team state: property — random interleavings converge', () => {
     fresh: Map<string, Set<string>>;
     all: Set<string>;
   }
+  /** What the runs exercised, so the property cannot pass vacuously. */
+  const stats = { duplicates: 0, outOfOrder: 0, lostLww: 0, swaps: 0 };
 
   function randomOp(s: TeamState, rnd: () => number): RegisterWrite[] {
     const pick = <T>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)];
@@ -555,6 +571,7 @@ describe('team state: property — random interleavings converge', () => {
         made++;
         if (!writes.length) continue;
         const e = s.local(writes, 'u', 'h', undefined, TEAM);
+        if (e.writes.length === 1 && e.writes[0].key.startsWith('slot:') && e.prev[0].value && 'layer' in e.prev[0].value && e.prev[0].value.layer) stats.swaps++;
         all.add(eventId(e));
         noteFresh(id, eventId(e));
         checkInvariant(id);
@@ -571,8 +588,12 @@ describe('team state: property — random interleavings converge', () => {
       } else if (inflight.length) {
         // deliver a random in-flight copy: reordering
         const [m] = inflight.splice(Math.floor(rnd() * inflight.length), 1);
-        const res = replicas.get(m.to)!.receive(m.event);
+        const target = replicas.get(m.to)!;
+        if (m.event.seq > (target.seenVector()[m.event.origin] ?? 0) + 1) stats.outOfOrder++;
+        const res = target.receive(m.event);
         if (res.fresh) noteFresh(m.to, eventId(m.event));
+        else stats.duplicates++;
+        if (res.fresh && !res.changed) stats.lostLww++;
         checkInvariant(m.to);
       }
     }
@@ -605,6 +626,7 @@ describe('team state: property — random interleavings converge', () => {
   it('500 seeded interleavings of 5 agents to 7 replicas with duplicates, reordering and snapshot exchanges', function () {
     this.timeout(60_000);
     for (let seed = 1; seed <= 500; seed++) assertConverged(seed, runTrial(seed), true);
+    assert.ok(stats.duplicates > 5000 && stats.outOfOrder > 1000 && stats.lostLww > 1000 && stats.swaps > 500, JSON.stringify(stats));
   });
 
   it('100 more with tiny histories and event-less snapshots: still converge, never fresh twice', function () {
