@@ -422,7 +422,8 @@ export class TeamNode {
   }
 
   private ownPresence(bump: boolean): Presence {
-    if (bump || this.pseq === 0) this.pseq++;
+    // Time-based, so a restarted node's presence is newer than what peers remember of it.
+    if (bump || this.pseq === 0) this.pseq = Math.max(this.pseq + 1, Date.now());
     return { ...this.o.hooks.presence(), agent: this.o.id, pseq: this.pseq, at: Date.now() };
   }
 
