@@ -34,6 +34,7 @@ const HELP = `usage: npm run bench:team -- [--quick] [--json] [--connections N]
   --quick          fewer trials, 300 connections (a smoke run, not for the record)
   --json           print exactly one JSON object on stdout (progress goes to stderr)
   --connections N  connections for the memory measurement (default 1000)
+  --only PART      run one part: propagation, deliveries or memory
 `;
 
 const TEAM = 'bench';
@@ -84,7 +85,7 @@ class RelayProc {
   port = 0;
 
   constructor() {
-    this.child = fork(__filename, ['--relay-child'], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child = fork(__filename, ['--relay-child'], { execArgv: ['--expose-gc', ...(process.env.STRATA_BENCH_RELAY_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.STRATA_BENCH_RELAY_PROF}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     children.add(this.child);
     this.child.on('message', (m) => this.waiting.shift()?.(m));
     this.child.on('exit', () => children.delete(this.child));
@@ -335,7 +336,7 @@ async function deliveries(subscribers: number, burst: number, rounds: number): P
 
 // ---- memory per connection -----------------------------------------------------------------------------
 
-async function memory(connections: number): Promise<{ connections: number; rssBefore: number; rssAfter: number; heapBefore: number; heapAfter: number; connectDeliveries: number }> {
+async function memory(connections: number, presence: boolean): Promise<{ connections: number; rssBefore: number; rssAfter: number; heapBefore: number; heapAfter: number; connectDeliveries: number }> {
   const relay = new RelayProc();
   cleanups.push(() => relay.stop());
   await relay.start({ maxPeers: connections + 16 });
@@ -350,7 +351,7 @@ async function memory(connections: number): Promise<{ connections: number; rssBe
     for (const p of peers) p.close();
   });
   for (let i = 0; i < connections; i += 50) {
-    const batch = Array.from({ length: Math.min(50, connections - i) }, (_, j) => new LightPeer(relay.url, TEAM, KEY, `peer${String(i + j).padStart(5, '0')}`, { presence: true }));
+    const batch = Array.from({ length: Math.min(50, connections - i) }, (_, j) => new LightPeer(relay.url, TEAM, KEY, `peer${String(i + j).padStart(5, '0')}`, { presence }));
     await Promise.all(batch.map((p) => p.ready));
     peers.push(...batch);
   }
@@ -396,6 +397,10 @@ async function main(): Promise<void> {
   const ci = argv.indexOf('--connections');
   const connections = ci >= 0 ? Number(argv[ci + 1]) : quick ? 300 : 1000;
   if (!Number.isSafeInteger(connections) || connections < 1) throw new Error('--connections needs a positive integer');
+  const oi = argv.indexOf('--only');
+  const only = oi >= 0 ? argv[oi + 1] : null;
+  if (only !== null && !['propagation', 'deliveries', 'memory'].includes(only)) throw new Error('--only takes propagation, deliveries or memory');
+  const doing = (part: string) => only === null || only === part;
   const watchdog = setTimeout(() => {
     log('gave up after 15 minutes');
     void runCleanups().finally(() => process.exit(2));
@@ -404,31 +409,42 @@ async function main(): Promise<void> {
   const started = Date.now();
   const mach = machine();
 
-  log('propagation: 2 real agents');
-  let p2: Propagation;
-  try {
-    p2 = await propagationRealAgents(quick ? 40 : 200);
-  } catch (e) {
-    log(`real agents unavailable (${(e as Error).message}); measuring 2 transport+state agents instead`);
-    p2 = await propagationNodes(2, quick ? 40 : 200);
+  const props: Propagation[] = [];
+  if (doing('propagation')) {
+    log('propagation: 2 real agents');
+    try {
+      props.push(await propagationRealAgents(quick ? 40 : 200));
+    } catch (e) {
+      log(`real agents unavailable (${(e as Error).message}); measuring 2 transport+state agents instead`);
+      await runCleanups();
+      props.push(await propagationNodes(2, quick ? 40 : 200));
+    }
+    await runCleanups();
+    for (const n of [10, 100]) {
+      log(`propagation: ${n} transport+state agents`);
+      props.push(await propagationNodes(n, quick ? 40 : n === 100 ? 200 : 300));
+      await runCleanups();
+    }
   }
-  await runCleanups();
-  const props: Propagation[] = [p2];
-  for (const n of [10, 100]) {
-    log(`propagation: ${n} transport+state agents`);
-    props.push(await propagationNodes(n, quick ? 40 : n === 100 ? 200 : 300));
+  let d: Awaited<ReturnType<typeof deliveries>> | null = null;
+  if (doing('deliveries')) {
+    const subs = 100;
+    const burst = quick ? 1000 : 3000;
+    log(`deliveries: a burst of ${burst} events to ${subs} subscribers, 5 rounds`);
+    d = await deliveries(subs, burst, 5);
     await runCleanups();
   }
-  const subs = 100;
-  const burst = quick ? 1000 : 3000;
-  log(`deliveries: a burst of ${burst} events to ${subs} subscribers, 3 rounds`);
-  const d = await deliveries(subs, burst, 3);
-  await runCleanups();
-  log(`memory: ${connections} connections`);
-  const m = await memory(connections);
-  await runCleanups();
+  let m: Awaited<ReturnType<typeof memory>> | null = null;
+  let m0: Awaited<ReturnType<typeof memory>> | null = null;
+  if (doing('memory')) {
+    log(`memory: ${connections} connections that announce their presence`);
+    m = await memory(connections, true);
+    await runCleanups();
+    log(`memory: ${connections} connections that stay silent`);
+    m0 = await memory(connections, false);
+    await runCleanups();
+  }
 
-  const kb = (m.rssAfter - m.rssBefore) / 1024 / m.connections;
   const out: Record<string, unknown> = {
     date: new Date().toISOString(),
     machine: mach,
@@ -444,21 +460,29 @@ async function main(): Promise<void> {
     out[`propagation_decisions_${x.agents}`] = x.decisions;
     out[`propagation_kind_${x.agents}`] = x.kind;
   }
-  Object.assign(out, {
-    deliveries_per_s: Math.round(pct(d.perSecond, 50)),
-    deliveries_per_s_rounds: d.perSecond.map(Math.round),
-    relay_sends_per_s: Math.round(pct(d.relayPerSecond, 50)),
-    deliveries_subscribers: d.subscribers,
-    deliveries_burst: d.burst,
-    deliveries_limits: 'relay rate and burst raised to 1e9 frames (default 500/s, burst 2000)',
-    kb_per_connection: r2(kb),
-    heap_kb_per_connection: r2((m.heapAfter - m.heapBefore) / 1024 / m.connections),
-    connections: m.connections,
-    relay_rss_mb_before: r2(m.rssBefore / 2 ** 20),
-    relay_rss_mb_after: r2(m.rssAfter / 2 ** 20),
-    presence_frames_on_connect: m.connectDeliveries,
-    aims: { propagation_p99_ms_100: 50, deliveries_per_s: 100000, kb_per_connection: 20 },
-  });
+  if (d) {
+    Object.assign(out, {
+      deliveries_per_s: Math.round(pct(d.perSecond, 50)),
+      deliveries_per_s_rounds: d.perSecond.map(Math.round),
+      relay_sends_per_s: Math.round(pct(d.relayPerSecond, 50)),
+      deliveries_subscribers: d.subscribers,
+      deliveries_burst: d.burst,
+      deliveries_limits: 'relay rate and burst raised to 1e9 frames (default 500/s, burst 2000)',
+    });
+  }
+  if (m) {
+    Object.assign(out, {
+      kb_per_connection: r2((m.rssAfter - m.rssBefore) / 1024 / m.connections),
+      heap_kb_per_connection: r2((m.heapAfter - m.heapBefore) / 1024 / m.connections),
+      connections: m.connections,
+      relay_rss_mb_before: r2(m.rssBefore / 2 ** 20),
+      relay_rss_mb_after: r2(m.rssAfter / 2 ** 20),
+      presence_frames_on_connect: m.connectDeliveries,
+      kb_per_connection_silent: m0 ? r2((m0.rssAfter - m0.rssBefore) / 1024 / m0.connections) : null,
+      heap_kb_per_connection_silent: m0 ? r2((m0.heapAfter - m0.heapBefore) / 1024 / m0.connections) : null,
+    });
+  }
+  out.aims = { propagation_p99_ms_100: 50, deliveries_per_s: 100000, kb_per_connection: 20 };
   if (json) {
     process.stdout.write(JSON.stringify(out, null, 2) + '\n');
     return;
@@ -466,17 +490,24 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   lines.push(`Strata team relay benchmark, ${out.date}`);
   lines.push(`machine: ${mach.cpu}, ${mach.cores} cores, kernel ${mach.kernel}, ${mach.os}, ${mach.memory_gib} GiB, node ${mach.node}`);
-  lines.push('');
-  lines.push('| agents | kind | decisions | all peers p50 | all peers p99 | per peer p50 | per peer p99 |');
-  lines.push('| ---: | --- | ---: | ---: | ---: | ---: | ---: |');
-  for (const x of props) {
-    lines.push(`| ${x.agents} | ${x.kind} | ${x.decisions} | ${r2(pct(x.all, 50))} ms | ${r2(pct(x.all, 99))} ms | ${r2(pct(x.each, 50))} ms | ${r2(pct(x.each, 99))} ms |`);
+  if (props.length) {
+    lines.push('');
+    lines.push('| agents | kind | decisions | all peers p50 | all peers p99 | per peer p50 | per peer p99 |');
+    lines.push('| ---: | --- | ---: | ---: | ---: | ---: | ---: |');
+    for (const x of props) {
+      lines.push(`| ${x.agents} | ${x.kind} | ${x.decisions} | ${r2(pct(x.all, 50))} ms | ${r2(pct(x.all, 99))} ms | ${r2(pct(x.each, 50))} ms | ${r2(pct(x.each, 99))} ms |`);
+    }
   }
   lines.push('');
-  lines.push(`deliveries: ${out.deliveries_per_s}/s median of ${d.perSecond.length} rounds (${d.perSecond.map(Math.round).join(', ')}), ` +
-    `${d.subscribers} subscribers × ${d.burst} events; relay sends ${out.relay_sends_per_s}/s; rate limit raised`);
-  lines.push(`memory: ${out.kb_per_connection} KB RSS per connection (${m.connections} connections, relay RSS ${out.relay_rss_mb_before} → ${out.relay_rss_mb_after} MB; ` +
-    `heap ${out.heap_kb_per_connection} KB/connection; ${m.connectDeliveries} presence frames forwarded while they joined)`);
+  if (d) {
+    lines.push(`deliveries: ${out.deliveries_per_s}/s median of ${d.perSecond.length} rounds (${d.perSecond.map(Math.round).join(', ')}), ` +
+      `${d.subscribers} subscribers × ${d.burst} events; relay sends ${out.relay_sends_per_s}/s; rate limit raised`);
+  }
+  if (m) {
+    lines.push(`memory: ${out.kb_per_connection} KB RSS per connection (${m.connections} connections, relay RSS ${out.relay_rss_mb_before} → ${out.relay_rss_mb_after} MB; ` +
+      `heap ${out.heap_kb_per_connection} KB/connection; ${m.connectDeliveries} presence frames forwarded while they joined); ` +
+      `connections that send nothing: ${out.kb_per_connection_silent} KB RSS, ${out.heap_kb_per_connection_silent} KB heap each`);
+  }
   process.stdout.write(lines.join('\n') + '\n');
 }
 

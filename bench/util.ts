@@ -182,8 +182,10 @@ export function cleanupAll(): void {
   cleaned = true;
   killLiveChildren();
   for (const s of steps.reverse()) {
+    const t0 = Date.now();
     try {
       s.fn();
+      process.stderr.write(`[bench] clean-up: ${s.name} (${Date.now() - t0} ms)\n`);
     } catch (e) {
       process.stderr.write(`[bench] clean-up "${s.name}" failed: ${(e as Error).message}\n`);
     }

@@ -6,7 +6,7 @@ import { CLI } from './helpers';
 
 type Maybe<T> = T | null | undefined | false;
 
-export async function eventually<T>(what: string, fn: () => Maybe<T> | Promise<Maybe<T>>, ms = 15000): Promise<T> {
+export async function eventually<T>(what: string, fn: () => Maybe<T> | Promise<Maybe<T>>, ms = 30000): Promise<T> {
   const t0 = Date.now();
   let last: unknown;
   for (;;) {
