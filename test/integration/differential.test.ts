@@ -7,20 +7,11 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Env, makeEnv, writeTree } from './helpers';
+import { mulberry32 } from '../prng';
 
 const OPS = Number(process.env.STRATA_DIFF_OPS ?? 10000);
 const SEED = Number(process.env.STRATA_DIFF_SEED ?? 20261125);
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Outcome = string;
 

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import type { Hlc } from '../../protocol/team';
 import { HlcClock, compareHlc } from '../../agent/team/hlc';
+import { mulberry32 as prng } from '../prng';
 
 /** A settable fake wall clock. */
 function fakeClock(start = 1_000_000): { now: () => number; set: (t: number) => void; advance: (d: number) => void } {
@@ -11,17 +12,6 @@ function fakeClock(start = 1_000_000): { now: () => number; set: (t: number) => 
   return { now: () => t, set: (v) => (t = v), advance: (d) => (t += d) };
 }
 
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const hlc = (wall: number, logical: number, agent: string): Hlc => ({ wall, logical, agent });
 

@@ -10,17 +10,8 @@ import { Backoff } from '../../agent/team/backoff';
 import { TokenBucket } from '../../agent/team/ratelimit';
 import { digestLayerDir } from '../../agent/team/digest';
 import { findTeamFile, loadTeamFile } from '../../agent/team/teamfile';
+import { mulberry32 as prng } from '../prng';
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('team: Backoff', () => {
   it('stays within [0, min(cap, base * 2^n)] and counts attempts', () => {

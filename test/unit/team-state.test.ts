@@ -7,6 +7,7 @@ import type { Hlc, RegisterWrite, TeamEvent, TeamFile } from '../../protocol/tea
 import { MAX_FRAME, checkFrame } from '../../protocol/team';
 import { HlcClock, compareHlc } from '../../agent/team/hlc';
 import { TeamState, eventId } from '../../agent/team/state';
+import { mulberry32 as prng } from '../prng';
 
 const D = `sha256:${'0'.repeat(64)}`;
 const TEAM: TeamFile = {
@@ -18,17 +19,6 @@ const TEAM: TeamFile = {
   slots: { node: ['node18', 'node20', 'node22'], cc: ['gcc', 'clang'] },
 };
 
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function replica(id: string, now: () => number = () => 1_000_000, opts?: { historyLimit?: number }): TeamState {
   return new TeamState(id, new HlcClock(id, now), opts);
