@@ -1,0 +1,130 @@
+/**
+ * Shared by the extension-host suites: the extension's API, waiting for a condition, a client of
+ * the same agent the extension talks to, the real CLI, and a fixture of two layers and a view
+ * that each suite creates through the agent API (so nothing depends on the harness's data).
+ */
+import * as assert from 'assert';
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { execFile } from 'child_process';
+import * as vscode from 'vscode';
+import { AgentClient } from '../../../agent/client';
+import { socketPath } from '../../../agent/paths';
+import type { StrataApi } from '../../../extension/api';
+
+export const EXTENSION_ID = 'strata.strata';
+
+export function extension(): vscode.Extension<StrataApi> {
+  const ext = vscode.extensions.getExtension<StrataApi>(EXTENSION_ID);
+  assert.ok(ext, `extension ${EXTENSION_ID} is not installed in this host`);
+  return ext;
+}
+
+type Maybe<T> = T | null | undefined | false;
+
+export async function eventually<T>(what: string, fn: () => Maybe<T> | Promise<Maybe<T>>, ms = 15000): Promise<T> {
+  const t0 = Date.now();
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The activated extension's API, once it is connected to its agent. */
+export async function strata(): Promise<StrataApi> {
+  const api = await extension().activate();
+  await eventually('the extension to connect to its agent', () => api.connected(), 30000);
+  return api;
+}
+
+export async function clientFor(home: string): Promise<AgentClient> {
+  const c = new AgentClient(socketPath(home));
+  await c.connect();
+  return c;
+}
+
+export function cliPath(): string {
+  return path.join(extension().extensionPath, 'dist', 'cli.js');
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run the real CLI against `home` (a separate process, like a user's shell). */
+export function cli(home: string, ...args: string[]): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cliPath(), ...args], { env: { ...process.env, STRATA_HOME: home, ELECTRON_RUN_AS_NODE: '1' }, timeout: 60000 }, (e, stdout, stderr) => {
+      const code = e ? (typeof (e as { code?: unknown }).code === 'number' ? (e as { code: number }).code : 1) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+    });
+  });
+}
+
+export function read(file: string): string | null {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Two layers A (priority 1000) and B (priority 2000) that each map only /<id> (a path no other
+ * layer touches), and a view of a fresh base folder at a fresh mountpoint. `file` is the mapped file
+ * as the view serves it: "base", "A" or "B".
+ */
+export interface Fixture {
+  id: string;
+  dir: string;
+  a: string;
+  b: string;
+  base: string;
+  mnt: string;
+  /** The view path the layers map. */
+  original: string;
+  file: string;
+  cleanup(): Promise<void>;
+}
+
+export async function makeFixture(c: AgentClient, prefix: string): Promise<Fixture> {
+  const id = `${prefix}-${crypto.randomBytes(3).toString('hex')}`;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-ext-'));
+  fs.chmodSync(dir, 0o755);
+  const base = path.join(dir, 'base');
+  const mnt = path.join(dir, 'mnt');
+  const original = `/${id}`;
+  for (const [where, text] of [[path.join(base, id), 'base'], [path.join(dir, 'src-a'), 'A'], [path.join(dir, 'src-b'), 'B']]) {
+    fs.mkdirSync(where, { recursive: true });
+    fs.writeFileSync(path.join(where, 'tool.txt'), text);
+  }
+  fs.mkdirSync(mnt);
+  const a = `${id}-a`;
+  const b = `${id}-b`;
+  for (const [name, src, priority] of [[a, 'src-a', 1000], [b, 'src-b', 2000]] as const) {
+    await c.call('layer.create', { name, from: path.join(dir, src), priority, version: '1.0.0', description: `extension test layer ${name}` });
+    await c.call('layer.unmap', { name, original: '/' });
+    await c.call('layer.map', { name, original, destination: '/' });
+  }
+  await c.call('view.add', { base, at: mnt });
+  return {
+    id, dir, a, b, base, mnt, original, file: path.join(mnt, id, 'tool.txt'),
+    cleanup: async () => {
+      await c.call('deactivate', { names: [a, b], force: true }).catch(() => {});
+      await c.call('view.rm', { base }).catch(() => {});
+      for (const n of [a, b]) await c.call('layer.rm', { name: n }).catch(() => {});
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
