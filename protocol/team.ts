@@ -106,6 +106,8 @@ export type Frame =
   | { t: 'challenge'; v: number; team: string; agent: string; nonce: string; proof: string }
   | { t: 'auth'; proof: string }
   | { t: 'welcome' }
+  /** After welcome: what this side has seen, so the other sends the events it lacks, then its snapshot. */
+  | { t: 'have'; seen: Record<string, number> }
   | { t: 'snapshot'; registers: Record<string, TaggedRegister>; seen: Record<string, number>; events: TeamEvent[] }
   | { t: 'event'; event: TeamEvent }
   | { t: 'presence'; presence: Presence }
@@ -193,6 +195,8 @@ export function checkFrame(text: string): FrameCheck {
       return isHex(f.proof, 64) ? { ok: true, frame: f as Frame } : bad('malformed auth');
     case 'welcome':
       return { ok: true, frame: { t: 'welcome' } };
+    case 'have':
+      return isSeen(f.seen) ? { ok: true, frame: f as Frame } : bad('malformed have');
     case 'snapshot': {
       if (!isObj(f.registers) || !isSeen(f.seen) || !Array.isArray(f.events) || f.events.length > 1000) return bad('malformed snapshot');
       for (const [k, r] of Object.entries(f.registers)) {

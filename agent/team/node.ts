@@ -88,7 +88,8 @@ interface Conn {
   myNonce: string;
   theirNonce?: string;
   bucket: TokenBucket;
-  alive: boolean;
+  /** Heartbeats without any frame or pong since; two in a row end the connection. */
+  missed: number;
   since: number;
   timer?: NodeJS.Timeout;
 }
@@ -223,13 +224,13 @@ export class TeamNode {
 
   private adopt(ws: WebSocket, direction: 'in' | 'out', url?: string): Conn {
     const conn: Conn = {
-      ws, direction, url, state: 'authenticating', myNonce: newNonce(), alive: true, since: Date.now(),
+      ws, direction, url, state: 'authenticating', myNonce: newNonce(), missed: 0, since: Date.now(),
       bucket: new TokenBucket(this.limits.rate, this.limits.burst),
     };
     this.conns.add(conn);
     // Without an error listener one bad frame would crash the process (see relay-notes.md).
     ws.on('error', (e) => this.o.log(`[team] ${this.label(conn)}: ${e.message}`));
-    ws.on('pong', () => (conn.alive = true));
+    ws.on('pong', () => (conn.missed = 0));
     ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(conn, data, isBinary));
     ws.on('close', (code, reason) => {
       this.conns.delete(conn);
@@ -266,19 +267,21 @@ export class TeamNode {
     setTimeout(() => c.ws.terminate(), 2000).unref();
   }
 
-  private send(c: Conn, f: Frame): boolean {
+  /** Send a frame (or one already serialized, when the same goes to many peers). */
+  private send(c: Conn, f: Frame | string): boolean {
     if (c.ws.readyState !== WebSocket.OPEN) return false;
     if (c.ws.bufferedAmount > this.limits.maxBufferedBytes) {
       this.o.log(`[team] dropping slow ${this.label(c)}: ${c.ws.bufferedAmount} bytes unsent`);
       c.ws.terminate();
       return false;
     }
-    c.ws.send(JSON.stringify(f));
+    c.ws.send(typeof f === 'string' ? f : JSON.stringify(f));
     this.deliveries++;
     return true;
   }
 
   private onMessage(c: Conn, data: RawData, isBinary: boolean): void {
+    c.missed = 0; // any frame is a sign of life
     if (!c.bucket.take()) return this.close(c, CloseCodes.RATE_LIMITED, 'too many frames');
     if (isBinary) return this.close(c, CloseCodes.BAD_FRAME, 'binary frames are not part of the protocol');
     const checked = checkFrame(data.toString());
@@ -345,7 +348,9 @@ export class TeamNode {
     const d = this.dialers.find((x) => x.conn === c);
     d?.backoff.reset();
     this.o.log(`[team] ${this.label(c)} connected`);
-    this.send(c, { t: 'snapshot', ...this.o.state.snapshot() });
+    // Catch-up: each side says what it has seen; the other answers with the events it lacks (one
+    // frame each, so they are forwarded onward like live ones), then with its registers.
+    this.send(c, { t: 'have', seen: this.o.state.seenVector() });
     this.send(c, { t: 'presence', presence: this.ownPresence(false) });
     for (const p of this.presences.values()) this.send(c, { t: 'presence', presence: p });
     this.o.hooks.peersChanged?.();
@@ -353,17 +358,28 @@ export class TeamNode {
 
   private dispatch(c: Conn, f: Frame): void {
     switch (f.t) {
+      case 'have': {
+        for (const ev of this.o.state.missingFor(f.seen)) this.send(c, { t: 'event', event: ev });
+        this.send(c, { t: 'snapshot', ...this.o.state.snapshot({ maxEvents: 0 }) });
+        return;
+      }
       case 'snapshot': {
         const { changed, fresh } = this.o.state.mergeSnapshot(f);
         for (const ev of fresh) this.forward(c, { t: 'event', event: ev });
-        if (changed) this.o.hooks.stateChanged('snapshot');
+        if (changed) {
+          // Registers learnt only from a snapshot (their events fell out of every history) must
+          // reach the other peers too; they merge and pass it on only if it changes something.
+          this.forward(c, { t: 'snapshot', ...this.o.state.snapshot({ maxEvents: 0 }) });
+        }
+        if (changed || fresh.length) this.o.hooks.stateChanged('snapshot');
         return;
       }
       case 'event': {
         const r = this.o.state.receive(f.event);
         if (!r.fresh) return;
         this.forward(c, f);
-        if (r.changed) this.o.hooks.stateChanged('event');
+        // Persist and acknowledge every new decision, even one that changes no value.
+        this.o.hooks.stateChanged('event');
         return;
       }
       case 'presence': {
@@ -409,7 +425,10 @@ export class TeamNode {
 
   /** Send to every authenticated peer except the one it came from. */
   private forward(from: Conn | null, f: Frame): void {
-    for (const c of this.conns) if (c !== from && c.state === 'connected') this.send(c, f);
+    let text: string | null = null;
+    for (const c of this.conns) {
+      if (c !== from && c.state === 'connected') this.send(c, (text ??= JSON.stringify(f)));
+    }
   }
 
   // ---- decisions and presence ------------------------------------------------------------------------
@@ -435,12 +454,12 @@ export class TeamNode {
   private beat(): void {
     for (const c of this.conns) {
       if (c.state !== 'connected') continue;
-      if (!c.alive) {
+      if (c.missed >= 2) {
         this.o.log(`[team] ${this.label(c)} is silent; terminating`);
         c.ws.terminate();
         continue;
       }
-      c.alive = false;
+      c.missed++;
       try {
         c.ws.ping();
       } catch {

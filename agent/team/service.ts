@@ -234,7 +234,6 @@ export class TeamService {
     const cfg = this.requireJoined();
     const ev = this.node!.decide(writes, cfg.name, os.hostname(), reverts, cfg.spec);
     this.lastDecision = ev;
-    await this.persist();
     await this.applyNow('decision');
     return ev;
   }
@@ -285,21 +284,24 @@ export class TeamService {
 
   // ---- applying the team's state -------------------------------------------------------------------------
 
-  private async onStateChanged(reason: string): Promise<void> {
-    try {
-      await this.persist();
-      await this.applyNow(reason);
-    } catch (e) {
-      this.log(`[team] applying the team's state failed: ${(e as Error).message}`);
-    }
+  private onStateChanged(reason: string): void {
+    this.applyNow(reason).catch((e) => this.log(`[team] applying the team's state failed: ${(e as Error).message}`));
   }
 
-  /** Apply the registers to the local views; serialized so applies never interleave. */
+  /**
+   * Persist, then apply the registers to the local views, then announce what is applied. Runs are
+   * serialized (a persist never overtakes a newer one) and coalesced: a run reads the newest
+   * state, so requests made while one is queued need no run of their own.
+   */
+  private queued: Promise<void> | null = null;
   private applyNow(reason: string): Promise<void> {
+    if (this.queued) return this.queued;
     const run = async () => {
+      this.queued = null;
       const cfg = this.cfg;
       const state = this.state;
       if (!cfg || !state) return;
+      await this.persist();
       const seen = state.seenVector();
       const desired = state.desiredActive(cfg.spec);
       const { missing } = await this.agent.applyTeamSet(this.teamLayers(), desired, cfg.held, `team-${reason}`);
@@ -310,6 +312,7 @@ export class TeamService {
       for (const m of missing) void this.pull(m);
     };
     this.applying = this.applying.then(run, run);
+    this.queued = this.applying;
     return this.applying;
   }
 

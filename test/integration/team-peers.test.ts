@@ -86,7 +86,7 @@ describe('team: bad peers get nothing, and everyone else is unaffected', functio
     key = deriveKey(Buffer.from('correct horse battery staple 2026'), TEAM);
     good = new RawPeer(relay.url);
     await good.handshake(TEAM, key);
-    await good.next('snapshot');
+    await good.next('have');
   });
   after(() => {
     good?.close();
