@@ -48,9 +48,14 @@ export class LightPeer {
           }
           return;
         }
-        const f = JSON.parse(data.toString()) as { t: string; nonce?: string; agent?: string; message?: string };
-        if (f.t === 'challenge') {
-          this.ws.send(JSON.stringify({ t: 'auth', proof: clientProof(key, team, f.nonce!, this.nonce, id, f.agent!) }));
+        let f: { t: string; nonce?: string; agent?: string; message?: string };
+        try {
+          f = JSON.parse(data.toString());
+        } catch {
+          return reject(new Error(`${id}: the relay sent a frame that is not JSON during the handshake`));
+        }
+        if (f.t === 'challenge' && typeof f.nonce === 'string' && typeof f.agent === 'string') {
+          this.ws.send(JSON.stringify({ t: 'auth', proof: clientProof(key, team, f.nonce, this.nonce, id, f.agent) }));
         } else if (f.t === 'welcome') {
           this.authed = true;
           clearTimeout(t);

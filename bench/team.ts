@@ -1,6 +1,7 @@
 /**
  * The team relay benchmark: `npm run bench:team` (or `node dist/bench-team.js`), options --quick,
- * --json, --connections N. Loopback only; every wait is bounded; it stops by itself.
+ * --json, --connections N, --only PART. Loopback only; every wait is bounded; it stops by itself
+ * (a watchdog ends it after 15 minutes). STRATA_BENCH_RELAY_PROF=DIR writes a CPU profile of the relay.
  *
  * 1. Propagation, activate → applied on every peer, in a star around one relay:
  *    - 2 agents: real agents (`strata agent`, no views) joined to a real `strata relay`; "applied"
@@ -8,12 +9,14 @@
  *    - 10 and 100 agents: transport+state agents (a TeamNode and a TeamState each, all in this
  *      process, no FUSE, no persistence); "applied" is the peer's registers holding the decision.
  *    Reported per decision: the time until the LAST peer applied it (p50, p99), and per peer.
- * 2. Deliveries per second: one publisher sends a burst of events through the relay to S light
- *    subscribers; deliveries = event frames received by subscribers / elapsed time (the relay's own
- *    `deliveries` counter is reported beside it). The relay's per-connection rate limit (500 frames/s,
+ * 2. Deliveries per second: one publisher sends a burst of events (5 rounds) through the relay to
+ *    100 light subscribers (real handshake, then they only count frames); deliveries = event
+ *    frames received by subscribers / elapsed time (the relay's own `deliveries` counter is
+ *    reported beside it). The relay's per-connection rate limit (500 frames/s,
  *    burst 2000 by default) would cut the publisher off after 2000 frames: this run raises it.
  * 3. Memory per connection: RSS of the relay process (its own child) after gc, before and after N
- *    authenticated connections that each announce their presence as agents do.
+ *    authenticated connections that each announce their presence as agents do (every presence is
+ *    forwarded to everyone: about N² frames), then again with N connections that send nothing.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -517,6 +520,10 @@ if (process.argv.includes('--relay-child')) {
   const onSignal = () => void runCleanups().finally(() => process.exit(130));
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('uncaughtException', (e) => {
+    log(`uncaught: ${e.stack ?? e}`);
+    void runCleanups().finally(() => process.exit(1));
+  });
   main()
     .then(() => runCleanups())
     .then(() => process.exit(0))
