@@ -439,7 +439,9 @@ export class Agent {
     for (const v of this.views.values()) {
       for (const o of v.fs.holders(set)) {
         const tgid = readTgid(o.pid);
-        out.push({ pid: tgid, command: readComm(tgid), path: path.join(v.mountpoint, o.path) });
+        const file = path.join(v.mountpoint, o.path);
+        // The kernel sends RELEASE after close() returns; a file already closed is not held.
+        if (stillHolds(tgid, file)) out.push({ pid: tgid, command: readComm(tgid), path: file });
       }
     }
     return out;
@@ -635,6 +637,26 @@ function readComm(pid: number): string {
     return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
   } catch {
     return '?';
+  }
+}
+
+/**
+ * Does process `pid` still hold `file` (an fd, its executable, or a mapping)? Reads /proc only:
+ * link targets are strings, so this never enters the agent's own mount.
+ */
+function stillHolds(pid: number, file: string): boolean {
+  try {
+    for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === file) return true;
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+    if (fs.readlinkSync(`/proc/${pid}/exe`) === file) return true;
+    return fs.readFileSync(`/proc/${pid}/maps`, 'utf8').includes(` ${file}\n`);
+  } catch {
+    return false; // the process is gone (or not ours to inspect)
   }
 }
 

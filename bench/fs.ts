@@ -598,7 +598,7 @@ async function main(): Promise<void> {
     for (const n of notes) lines.push(`  - ${n}`);
   }
   lines.push('');
-  lines.push(`took ${out.duration_s} s; 1-minute load average start ${load[0].toFixed(2)}, max ${Math.max(...load).toFixed(2)}, end ${load[load.length - 1].toFixed(2)} on ${os.cpus().length} cores (above the core count, other work competed with this run)`);
+  lines.push(`took ${out.duration_s} s; 1-minute load average start ${load[0].toFixed(2)}, max ${Math.max(...load).toFixed(2)}, end ${load[load.length - 1].toFixed(2)} on ${os.cpus().length} cores${Math.max(...load) > os.cpus().length ? ' (above the core count: other work competed with this run)' : ''}`);
   process.stdout.write(lines.join('\n') + '\n');
 }
 
