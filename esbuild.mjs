@@ -17,5 +17,10 @@ await Promise.all([
   existsSync('bench/fs.ts') ? build({ ...common, entryPoints: { bench: 'bench/fs.ts' }, outdir: 'dist' }) : null,
   existsSync('bench/team.ts') ? build({ ...common, entryPoints: { 'bench-team': 'bench/team.ts' }, outdir: 'dist' }) : null,
   existsSync('agent/demo.ts') ? build({ ...common, entryPoints: { demo: 'agent/demo.ts' }, outdir: 'dist' }) : null,
+  existsSync('bench/extension.ts') ? build({ ...common, entryPoints: { 'bench-extension': 'bench/extension.ts' }, outdir: 'dist' }) : null,
+  // The VS Code extension (host side), its webview (browser side), and its extension-host test suite (mocha from node_modules).
+  build({ ...common, entryPoints: { extension: 'extension/extension.ts' }, outdir: 'dist' }),
+  build({ ...common, platform: 'browser', format: 'iife', target: 'es2022', entryPoints: { webview: 'webview/main.ts' }, outdir: 'dist' }),
+  build({ ...common, external: [...common.external, 'mocha'], entryPoints: { 'test-ext/suite/index': 'test/extension/suite/index.ts' }, outdir: 'dist' }),
 ]);
 chmodSync('dist/cli.js', 0o755);

@@ -1,98 +1,356 @@
 /**
- * The embedded default: two demo layers of a toolchain, an in-place view of a project folder, and a
- * shell that was started before any switch and sees each switch at once. Everything goes through
- * the real CLI and agent; Ctrl-C or the end of the run stops the agent and unmounts.
+ * The full demo (`./dev demo`, `npm run demo`): two teammates' agents (alice and bob, each with its own
+ * STRATA_HOME and in-place view of their checkout of one project), a standalone team relay, two
+ * versions of a tool as team layers in one swap slot (strata.team.json in the project), a shell that
+ * sees each switch at once, and VS Code in the browser (code-server from .tools, with the packaged
+ * extension installed) talking to alice's agent. Everything goes through the real CLI, agents and relay.
+ *
+ * It prints the address and keeps running; Ctrl-C stops code-server, the relay and both agents, and
+ * unmounts. STRATA_DEMO_CHECK=1 runs it without a person: it starts everything, fetches the page over
+ * HTTP, opens it in headless Chromium (when there is one), makes one switch on bob's agent and checks
+ * that alice's view and her VS Code follow, then stops everything and exits 0 or 1.
+ * STRATA_DEMO_DIR (default $TMPDIR/strata-demo, -check for the check) and STRATA_DEMO_PORT (default
+ * 8080 when free, else any free port) change where it lives and serves.
  */
 import * as fs from 'fs';
+import * as http from 'http';
+import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { execFileSync, spawn } from 'child_process';
+import { ChildProcess, execFileSync, spawn, spawnSync } from 'child_process';
+import { digestLayerDir } from './team/digest';
+import {
+  CHROMIUM, ROOT, Browser, Group, Server, installExtension, launchChromium, makeScratch, missingTools, startCodeServer, startGroup, unmountUnder, waitFor,
+} from '../scripts/lib/vscode-host.mjs';
+import { layerRows, openStrataView, strataStatusText, treeRows, waitWorkbench } from '../scripts/lib/workbench.mjs';
 
-const dir = process.env.STRATA_DEMO_DIR ?? path.join(os.tmpdir(), 'strata-demo');
-const home = path.join(dir, 'home');
-const project = path.join(dir, 'project');
+const CHECK = !!process.env.STRATA_DEMO_CHECK && process.env.STRATA_DEMO_CHECK !== '0';
+const dir = path.resolve(process.env.STRATA_DEMO_DIR ?? path.join(os.tmpdir(), CHECK ? 'strata-demo-check' : 'strata-demo'));
 const cli = path.join(__dirname, 'cli.js');
-const env = { ...process.env, STRATA_HOME: home };
+const TEAM = 'demo';
+const SLOT = 'tool';
+const LAYERS = [{ name: 'tool-2', version: '2.0' }, { name: 'tool-3', version: '3.0' }];
 
-function strata(...args: string[]): string {
-  const out = execFileSync(process.execPath, [cli, ...args], { env, encoding: 'utf8' }).trim();
-  console.log(`  $ strata ${args.join(' ')}${out ? '\n    ' + out.split('\n').join('\n    ') : ''}`);
+interface Teammate {
+  name: string;
+  home: string;
+  project: string;
+  env: NodeJS.ProcessEnv;
+}
+const people: Teammate[] = ['alice', 'bob'].map((name) => ({
+  name,
+  home: path.join(dir, name, 'home'),
+  project: path.join(dir, name, 'project'),
+  env: { ...process.env, STRATA_HOME: path.join(dir, name, 'home') },
+}));
+const [alice, bob] = people;
+const pidFile = path.join(dir, 'pids.json');
+
+/** Runs the CLI as a teammate and shows the command with its output (or only its first line). */
+function strata(who: Teammate, ...args: string[]): string {
+  return strataShow(who, Infinity, ...args);
+}
+
+function strataShow(who: Teammate, lines: number, ...args: string[]): string {
+  const r = spawnSync(process.execPath, [cli, ...args], { env: who.env, encoding: 'utf8', cwd: who.project });
+  if (r.status !== 0) throw new Error(`strata ${args.join(' ')} (as ${who.name}) failed: ${(r.stderr || r.stdout).trim()}`);
+  const out = r.stdout.trim();
+  const shown = out.split('\n').slice(0, lines);
+  console.log(`  ${who.name}$ strata ${args.join(' ')}${out ? '\n    ' + shown.join('\n    ') : ''}`);
   return out;
 }
 
-function writeTool(root: string, version: string): void {
+function writeTool(root: string, version: string, from: string): void {
   fs.mkdirSync(path.join(root, 'bin'), { recursive: true });
-  fs.writeFileSync(path.join(root, 'bin', 'tool'), `#!/bin/sh\necho "tool ${version} (from ${root.includes('layer') ? 'a Strata layer' : 'the project'})"\n`, { mode: 0o755 });
+  fs.writeFileSync(path.join(root, 'bin', 'tool'), `#!/bin/sh\necho "tool ${version} (from ${from})"\n`, { mode: 0o755 });
+}
+
+function toolOf(who: Teammate): string {
+  return fs.readFileSync(path.join(who.project, 'tools/bin/tool'), 'utf8').split('\n')[1]?.replace(/^echo "|"$/g, '') ?? '';
+}
+
+// ---- stopping everything ------------------------------------------------------------------------
+
+const cleanups: (() => unknown)[] = [];
+let stopping: Promise<void> | null = null;
+
+function stopAll(): Promise<void> {
+  stopping ??= (async () => {
+    for (const c of cleanups.splice(0).reverse()) {
+      try {
+        await c();
+      } catch (e) {
+        console.error(`  cleanup: ${(e as Error).message}`);
+      }
+    }
+  })();
+  return stopping;
+}
+
+function stopAgent(who: Teammate): void {
+  if (!fs.existsSync(who.home)) return;
+  spawnSync(process.execPath, [cli, 'agent', 'stop'], { env: who.env, stdio: 'ignore', timeout: 30000 });
+}
+
+/** Process groups this demo started (code-server, the relay), so a later run can end what a killed one left. */
+function recordGroup(name: string, proc: ChildProcess): void {
+  let pids: Record<string, number> = {};
+  try {
+    pids = JSON.parse(fs.readFileSync(pidFile, 'utf8'));
+  } catch {
+    /* first */
+  }
+  pids[name] = proc.pid!;
+  fs.writeFileSync(pidFile, JSON.stringify(pids));
+}
+
+/** Ends what a previous demo in this folder left running: its groups (by recorded id, if still ours) and agents. */
+function clearPrevious(): void {
+  try {
+    const pids: Record<string, number> = JSON.parse(fs.readFileSync(pidFile, 'utf8'));
+    for (const pid of Object.values(pids)) {
+      let cmd = '';
+      try {
+        cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      } catch {
+        continue;
+      }
+      if (cmd.includes(ROOT) || cmd.includes(cli)) {
+        try {
+          process.kill(-pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    }
+  } catch {
+    /* none recorded */
+  }
+  for (const who of people) stopAgent(who);
+  unmountUnder(dir);
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+// ---- the steps --------------------------------------------------------------------------------------
+
+async function startRelay(secret: string): Promise<Group & { url: string }> {
+  const relay = await startGroup(process.execPath, [cli, 'relay', '--listen', '127.0.0.1:0', '--secret-file', secret],
+    { env: process.env, cwd: dir, logFile: path.join(dir, 'relay.log'), ready: /listening on (wss?:\/\/\S+)/, timeoutMs: 20000, name: 'strata relay' });
+  recordGroup('relay', relay.proc);
+  return Object.assign(relay, { url: relay.match[1] });
+}
+
+async function freePort(preferred: number): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(0));
+    s.listen(preferred, '127.0.0.1', () => s.close(() => resolve(preferred)));
+  });
+}
+
+function httpGet(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.setTimeout(15000, () => req.destroy(new Error(`GET ${url} timed out`)));
+    req.on('error', reject);
+  });
+}
+
+/** Waits until alice's view serves the version `want` of the tool; returns how long that took. */
+async function aliceFollows(want: string, t0: number): Promise<number> {
+  await waitFor(() => toolOf(alice).includes(`tool ${want}`), 15000, `alice's view to serve tool ${want} (it serves: ${toolOf(alice)})`, 20);
+  return Date.now() - t0;
 }
 
 async function main(): Promise<void> {
-  // Start clean: a previous demo's agent and mount must not linger.
-  if (fs.existsSync(home)) {
-    try {
-      execFileSync(process.execPath, [cli, 'agent', 'stop'], { env, stdio: 'ignore' });
-    } catch {
-      /* not running */
-    }
+  // Chromium is needed only by the check; code-server always.
+  const missing = missingTools().filter((m) => !m.includes('Chromium') && !m.includes('playwright'));
+  if (missing.length) throw new Error(missing.join('; '));
+
+  clearPrevious();
+  fs.mkdirSync(dir, { recursive: true });
+  cleanups.push(() => {
+    unmountUnder(dir);
+    if (CHECK) fs.rmSync(dir, { recursive: true, force: true });
+  });
+  for (const who of people) cleanups.push(() => stopAgent(who));
+  console.log(`Strata demo in ${dir}${CHECK ? ' (check mode)' : ''}\n`);
+
+  // One project, checked out by both teammates. tools/ is what the layers replace.
+  for (const who of people) {
+    writeTool(path.join(who.project, 'tools'), '1.0', 'the project');
+    fs.writeFileSync(path.join(who.project, 'README.md'), `# demo project (${who.name}'s checkout)\n\n\`tools/bin/tool\` is served by Strata: switch layers and run it again.\n`);
   }
-  fs.rmSync(dir, { recursive: true, force: true });
-  writeTool(project, '1.0');
-  fs.writeFileSync(path.join(project, 'README'), 'the demo project\n');
-  writeTool(path.join(dir, 'layer-src', 'v2'), '2.0');
-  writeTool(path.join(dir, 'layer-src', 'v3'), '3.0');
+  for (const l of LAYERS) writeTool(path.join(dir, 'layer-src', l.name), l.version, 'a Strata layer');
 
-  console.log(`Strata demo in ${dir} (STRATA_HOME=${home})\n`);
-  console.log('1. Capture two versions of a toolchain as layers');
-  strata('layer', 'create', 'tool-2', '--from', path.join(dir, 'layer-src', 'v2'), '--version', '2.0');
-  strata('layer', 'create', 'tool-3', '--from', path.join(dir, 'layer-src', 'v3'), '--version', '3.0');
-  console.log('\n2. Serve the project folder through Strata, in place');
-  strata('view', 'add', project);
+  console.log('1. alice captures two versions of the tool as layers; bob imports them (as from another machine)');
+  for (const l of LAYERS) {
+    strata(alice, 'layer', 'create', l.name, '--from', path.join(dir, 'layer-src', l.name), '--version', l.version, '--description', `the tool, version ${l.version}`);
+    strataShow(alice, 0, 'layer', 'unmap', l.name, '/');
+    strataShow(alice, 0, 'layer', 'map', l.name, '/tools', '/');
+    const archive = path.join(dir, `${l.name}.tar.gz`);
+    strata(alice, 'layer', 'export', l.name, archive);
+    strata(bob, 'layer', 'import', archive);
+  }
 
-  console.log('\n3. A shell started now, with its working directory inside the view');
-  const shell = spawn('bash', ['--noprofile', '--norc'], { cwd: path.join(project, 'bin'), stdio: ['pipe', 'pipe', 'inherit'] });
+  console.log('\n2. A standalone team relay, and the team file committed in the project (both layers in one swap slot)');
+  const secret = path.join(dir, 'team.secret');
+  fs.writeFileSync(secret, Buffer.from(Array.from({ length: 32 }, () => Math.floor(Math.random() * 256))).toString('hex') + '\n', { mode: 0o600 });
+  const relay = await startRelay(secret);
+  cleanups.push(() => relay.stop());
+  console.log(`  $ strata relay --listen 127.0.0.1:0 --secret-file ${secret}\n    ${relay.output().trim().split('\n')[0]}`);
+  const layers: Record<string, { digest: string; version: string }> = {};
+  for (const l of LAYERS) layers[l.name] = { digest: await digestLayerDir(path.join(alice.home, 'layers', l.name)), version: l.version };
+  const teamFile = { format: 1, team: TEAM, relays: [relay.url], layers, defaults: [], slots: { [SLOT]: LAYERS.map((l) => l.name) } };
+  for (const who of people) fs.writeFileSync(path.join(who.project, 'strata.team.json'), JSON.stringify(teamFile, null, 2) + '\n');
+  console.log(`  strata.team.json: team "${TEAM}", layers ${LAYERS.map((l) => l.name).join(', ')}, slot "${SLOT}"`);
+
+  // Join before the views are mounted: the agent reads the team file with a blocking read, which
+  // would wait on its own FUSE view if the file were already served by it (FIXME: agent/team/teamfile.ts).
+  console.log('\n3. Both join the team');
+  for (const who of people) strata(who, 'team', 'join', relay.url, '--secret-file', secret, '--name', who.name);
+  await waitFor(() => {
+    const st = JSON.parse(execFileSync(process.execPath, [cli, 'team', 'status', '--json'], { env: alice.env, encoding: 'utf8', cwd: alice.project }));
+    return (st.peers ?? []).some((p: { active: string[] | null; connection: string }) => p.active !== null && p.connection !== 'gone');
+  }, 20000, 'alice to see bob as a peer');
+
+  console.log('\n4. Each serves their checkout through Strata, in place');
+  for (const who of people) strata(who, 'view', 'add', who.project);
+
+  console.log(`\n5. A shell of alice's, started now in ${alice.project}/tools/bin, and bob switching the team`);
+  const shell = spawn('bash', ['--noprofile', '--norc'], { cwd: path.join(alice.project, 'tools/bin'), stdio: ['pipe', 'pipe', 'inherit'] });
+  cleanups.push(() => shell.kill());
   let buf = '';
-  shell.stdout.on('data', (d) => (buf += String(d)));
+  shell.stdout!.on('data', (d) => (buf += String(d)));
   const inShell = async (cmd: string): Promise<void> => {
     buf = '';
-    shell.stdin.write(`${cmd}; echo __end__\n`);
-    while (!buf.includes('__end__')) await new Promise((r) => setTimeout(r, 10));
-    console.log(`  [shell, cwd ${project}/bin] $ ${cmd}\n    ${buf.replace('__end__', '').trim()}`);
+    shell.stdin!.write(`${cmd}; echo __end__\n`);
+    await waitFor(() => buf.includes('__end__'), 10000, `the shell to run ${cmd}`, 10);
+    console.log(`  alice's shell $ ${cmd}\n    ${buf.replace('__end__', '').trim()}`);
   };
   await inShell('./tool');
+  let t0 = Date.now();
+  strata(bob, 'activate', 'tool-2');
+  console.log(`  alice's view followed in ${await aliceFollows('2.0', t0)} ms`);
+  await inShell('./tool');
+  t0 = Date.now();
+  strata(bob, 'swap', 'tool-2', 'tool-3');
+  console.log(`  alice's view followed in ${await aliceFollows('3.0', t0)} ms`);
+  await inShell('./tool');
+  shell.stdin!.end();
+  strata(alice, 'team', 'status');
 
-  console.log('\n4. Switch live: the same shell sees each switch at once, no PATH edits, no reload');
-  strata('activate', 'tool-2');
-  await inShell('./tool');
-  strata('swap', 'tool-2', 'tool-3');
-  await inShell('./tool');
-  strata('deactivate', 'tool-3');
-  await inShell('./tool');
-  shell.stdin.end();
+  console.log('\n6. VS Code in the browser: code-server with the packaged extension, talking to alice\'s agent');
+  const scratch = makeScratch('', { dir: path.join(dir, 'vscode') });
+  const { version } = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+  const vsix = path.join(dir, `strata-${version}.vsix`);
+  const pack = spawnSync(path.join(ROOT, 'node_modules/.bin/vsce'), ['package', '--no-dependencies', '--skip-license', '--out', vsix], { cwd: ROOT, encoding: 'utf8' });
+  if (pack.status !== 0) throw new Error(`vsce package failed:\n${pack.stdout}${pack.stderr}`);
+  console.log(`  $ vsce package --out ${vsix}`);
+  installExtension(scratch, vsix);
+  console.log(`  $ code-server --install-extension ${path.basename(vsix)}`);
+  const port = await freePort(Number(process.env.STRATA_DEMO_PORT ?? 8080));
+  // The agent's socket lives under XDG_RUNTIME_DIR or TMPDIR: VS Code must see the ones the CLI saw,
+  // or the extension would find no agent for alice's home and start a second one.
+  const vscodeEnv: NodeJS.ProcessEnv = { ...scratch.env, STRATA_HOME: alice.home };
+  for (const k of ['TMPDIR', 'XDG_RUNTIME_DIR']) {
+    if (process.env[k] === undefined) delete vscodeEnv[k];
+    else vscodeEnv[k] = process.env[k];
+  }
+  const server: Server = await startCodeServer(scratch, { env: vscodeEnv, folder: alice.project, port });
+  recordGroup('code-server', server.proc);
+  cleanups.push(() => server.stop());
+  const address = `${server.origin}/?folder=${encodeURIComponent(alice.project)}`;
+  console.log(`  $ STRATA_HOME=${alice.home} code-server --auth none --bind-addr 127.0.0.1:${server.port} ${alice.project}`);
 
-  console.log('\n5. State');
-  strata('status');
-  if (process.env.STRATA_DEMO_KEEP) {
-    console.log(`\nThe agent keeps running (STRATA_DEMO_KEEP). Stop it with: STRATA_HOME=${home} node ${cli} agent stop`);
+  if (CHECK) {
+    await check(server, address);
     return;
   }
-  console.log('\n6. Stop the agent: the view unmounts and the project folder is as it was');
-  strata('agent', 'stop');
-  console.log(`  ${path.join(project, 'bin', 'tool')}: ${fs.readFileSync(path.join(project, 'bin', 'tool'), 'utf8').split('\n')[1]}`);
+  console.log(`
+VS Code (alice) is at:  ${address}
+  (from another machine: ssh -L ${server.port}:127.0.0.1:${server.port} THIS-HOST, then open that address)
+Try: the Strata view in the activity bar; F1 → "Strata: Swap Layer…" or "Strata: Activate Layer…".
+Bob's view follows alice's switches of team layers, and alice's VS Code follows bob's:
+  STRATA_HOME=${bob.home} node ${cli} swap tool-3 tool-2
+  cat ${path.join(bob.project, 'tools/bin/tool')}
+Ctrl-C stops code-server, the relay and both agents, and unmounts the views.`);
+  up = true;
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+    server.proc.once('exit', () => {
+      if (!stopping) console.log('code-server exited');
+      resolve();
+    });
+  });
+  console.log('\nStopping: code-server, the relay, both agents (unmounting their views)');
 }
 
-process.on('SIGINT', () => {
-  try {
-    execFileSync(process.execPath, [cli, 'agent', 'stop'], { env, stdio: 'ignore' });
-  } finally {
-    process.exit(130);
-  }
-});
+/** STRATA_DEMO_CHECK: the page over HTTP, then (with Chromium) the workbench following a switch made on bob's agent. */
+async function check(server: Server, address: string): Promise<void> {
+  const res = await httpGet(address);
+  if (res.status !== 200 || !/vscode|workbench/i.test(res.body)) throw new Error(`GET ${address} answered ${res.status}: ${res.body.slice(0, 200)}`);
+  console.log(`  check: GET ${address} → ${res.status}, ${res.body.length} bytes of workbench page`);
 
-main().catch((e) => {
-  console.error(`demo failed: ${(e as Error).message}`);
-  try {
-    execFileSync(process.execPath, [cli, 'agent', 'stop'], { env, stdio: 'ignore' });
-  } catch {
-    /* already stopped */
+  let browser: Browser | null = null;
+  if (fs.existsSync(CHROMIUM)) {
+    const scratch = makeScratch('strata-demo-browser-');
+    cleanups.push(() => fs.rmSync(scratch.dir, { recursive: true, force: true }));
+    browser = await launchChromium(scratch);
+    cleanups.push(() => browser?.close());
+    await browser.page.goto(address);
+    await waitWorkbench(browser.page);
+    await openStrataView(browser.page);
+    await waitFor(async () => (await strataStatusText(browser!.page)).includes('tool-3'), 30000, 'alice\'s VS Code status bar to show tool-3');
+    console.log(`  check: alice's VS Code shows "${await strataStatusText(browser.page)}"`);
+  } else {
+    console.log(`  check: no Chromium at ${CHROMIUM}; the workbench itself is not checked`);
   }
-  process.exit(1);
-});
+
+  const t0 = Date.now();
+  strata(bob, 'swap', 'tool-3', 'tool-2');
+  console.log(`  check: alice's view followed bob's switch in ${await aliceFollows('2.0', t0)} ms: ${toolOf(alice)}`);
+  if (browser) {
+    const page = browser.page;
+    await waitFor(async () => (await strataStatusText(page)).includes('tool-2'), 15000, 'alice\'s VS Code status bar to follow to tool-2');
+    await waitFor(async () => (await layerRows(page)).some((r) => r.label === 'tool-2' && /(^|\W)active$/.test(r.description)), 15000, 'the Layers tree to mark tool-2 active');
+    await waitFor(async () => (await treeRows(page, 'Team')).some((r) => /active/i.test(r.label) && r.description.includes('tool-2')), 15000,
+      `the Team view to show tool-2 as the team's active set (rows: ${JSON.stringify(await treeRows(page, 'Team'))})`);
+    console.log(`  check: alice's VS Code followed in ${Date.now() - t0} ms: status bar "${await strataStatusText(page)}"`);
+    fs.mkdirSync(path.join(ROOT, 'test-artifacts'), { recursive: true });
+    await page.mouse.move(700, 500);
+    await page.keyboard.press('Escape');
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: path.join(ROOT, 'test-artifacts/demo.png') });
+    console.log('  check: screenshot test-artifacts/demo.png');
+  }
+  console.log('\ndemo check: ok');
+}
+
+let up = false;
+let signalled = false;
+// A signal while setting up stops what was started and leaves; once the demo is up, Ctrl-C is how it
+// ends: main() resolves and everything is stopped the normal way.
+const onSignal = (): void => {
+  if (up || signalled) return;
+  signalled = true;
+  console.log('\ninterrupted: stopping what was started');
+  void stopAll().finally(() => process.exit(130));
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+
+main()
+  .then(async () => {
+    await stopAll();
+    process.exit(0);
+  })
+  .catch(async (e) => {
+    console.error(`\ndemo failed: ${(e as Error).message}`);
+    await stopAll();
+    process.exit(1);
+  });

@@ -1,9 +1,12 @@
 // Runs every suite and ends with one line "N passed, N failed, N skipped" summing them all.
-// Suites: the type check, unit tests, then integration tests (real FUSE mounts, real sockets).
+// Suites: the type check, unit tests, integration tests (real FUSE mounts, real sockets), the
+// extension-host suite in a real VS Code server (test/extension/run.mjs) and the end-to-end test of
+// the packaged extension in code-server and Chromium (test/e2e/vsix.e2e.mjs). The last two need
+// code-server in .tools and Chromium, which ./dev installs; without them they fail, they do not skip.
 import { spawnSync } from 'child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
-import { join } from 'path';
+import { dirname, join } from 'path';
 
 const root = new URL('..', import.meta.url).pathname;
 const only = process.argv[2]; // optional: a suite name
@@ -39,9 +42,29 @@ function mocha(name, timeoutMs) {
   for (const f of t.failures) failures.push(`${name}: ${f.title}: ${f.error}`);
 }
 
+/** A script that prints its own results and writes {passed, failed, skipped, failures} to $STRATA_TALLY. */
+function script(name, file, timeoutMs) {
+  console.log(`\n== ${name} (${file})`);
+  const tally = join(mkdtempSync(join(tmpdir(), 'strata-tally-')), 'tally.json');
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, [join(root, file)], { stdio: 'inherit', env: { ...process.env, STRATA_TALLY: tally }, timeout: timeoutMs, killSignal: 'SIGTERM' });
+  console.log(`  (${name}: ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+  if (!existsSync(tally)) {
+    failed++;
+    failures.push(`${name}: ended without results (status ${r.status}, signal ${r.signal})`);
+    return;
+  }
+  const t = JSON.parse(readFileSync(tally, 'utf8'));
+  rmSync(dirname(tally), { recursive: true, force: true });
+  passed += t.passed; failed += t.failed; skipped += t.skipped;
+  for (const f of t.failures) failures.push(`${name}: ${f.title}: ${String(f.error).split('\n')[0]}`);
+}
+
 if (!only || only === 'typecheck') typecheck();
 if (!only || only === 'unit') mocha('unit', 20000);
 if (!only || only === 'integration') mocha('integration', 120000);
+if (!only || only === 'extension') script('extension', 'test/extension/run.mjs', 10 * 60 * 1000);
+if (!only || only === 'e2e') script('e2e', 'test/e2e/vsix.e2e.mjs', 10 * 60 * 1000);
 
 if (failures.length) {
   console.log('\nFailures:');

@@ -1,0 +1,1 @@
+export function zipEntries(file: string): string[];
