@@ -329,6 +329,19 @@ export class Agent {
     return info;
   }
 
+  /**
+   * Refuse a client-given path inside one of this agent's views: reading it would send the agent
+   * a FUSE request that only its own (busy) thread could answer.
+   */
+  assertOutsideViews(p: string, what: string): void {
+    const abs = path.resolve(p);
+    for (const v of this.views.values()) {
+      if (v.mount && isInside(abs, v.mountpoint)) {
+        throw new StrataError('E_BAD_REQUEST', `${what} ${abs} is inside the view at ${v.mountpoint}, which this agent serves`, 'Keep it outside the view, or let the client send its content.');
+      }
+    }
+  }
+
   listViews(): ViewInfo[] {
     return [...this.views.values()].map((v) => this.viewInfo(v));
   }
@@ -599,11 +612,15 @@ export class Agent {
   }
 
   exportLayer(name: string, file: string) {
-    return this.serial(async () => ({ file: path.resolve(file), ...(await this.store.exportTo(name, file)) }));
+    return this.serial(async () => {
+      this.assertOutsideViews(file, 'export file');
+      return { file: path.resolve(file), ...(await this.store.exportTo(name, file)) };
+    });
   }
 
   importLayer(file: string, progress?: Progress): Promise<LayerInfo> {
     return this.serial(async () => {
+      this.assertOutsideViews(file, 'layer archive');
       const spec = await this.store.importFrom(file, progress);
       await this.reloadLayers();
       this.emit('layer-imported');

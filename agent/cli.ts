@@ -11,7 +11,7 @@ import { AgentStatus, LayerInfo, TEAM_FILE, TeamEvent, TeamStatus, ViewInfo } fr
 import { runRelay } from './team/relay';
 import { AgentClient, connectOrStart, logFile } from './client';
 import { StrataError } from './errors';
-import { socketPath, strataHome } from './paths';
+import { findSocket, strataHome } from './paths';
 
 const USAGE = `usage: strata COMMAND [ARGS] [--json]
 
@@ -139,7 +139,7 @@ async function run(argv: string[]): Promise<number> {
     return args.length === 0 && !flags.has('--help') ? 2 : 0;
   }
   const home = strataHome();
-  const sock = socketPath(home);
+  const sock = findSocket(home);
   const agentScript = path.join(__dirname, 'agent.js');
   const print = (value: unknown, text: string): void => {
     process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text + '\n');
@@ -373,8 +373,11 @@ async function teamCommand(
       if (!teamFile) throw new StrataError('E_TEAM_INVALID', `no ${TEAM_FILE} in ${process.cwd()} or above`, 'Run this in the team\'s repository, or pass --team-file FILE.');
       const listen = str(flags, '--listen');
       const name = str(flags, '--name');
+      // The CLI reads the team file: it often sits in a project the agent serves in place.
+      const content = fs.readFileSync(teamFile, 'utf8');
       const st = await c.call('team.join', {
-        url: rest[0], secretFile: path.resolve(secretFile), teamFile: path.resolve(teamFile), ...(name ? { name } : {}), ...(listen ? { listen } : {}),
+        url: rest[0], secretFile: path.resolve(secretFile), teamFile: path.resolve(teamFile), teamText: content,
+        ...(name ? { name } : {}), ...(listen ? { listen } : {}),
       });
       print(st, teamText(st));
       return 0;

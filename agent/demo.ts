@@ -208,8 +208,8 @@ async function main(): Promise<void> {
   for (const who of people) fs.writeFileSync(path.join(who.project, 'strata.team.json'), JSON.stringify(teamFile, null, 2) + '\n');
   console.log(`  strata.team.json: team "${TEAM}", layers ${LAYERS.map((l) => l.name).join(', ')}, slot "${SLOT}"`);
 
-  // Join before the views are mounted: the agent reads the team file with a blocking read, which
-  // would wait on its own FUSE view if the file were already served by it (FIXME: agent/team/teamfile.ts).
+  // (The CLI reads strata.team.json itself and sends its text, so joining works before or after
+  // the views are mounted over the checkouts.)
   console.log('\n3. Both join the team');
   for (const who of people) strata(who, 'team', 'join', relay.url, '--secret-file', secret, '--name', who.name);
   await waitFor(() => {

@@ -4,7 +4,8 @@
  */
 import { Agent } from './agent';
 import { ControlServer } from './server';
-import { socketPath, strataHome } from './paths';
+import * as fs from 'fs';
+import { agentRecord, pidAlive, readAgentRecord, socketPath, strataHome } from './paths';
 import { TeamService } from './team/service';
 
 function log(msg: string): void {
@@ -31,6 +32,7 @@ async function main(): Promise<void> {
     server.close();
     await team.stop();
     await agent.stop();
+    if (readAgentRecord(home)?.pid === process.pid) fs.rmSync(agentRecord(home), { force: true });
     log('[agent] stopped');
     process.exit(0);
   };
@@ -42,11 +44,17 @@ async function main(): Promise<void> {
   process.on('unhandledRejection', (e) => log(`[agent] unhandled rejection: ${(e as Error)?.stack ?? e}`));
   server.onStop(() => void stop('agent.stop'));
 
-  // A second agent on the same home must fail before it touches any mount.
+  // A second agent on the same home must fail before it touches any mount, even one started with
+  // another TMPDIR (and so another socket path).
+  const rec = readAgentRecord(home);
+  if (rec && rec.pid !== process.pid && pidAlive(rec.pid)) {
+    throw new Error(`another agent (pid ${rec.pid}) already serves ${home} on ${rec.socket}`);
+  }
   await server.claim();
   await agent.start();
   await team.start();
   await server.listen();
+  fs.writeFileSync(agentRecord(home), JSON.stringify({ pid: process.pid, socket: sock }) + '\n', { mode: 0o600 });
   log(`[agent] pid ${process.pid} serving ${sock} for ${home}`);
   if (process.send) process.send('ready');
 }

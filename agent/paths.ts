@@ -1,5 +1,6 @@
 import * as crypto from 'crypto';
 import * as os from 'os';
+import * as fs from 'fs';
 import * as path from 'path';
 
 /** $STRATA_HOME, else the XDG data directory's strata/ (~/.local/share/strata). */
@@ -28,4 +29,36 @@ export function socketPath(home: string, env: NodeJS.ProcessEnv = process.env): 
 export function isInside(child: string, parent: string): boolean {
   const rel = path.relative(parent, child);
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+/** Where a running agent records its pid and socket, so every client finds the same agent. */
+export function agentRecord(home: string): string {
+  return path.join(home, 'agent.json');
+}
+
+/**
+ * The socket of the agent serving `home`: the one its record names while that process lives
+ * (clients may differ in TMPDIR or XDG_RUNTIME_DIR), else the default for this environment.
+ */
+export function findSocket(home: string, env: NodeJS.ProcessEnv = process.env): string {
+  const rec = readAgentRecord(home);
+  return rec && pidAlive(rec.pid) ? rec.socket : socketPath(home, env);
+}
+
+export function readAgentRecord(home: string): { pid: number; socket: string } | null {
+  try {
+    const r = JSON.parse(fs.readFileSync(agentRecord(home), 'utf8'));
+    return typeof r.pid === 'number' && typeof r.socket === 'string' ? r : null;
+  } catch {
+    return null;
+  }
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('agent');
+  } catch {
+    return false;
+  }
 }

@@ -2,7 +2,7 @@
 import * as os from 'os';
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { socketPath, strataHome } from '../agent/paths';
+import { findSocket, strataHome } from '../agent/paths';
 import { SETTINGS } from './constants';
 
 export interface AgentLocation {
@@ -25,5 +25,5 @@ export function locateAgent(extensionPath: string): AgentLocation {
     home = strataHome(process.env);
     source = process.env.STRATA_HOME ? 'environment' : 'default';
   }
-  return { home, socket: socketPath(home), agentScript: path.join(extensionPath, 'dist', 'agent.js'), source };
+  return { home, socket: findSocket(home), agentScript: path.join(extensionPath, 'dist', 'agent.js'), source };
 }

@@ -96,7 +96,8 @@ export interface Methods {
   'deactivate': { params: { names: string[]; force?: boolean }; result: { active: string[] } };
   'swap': { params: { old: string; new: string }; result: { active: string[] } };
   'team.join': {
-    params: { url: string; secretFile: string; name?: string; teamFile: string; listen?: string };
+    /** teamText: the team file's content, read by the client (the agent never reads inside its views). */
+    params: { url: string; secretFile: string; name?: string; teamFile: string; teamText?: string; listen?: string };
     result: TeamStatus;
   };
   'team.leave': { params: Record<string, never>; result: { left: string } };
@@ -168,7 +169,7 @@ export const PARAM_RULES: { [M in Method]: Record<string, FieldRule> } = {
   'activate': { names: { type: 'string[]' }, whenIdle: { type: 'boolean', optional: true }, timeoutMs: N_OPT },
   'deactivate': { names: { type: 'string[]' }, force: { type: 'boolean', optional: true } },
   'swap': { old: S, new: S },
-  'team.join': { url: S, secretFile: S, name: S_OPT, teamFile: S, listen: S_OPT },
+  'team.join': { url: S, secretFile: S, name: S_OPT, teamFile: S, teamText: S_OPT, listen: S_OPT },
   'team.leave': {},
   'team.status': {},
   'team.history': {},

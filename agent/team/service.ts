@@ -17,7 +17,7 @@ import { TeamState } from './state';
 import { HlcClock } from './hlc';
 import { deriveKey, readSecretFile } from './auth';
 import { digestLayerDir } from './digest';
-import { loadTeamFile } from './teamfile';
+import { loadTeamFile, parseTeamFile } from './teamfile';
 
 interface TeamConfig {
   format: 1;
@@ -140,13 +140,15 @@ export class TeamService {
     return this.node && (this.opts.listenOverride ?? this.cfg?.listen) ? this.node.port : null;
   }
 
-  async join(p: { url: string; secretFile: string; name?: string; teamFile: string; listen?: string }): Promise<TeamStatus> {
+  async join(p: { url: string; secretFile: string; name?: string; teamFile: string; teamText?: string; listen?: string }): Promise<TeamStatus> {
     if (this.cfg) {
       throw new StrataError('E_BAD_REQUEST', `already in team "${this.cfg.spec.team}"`, 'Run "strata team leave" first.');
     }
+    this.agent.assertOutsideViews(p.secretFile, 'secret file');
+    if (p.teamText === undefined) this.agent.assertOutsideViews(p.teamFile, 'team file');
     let spec: TeamFile;
     try {
-      spec = loadTeamFile(p.teamFile);
+      spec = p.teamText !== undefined ? parseTeamFile(p.teamText, p.teamFile) : loadTeamFile(p.teamFile);
     } catch (e) {
       throw new StrataError('E_TEAM_INVALID', (e as Error).message, 'Fix the team file; nothing was changed.');
     }

@@ -30,6 +30,11 @@ export function loadTeamFile(file: string): TeamFile {
   } catch (e) {
     throw new Error(`cannot read team file ${file}: ${(e as Error).message}`);
   }
+  return parseTeamFile(text, file);
+}
+
+/** Check a team file's text (read by a client: the agent must not read files inside its own views). */
+export function parseTeamFile(text: string, file: string): TeamFile {
   let raw: unknown;
   try {
     raw = JSON.parse(text);

@@ -85,7 +85,8 @@ export function teamCommands(ctx: Ctx): CommandSpec[] {
         const name = await vscode.window.showInputBox({ title, prompt: 'Your name in the team', value: os.userInfo().username, ignoreFocusOut: true });
         if (name === undefined) return undefined;
         const st = await withSecretFile(ctx.extension.globalStorageUri.fsPath, secret, (secretFile) =>
-          ctx.call('team.join', { url, secretFile, teamFile: uri.fsPath, ...(name ? { name } : {}) }));
+          // Send the file's text: the agent must not read inside a view it serves itself.
+          ctx.call('team.join', { url, secretFile, teamFile: uri.fsPath, teamText: JSON.stringify(spec), ...(name ? { name } : {}) }));
         await ctx.extension.secrets.store(secretKey(spec.team), secret);
         log.info(`joined team ${st.team} as ${st.agent} through ${url}`);
         void vscode.window.showInformationMessage(`Strata: joined team ${st.team} as ${st.agent}.`);

@@ -5,7 +5,8 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
-import { Env, makeEnv, writeTree } from './helpers';
+import { execFile } from 'child_process';
+import { CLI, Env, makeEnv, writeTree } from './helpers';
 import { socketPath } from '../../agent/paths';
 
 function exchange(sock: string, payload: string): Promise<string> {
@@ -169,5 +170,34 @@ describe('control socket: permissions and subscriptions', function () {
     const ev = JSON.parse(lines.find((l) => l.includes('"reason":"activate"'))!);
     assert.deepStrictEqual(ev.status.active, ['sub']);
     s.destroy();
+  });
+});
+
+describe('agent: never reads a client path inside its own views', function () {
+  let e: Env;
+  before(async () => {
+    e = makeEnv();
+    writeTree(e.base, { 'layer.tar.gz': 'inside the view' });
+    await e.ok('view', 'add', e.base);
+  });
+  after(async () => e.cleanup());
+
+  it('refuses at once, instead of waiting on its own mount', async () => {
+    const t0 = Date.now();
+    const r = await e.cli('layer', 'import', path.join(e.base, 'layer.tar.gz'));
+    assert.strictEqual(r.code, 1);
+    assert.match(r.stderr, /E_BAD_REQUEST: layer archive .* is inside the view at .*, which this agent serves/);
+    assert.ok(Date.now() - t0 < 10000, 'answered without a FUSE timeout');
+  });
+
+  it('keeps one agent per home even when clients differ in TMPDIR', async () => {
+    const { pid } = await e.json<{ pid: number }>('status');
+    const other = await new Promise<{ code: number; out: string }>((res) => {
+      const tmp = fs.mkdtempSync(path.join(e.dir, 'tmp-'));
+      execFile(process.execPath, [CLI, 'status', '--json'], { env: { ...e.env, TMPDIR: tmp } }, (err, stdout, stderr) =>
+        res({ code: err ? 1 : 0, out: String(stdout) + String(stderr) }));
+    });
+    assert.strictEqual(other.code, 0, other.out);
+    assert.strictEqual(JSON.parse(other.out).pid, pid, 'the same agent answered');
   });
 });
