@@ -4,6 +4,7 @@ import { LayerInfo } from '../../protocol';
 import { byPriority } from '../../agent/resolver';
 import { COMMANDS, ITEMS } from '../constants';
 import { Ctx } from '../ctx';
+import { CtxTree } from './base';
 
 export function layerDescription(l: LayerInfo): string {
   return [l.version, `priority ${l.priority}`, l.active ? 'active' : ''].filter(Boolean).join(' · ');
@@ -64,23 +65,9 @@ export class RuleItem extends vscode.TreeItem {
 
 export type LayerNode = LayerItem | RuleItem;
 
-export class LayersProvider implements vscode.TreeDataProvider<LayerNode>, vscode.Disposable {
-  private readonly changed = new vscode.EventEmitter<LayerNode | undefined>();
-  readonly onDidChangeTreeData = this.changed.event;
-  private readonly sub: vscode.Disposable;
-
-  constructor(private readonly ctx: Ctx) {
-    this.sub = ctx.onDidChange((c) => {
-      if (c !== 'team') this.refresh();
-    });
-  }
-
-  refresh(): void {
-    this.changed.fire(undefined);
-  }
-
-  getTreeItem(node: LayerNode): vscode.TreeItem {
-    return node;
+export class LayersProvider extends CtxTree<LayerNode> {
+  constructor(ctx: Ctx) {
+    super(ctx, 'team');
   }
 
   getChildren(node?: LayerNode): LayerNode[] {
@@ -102,10 +89,5 @@ export class LayersProvider implements vscode.TreeDataProvider<LayerNode>, vscod
   itemFor(name: string): LayerItem | undefined {
     const l = this.ctx.status?.layers.find((x) => x.name === name);
     return l ? new LayerItem(l) : undefined;
-  }
-
-  dispose(): void {
-    this.sub.dispose();
-    this.changed.dispose();
   }
 }

@@ -8,6 +8,7 @@ import * as vscode from 'vscode';
 import { ViewInfo } from '../../protocol';
 import { ITEMS } from '../constants';
 import { Ctx } from '../ctx';
+import { CtxTree } from './base';
 import { RowState, TableRow, effectiveTable } from '../mappingTable';
 
 const ICONS: Record<RowState, [string, string?]> = {
@@ -62,23 +63,9 @@ class InfoItem extends vscode.TreeItem {
 
 export type MappingNode = ViewItem | RowItem | InfoItem;
 
-export class MappingsProvider implements vscode.TreeDataProvider<MappingNode>, vscode.Disposable {
-  private readonly changed = new vscode.EventEmitter<MappingNode | undefined>();
-  readonly onDidChangeTreeData = this.changed.event;
-  private readonly sub: vscode.Disposable;
-
-  constructor(private readonly ctx: Ctx) {
-    this.sub = ctx.onDidChange((c) => {
-      if (c !== 'team') this.refresh();
-    });
-  }
-
-  refresh(): void {
-    this.changed.fire(undefined);
-  }
-
-  getTreeItem(node: MappingNode): vscode.TreeItem {
-    return node;
+export class MappingsProvider extends CtxTree<MappingNode> {
+  constructor(ctx: Ctx) {
+    super(ctx, 'team');
   }
 
   getChildren(node?: MappingNode): MappingNode[] {
@@ -89,10 +76,5 @@ export class MappingsProvider implements vscode.TreeDataProvider<MappingNode>, v
     const rows = effectiveTable(st.layers, st.active);
     if (!rows.length) return [new InfoItem(st.active.length ? 'The active layers have no rules' : 'No active layers: every path passes through to the base')];
     return rows.map((r) => new RowItem(node.view, r));
-  }
-
-  dispose(): void {
-    this.sub.dispose();
-    this.changed.dispose();
   }
 }

@@ -6,6 +6,7 @@ import * as vscode from 'vscode';
 import { TeamPeerInfo, TeamStatus } from '../../protocol';
 import { COMMANDS, ITEMS } from '../constants';
 import { Ctx } from '../ctx';
+import { CtxTree } from './base';
 
 export class TeamItem extends vscode.TreeItem {
   constructor(label: string, description: string, contextValue: string, icon: string, tooltip?: string, colour?: string) {
@@ -50,32 +51,13 @@ export function teamItems(t: TeamStatus): TeamItem[] {
   return items;
 }
 
-export class TeamProvider implements vscode.TreeDataProvider<TeamItem>, vscode.Disposable {
-  private readonly changed = new vscode.EventEmitter<TeamItem | undefined>();
-  readonly onDidChangeTreeData = this.changed.event;
-  private readonly sub: vscode.Disposable;
-
-  constructor(private readonly ctx: Ctx) {
-    this.sub = ctx.onDidChange((c) => {
-      if (c !== 'status') this.refresh();
-    });
-  }
-
-  refresh(): void {
-    this.changed.fire(undefined);
-  }
-
-  getTreeItem(node: TeamItem): vscode.TreeItem {
-    return node;
+export class TeamProvider extends CtxTree<TeamItem> {
+  constructor(ctx: Ctx) {
+    super(ctx, 'status');
   }
 
   getChildren(node?: TeamItem): TeamItem[] {
     if (node || !this.ctx.team) return [];
     return teamItems(this.ctx.team);
-  }
-
-  dispose(): void {
-    this.sub.dispose();
-    this.changed.dispose();
   }
 }
