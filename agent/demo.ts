@@ -246,10 +246,11 @@ async function main(): Promise<void> {
   console.log('\n6. VS Code in the browser: code-server with the packaged extension, talking to alice\'s agent');
   const scratch = makeScratch('', { dir: path.join(dir, 'vscode') });
   const { version } = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
-  const vsix = path.join(dir, `strata-${version}.vsix`);
-  const pack = spawnSync(path.join(ROOT, 'node_modules/.bin/vsce'), ['package', '--no-dependencies', '--skip-license', '--out', vsix], { cwd: ROOT, encoding: 'utf8' });
-  if (pack.status !== 0) throw new Error(`vsce package failed:\n${pack.stdout}${pack.stderr}`);
-  console.log(`  $ vsce package --out ${vsix}`);
+  // The same packaging as `npm run package` (its flags live in package.json only).
+  const pack = spawnSync('npm', ['run', '--silent', 'package'], { cwd: ROOT, encoding: 'utf8' });
+  if (pack.status !== 0) throw new Error(`npm run package failed:\n${pack.stdout}${pack.stderr}`);
+  const vsix = path.join(ROOT, `strata-${version}.vsix`);
+  console.log(`  $ npm run package   # ${path.basename(vsix)}`);
   installExtension(scratch, vsix);
   console.log(`  $ code-server --install-extension ${path.basename(vsix)}`);
   const port = await freePort(Number(process.env.STRATA_DEMO_PORT ?? 8080));
