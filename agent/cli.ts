@@ -11,7 +11,7 @@ import { AgentStatus, LayerInfo, TEAM_FILE, TeamEvent, TeamStatus, ViewInfo } fr
 import { runRelay } from './team/relay';
 import { AgentClient, connectOrStart, logFile } from './client';
 import { StrataError } from './errors';
-import { findSocket, strataHome } from './paths';
+import { findSocket, pidAlive, strataHome } from './paths';
 
 const USAGE = `usage: strata COMMAND [ARGS] [--json]
 
@@ -207,8 +207,8 @@ async function run(argv: string[]): Promise<number> {
       c.close();
       // Wait until the process is gone, so the mounts are released when we return.
       const deadline = Date.now() + 20000;
-      while (Date.now() < deadline && alive(s.pid)) await new Promise((r) => setTimeout(r, 50));
-      if (alive(s.pid)) throw new StrataError('E_AGENT_UNAVAILABLE', `agent pid ${s.pid} did not stop in 20 s`, `See ${logFile(home)}; "kill ${s.pid}" stops it (the next start clears its mounts).`);
+      while (Date.now() < deadline && pidAlive(s.pid)) await new Promise((r) => setTimeout(r, 50));
+      if (pidAlive(s.pid)) throw new StrataError('E_AGENT_UNAVAILABLE', `agent pid ${s.pid} did not stop in 20 s`, `See ${logFile(home)}; "kill ${s.pid}" stops it (the next start clears its mounts).`);
       print({ stopped: true, pid: s.pid }, `agent stopped (pid ${s.pid})`);
       return 0;
     }
@@ -443,15 +443,6 @@ function teamText(t: TeamStatus): string {
   }
   if (!t.peers?.length) lines.push('  (none)');
   return lines.join('\n');
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 run(process.argv.slice(2)).then(

@@ -25,7 +25,7 @@ export function socketPath(home: string, env: NodeJS.ProcessEnv = process.env): 
   return path.join(runtimeDir(home, env), 'agent.sock');
 }
 
-/** Where `view add BASE --at` puts nothing by default: mountpoints live beside the base. */
+/** True when `child` is `parent` or lies below it (both absolute). */
 export function isInside(child: string, parent: string): boolean {
   const rel = path.relative(parent, child);
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));

@@ -3,22 +3,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ChildProcess, spawn } from 'child_process';
 import { CLI } from './helpers';
+import { Maybe, eventually as waitFor } from '../wait';
 
-type Maybe<T> = T | null | undefined | false;
-
-export async function eventually<T>(what: string, fn: () => Maybe<T> | Promise<Maybe<T>>, ms = 30000): Promise<T> {
-  const t0 = Date.now();
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** The team suites wait longer: several agents share two cores. */
+export function eventually<T>(what: string, fn: () => Maybe<T> | Promise<Maybe<T>>, ms = 30000): Promise<T> {
+  return waitFor(what, fn, ms);
 }
 
 export interface Relay {

@@ -69,6 +69,14 @@ async function twoLayerEnv(): Promise<Env> {
   return e;
 }
 
+/** The two layers, a view at e.mnt, and layer "one" active. */
+async function viewWithOneActive(): Promise<Env> {
+  const e = await twoLayerEnv();
+  await e.ok('view', 'add', e.base, '--at', e.mnt);
+  await e.ok('activate', 'one');
+  return e;
+}
+
 describe('view: redirect, pass-through and live switch', function () {
   let e: Env;
   let shell: Shell | undefined;
@@ -153,9 +161,7 @@ describe('view: redirect, pass-through and live switch', function () {
 describe('view: writes, copy-up and reset', function () {
   let e: Env;
   before(async () => {
-    e = await twoLayerEnv();
-    await e.ok('view', 'add', e.base, '--at', e.mnt);
-    await e.ok('activate', 'one');
+    e = await viewWithOneActive();
   });
   after(async () => e.cleanup());
 
@@ -245,9 +251,7 @@ describe('view: in place over the base', function () {
 describe('agent: restart, stale mounts, export and import', function () {
   let e: Env;
   before(async () => {
-    e = await twoLayerEnv();
-    await e.ok('view', 'add', e.base, '--at', e.mnt);
-    await e.ok('activate', 'one');
+    e = await viewWithOneActive();
   });
   after(async () => e.cleanup());
 

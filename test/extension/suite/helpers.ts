@@ -13,6 +13,7 @@ import * as vscode from 'vscode';
 import { AgentClient } from '../../../agent/client';
 import { socketPath } from '../../../agent/paths';
 import type { StrataApi } from '../../../extension/api';
+import { eventually } from '../../wait';
 
 export const EXTENSION_ID = 'strata.strata';
 
@@ -22,22 +23,7 @@ export function extension(): vscode.Extension<StrataApi> {
   return ext;
 }
 
-type Maybe<T> = T | null | undefined | false;
-
-export async function eventually<T>(what: string, fn: () => Maybe<T> | Promise<Maybe<T>>, ms = 15000): Promise<T> {
-  const t0 = Date.now();
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+export { eventually };
 
 /** The activated extension's API, once it is connected to its agent. */
 export async function strata(): Promise<StrataApi> {

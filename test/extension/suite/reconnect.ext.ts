@@ -7,15 +7,7 @@ import * as assert from 'assert';
 import * as vscode from 'vscode';
 import type { StrataApi } from '../../../extension/api';
 import { cli, clientFor, eventually, strata } from './helpers';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { pidAlive } from '../../../agent/paths';
 
 export function reconnectTests(): void {
   describe('agent connection', function () {
@@ -34,7 +26,7 @@ export function reconnectTests(): void {
       await eventually('the extension to notice', () => !api.connected(), 15000);
       assert.strictEqual(api.statusBarText(), '$(warning) Strata agent down');
       assert.deepStrictEqual(api.layersProvider.getChildren(), []);
-      await eventually('the old agent to exit', () => !alive(pid), 20000);
+      await eventually('the old agent to exit', () => !pidAlive(pid), 20000);
 
       const r = await cli(api.home(), 'agent', 'start');
       assert.strictEqual(r.code, 0, r.stderr);
@@ -53,7 +45,7 @@ export function reconnectTests(): void {
       before.close();
       await vscode.commands.executeCommand('strata.restartAgent');
       assert.strictEqual(api.connected(), true);
-      assert.strictEqual(alive(pid), false);
+      assert.strictEqual(pidAlive(pid), false);
       const after = await clientFor(api.home());
       const st = await after.call('status', {});
       after.close();
