@@ -12,11 +12,11 @@ function tests(dir) {
 }
 
 await Promise.all([
-  build({ ...common, entryPoints: { agent: 'agent/main.ts', cli: 'agent/cli.ts' }, outdir: 'dist' }),
+  build({ ...common, entryPoints: { agent: 'daemon/main.ts', cli: 'cli/main.ts' }, outdir: 'dist' }),
   build({ ...common, entryPoints: tests('test'), outdir: 'dist/test', outbase: 'test' }),
   existsSync('bench/fs.ts') ? build({ ...common, entryPoints: { bench: 'bench/fs.ts' }, outdir: 'dist' }) : null,
   existsSync('bench/team.ts') ? build({ ...common, entryPoints: { 'bench-team': 'bench/team.ts' }, outdir: 'dist' }) : null,
-  existsSync('agent/demo.ts') ? build({ ...common, entryPoints: { demo: 'agent/demo.ts' }, outdir: 'dist' }) : null,
+  build({ ...common, entryPoints: { demo: 'demo/main.ts' }, outdir: 'dist' }),
   existsSync('bench/extension.ts') ? build({ ...common, entryPoints: { 'bench-extension': 'bench/extension.ts' }, outdir: 'dist' }) : null,
   // The VS Code extension (host side), its webview (browser side), and its extension-host test suite (mocha from node_modules).
   build({ ...common, entryPoints: { extension: 'extension/extension.ts' }, outdir: 'dist' }),

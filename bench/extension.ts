@@ -22,8 +22,8 @@ import * as path from 'path';
 import { execFileSync } from 'child_process';
 import {
   CLI, ROOT, Page, Scratch, launchChromium, makeScratch, missingTools, removeScratch, startVscodeServer, stopAgent, waitFor, withCleanup, workbenchUrl,
-} from '../scripts/lib/vscode-host.mjs';
-import { armSwitchTimer, focusPick, openStrataView, readActivationTimes, readSwitchTimer, runCommand, strataStatusText, waitWorkbench } from '../scripts/lib/workbench.mjs';
+} from '../demo/browser/vscode-host.mjs';
+import { armSwitchTimer, focusPick, openStrataView, readActivationTimes, readSwitchTimer, runCommand, strataStatusText, waitWorkbench } from '../demo/browser/workbench.mjs';
 
 const HELP = `usage: npm run bench:extension -- [--json] [--runs N] [--quick]
   --json     print exactly one JSON object on stdout (progress goes to stderr)

@@ -15,7 +15,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { spawnSync } from 'child_process';
-import { socketPath } from '../agent/paths';
+import { socketPath } from '../shared/paths';
 import {
   BASE_RUN, BASE_VERSION, LAYER_RUN, LAYER_VERSION, gitEnv, makeData, makeToolsLayerSource, refreshIndex,
 } from './dataset';
@@ -183,14 +183,14 @@ function machine(root: string): Record<string, unknown> {
   };
 }
 
-/** Which Strata was measured: commit, uncommitted changes under agent/ and protocol/, addon build time. */
+/** Which Strata was measured: commit, uncommitted changes under the daemon, shared code and protocol, addon build time. */
 function revisionInfo(): { head: string; uncommitted: string[]; addon_built: string } {
   const repo = path.resolve(__dirname, '..');
   const git = (...a: string[]) => spawnSync('git', ['-c', 'safe.directory=*', '-C', repo, ...a], { encoding: 'utf8' }).stdout?.trim() ?? '';
   const addon = path.join(repo, 'build', 'Release', 'strata_fuse.node');
   const revision = {
     head: git('rev-parse', '--short', 'HEAD') || 'unknown',
-    uncommitted: git('status', '--porcelain', '--', 'agent', 'protocol', 'binding.gyp').split('\n').filter(Boolean).map((l) => l.replace(/^\s*\S+\s+/, '')),
+    uncommitted: git('status', '--porcelain', '--', 'daemon', 'shared', 'protocol', 'binding.gyp').split('\n').filter(Boolean).map((l) => l.replace(/^\s*\S+\s+/, '')),
     addon_built: fs.existsSync(addon) ? fs.statSync(addon).mtime.toISOString() : 'missing',
   };
   return revision;

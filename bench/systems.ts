@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { spawnSync } from 'child_process';
 import { detachSync, isRoot, log, must, mountsUnder, onCleanup, run } from './util';
-import { runtimeDir } from '../agent/paths';
+import { runtimeDir } from '../shared/paths';
 
 export type SystemKey = 'native' | 'overlayfs' | 'fuse_overlayfs' | 'unionfs_fuse' | 'strata' | 'strata_layer';
 

@@ -10,10 +10,10 @@
 import * as os from 'os';
 import { WebSocket, RawData } from 'ws';
 import { TEAM_PROTOCOL_VERSION, MAX_FRAME, Presence, TeamEvent } from '../protocol/team';
-import { clientProof, newNonce } from '../agent/team/auth';
-import { TeamNode, NodeLimits } from '../agent/team/node';
-import { TeamState } from '../agent/team/state';
-import { HlcClock } from '../agent/team/hlc';
+import { clientProof, newNonce } from '../daemon/team/auth';
+import { TeamNode, NodeLimits } from '../daemon/team/node';
+import { TeamState } from '../daemon/team/state';
+import { HlcClock } from '../daemon/team/hlc';
 
 const EVENT_PREFIX = '{"t":"event"';
 

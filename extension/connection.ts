@@ -4,9 +4,9 @@
  * backoff but starts nothing: an agent stopped on purpose stays stopped until the user starts it,
  * and one restarted by someone else is picked up on the next attempt.
  */
-import { AgentClient, connectOrStart } from '../agent/client';
-import { StrataError } from '../agent/errors';
-import { Backoff } from '../agent/team/backoff';
+import { AgentClient, connectOrStart } from '../shared/client';
+import { StrataError } from '../shared/errors';
+import { Backoff } from '../shared/backoff';
 import { AgentStatus, CONTROL_PROTOCOL_VERSION, ProgressEvent, StateEvent } from '../protocol';
 import { formatError } from './errors';
 import { AgentLocation } from './home';

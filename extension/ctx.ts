@@ -6,7 +6,7 @@
  * its status (pushed with every StateEvent) and the team status (fetched after each event).
  */
 import * as vscode from 'vscode';
-import { StrataError } from '../agent/errors';
+import { StrataError } from '../shared/errors';
 import { AgentStatus, Method, Params, ProgressEvent, Result, StateEvent, TeamStatus } from '../protocol';
 import { Connection } from './connection';
 import { CONTEXT_KEYS, SETTINGS } from './constants';

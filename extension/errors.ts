@@ -5,7 +5,7 @@
  */
 import * as vscode from 'vscode';
 import { ErrorCode } from '../protocol';
-import { StrataError } from '../agent/errors';
+import { StrataError } from '../shared/errors';
 import { COMMANDS } from './constants';
 import { Logger } from './log';
 

@@ -2,7 +2,7 @@
 import * as os from 'os';
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { findSocket, strataHome } from '../agent/paths';
+import { findSocket, strataHome } from '../shared/paths';
 import { SETTINGS } from './constants';
 
 export interface AgentLocation {

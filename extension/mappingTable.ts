@@ -4,7 +4,7 @@
  * vscode, no fs), so it says exactly what the agent's view does.
  */
 import { LayerSpec } from '../protocol';
-import { Resolution, Resolver, RuleLayer, isUnder } from '../agent/resolver';
+import { Resolution, Resolver, RuleLayer, isUnder } from '../shared/resolver';
 
 export type RowState =
   /** This layer answers the path. */

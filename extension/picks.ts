@@ -1,7 +1,7 @@
 /** Quick picks that show state, and turning a command's argument into the layer it names. */
 import * as vscode from 'vscode';
 import { LayerInfo } from '../protocol';
-import { StrataError } from '../agent/errors';
+import { StrataError } from '../shared/errors';
 import { Ctx } from './ctx';
 import { LayerItem, RuleItem, layerDescription, orderedLayers } from './trees/layers';
 

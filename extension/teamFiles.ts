@@ -1,7 +1,7 @@
 /** strata.team.json in the workspace: finding it, reading it, and offering to join its team. */
 import * as vscode from 'vscode';
 import { TEAM_FILE, TeamFile, checkTeamFile } from '../protocol/team';
-import { StrataError } from '../agent/errors';
+import { StrataError } from '../shared/errors';
 import { COMMANDS } from './constants';
 import { Ctx } from './ctx';
 import { showActions } from './errors';

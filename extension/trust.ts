@@ -3,8 +3,8 @@
  * no offer to join its strata.team.json, no layer captured or imported from inside it.
  */
 import * as vscode from 'vscode';
-import { StrataError } from '../agent/errors';
-import { isInside } from '../agent/paths';
+import { StrataError } from '../shared/errors';
+import { isInside } from '../shared/paths';
 
 /** Throws when `file` lies inside a folder of this workspace and the workspace is not trusted. */
 export function refuseUntrustedSource(file: string): void {

@@ -1,7 +1,7 @@
 /** Agent commands: start, restart, refresh, its log, and adding views. */
 import * as fs from 'fs';
 import * as vscode from 'vscode';
-import { logFile } from '../../agent/client';
+import { logFile } from '../../shared/client';
 import { COMMANDS } from '../constants';
 import { Ctx } from '../ctx';
 import { refuseUntrustedSource } from '../trust';

@@ -2,7 +2,7 @@
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { LAYER_NAME_RE, LayerInfo } from '../../protocol';
-import { StrataError } from '../../agent/errors';
+import { StrataError } from '../../shared/errors';
 import { COMMANDS } from '../constants';
 import { Ctx } from '../ctx';
 import { errorCode, reportError } from '../errors';

@@ -5,7 +5,7 @@
  */
 import * as path from 'path';
 import { ViewInfo } from '../../protocol';
-import { isInside } from '../../agent/paths';
+import { isInside } from '../../shared/paths';
 
 export type Mapped = { value: string } | { problem: string };
 

@@ -4,7 +4,7 @@
  */
 import { ErrorInfo } from '../../protocol';
 import { FieldProblem } from '../../protocol/webview';
-import { StrataError } from '../../agent/errors';
+import { StrataError } from '../../shared/errors';
 
 const FIELD = /^.*?layer\.json: (\(top level\)|[A-Za-z]+(?:\[\d+\])?(?:\.[A-Za-z]+)?): ([\s\S]*)$/;
 

@@ -1,7 +1,7 @@
 /** The Layers view: every layer with its state, version and priority; its rules as children. */
 import * as vscode from 'vscode';
 import { LayerInfo } from '../../protocol';
-import { byPriority } from '../../agent/resolver';
+import { byPriority } from '../../shared/resolver';
 import { COMMANDS, ITEMS } from '../constants';
 import { Ctx } from '../ctx';
 import { CtxTree } from './base';

@@ -13,9 +13,9 @@ import { join } from 'path';
 import {
   CLI, ROOT, installExtension, launchChromium, makeScratch, missingTools, removeScratch, startCodeServer, stopAgent, tail, waitFor, withCleanup,
   workbenchUrl,
-} from '../../scripts/lib/vscode-host.mjs';
-import { clearToasts, focusPick, layerRows, openStrataView, runCommand, strataStatusText, waitWorkbench } from '../../scripts/lib/workbench.mjs';
-import { zipEntries } from '../../scripts/lib/zip-list.mjs';
+} from '../../demo/browser/vscode-host.mjs';
+import { clearToasts, focusPick, layerRows, openStrataView, runCommand, strataStatusText, waitWorkbench } from '../../demo/browser/workbench.mjs';
+import { zipEntries } from '../../demo/browser/zip-list.mjs';
 
 const keep = process.argv.includes('--keep') || !!process.env.STRATA_KEEP_SCRATCH;
 const artifacts = join(ROOT, 'test-artifacts');

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join, resolve } from 'path';
 import {
   ROOT, launchChromium, makeScratch, missingTools, removeScratch, startVscodeServer, stopAgent, tail, waitFor, withCleanup, workbenchUrl,
-} from '../../scripts/lib/vscode-host.mjs';
+} from '../../demo/browser/vscode-host.mjs';
 
 const argv = process.argv.slice(2);
 const opt = (name, def) => {

@@ -7,7 +7,7 @@ import * as net from 'net';
 import * as path from 'path';
 import { execFile } from 'child_process';
 import { CLI, Env, makeEnv, writeTree } from './helpers';
-import { socketPath } from '../../agent/paths';
+import { socketPath } from '../../shared/paths';
 
 function exchange(sock: string, payload: string): Promise<string> {
   return new Promise((res, rej) => {

@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { promisify } from 'util';
-import { FuseHandlers, FuseMount, MountOptions, StatTuple, UTIME_NOW, UTIME_OMIT, mount, nativeAvailable } from '../../agent/native';
+import { FuseHandlers, FuseMount, MountOptions, StatTuple, UTIME_NOW, UTIME_OMIT, mount, nativeAvailable } from '../../daemon/fuse/native';
 
 const fsp = fs.promises;
 const openFd = promisify(fs.open);

@@ -23,10 +23,10 @@ import * as os from 'os';
 import * as path from 'path';
 import { execFile, spawnSync } from 'child_process';
 import { CLI, isRoot, writeTree } from './helpers';
-import { AgentClient } from '../../agent/client';
-import { socketPath } from '../../agent/paths';
-import { digestLayerDir } from '../../agent/team/digest';
-import { compareHlc } from '../../agent/team/hlc';
+import { AgentClient } from '../../shared/client';
+import { socketPath } from '../../shared/paths';
+import { digestLayerDir } from '../../daemon/team/digest';
+import { compareHlc } from '../../daemon/team/hlc';
 import { Hlc, Method, TeamEvent, TeamStatus } from '../../protocol';
 import { mulberry32 } from '../prng';
 

@@ -11,9 +11,9 @@ import { WebSocket } from 'ws';
 import { execFileSync } from 'child_process';
 import { Env, makeEnv, writeTree } from './helpers';
 import { Relay, eventually, startRelay, writeSecret } from './team-helpers';
-import { clientProof, deriveKey, newNonce } from '../../agent/team/auth';
-import { digestLayerDir } from '../../agent/team/digest';
-import { LayerStore } from '../../agent/store';
+import { clientProof, deriveKey, newNonce } from '../../daemon/team/auth';
+import { digestLayerDir } from '../../daemon/team/digest';
+import { LayerStore } from '../../daemon/store';
 import { CHUNK_BYTES, CloseCodes, Frame, Hlc, RegisterWrite, TeamEvent, TeamStatus } from '../../protocol';
 
 /** A hand-driven peer: speaks the wire protocol directly, so a test can misbehave on purpose. */

@@ -9,7 +9,7 @@ import * as path from 'path';
 import { spawn } from 'child_process';
 import { Env, makeEnv, writeTree } from './helpers';
 import { Relay, eventually, startRelay, writeSecret } from './team-helpers';
-import { digestLayerDir } from '../../agent/team/digest';
+import { digestLayerDir } from '../../daemon/team/digest';
 import { TeamStatus } from '../../protocol';
 
 const read = (p: string): string | null => {

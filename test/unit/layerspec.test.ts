@@ -1,9 +1,9 @@
 /**
- * Unit tests for layer.json validation and format upgrades (agent/layerspec.ts).
+ * Unit tests for layer.json validation and format upgrades (daemon/layerspec.ts).
  */
 import assert from 'node:assert/strict';
-import { MAX_LAYER_JSON, checkLayerSpec, destRel, parseLayerJson } from '../../agent/layerspec';
-import { StrataError } from '../../agent/errors';
+import { MAX_LAYER_JSON, checkLayerSpec, destRel, parseLayerJson } from '../../daemon/layerspec';
+import { StrataError } from '../../shared/errors';
 import { ErrorInfo, LAYER_FORMAT, LayerSpec } from '../../protocol';
 
 const FILE = '/home/u/.strata/layers/gcc/layer.json';

@@ -13,7 +13,7 @@ import {
   WritableMarks,
   mergeListings,
   sourcesFor,
-} from '../../agent/resolver';
+} from '../../shared/resolver';
 
 const NO_MARKS: WritableMarks = { whiteouts: new Set(), opaque: new Set() };
 

@@ -15,7 +15,7 @@ import {
   byPriority,
   mergeListings,
   sourcesFor,
-} from '../../agent/resolver';
+} from '../../shared/resolver';
 import { mulberry32 } from '../prng';
 
 // ---- seeded randomness -------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 /**
- * Unit tests for the pure path-resolution core (agent/resolver.ts): path helpers, layer ordering,
+ * Unit tests for the pure path-resolution core (shared/resolver.ts): path helpers, layer ordering,
  * and Resolver.resolve / specialChildren / isMappingAncestor / rulePaths.
  */
 import assert from 'node:assert/strict';
@@ -17,7 +17,7 @@ import {
   normalizeLayerPath,
   normalizeViewPath,
   parentOf,
-} from '../../agent/resolver';
+} from '../../shared/resolver';
 
 interface LayerOpts {
   map?: Record<string, string>;

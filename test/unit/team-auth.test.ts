@@ -1,5 +1,5 @@
 /**
- * Unit tests for team authentication (agent/team/auth.ts): key derivation, proofs, constant-time
+ * Unit tests for team authentication (daemon/team/auth.ts): key derivation, proofs, constant-time
  * comparison, the nonce cache, and reading the secret file (temp files).
  */
 import assert from 'node:assert/strict';
@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { NonceCache, clientProof, deriveKey, newNonce, proofEquals, readSecretFile, serverProof } from '../../agent/team/auth';
+import { NonceCache, clientProof, deriveKey, newNonce, proofEquals, readSecretFile, serverProof } from '../../daemon/team/auth';
 
 const SECRET = Buffer.from('correct horse battery staple 0123456789');
 

@@ -1,9 +1,9 @@
 /**
- * Unit tests for the hybrid logical clock (agent/team/hlc.ts), driven by a fake clock.
+ * Unit tests for the hybrid logical clock (daemon/team/hlc.ts), driven by a fake clock.
  */
 import assert from 'node:assert/strict';
 import type { Hlc } from '../../protocol/team';
-import { HlcClock, compareHlc } from '../../agent/team/hlc';
+import { HlcClock, compareHlc } from '../../daemon/team/hlc';
 import { mulberry32 as prng } from '../prng';
 
 /** A settable fake wall clock. */

@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Backoff } from '../../agent/team/backoff';
-import { TokenBucket } from '../../agent/team/ratelimit';
-import { digestLayerDir } from '../../agent/team/digest';
-import { findTeamFile, loadTeamFile } from '../../agent/team/teamfile';
+import { Backoff } from '../../shared/backoff';
+import { TokenBucket } from '../../daemon/team/ratelimit';
+import { digestLayerDir } from '../../daemon/team/digest';
+import { findTeamFile, loadTeamFile } from '../../daemon/team/teamfile';
 import { mulberry32 as prng } from '../prng';
 
 

@@ -1,12 +1,12 @@
 /**
- * Unit tests for the replicated team state (agent/team/state.ts): LWW registers, exact dedupe under
+ * Unit tests for the replicated team state (daemon/team/state.ts): LWW registers, exact dedupe under
  * reordering and duplication, slots, revert, snapshots and persistence. Fake clocks only.
  */
 import assert from 'node:assert/strict';
 import type { Hlc, RegisterWrite, TeamEvent, TeamFile } from '../../protocol/team';
 import { MAX_FRAME, checkFrame } from '../../protocol/team';
-import { HlcClock, compareHlc } from '../../agent/team/hlc';
-import { TeamState, eventId } from '../../agent/team/state';
+import { HlcClock, compareHlc } from '../../daemon/team/hlc';
+import { TeamState, eventId } from '../../daemon/team/state';
 import { mulberry32 as prng } from '../prng';
 
 const D = `sha256:${'0'.repeat(64)}`;

@@ -2,8 +2,8 @@
 import * as assert from 'assert';
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { AgentClient } from '../../../agent/client';
-import { strataHome } from '../../../agent/paths';
+import { AgentClient } from '../../../shared/client';
+import { strataHome } from '../../../shared/paths';
 import { COMMANDS, ITEMS, VIEWS } from '../../../extension/constants';
 import type { StrataApi } from '../../../extension/api';
 import type { LayerItem } from '../../../extension/trees/layers';

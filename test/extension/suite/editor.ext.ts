@@ -5,7 +5,7 @@
  */
 import * as assert from 'assert';
 import * as vscode from 'vscode';
-import { AgentClient } from '../../../agent/client';
+import { AgentClient } from '../../../shared/client';
 import { HostMessage, WEBVIEW_PROTOCOL_VERSION } from '../../../protocol/webview';
 import { LayerSpec } from '../../../protocol';
 import type { StrataApi } from '../../../extension/api';

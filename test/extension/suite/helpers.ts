@@ -10,8 +10,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { execFile } from 'child_process';
 import * as vscode from 'vscode';
-import { AgentClient } from '../../../agent/client';
-import { socketPath } from '../../../agent/paths';
+import { AgentClient } from '../../../shared/client';
+import { socketPath } from '../../../shared/paths';
 import type { StrataApi } from '../../../extension/api';
 import { eventually } from '../../wait';
 

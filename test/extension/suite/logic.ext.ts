@@ -3,7 +3,7 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { StrataError } from '../../../agent/errors';
+import { StrataError } from '../../../shared/errors';
 import { LAYER_FORMAT, LayerSpec } from '../../../protocol';
 import { isHostMessage, isWebviewMessage } from '../../../protocol/webview';
 import { effectiveTable } from '../../../extension/mappingTable';

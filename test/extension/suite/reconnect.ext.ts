@@ -7,7 +7,7 @@ import * as assert from 'assert';
 import * as vscode from 'vscode';
 import type { StrataApi } from '../../../extension/api';
 import { cli, clientFor, eventually, strata } from './helpers';
-import { pidAlive } from '../../../agent/paths';
+import { pidAlive } from '../../../shared/paths';
 
 export function reconnectTests(): void {
   describe('agent connection', function () {

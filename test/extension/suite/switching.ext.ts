@@ -1,6 +1,6 @@
 /** Switching from the extension changes what the view serves; switching from the CLI updates the extension. */
 import * as assert from 'assert';
-import { AgentClient } from '../../../agent/client';
+import { AgentClient } from '../../../shared/client';
 import { ITEMS } from '../../../extension/constants';
 import type { StrataApi } from '../../../extension/api';
 import type { LayerItem } from '../../../extension/trees/layers';

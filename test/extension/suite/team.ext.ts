@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { ChildProcess, spawn } from 'child_process';
-import { AgentClient, startDetached } from '../../../agent/client';
+import { AgentClient, startDetached } from '../../../shared/client';
 import { TEAM_FILE } from '../../../protocol/team';
 import { ITEMS } from '../../../extension/constants';
 import type { StrataApi } from '../../../extension/api';

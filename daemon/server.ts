@@ -8,7 +8,7 @@ import * as path from 'path';
 import { MAX_CONTROL_MESSAGE, Method, Params, ProgressEvent, Request, Response, StateEvent, checkRequest } from '../protocol';
 import { Agent } from './agent';
 import { TeamService } from './team/service';
-import { toErrorInfo } from './errors';
+import { toErrorInfo } from '../shared/errors';
 
 type Handler<M extends Method> = (p: Params<M>, conn: Conn) => Promise<unknown> | unknown;
 

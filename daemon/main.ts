@@ -5,7 +5,7 @@
 import { Agent } from './agent';
 import { ControlServer } from './server';
 import * as fs from 'fs';
-import { agentRecord, pidAlive, readAgentRecord, socketPath, strataHome } from './paths';
+import { agentRecord, pidAlive, readAgentRecord, socketPath, strataHome } from '../shared/paths';
 import { TeamService } from './team/service';
 
 function log(msg: string): void {

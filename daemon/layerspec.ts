@@ -3,8 +3,8 @@
  * the disk lives in store.ts. Every problem names the file, the field and the reason.
  */
 import { ErrorInfo, LAYER_FORMAT, LAYER_NAME_RE, LayerSpec, Mapping } from '../protocol';
-import { normalizeLayerPath, normalizeViewPath, PathError } from './resolver';
-import { StrataError } from './errors';
+import { normalizeLayerPath, normalizeViewPath, PathError } from '../shared/resolver';
+import { StrataError } from '../shared/errors';
 
 export const MAX_LAYER_JSON = 1024 * 1024;
 

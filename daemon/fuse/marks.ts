@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as fsp from 'fs/promises';
 import * as path from 'path';
-import { OPAQUE_MARKER, WHITEOUT_PREFIX, WritableMarks, joinRel } from './resolver';
+import { OPAQUE_MARKER, WHITEOUT_PREFIX, WritableMarks, joinRel } from '../../shared/resolver';
 
 export class LayerMarks implements WritableMarks {
   whiteouts = new Set<string>();

@@ -14,7 +14,7 @@ import {
 } from '../../protocol/team';
 import { TeamState } from './state';
 import { NonceCache, clientProof, newNonce, proofEquals, serverProof } from './auth';
-import { Backoff } from './backoff';
+import { Backoff } from '../../shared/backoff';
 import { TokenBucket } from './ratelimit';
 
 export interface NodeLimits {

@@ -10,7 +10,7 @@ import * as path from 'path';
 import * as crypto from 'crypto';
 import { Presence, RegisterWrite, TeamEvent, TeamFile, TeamPeerInfo, TeamStatus } from '../../protocol';
 import { Agent } from '../agent';
-import { StrataError } from '../errors';
+import { StrataError } from '../../shared/errors';
 import { writeFileAtomic } from '../atomic';
 import { TeamNode, NodeLimits } from './node';
 import { TeamState } from './state';

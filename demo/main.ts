@@ -18,11 +18,11 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { ChildProcess, execFileSync, spawn, spawnSync } from 'child_process';
-import { digestLayerDir } from './team/digest';
+import { digestLayerDir } from '../daemon/team/digest';
 import {
   CHROMIUM, ROOT, Browser, Group, Server, installExtension, launchChromium, makeScratch, missingTools, startCodeServer, startGroup, unmountUnder, waitFor,
-} from '../scripts/lib/vscode-host.mjs';
-import { layerRows, openStrataView, strataStatusText, treeRows, waitWorkbench } from '../scripts/lib/workbench.mjs';
+} from './browser/vscode-host.mjs';
+import { layerRows, openStrataView, strataStatusText, treeRows, waitWorkbench } from './browser/workbench.mjs';
 
 const CHECK = !!process.env.STRATA_DEMO_CHECK && process.env.STRATA_DEMO_CHECK !== '0';
 const dir = path.resolve(process.env.STRATA_DEMO_DIR ?? path.join(os.tmpdir(), CHECK ? 'strata-demo-check' : 'strata-demo'));

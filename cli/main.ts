@@ -8,10 +8,10 @@ import * as path from 'path';
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import { AgentStatus, LayerInfo, TEAM_FILE, TeamEvent, TeamStatus, ViewInfo } from '../protocol';
-import { runRelay } from './team/relay';
-import { AgentClient, connectOrStart, logFile } from './client';
-import { StrataError } from './errors';
-import { findSocket, pidAlive, strataHome } from './paths';
+import { runRelay } from '../daemon/team/relay';
+import { AgentClient, connectOrStart, logFile } from '../shared/client';
+import { StrataError } from '../shared/errors';
+import { findSocket, pidAlive, strataHome } from '../shared/paths';
 
 const USAGE = `usage: strata COMMAND [ARGS] [--json]
 

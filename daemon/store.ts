@@ -9,7 +9,7 @@ import * as crypto from 'crypto';
 import { execFile } from 'child_process';
 import { promisify } from 'util';
 import { LAYER_FORMAT, LAYER_NAME_RE, LayerSpec } from '../protocol';
-import { StrataError } from './errors';
+import { StrataError } from '../shared/errors';
 import { checkLayerSpec, destRel, parseLayerJson } from './layerspec';
 import { writeFileAtomic } from './atomic';
 

@@ -12,7 +12,7 @@ import type { FuseHandlers, StatTuple } from './native';
 import { UTIME_NOW, UTIME_OMIT } from './native';
 import {
   Resolution, Resolver, Source, SourceListing, WHITEOUT_PREFIX, ancestors, baseName, isUnder, mergeListings, parentOf, sourcesFor,
-} from './resolver';
+} from '../../shared/resolver';
 import { LayerMarks } from './marks';
 
 const { O_RDONLY, O_TRUNC, O_CREAT } = fs.constants;

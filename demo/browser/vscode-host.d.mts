@@ -1,4 +1,4 @@
-// Types for vscode-host.mjs, for the TypeScript callers (bench/extension.ts, agent/demo.ts). The page
+// Types for vscode-host.mjs, for the TypeScript callers (bench/extension.ts, demo/main.ts). The page
 // and browser types are narrowed to what those callers use: playwright-core's own types need the DOM
 // library, which the project's tsconfig leaves out on purpose.
 import type { ChildProcess } from 'child_process';

@@ -8,16 +8,16 @@ import * as fsp from 'fs/promises';
 import * as path from 'path';
 import * as crypto from 'crypto';
 import { AgentStatus, CONTROL_PROTOCOL_VERSION, LayerInfo, LayerSpec, OpenFileHolder, ViewInfo } from '../protocol';
-import { StrataError } from './errors';
+import { StrataError } from '../shared/errors';
 import { LayerStore, Progress } from './store';
-import { LayerMarks } from './marks';
-import { RuleLayer, Resolver, normalizeLayerPath, normalizeViewPath, PathError } from './resolver';
+import { LayerMarks } from './fuse/marks';
+import { RuleLayer, Resolver, normalizeLayerPath, normalizeViewPath, PathError } from '../shared/resolver';
 import { destRel, checkLayerSpec } from './layerspec';
-import { ViewFs } from './viewfs';
+import { ViewFs } from './fuse/viewfs';
 import { writeFileAtomic } from './atomic';
-import { detach, strataMountAt } from './mounts';
-import { isInside } from './paths';
-import * as native from './native';
+import { detach, strataMountAt } from './fuse/mounts';
+import { isInside } from '../shared/paths';
+import * as native from './fuse/native';
 
 export interface AgentOptions {
   home: string;
