@@ -2,7 +2,12 @@
   "targets": [
     {
       "target_name": "strata_fuse",
-      "sources": ["daemon/fuse/native/strata_fuse.c"],
+      "sources": [
+        "daemon/fuse/native/strata_fuse.c",
+        "daemon/fuse/native/napi_util.c",
+        "daemon/fuse/native/request.c",
+        "daemon/fuse/native/mountsys.c"
+      ],
       "cflags": ["-O2", "-Wall", "-Wextra", "<!@(pkg-config --cflags fuse3)"],
       "libraries": ["<!@(pkg-config --libs fuse3)"],
       "defines": ["FUSE_USE_VERSION=314", "NAPI_VERSION=8"]

@@ -16,33 +16,22 @@
  *    joins it, calls onExit (only for endings not asked for by unmount()) and
  *    releases the threadsafe function (which kept the process alive).
  */
-#define _GNU_SOURCE
+#include "strata_fuse.h"
+
 #include <fuse.h>
 #include <fuse_lowlevel.h>
-#include <node_api.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
 
 /* ------------------------------------------------------------------------ */
 /* libfuse log capture: errors during mount() go into the thrown Error.      */
@@ -61,51 +50,8 @@ static void strata_log(enum fuse_log_level level, const char *fmt, va_list ap) {
   if (!tl_capture) vfprintf(stderr, fmt, ap);
 }
 
-/* ------------------------------------------------------------------------ */
-/* Mount context                                                             */
 
-typedef struct mount_ctx {
-  int refs; /* external handle + tsfn + loop thread */
-  napi_env env;
-  struct fuse *fuse;
-  struct fuse_session *se;
-  char *mountpoint;
-  pthread_t loop_thread;
-  int loop_started;
-
-  /* options */
-  double entry_timeout, attr_timeout, negative_timeout;
-  int kernel_cache, auto_cache, use_ino, max_threads;
-  int request_timeout_ms;
-
-  /* the threadsafe function; calls happen under tsfn_lock (read) */
-  pthread_rwlock_t tsfn_lock;
-  napi_threadsafe_function tsfn;
-  int tsfn_alive;
-
-  /* fuse object lifetime vs. invalidate(): destroy takes it for writing */
-  pthread_rwlock_t fuse_lock;
-
-  /* loop state, under mu */
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  int unmount_started;
-  int loop_done;
-  int loop_error;
-  int exit_handled;
-  int comm_fd; /* fusermount3 auto_unmount control socket, or -1 */
-  pid_t helper_pid; /* that fusermount3 process (our child; reaped after unmount), or 0 */
-  int have_dev; /* device of our mount, from /proc/self/mountinfo */
-  unsigned dev_major, dev_minor;
-
-  struct dirh *dirs; /* open directory handles, under mu */
-
-  /* JS side (main thread only) */
-  napi_ref handlers_ref;
-  napi_ref on_exit_ref;
-} mount_ctx;
-
-static pthread_condattr_t g_condattr;
+pthread_condattr_t g_condattr;
 
 static void ctx_unref(mount_ctx *ctx) {
   if (__atomic_sub_fetch(&ctx->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
@@ -120,11 +66,6 @@ static void ctx_unref(mount_ctx *ctx) {
 /* ------------------------------------------------------------------------ */
 /* Requests to JS                                                            */
 
-enum op {
-  OP_GETATTR, OP_ACCESS, OP_READDIR, OP_OPEN, OP_CREATE, OP_RELEASE, OP_TRUNCATE,
-  OP_UNLINK, OP_RMDIR, OP_MKDIR, OP_RENAME, OP_SYMLINK, OP_READLINK, OP_LINK,
-  OP_CHMOD, OP_CHOWN, OP_UTIMENS, OP_STATFS, OP_EXIT
-};
 
 static const char *const op_names[] = {
   "getattr", "access", "readdir", "open", "create", "release", "truncate",
@@ -132,112 +73,10 @@ static const char *const op_names[] = {
   "chmod", "chown", "utimens", "statfs", "exit"
 };
 
-typedef struct sreq {
-  int op;
-  int refs; /* FUSE thread + JS side */
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  int done;
-  int timed_out; /* the FUSE thread gave up waiting */
-  int replied;   /* JS called reply at least once */
-  int result; /* 0 or -errno */
-  char *path, *path2;
-  int64_t a[6];
-  /* results */
-  struct stat st;
-  struct statvfs sv;
-  int64_t fd;
-  char *str;
-  char **names;
-  uint32_t *modes;
-  uint32_t n_names;
-} sreq;
-
-static void free_names(char **names, uint32_t n) {
-  if (!names) return;
-  for (uint32_t i = 0; i < n; i++) free(names[i]);
-  free(names);
-}
-
-static void req_unref(sreq *r) {
-  if (__atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
-  pthread_mutex_destroy(&r->mu);
-  pthread_cond_destroy(&r->cv);
-  free(r->path);
-  free(r->path2);
-  free(r->str);
-  free_names(r->names, r->n_names);
-  free(r->modes);
-  free(r);
-}
-
-/* Complete with an error if nobody completed it yet. */
-static void req_fail(sreq *r, int err) {
-  pthread_mutex_lock(&r->mu);
-  if (!r->done) {
-    r->done = 1;
-    r->result = -err;
-    pthread_cond_signal(&r->cv);
-  }
-  pthread_mutex_unlock(&r->mu);
-}
-
-static sreq *req_new(int op, const char *path, const char *path2) {
-  sreq *r = calloc(1, sizeof *r);
-  if (!r) return NULL;
-  r->op = op;
-  r->refs = 2;
-  r->fd = -1;
-  if (pthread_mutex_init(&r->mu, NULL) != 0) { free(r); return NULL; }
-  if (pthread_cond_init(&r->cv, &g_condattr) != 0) {
-    pthread_mutex_destroy(&r->mu);
-    free(r);
-    return NULL;
-  }
-  if (path && !(r->path = strdup(path))) goto oom;
-  if (path2 && !(r->path2 = strdup(path2))) goto oom;
-  return r;
-oom:
-  r->refs = 1;
-  req_unref(r);
-  return NULL;
-}
 
 static mount_ctx *cur_ctx(void) {
   struct fuse_context *fc = fuse_get_context();
   return fc ? (mount_ctx *)fc->private_data : NULL;
-}
-
-/* Queue r to JS and wait for the reply. Returns r->result. Drops the FUSE
-   thread's reference only via the caller (it still reads the results). */
-static int req_call(mount_ctx *ctx, sreq *r) {
-  napi_status st = napi_closing;
-  pthread_rwlock_rdlock(&ctx->tsfn_lock);
-  if (ctx->tsfn_alive) st = napi_call_threadsafe_function(ctx->tsfn, r, napi_tsfn_blocking);
-  pthread_rwlock_unlock(&ctx->tsfn_lock);
-  if (st != napi_ok) {
-    req_unref(r); /* the JS side will never see it */
-    r->result = -EIO;
-    return -EIO;
-  }
-  struct timespec deadline;
-  clock_gettime(CLOCK_MONOTONIC, &deadline);
-  int64_t ms = ctx->request_timeout_ms;
-  deadline.tv_sec += ms / 1000;
-  deadline.tv_nsec += (ms % 1000) * 1000000L;
-  if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000L; }
-  pthread_mutex_lock(&r->mu);
-  while (!r->done) {
-    int e = pthread_cond_timedwait(&r->cv, &r->mu, &deadline);
-    if (e == ETIMEDOUT && !r->done) {
-      r->done = 1;
-      r->timed_out = 1;
-      r->result = -ETIMEDOUT;
-    }
-  }
-  int res = r->result;
-  pthread_mutex_unlock(&r->mu);
-  return res;
 }
 
 /* Convenience: build, call, drop. For ops that only return an errno. */
@@ -256,7 +95,7 @@ static int simple_call(int op, const char *p1, const char *p2, int64_t a0, int64
 /* fi->fh is an fd that JS gave us, except for directory handles (ours are
    tagged; the kernel may hand libfuse's own pointer), which must never reach JS
    as an fd: only values below the fd limit pass. */
-static uint64_t g_fd_limit = INT32_MAX;
+uint64_t g_fd_limit = INT32_MAX;
 static int64_t fi_fd(struct fuse_file_info *fi) {
   return fi && fi->fh < g_fd_limit ? (int64_t)fi->fh : -1;
 }
@@ -279,13 +118,6 @@ static int op_getattr(const char *path, struct stat *stbuf, struct fuse_file_inf
 static int op_access(const char *path, int mask) {
   return simple_call(OP_ACCESS, path, NULL, mask, 0, 0, 0, 0, 0);
 }
-
-/* nullpath_ok hides the path from readdir: opendir keeps a copy in fi->fh.
-   Handles still open when the loop ends (no releasedir comes) are freed then. */
-typedef struct dirh {
-  struct dirh *prev, *next;
-  char path[];
-} dirh;
 
 /* Tag directory handles with the top bit so fi_fd() can never take one for an fd. */
 #define DIRH_TAG (1ULL << 63)
@@ -529,95 +361,6 @@ static const struct fuse_operations strata_ops = {
 };
 
 /* ------------------------------------------------------------------------ */
-/* N-API helpers                                                             */
-
-#define NAPI_OK(call) ((call) == napi_ok)
-
-static void throw_error(napi_env env, const char *fmt, ...) {
-  char msg[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  if (!pending) napi_throw_error(env, NULL, msg);
-}
-
-static void clear_exception(napi_env env) {
-  bool pending = false;
-  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
-    napi_value ex;
-    napi_get_and_clear_last_exception(env, &ex);
-  }
-}
-
-static int value_type(napi_env env, napi_value v) {
-  napi_valuetype t = napi_undefined;
-  if (!v || napi_typeof(env, v, &t) != napi_ok) return napi_undefined;
-  return t;
-}
-
-/* number or bigint -> int64 (exact for integers; doubles are truncated) */
-static int get_i64(napi_env env, napi_value v, int64_t *out) {
-  int t = value_type(env, v);
-  if (t == napi_number) return NAPI_OK(napi_get_value_int64(env, v, out));
-  if (t == napi_bigint) {
-    bool lossless;
-    return NAPI_OK(napi_get_value_bigint_int64(env, v, out, &lossless));
-  }
-  return 0;
-}
-
-static char *get_string(napi_env env, napi_value v) {
-  size_t len = 0;
-  if (value_type(env, v) != napi_string) return NULL;
-  if (!NAPI_OK(napi_get_value_string_utf8(env, v, NULL, 0, &len))) return NULL;
-  char *s = malloc(len + 1);
-  if (!s) return NULL;
-  if (!NAPI_OK(napi_get_value_string_utf8(env, v, s, len + 1, &len))) { free(s); return NULL; }
-  return s;
-}
-
-static napi_value get_prop(napi_env env, napi_value obj, const char *name) {
-  napi_value v = NULL;
-  bool has = false;
-  if (!NAPI_OK(napi_has_named_property(env, obj, name, &has)) || !has) return NULL;
-  if (!NAPI_OK(napi_get_named_property(env, obj, name, &v))) return NULL;
-  return v;
-}
-
-static int opt_bool(napi_env env, napi_value obj, const char *name, int def) {
-  napi_value v = get_prop(env, obj, name);
-  bool b;
-  if (value_type(env, v) == napi_boolean && NAPI_OK(napi_get_value_bool(env, v, &b))) return b;
-  return def;
-}
-
-static double opt_double(napi_env env, napi_value obj, const char *name, double def) {
-  napi_value v = get_prop(env, obj, name);
-  double d;
-  if (value_type(env, v) == napi_number && NAPI_OK(napi_get_value_double(env, v, &d)) && d == d) return d;
-  return def;
-}
-
-static napi_value make_i64(napi_env env, int64_t v) {
-  napi_value out = NULL;
-  if (!NAPI_OK(napi_create_int64(env, v, &out))) return NULL;
-  return out;
-}
-
-static napi_value make_str_or_null(napi_env env, const char *s) {
-  napi_value out = NULL;
-  if (s) {
-    if (!NAPI_OK(napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &out))) return NULL;
-  } else if (!NAPI_OK(napi_get_null(env, &out))) {
-    return NULL;
-  }
-  return out;
-}
-
-/* ------------------------------------------------------------------------ */
 /* reply(errno, ...) : runs on the JS thread                                 */
 
 static int parse_errno(napi_env env, napi_value v) {
@@ -676,40 +419,6 @@ static int parse_statfs(napi_env env, napi_value arr, struct statvfs *sv) {
   sv->f_files = f[5];
   sv->f_ffree = f[6];
   sv->f_namemax = f[7];
-  return 1;
-}
-
-static int parse_names(napi_env env, napi_value names_v, napi_value modes_v, char ***names_out,
-                       uint32_t **modes_out, uint32_t *n_out) {
-  bool is_arr = false;
-  uint32_t n = 0;
-  if (!names_v || !NAPI_OK(napi_is_array(env, names_v, &is_arr)) || !is_arr) return 0;
-  if (!NAPI_OK(napi_get_array_length(env, names_v, &n))) return 0;
-  char **names = calloc(n ? n : 1, sizeof *names);
-  if (!names) return 0;
-  uint32_t *modes = NULL;
-  uint32_t n_modes = 0;
-  if (modes_v && NAPI_OK(napi_is_array(env, modes_v, &is_arr)) && is_arr &&
-      NAPI_OK(napi_get_array_length(env, modes_v, &n_modes)) && n_modes > 0) {
-    modes = calloc(n, sizeof *modes);
-    if (!modes && n) { free(names); return 0; }
-  }
-  for (uint32_t i = 0; i < n; i++) {
-    napi_value el;
-    if (!NAPI_OK(napi_get_element(env, names_v, i, &el)) || !(names[i] = get_string(env, el))) {
-      free_names(names, n);
-      free(modes);
-      return 0;
-    }
-    if (modes && i < n_modes) {
-      napi_value m;
-      int64_t mv;
-      if (NAPI_OK(napi_get_element(env, modes_v, i, &m)) && get_i64(env, m, &mv)) modes[i] = (uint32_t)mv;
-    }
-  }
-  *names_out = names;
-  *modes_out = modes;
-  *n_out = n;
   return 1;
 }
 
@@ -903,82 +612,6 @@ static void tsfn_finalize(napi_env env, void *data, void *hint) {
 
 /* ------------------------------------------------------------------------ */
 /* Unmount helpers (worker / loop thread only)                              */
-
-/* Device numbers of the topmost mount at mp (mountinfo paths escape ' ', \t, \n, \\ as octal). */
-static int mountinfo_dev(const char *mp, unsigned *maj, unsigned *min) {
-  FILE *f = fopen("/proc/self/mountinfo", "re");
-  if (!f) return 0;
-  char *line = NULL;
-  size_t cap = 0;
-  int found = 0;
-  while (getline(&line, &cap, f) > 0) {
-    unsigned a, b;
-    int off = 0;
-    if (sscanf(line, "%*u %*u %u:%u %*s %n", &a, &b, &off) != 2 || off == 0) continue;
-    char path[4096];
-    size_t n = 0;
-    for (const char *p = line + off; *p && *p != ' ' && *p != '\n' && n + 1 < sizeof path; p++) {
-      if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' && p[3] <= '7') {
-        path[n++] = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
-        p += 3;
-      } else {
-        path[n++] = *p;
-      }
-    }
-    path[n] = 0;
-    if (strcmp(path, mp) == 0) { *maj = a; *min = b; found = 1; }
-  }
-  free(line);
-  fclose(f);
-  return found;
-}
-
-/* Is the directory open as fd the root of our mount? (asks the kernel only, not the daemon) */
-static int fd_is_our_root(mount_ctx *ctx, int fd) {
-  struct statx stx;
-  if (!ctx->have_dev) return 1;
-  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) != 0) return 0;
-  return stx.stx_dev_major == ctx->dev_major && stx.stx_dev_minor == ctx->dev_minor;
-}
-
-static int run_fusermount_unmount(const char *mp) {
-  pid_t pid;
-  char *const argv[] = {"fusermount3", "-u", "-q", "-z", "--", (char *)mp, NULL};
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  int e = posix_spawnp(&pid, "fusermount3", &fa, NULL, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (e != 0) return -e;
-  int status = 0;
-  while (waitpid(pid, &status, 0) == -1) {
-    if (errno != EINTR) return -errno;
-  }
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
-}
-
-static void detach_mount(const char *mp) {
-  if (geteuid() == 0) {
-    if (umount2(mp, MNT_DETACH) == 0) return;
-  }
-  run_fusermount_unmount(mp);
-}
-
-static int fd_connection_gone(int fd) {
-  struct pollfd p = {.fd = fd, .events = 0, .revents = 0};
-  return fd < 0 || (poll(&p, 1, 0) == 1 && (p.revents & POLLERR));
-}
-
-/* libfuse never waits for the auto_unmount fusermount3 helper: reap it once it
-   has seen the control socket close, so no zombie stays per mount. */
-static void reap_helper(pid_t pid) {
-  if (pid <= 0) return;
-  for (int i = 0; i < 500; i++) {
-    pid_t r = waitpid(pid, NULL, WNOHANG);
-    if (r == pid || (r == -1 && errno != EINTR)) return;
-    usleep(10000);
-  }
-}
 
 static void *loop_main(void *arg) {
   mount_ctx *ctx = arg;
@@ -1250,82 +883,6 @@ static int append_opt(char *buf, size_t cap, const char *key, const char *val) {
   }
   buf[n < cap ? n : cap - 1] = 0;
   return n + 1 < cap;
-}
-
-/* Snapshot of open fds, to find the fusermount3 auto_unmount control socket
-   that libfuse leaves open without FD_CLOEXEC (it would leak into every child). */
-#define FDSET_MAX 65536
-static unsigned char *fd_snapshot(void) {
-  unsigned char *set = calloc(FDSET_MAX / 8, 1);
-  DIR *d = set ? opendir("/proc/self/fd") : NULL;
-  if (!d) return set;
-  struct dirent *de;
-  while ((de = readdir(d))) {
-    int fd = atoi(de->d_name);
-    if (fd >= 0 && fd < FDSET_MAX) set[fd / 8] |= (unsigned char)(1u << (fd % 8));
-  }
-  closedir(d);
-  return set;
-}
-
-/* Our children named fusermount3 (from /proc/<pid>/stat). */
-#define MAX_KIDS 64
-static int list_fusermount_children(pid_t *out) {
-  DIR *d = opendir("/proc");
-  int n = 0;
-  pid_t self = getpid();
-  if (!d) return 0;
-  struct dirent *de;
-  while ((de = readdir(d)) && n < MAX_KIDS) {
-    char fn[300], buf[512];
-    if (de->d_name[0] < '1' || de->d_name[0] > '9') continue;
-    snprintf(fn, sizeof fn, "/proc/%s/stat", de->d_name);
-    int fd = open(fn, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    ssize_t len = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (len <= 0) continue;
-    buf[len] = 0;
-    char *lp = strchr(buf, '('), *rp = strrchr(buf, ')');
-    int ppid = 0;
-    if (!lp || !rp || sscanf(rp + 1, " %*c %d", &ppid) != 1 || ppid != self) continue;
-    if ((size_t)(rp - lp - 1) == strlen("fusermount3") && strncmp(lp + 1, "fusermount3", rp - lp - 1) == 0)
-      out[n++] = (pid_t)atoi(de->d_name);
-  }
-  closedir(d);
-  return n;
-}
-
-static pid_t find_helper(const pid_t *before, int n_before) {
-  pid_t after[MAX_KIDS];
-  int n = list_fusermount_children(after);
-  pid_t found = 0;
-  for (int i = 0; i < n; i++) {
-    int old = 0;
-    for (int j = 0; j < n_before; j++) old |= before[j] == after[i];
-    if (!old) found = after[i];
-  }
-  return found;
-}
-
-static int find_comm_fd(const unsigned char *before, int session_fd) {
-  unsigned char *after = fd_snapshot();
-  int found = -1;
-  if (!before || !after) { free(after); return -1; }
-  for (int fd = 0; fd < FDSET_MAX; fd++) {
-    int was = before[fd / 8] & (1u << (fd % 8)), is = after[fd / 8] & (1u << (fd % 8));
-    if (!is || was || fd == session_fd) continue;
-    int fl = fcntl(fd, F_GETFD);
-    int dom = 0, type = 0;
-    socklen_t l1 = sizeof dom, l2 = sizeof type;
-    if (fl < 0 || (fl & FD_CLOEXEC)) continue;
-    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l1) != 0 || dom != AF_UNIX) continue;
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l2) != 0 || type != SOCK_STREAM) continue;
-    fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
-    found = fd;
-  }
-  free(after);
-  return found;
 }
 
 /* mount(mountpoint, handlers, options) -> external handle */
