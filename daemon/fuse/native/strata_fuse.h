@@ -19,6 +19,9 @@
 
 struct fuse;
 struct fuse_session;
+struct fuse_operations;
+struct fuse_file_info;
+struct fuse_bufvec;
 
 /* Nothing but the module entry point leaves the .node file: hidden symbols
    bind inside it and cannot be interposed by same-named ones in node. */
@@ -132,6 +135,20 @@ napi_value make_i64(napi_env env, int64_t v);
 napi_value make_str_or_null(napi_env env, const char *s);
 int parse_names(napi_env env, napi_value names_v, napi_value modes_v, char ***names_out,
                 uint32_t **modes_out, uint32_t *n_out);
+
+/* ------------------------------------------------------------------------ */
+/* FUSE side                                                                 */
+
+/* ops.c */
+extern const struct fuse_operations strata_ops;
+
+/* fastpath.c */
+int op_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off,
+                struct fuse_file_info *fi);
+int op_write_buf(const char *path, struct fuse_bufvec *buf, off_t off, struct fuse_file_info *fi);
+int op_flush(const char *path, struct fuse_file_info *fi);
+int op_fsync(const char *path, int datasync, struct fuse_file_info *fi);
+int op_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi);
 
 /* mountsys.c (they block: the JS thread calls them only inside mount()) */
 int mountinfo_dev(const char *mp, unsigned *maj, unsigned *min);
