@@ -6,6 +6,7 @@
         "daemon/fuse/native/strata_fuse.c",
         "daemon/fuse/native/napi_util.c",
         "daemon/fuse/native/request.c",
+        "daemon/fuse/native/jsbridge.c",
         "daemon/fuse/native/ops.c",
         "daemon/fuse/native/fastpath.c",
         "daemon/fuse/native/mountsys.c"

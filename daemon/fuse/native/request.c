@@ -1,7 +1,7 @@
 /*
  * A request: one FUSE call on its way to JavaScript, seen from the FUSE
  * worker thread that queues it and blocks until JS replies or the request
- * timeout passes. The JS-thread half (call_js, js_reply) is in strata_fuse.c.
+ * timeout passes. The JS-thread half is in jsbridge.c.
  *
  * Each request has two references: the worker's (dropped by the op once it
  * has read the results) and the JS side's (dropped by call_js when the

@@ -122,6 +122,13 @@ void req_fail(sreq *r, int err);
 int req_post(mount_ctx *ctx, sreq *r);
 int req_call(mount_ctx *ctx, sreq *r);
 
+/* jsbridge.c (JS thread) */
+void call_js(napi_env env, napi_value js_cb, void *context, void *data);
+void tsfn_finalize(napi_env env, void *data, void *hint);
+
+/* strata_fuse.c */
+void ctx_unref(mount_ctx *ctx);
+
 /* napi_util.c (JS thread) */
 void throw_error(napi_env env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void clear_exception(napi_env env);
