@@ -1,7 +1,32 @@
 /*
- * Internal header of the strata_fuse addon: the mount context, the request
- * that carries one FUSE call to JavaScript, and the helpers the files share.
- * The threading model is described at the top of strata_fuse.c.
+ * strata_fuse: a small N-API binding of the libfuse 3 high-level API.
+ * This header is internal to the addon: the mount context, the request that
+ * carries one FUSE call to JavaScript, and what the files share.
+ *
+ *   addon.c       the N-API module: mount(), invalidate(), unmount(), their async work
+ *   napi_util.c   reading and making JS values
+ *   request.c     FUSE-thread side of a call into JS: queue it, wait for the reply
+ *   jsbridge.c    JS-thread side: call the handler, parse reply(), report the loop's end
+ *   ops.c         the libfuse operations that go through JS, and the operations table
+ *   fastpath.c    read/write/fsync served in C on the fd JS opened
+ *   invalidate.c  dropping kernel caches for paths
+ *   mount.c       mount, the loop thread, unmount, the context's lifetime
+ *   mountsys.c    what libfuse does not do: mountinfo, lazy detach, the fusermount3 helper
+ *
+ * Threading model
+ *  - mount() (JS main thread) creates the fuse object, mounts it and starts a
+ *    "loop thread" that runs fuse_loop_mt().  libfuse's worker threads call the
+ *    ops.
+ *  - read/write/flush/fsync/fsyncdir are served in C on the real fd that JS
+ *    returned from open/create (fi->fh).  Every other op becomes a heap
+ *    request that is queued to the JS thread through a threadsafe function;
+ *    the worker waits (with a timeout) for the JS `reply` callback.
+ *  - The JS thread never waits for a FUSE thread: invalidate() and unmount()
+ *    do their blocking parts in napi async work and resolve Promises.
+ *  - When the loop ends (unmount() or an external umount), the loop thread
+ *    destroys the fuse object and posts an EXIT message; the JS thread then
+ *    joins it, calls onExit (only for endings not asked for by unmount()) and
+ *    releases the threadsafe function (which kept the process alive).
  */
 #ifndef STRATA_FUSE_H
 #define STRATA_FUSE_H
@@ -9,6 +34,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <fuse_opt.h>
 #include <node_api.h>
 
 #include <pthread.h>
@@ -126,9 +152,6 @@ int req_call(mount_ctx *ctx, sreq *r);
 void call_js(napi_env env, napi_value js_cb, void *context, void *data);
 void tsfn_finalize(napi_env env, void *data, void *hint);
 
-/* strata_fuse.c */
-void ctx_unref(mount_ctx *ctx);
-
 /* napi_util.c (JS thread) */
 void throw_error(napi_env env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void clear_exception(napi_env env);
@@ -156,6 +179,28 @@ int op_write_buf(const char *path, struct fuse_bufvec *buf, off_t off, struct fu
 int op_flush(const char *path, struct fuse_file_info *fi);
 int op_fsync(const char *path, int datasync, struct fuse_file_info *fi);
 int op_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi);
+
+/* invalidate.c (worker thread) */
+int64_t invalidate_paths(mount_ctx *ctx, char **paths, uint32_t n);
+
+/* mount.c: mount() runs mount_check, then (after the JS references) mount_fuse,
+   then loop_start; on failure, mount_abort undoes what was done. */
+typedef struct mount_opts {
+  char *fsname, *subtype;
+  int debug, allow_other, auto_unmount, default_perms;
+  struct fuse_args args;
+  int mounted;
+} mount_opts;
+
+void log_capture_install(void);
+void ctx_init(mount_ctx *ctx);
+void ctx_unref(mount_ctx *ctx);
+int mount_check(mount_ctx *ctx, const char *mp, mount_opts *mo, char *err, size_t cap);
+int mount_fuse(mount_ctx *ctx, mount_opts *mo, char *err, size_t cap);
+void mount_abort(mount_ctx *ctx, mount_opts *mo);
+void mount_opts_free(mount_opts *mo);
+int loop_start(mount_ctx *ctx);
+int unmount_and_wait(mount_ctx *ctx);
 
 /* mountsys.c (they block: the JS thread calls them only inside mount()) */
 int mountinfo_dev(const char *mp, unsigned *maj, unsigned *min);
