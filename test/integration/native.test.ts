@@ -124,9 +124,19 @@ describe('native FUSE binding (libfuse 3)', function () {
     if (tmp) await fsp.rm(tmp, { recursive: true, force: true });
   });
 
-  it('reports a clear error for a bad mountpoint', function () {
+  it('reports a clear error for a bad mountpoint, and closes none of the process\'s descriptors', function () {
+    // A failed mount once closed fd 0 (its helper-socket field was still zero on the failure path).
+    let stdin: fs.Stats;
+    try {
+      stdin = fs.fstatSync(0);
+    } catch {
+      assert.strictEqual(fs.openSync('/dev/null', 'r'), 0); // fd 0 was free: give it something to lose
+      stdin = fs.fstatSync(0);
+    }
     assert.throws(() => mount(path.join(tmp, 'missing'), passthrough(back), OPTS), /missing: No such file or directory/);
     assert.throws(() => mount(path.join(view, 'sub'), passthrough(back), OPTS), /served by this process/);
+    assert.throws(() => mount(tmp, passthrough(back), { ...OPTS, fsname: '' }), /fsname is required/);
+    assert.strictEqual(fs.fstatSync(0).ino, stdin.ino, 'fd 0 is still the same file');
   });
 
   it('serves getattr, readdir and read from the backing dir', async function () {

@@ -154,6 +154,7 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   mo.fsname = get_string(env, get_prop(env, opts, "fsname"));
   mo.subtype = get_string(env, get_prop(env, opts, "subtype"));
   mount_ctx *ctx = calloc(1, sizeof *ctx);
+  if (ctx) ctx->comm_fd = -1; /* the failure path closes it: never fd 0 */
   napi_value result = NULL;
   char err[1024];
   clear_exception(env);
@@ -174,7 +175,6 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
       throw_error(env, "strata_fuse: cannot mount at %s: %s", mp, strerror(e));
     goto fail;
   }
-  ctx->comm_fd = -1;
   ctx->entry_timeout = opt_double(env, opts, "entryTimeout", 1.0);
   ctx->attr_timeout = opt_double(env, opts, "attrTimeout", 1.0);
   ctx->negative_timeout = opt_double(env, opts, "negativeTimeout", 0.0);
