@@ -48,7 +48,6 @@ export interface Args {
 }
 
 export interface Context {
-  json: boolean;
   /** Prints `value` as JSON with --json, else `text`. */
   print(value: unknown, text: string): void;
   home: string;
@@ -113,9 +112,9 @@ function isInteger(v: string): boolean {
   return v.trim() !== '' && Number.isInteger(Number(v));
 }
 
-/** Whether argv asks for the command's help (which then wins over anything else wrong in it). */
-export function wantsHelp(argv: string[]): boolean {
-  return tokensOf(argv, COMMON_OPTIONS).some((t) => t.kind === 'option' && t.name === 'help');
+/** Whether argv asks for help (which then wins over anything else wrong in it). */
+export function wantsHelp(argv: string[], cmd?: Command): boolean {
+  return tokensOf(argv, { ...COMMON_OPTIONS, ...cmd?.options }).some((t) => t.kind === 'option' && t.name === 'help');
 }
 
 function tokensOf(argv: string[], options: Record<string, Option>) {
@@ -135,7 +134,7 @@ export function parseCommandArgs(cmd: Command, argv: string[]): Args {
   for (const t of tokensOf(argv, options)) {
     if (t.kind === 'positional') positionals.push(t.value);
     if (t.kind !== 'option') continue;
-    const o = options[t.name];
+    const o = Object.hasOwn(options, t.name) ? options[t.name] : undefined;
     if (!o) throw refuse(`unknown option ${t.rawName}`);
     if (o.type === 'boolean') {
       if (t.inlineValue) throw refuse(`${t.rawName} takes no value`);
@@ -163,7 +162,7 @@ export function parseCommandArgs(cmd: Command, argv: string[]): Args {
   }
 
   const get = (name: string) => {
-    if (!(name in options)) throw new Error(`${cmd.name} declares no option --${name}`);
+    if (!Object.hasOwn(options, name)) throw new Error(`${cmd.name} declares no option --${name}`);
     return values.get(name);
   };
   return {

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * `strata`: the command line. Finds the command in the table (commands.ts), checks its arguments
- * before anything starts, then runs it; every command but `agent ...` and `relay` talks to the agent
- * over its socket, starting it in the background when needed. Imports only protocol/ and shared/.
+ * before anything starts, then runs it. A command that needs the agent connects to its socket,
+ * starting it in the background when it is not running. Imports only protocol/ and shared/.
  */
 import * as path from 'path';
 import { AgentClient, connectOrStart } from '../shared/client';
@@ -27,7 +27,7 @@ async function run(argv: string[]): Promise<number> {
     }
     throw noCommand(found.words, found.rest.find((a) => a !== '--json'));
   }
-  if (wantsHelp(found.rest)) {
+  if (wantsHelp(found.rest, cmd)) {
     process.stdout.write(commandHelp(cmd));
     return 0;
   }
@@ -35,20 +35,19 @@ async function run(argv: string[]): Promise<number> {
 
   const home = strataHome();
   const socket = findSocket(home);
-  let client: AgentClient | null = null;
+  const conn: { client?: Promise<AgentClient> } = {};
   const json = args.flag('json');
   const ctx: Context = {
-    json,
     print: (value, text) => print(json, value, text),
     home,
     socket,
     dist: __dirname,
-    agent: async () => (client ??= await connectOrStart({ home, socket, agentScript: path.join(__dirname, 'agent.js'), start: true })),
+    agent: () => (conn.client ??= connectOrStart({ home, socket, agentScript: path.join(__dirname, 'agent.js'), start: true })),
   };
   try {
     return await cmd.action(args, ctx);
   } finally {
-    (client as AgentClient | null)?.close();
+    (await conn.client?.catch(() => null))?.close();
   }
 }
 

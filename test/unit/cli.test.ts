@@ -58,6 +58,7 @@ describe('cli: argument checks', () => {
   it('refuses unknown flags, missing values, values on switches and non-integers', () => {
     assert.equal(refusal('status', ['--from', 'x']), 'unknown option --from');
     assert.equal(refusal('status', ['-x']), 'unknown option -x');
+    assert.equal(refusal('status', ['--constructor', 'x']), 'unknown option --constructor');
     assert.equal(refusal('layer create', ['n', '--from']), '--from needs a value');
     assert.equal(refusal('deactivate', ['n', '--force=1']), '--force takes no value');
     for (const v of ['abc', '', '1.5', ' ']) assert.equal(refusal('layer create', ['n', '--from', 'd', '--priority', v]), `--priority must be an integer, got "${v}"`);
@@ -81,6 +82,7 @@ describe('cli: argument checks', () => {
     assert.equal(a.string('version'), undefined);
     assert.throws(() => a.string('frm'), /declares no option --frm/);
     assert.deepEqual(parseCommandArgs(command('layer show'), ['--', '-n']).positionals, ['-n']);
+    assert.deepEqual(parseCommandArgs(command('team join'), ['-', '--secret-file', 's']).positionals, ['-'], 'URL "-": no relay');
   });
 });
 
