@@ -12,7 +12,7 @@ function tests(dir) {
 }
 
 await Promise.all([
-  build({ ...common, entryPoints: { agent: 'daemon/main.ts', cli: 'cli/main.ts' }, outdir: 'dist' }),
+  build({ ...common, entryPoints: { agent: 'daemon/main.ts', relay: 'daemon/relay-main.ts', cli: 'cli/main.ts' }, outdir: 'dist' }),
   build({ ...common, entryPoints: tests('test'), outdir: 'dist/test', outbase: 'test' }),
   existsSync('bench/fs.ts') ? build({ ...common, entryPoints: { bench: 'bench/fs.ts' }, outdir: 'dist' }) : null,
   existsSync('bench/team.ts') ? build({ ...common, entryPoints: { 'bench-team': 'bench/team.ts' }, outdir: 'dist' }) : null,

@@ -20,7 +20,7 @@ import { zipEntries } from '../../demo/browser/zip-list.mjs';
 const keep = process.argv.includes('--keep') || !!process.env.STRATA_KEEP_SCRATCH;
 const artifacts = join(ROOT, 'test-artifacts');
 const LAYER = 'tool-2';
-const REQUIRED_IN_VSIX = ['dist/extension.js', 'dist/agent.js', 'dist/cli.js', 'dist/webview.js', 'build/Release/strata_fuse.node', 'package.json', 'media/'];
+const REQUIRED_IN_VSIX = ['dist/extension.js', 'dist/agent.js', 'dist/relay.js', 'dist/cli.js', 'dist/webview.js', 'build/Release/strata_fuse.node', 'package.json', 'media/'];
 
 const total = { passed: 0, failed: 0, skipped: 0, failures: [] };
 let blocked = null; // once a step fails, the checks after it cannot run: they fail with this reason
