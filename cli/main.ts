@@ -7,7 +7,7 @@
 import * as path from 'path';
 import { spawn } from 'child_process';
 import * as fs from 'fs';
-import { AgentStatus, LayerInfo, TEAM_FILE, TeamEvent, TeamStatus, ViewInfo } from '../protocol';
+import { AgentStatus, LayerInfo, TEAM_FILE, TeamEvent, TeamStatus, ViewInfo, eventId } from '../protocol';
 import { runRelay } from '../daemon/team/relay';
 import { AgentClient, connectOrStart, logFile } from '../shared/client';
 import { StrataError } from '../shared/errors';
@@ -424,7 +424,7 @@ function findUp(dir: string, name: string): string | null {
 
 function eventLine(e: TeamEvent): string {
   const what = e.writes.map((w) => `${w.key}=${'active' in w.value ? (w.value.active ? 'on' : 'off') : w.value.layer ?? 'none'}`).join(' ');
-  return `${e.origin}:${e.seq}  ${new Date(e.tag.wall).toISOString()}  ${e.user}@${e.host}  ${what}${e.reverts ? ` (reverts ${e.reverts})` : ''}`;
+  return `${eventId(e)}  ${new Date(e.tag.wall).toISOString()}  ${e.user}@${e.host}  ${what}${e.reverts ? ` (reverts ${e.reverts})` : ''}`;
 }
 
 function teamText(t: TeamStatus): string {

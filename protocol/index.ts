@@ -2,3 +2,5 @@ export * from './errors';
 export * from './layer';
 export * from './control';
 export * from './team';
+export * from './state';
+export { Issue, issueField, issueMessage, parseJson, parseValue, utf8Length } from './schema';
