@@ -148,7 +148,7 @@ export const METHODS = {
   'team.hold': { params: params({ name: P.string, hold: P.boolean }), result: TeamStatusSchema },
   /** Start receiving `StateEvent`s on this connection. */
   'subscribe': { params: none, result: AgentStatusSchema },
-  'agent.stop': { params: none, result: obj({ stopping: v.literal(true) }) },
+  'agent.stop': { params: none, result: obj({ stopping: v.literal(true, 'must be true') }) },
 };
 type MethodSchemas = typeof METHODS;
 export type Method = keyof MethodSchemas;
