@@ -3,4 +3,5 @@ export * from './layer';
 export * from './control';
 export * from './team';
 export * from './state';
-export { Issue, issueField, issueMessage, parseJson, parseValue, utf8Length } from './schema';
+export type { Issue } from './schema';
+export { issueField, issueMessage, parseJson, parseValue, utf8Length } from './schema';
