@@ -2,7 +2,7 @@
  * What the CLI prints: --json or the human text on stdout, errors on stderr as "strata: CODE:
  * message" plus what to do (exit status 1), usage errors with the command's usage (exit status 2).
  */
-import { AgentStatus, LayerInfo, TeamEvent, TeamStatus, ViewInfo } from '../protocol';
+import { AgentStatus, LayerInfo, TeamEvent, TeamStatus, ViewInfo, eventId } from '../protocol';
 import { StrataError } from '../shared/errors';
 import { UsageError, usageLine } from './command';
 
@@ -64,7 +64,7 @@ export function statusText(s: AgentStatus): string {
 
 export function eventLine(e: TeamEvent): string {
   const what = e.writes.map((w) => `${w.key}=${'active' in w.value ? (w.value.active ? 'on' : 'off') : (w.value.layer ?? 'none')}`).join(' ');
-  return `${e.origin}:${e.seq}  ${new Date(e.tag.wall).toISOString()}  ${e.user}@${e.host}  ${what}${e.reverts ? ` (reverts ${e.reverts})` : ''}`;
+  return `${eventId(e)}  ${new Date(e.tag.wall).toISOString()}  ${e.user}@${e.host}  ${what}${e.reverts ? ` (reverts ${e.reverts})` : ''}`;
 }
 
 export function teamText(t: TeamStatus): string {

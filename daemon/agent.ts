@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as fsp from 'fs/promises';
 import * as path from 'path';
 import * as crypto from 'crypto';
-import { AgentStatus, CONTROL_PROTOCOL_VERSION, LayerInfo, LayerSpec, OpenFileHolder, ViewInfo } from '../protocol';
+import { AgentState, AgentStateSchema, AgentStatus, CONTROL_PROTOCOL_VERSION, LayerInfo, LayerSpec, OpenFileHolder, ViewInfo, parseJson } from '../protocol';
 import { StrataError } from '../shared/errors';
 import { LayerStore, Progress } from './store';
 import { LayerMarks } from './fuse/marks';
@@ -25,12 +25,6 @@ export interface AgentOptions {
   log: (msg: string) => void;
   /** Kernel cache timeouts (seconds) for entries and attributes; switches invalidate explicitly. */
   cacheTimeout?: number;
-}
-
-interface PersistedState {
-  format: 1;
-  active: string[];
-  views: { base: string; at?: string }[];
 }
 
 interface View {
@@ -60,7 +54,7 @@ function rulePaths(spec: LayerSpec): string[] {
 export class Agent {
   readonly store: LayerStore;
   private readonly stateFile: string;
-  private state: PersistedState = { format: 1, active: [], views: [] };
+  private state: AgentState = { format: 1, active: [], views: [] };
   private specs = new Map<string, LayerSpec>();
   private marks = new Map<string, LayerMarks>();
   private resolver = new Resolver([]);
@@ -143,13 +137,7 @@ export class Agent {
       return;
     }
     try {
-      const s = JSON.parse(text) as PersistedState;
-      if (s.format !== 1 || !Array.isArray(s.active) || !Array.isArray(s.views)) throw new Error('unexpected shape');
-      this.state = {
-        format: 1,
-        active: s.active.filter((x) => typeof x === 'string'),
-        views: s.views.filter((v) => v && typeof v.base === 'string').map((v) => (typeof v.at === 'string' ? { base: v.base, at: v.at } : { base: v.base })),
-      };
+      this.state = parseJson(AgentStateSchema, text, this.stateFile);
     } catch (e) {
       const aside = `${this.stateFile}.broken-${Date.now()}`;
       await fsp.rename(this.stateFile, aside).catch(() => {});
@@ -589,11 +577,12 @@ export class Agent {
     return this.editLayer(name, (s) => ({ ...s, deletes: s.deletes.includes(v) ? s.deletes : [...s.deletes, v] }), 'layer-changed');
   }
 
-  updateLayer(name: string, spec: LayerSpec): Promise<LayerInfo> {
+  /** `spec` is unchecked: saving checks it as layer.json and names the field. */
+  updateLayer(name: string, spec: Record<string, unknown>): Promise<LayerInfo> {
     if (spec.name !== name) {
-      return Promise.reject(new StrataError('E_LAYER_INVALID', `renaming "${name}" to "${spec.name}" is not supported yet`, 'Export the layer and import it under the new name.'));
+      return Promise.reject(new StrataError('E_LAYER_INVALID', `renaming "${name}" to "${String(spec.name)}" is not supported yet`, 'Export the layer and import it under the new name.'));
     }
-    return this.editLayer(name, () => spec, 'layer-changed');
+    return this.editLayer(name, () => spec as LayerSpec, 'layer-changed');
   }
 
   validateSpec(spec: unknown): { problems: ReturnType<typeof checkLayerSpec>['problems'] } {

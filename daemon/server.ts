@@ -5,12 +5,12 @@
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
-import { MAX_CONTROL_MESSAGE, Method, Params, ProgressEvent, Request, Response, StateEvent, checkRequest } from '../protocol';
+import { MAX_CONTROL_MESSAGE, Method, Params, ProgressEvent, Request, Response, Result, StateEvent, checkRequest } from '../protocol';
 import { Agent } from './agent';
 import { TeamService } from './team/service';
 import { toErrorInfo } from '../shared/errors';
 
-type Handler<M extends Method> = (p: Params<M>, conn: Conn) => Promise<unknown> | unknown;
+type Handler<M extends Method> = (p: Params<M>, conn: Conn) => Promise<Result<M>> | Result<M>;
 
 interface Conn {
   socket: net.Socket;

@@ -1,3 +1,6 @@
+import * as v from 'valibot';
+import { obj, str } from './schema';
+
 /**
  * Stable error codes. Every error that crosses a boundary (socket, CLI, extension) carries one of
  * these, a message naming what failed, and where useful a hint saying what to do next.
@@ -31,14 +34,16 @@ export const ErrorCodes = [
   'E_INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ErrorCodes)[number];
+export const ErrorCodeSchema = v.picklist(ErrorCodes, 'must be a Strata error code');
 
-export interface ErrorInfo {
-  code: ErrorCode;
-  message: string;
+export const ErrorInfoSchema = obj({
+  code: ErrorCodeSchema,
+  message: str(),
   /** What the user can do about it. */
-  hint?: string;
-}
+  hint: v.optional(str()),
+});
+export type ErrorInfo = v.InferOutput<typeof ErrorInfoSchema>;
 
-export function isErrorCode(v: unknown): v is ErrorCode {
-  return typeof v === 'string' && (ErrorCodes as readonly string[]).includes(v);
+export function isErrorCode(x: unknown): x is ErrorCode {
+  return v.is(ErrorCodeSchema, x);
 }

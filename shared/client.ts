@@ -3,13 +3,13 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
 import { spawn } from 'child_process';
-import { ErrorInfo, Method, Params, ProgressEvent, Result, StateEvent, checkIncoming } from '../protocol';
+import { ErrorInfo, Method, Params, ProgressEvent, Result, StateEvent, checkIncoming, checkResult } from '../protocol';
 import { StrataError } from './errors';
 
 export class AgentClient {
   private socket: net.Socket | null = null;
   private nextId = 1;
-  private pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private pending = new Map<number, { method: Method; resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private buf = '';
   onEvent: (e: StateEvent | ProgressEvent) => void = () => {};
   onClose: () => void = () => {};
@@ -55,8 +55,13 @@ export class AgentClient {
       const p = this.pending.get(msg.id);
       if (!p) continue;
       this.pending.delete(msg.id);
-      if (msg.ok) p.resolve(msg.result);
-      else p.reject(fromInfo(msg.error));
+      if (!msg.ok) {
+        p.reject(fromInfo(msg.error));
+        continue;
+      }
+      const r = checkResult(p.method, msg.result);
+      if (r.ok) p.resolve(r.value);
+      else p.reject(new StrataError(r.error.code, r.error.message, 'The agent may run another version of Strata: restart it with "strata agent stop".'));
     }
   }
 
@@ -65,7 +70,7 @@ export class AgentClient {
     if (!s) return Promise.reject(new StrataError('E_AGENT_UNAVAILABLE', 'not connected to the agent', 'Run "strata agent start".'));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.pending.set(id, { method, resolve: resolve as (v: unknown) => void, reject });
       s.write(JSON.stringify({ id, method, params }) + '\n');
     });
   }

@@ -8,7 +8,7 @@ import * as fsp from 'fs/promises';
 import * as os from 'os';
 import * as path from 'path';
 import * as crypto from 'crypto';
-import { Presence, RegisterWrite, TeamEvent, TeamFile, TeamPeerInfo, TeamStatus } from '../../protocol';
+import { Presence, RegisterWrite, TeamConfig, TeamConfigSchema, TeamEvent, TeamFile, TeamPeerInfo, TeamStatus, eventId, parseJson } from '../../protocol';
 import { Agent } from '../agent';
 import { StrataError } from '../../shared/errors';
 import { writeFileAtomic } from '../atomic';
@@ -18,17 +18,6 @@ import { HlcClock } from './hlc';
 import { deriveKey, readSecretFile } from './auth';
 import { digestLayerDir } from './digest';
 import { loadTeamFile, parseTeamFile } from './teamfile';
-
-interface TeamConfig {
-  format: 1;
-  agentId: string;
-  name: string;
-  teamFile: string;
-  spec: TeamFile;
-  relays: string[];
-  listen: string | null;
-  held: string[];
-}
 
 export function parseListen(spec: string): { host: string; port: number } {
   const m = /^(.+):(\d{1,5})$/.exec(spec);
@@ -83,7 +72,7 @@ export class TeamService {
       return; // not in a team
     }
     try {
-      this.cfg = JSON.parse(text) as TeamConfig;
+      this.cfg = parseJson(TeamConfigSchema, text, this.cfgFile);
       await this.connect();
     } catch (e) {
       this.log(`[team] could not rejoin the team from ${this.cfgFile}: ${(e as Error).message}`);
@@ -229,7 +218,7 @@ export class TeamService {
     const writes = this.state!.writesFor(cfg.spec, { activate: ta, deactivate: td, swap: teamSwap });
     if (!writes.length) return { active: this.agent.activeLayers() }; // the team already has it so
     const ev = await this.decide(writes);
-    return { active: this.agent.activeLayers(), decision: `${ev.origin}:${ev.seq}` };
+    return { active: this.agent.activeLayers(), decision: eventId(ev) };
   }
 
   private async decide(writes: RegisterWrite[], reverts?: string): Promise<TeamEvent> {
@@ -249,7 +238,7 @@ export class TeamService {
       throw new StrataError('E_TEAM_DECISION_UNKNOWN', (e as Error).message, 'See the decisions with "strata team history".');
     }
     const ev = await this.decide(writes, id);
-    return { decision: `${ev.origin}:${ev.seq}`, active: this.agent.activeLayers() };
+    return { decision: eventId(ev), active: this.agent.activeLayers() };
   }
 
   async hold(name: string, hold: boolean): Promise<TeamStatus> {
@@ -457,7 +446,7 @@ export class TeamService {
       const ev = this.lastDecision;
       const agents = [...node.presences.values()].filter((p) => p.active !== null && Date.now() - p.at < stale);
       const applied = 1 + agents.filter((p) => (p.applied[ev.origin] ?? 0) >= ev.seq).length;
-      out.lastDecision = { id: `${ev.origin}:${ev.seq}`, applied, of: agents.length + 1 };
+      out.lastDecision = { id: eventId(ev), applied, of: agents.length + 1 };
     }
     return out;
   }

@@ -8,19 +8,25 @@
  *
  * Pure: no I/O; the clock is injected.
  */
+import * as v from 'valibot';
 import {
+  EventWritesSchema,
   MAX_FRAME,
   RegisterValue,
   RegisterWrite,
   TaggedRegister,
   TeamEvent,
+  TeamEventSchema,
   TeamFile,
-  isHlc,
-  isRegisterKey,
-  isRegisterValue,
+  TeamSnapshot,
+  TeamSnapshotSchema,
+  eventId,
+  isAgentId,
   isTeamEvent,
 } from '../../protocol/team';
 import type { Hlc } from '../../protocol/team';
+import { TEAM_STATE_FORMAT, TeamStateFile, TeamStateFileSchema } from '../../protocol/state';
+import { issueMessage } from '../../protocol/schema';
 import { HlcClock, compareHlc } from './hlc';
 
 export interface Applied {
@@ -30,17 +36,8 @@ export interface Applied {
   changed: boolean;
 }
 
-export interface TeamSnapshot {
-  registers: Record<string, TaggedRegister>;
-  /** Highest contiguous seq seen, per origin. */
-  seen: Record<string, number>;
-  events: TeamEvent[];
-}
-
-/** The id of an event: "origin:seq". */
-export function eventId(ev: { origin: string; seq: number }): string {
-  return `${ev.origin}:${ev.seq}`;
-}
+export { eventId };
+export type { TeamSnapshot };
 
 /** Per origin: every seq up to `upTo` was seen, plus those in `above` (all > upTo + 1). */
 interface SeenEntry {
@@ -48,11 +45,6 @@ interface SeenEntry {
   above: Set<number>;
 }
 
-const STATE_FORMAT = 1;
-
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-const isId = (v: unknown): v is string => typeof v === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(v);
 const has = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
 
 /** A total order on values, used only to break exact tag ties (a forged or corrupt tag) deterministically. */
@@ -110,16 +102,11 @@ function defaultSlotLayer(team: TeamFile, slot: string): string | null {
   return (team.slots[slot] ?? []).find((m) => team.defaults.includes(m)) ?? null;
 }
 
-function checkWrites(writes: unknown, what: string): asserts writes is RegisterWrite[] {
-  if (!Array.isArray(writes)) throw new Error(`${what}: writes must be a list`);
-  if (writes.length === 0) throw new Error(`${what}: an event needs at least one write`);
-  if (writes.length > 64) throw new Error(`${what}: at most 64 writes per event, got ${writes.length}`);
+function checkWrites(writes: RegisterWrite[], what: string): void {
+  const r = v.safeParse(v.object({ writes: EventWritesSchema }), { writes });
+  if (!r.success) throw new Error(issueMessage(r.issues[0], what));
   const keys = new Set<string>();
   for (const w of writes) {
-    if (!isObj(w) || !isRegisterKey(w.key)) throw new Error(`${what}: bad register key ${JSON.stringify(isObj(w) ? w.key : w)} (expected "layer:NAME" or "slot:NAME")`);
-    if (!isRegisterValue(w.key, w.value)) {
-      throw new Error(`${what}: bad value for ${w.key}: ${JSON.stringify(w.value)} (expected ${w.key.startsWith('layer:') ? '{"active": boolean}' : '{"layer": name | null}'})`);
-    }
     if (keys.has(w.key)) throw new Error(`${what}: register ${w.key} written twice in one event`);
     keys.add(w.key);
   }
@@ -142,7 +129,7 @@ export class TeamState {
   private readonly byId = new Map<string, TeamEvent>();
 
   constructor(selfId: string, clock: HlcClock, opts: TeamStateOptions = {}) {
-    if (!isId(selfId)) throw new Error(`team state: agent id ${JSON.stringify(selfId)} is not a valid id`);
+    if (!isAgentId(selfId)) throw new Error(`team state: agent id ${JSON.stringify(selfId)} is not a valid id`);
     if (clock.agent !== selfId) throw new Error(`team state: the clock belongs to "${clock.agent}", not "${selfId}"`);
     const limit = opts.historyLimit ?? 1000;
     if (!Number.isSafeInteger(limit) || limit < 1) throw new Error(`team state: historyLimit must be a positive integer, got ${limit}`);
@@ -286,9 +273,12 @@ export class TeamState {
    */
   local(writes: RegisterWrite[], user: string, host: string, reverts?: string, team?: TeamFile): TeamEvent {
     checkWrites(writes, 'local team event');
-    if (typeof user !== 'string' || user.length > 64) throw new Error('local team event: user must be a string of at most 64 characters');
-    if (typeof host !== 'string' || host.length > 128) throw new Error('local team event: host must be a string of at most 128 characters');
-    if (reverts !== undefined && (typeof reverts !== 'string' || reverts.length > 140)) throw new Error('local team event: reverts must be an event id "origin:seq"');
+    const prev = writes.map((w) => ({ key: w.key, value: this.current(w.key, team) }));
+    const seq = this.nextSeq();
+    const ev: TeamEvent = { origin: this.selfId, seq, tag: this.clock.last(), writes: copyWrites(writes), user, host, prev };
+    if (reverts !== undefined) ev.reverts = reverts;
+    const checked = v.safeParse(TeamEventSchema, ev); // before the clock moves: a refusal changes nothing
+    if (!checked.success) throw new Error(issueMessage(checked.issues[0], 'local team event'));
     // A local decision must take effect: if a written register carries a tag from a clock our HLC
     // refused to follow (too far ahead), catch up with it rather than lose to it.
     const last = this.clock.last();
@@ -296,11 +286,7 @@ export class TeamState {
       const r = this.registers.get(w.key);
       if (r && compareHlc(r.tag, last) >= 0) this.clock.restore(r.tag);
     }
-    const prev = writes.map((w) => ({ key: w.key, value: this.current(w.key, team) }));
-    const seq = this.nextSeq();
-    const ev: TeamEvent = { origin: this.selfId, seq, tag: this.clock.tick(), writes: copyWrites(writes), user, host, prev };
-    if (reverts !== undefined) ev.reverts = reverts;
-    if (!isTeamEvent(ev)) throw new Error(`local team event: invalid event ${JSON.stringify(ev).slice(0, 200)}`);
+    ev.tag = this.clock.tick();
     this.ownSeq = seq;
     this.markSeen(this.selfId, seq);
     this.apply(ev.writes, ev.tag);
@@ -324,12 +310,12 @@ export class TeamState {
    * vector covers, so those need no replay. Throws on malformed input (checkFrame rejects it first).
    */
   mergeSnapshot(s: TeamSnapshot): { changed: boolean; fresh: TeamEvent[] } {
-    if (!isObj(s) || !isObj(s.registers) || !isObj(s.seen) || !Array.isArray(s.events)) throw new Error('malformed team snapshot');
-    for (const [k, r] of Object.entries(s.registers)) {
-      if (!isRegisterKey(k) || !isObj(r) || !isHlc(r.tag) || !isRegisterValue(k, r.value)) throw new Error(`malformed register ${k.slice(0, 80)} in team snapshot`);
+    const checked = v.safeParse(TeamSnapshotSchema, s);
+    if (!checked.success) {
+      const issue = checked.issues[0];
+      const what = { registers: 'register', seen: 'seen entry', events: 'event' }[String(issue.path?.[0]?.key)] ?? 'team snapshot';
+      throw new Error(issueMessage(issue, `malformed ${what} in team snapshot`).slice(0, 300));
     }
-    for (const [k, n] of Object.entries(s.seen)) if (!isId(k) || !isSeq(n)) throw new Error(`malformed seen entry ${k.slice(0, 80)} in team snapshot`);
-    for (const ev of s.events) if (!isTeamEvent(ev)) throw new Error('malformed event in team snapshot');
 
     for (const r of Object.values(s.registers)) this.clock.observe(r.tag);
     for (const ev of s.events) this.clock.observe(ev.tag);
@@ -455,14 +441,14 @@ export class TeamState {
   // ---- persistence -------------------------------------------------------------------------------
 
   /** Everything needed to persist: registers, seen (with out-of-order seqs), own seq, history, clock. */
-  toJSON(): unknown {
+  toJSON(): TeamStateFile {
     const seen: Record<string, { upTo: number; above: number[] }> = {};
     for (const origin of [...this.seen.keys()].sort()) {
       const e = this.seen.get(origin)!;
       seen[origin] = { upTo: e.upTo, above: [...e.above].sort((a, b) => a - b) };
     }
     return {
-      format: STATE_FORMAT,
+      format: TEAM_STATE_FORMAT,
       self: this.selfId,
       seq: this.ownSeq,
       clock: this.clock.last(),
@@ -474,52 +460,29 @@ export class TeamState {
 
   /** Rebuild from toJSON output. Validates everything; throws an Error naming the first problem. */
   static fromJSON(selfId: string, clock: HlcClock, data: unknown, opts: TeamStateOptions = {}): TeamState {
-    const bad = (what: string): never => {
-      throw new Error(`team state: ${what}`);
-    };
-    if (!isObj(data)) return bad('not a JSON object');
-    if (data.format !== STATE_FORMAT) bad(`format must be ${STATE_FORMAT}, got ${JSON.stringify(data.format)}`);
-    if (data.self !== selfId) bad(`it belongs to agent ${JSON.stringify(data.self)}, not "${selfId}"`);
-    if (!isSeq(data.seq)) bad('seq must be a non-negative integer');
-    if (!isHlc(data.clock)) bad('clock must be an HLC timestamp {wall, logical, agent}');
-    if (!isObj(data.registers)) bad('registers must be an object');
-    const registers = data.registers as Record<string, unknown>;
-    for (const [k, r] of Object.entries(registers)) {
-      if (!isRegisterKey(k)) bad(`registers: bad key ${JSON.stringify(String(k).slice(0, 80))}`);
-      if (!isObj(r) || !isHlc(r.tag) || !isRegisterValue(k, r.value)) bad(`registers.${k}: must be {value, tag} with a valid value and tag`);
-    }
-    if (!isObj(data.seen)) bad('seen must be an object');
-    const seen = data.seen as Record<string, unknown>;
-    for (const [origin, e] of Object.entries(seen)) {
-      if (!isId(origin)) bad(`seen: bad origin ${JSON.stringify(String(origin).slice(0, 80))}`);
-      if (!isObj(e) || !isSeq(e.upTo) || !Array.isArray(e.above) || !e.above.every((s) => isSeq(s) && s > (e.upTo as number) + 1)) {
-        bad(`seen.${origin}: must be {upTo, above} with every seq in above greater than upTo + 1`);
-      }
-    }
-    if (!Array.isArray(data.history)) bad('history must be a list');
-    const history = data.history as unknown[];
-    history.forEach((ev, i) => {
-      if (!isTeamEvent(ev)) bad(`history[${i}] is not a valid team event`);
-    });
+    const checked = v.safeParse(TeamStateFileSchema, data);
+    if (!checked.success) throw new Error(issueMessage(checked.issues[0], 'team state'));
+    const { registers, seen, history, ...d } = checked.output;
+    if (d.self !== selfId) throw new Error(`team state: it belongs to agent ${JSON.stringify(d.self)}, not "${selfId}"`);
 
     const st = new TeamState(selfId, clock, opts);
     // Our own persisted timestamp is trusted; stored remote tags pass the drift guard again, as
     // they did on arrival (a peer's absurd wall must not enter the clock through a restart).
-    clock.restore(data.clock as Hlc);
-    for (const [k, r] of Object.entries(registers as Record<string, TaggedRegister>)) {
+    clock.restore(d.clock);
+    for (const [k, r] of Object.entries(registers)) {
       clock.observe(r.tag);
       st.registers.set(k, { value: copyValue(r.value), tag: copyTag(r.tag) });
     }
-    for (const [origin, e] of Object.entries(seen as Record<string, { upTo: number; above: number[] }>)) {
+    for (const [origin, e] of Object.entries(seen)) {
       const entry: SeenEntry = { upTo: e.upTo, above: new Set(e.above) };
       while (entry.above.delete(entry.upTo + 1)) entry.upTo++;
       st.seen.set(origin, entry);
     }
-    for (const ev of history as TeamEvent[]) {
+    for (const ev of history) {
       clock.observe(ev.tag);
       st.record(ev);
     }
-    st.ownSeq = data.seq as number;
+    st.ownSeq = d.seq;
     return st;
   }
 }

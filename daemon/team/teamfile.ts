@@ -1,26 +1,10 @@
 /**
- * Loading strata.team.json: parse, check every field (protocol/team.ts checkTeamFile) plus the slot
- * rules the replicated state relies on, and report all problems at once.
+ * Loading strata.team.json: parse, check every field and the slot rules the replicated state relies
+ * on (protocol/team.ts checkTeamFile), and report all problems at once.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { TEAM_FILE, TeamFile, checkTeamFile } from '../../protocol/team';
-
-/** Problems checkTeamFile does not look for: a layer in two slots, two defaults in one slot. */
-export function slotProblems(team: TeamFile, file: string): string[] {
-  const problems: string[] = [];
-  const owner = new Map<string, string>();
-  for (const s of Object.keys(team.slots).sort()) {
-    for (const n of team.slots[s]) {
-      const o = owner.get(n);
-      if (o !== undefined && o !== s) problems.push(`${file}: slots.${s}: "${n}" is already in slot ${o}; a layer belongs to one slot at most`);
-      else owner.set(n, s);
-    }
-    const defaults = team.slots[s].filter((n, i, all) => team.defaults.includes(n) && all.indexOf(n) === i);
-    if (defaults.length > 1) problems.push(`${file}: defaults: ${defaults.map((n) => `"${n}"`).join(' and ')} are all in slot ${s}; only one can be active`);
-  }
-  return problems;
-}
 
 /** Read and check a team file; the Error lists every problem, each naming the file and field. */
 export function loadTeamFile(file: string): TeamFile {
@@ -42,8 +26,7 @@ export function parseTeamFile(text: string, file: string): TeamFile {
     throw new Error(`team file ${file} is not valid JSON: ${(e as Error).message}`);
   }
   const { team, problems } = checkTeamFile(raw, file);
-  if (team) problems.push(...slotProblems(team, file));
-  if (!team || problems.length) {
+  if (!team) {
     throw new Error(`team file ${file} has ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
   }
   return team;

@@ -1,7 +1,7 @@
 /** Team commands: join (secret from SecretStorage), leave, history, revert. */
 import * as os from 'os';
 import * as vscode from 'vscode';
-import { TeamEvent } from '../../protocol';
+import { TeamEvent, eventId } from '../../protocol';
 import { COMMANDS, secretKey } from '../constants';
 import { Ctx } from '../ctx';
 import { showActions } from '../errors';
@@ -17,10 +17,6 @@ export function describeWrites(ev: TeamEvent): string {
     if ('layer' in w.value) return w.value.layer ? `slot ${name} → ${w.value.layer}` : `slot ${name} cleared`;
     return w.key;
   }).join(', ');
-}
-
-export function eventId(ev: TeamEvent): string {
-  return `${ev.origin}:${ev.seq}`;
 }
 
 interface EventPick extends vscode.QuickPickItem {

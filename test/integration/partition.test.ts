@@ -27,7 +27,7 @@ import { AgentClient } from '../../shared/client';
 import { socketPath } from '../../shared/paths';
 import { digestLayerDir } from '../../daemon/team/digest';
 import { compareHlc } from '../../daemon/team/hlc';
-import { Hlc, Method, TeamEvent, TeamStatus } from '../../protocol';
+import { Hlc, Method, TeamEvent, TeamStatus, eventId } from '../../protocol';
 import { mulberry32 } from '../prng';
 
 const N = 5;
@@ -98,7 +98,7 @@ interface AgentBox {
   client: AgentClient | null;
 }
 
-const eventKey = (e: { origin: string; seq: number }) => `${e.origin}:${e.seq}`;
+const eventKey = eventId;
 function compareEvents(a: TeamEvent, b: TeamEvent): number {
   const c = compareHlc(a.tag, b.tag);
   if (c !== 0) return c;

@@ -10,7 +10,7 @@ import { spawn } from 'child_process';
 import { Env, makeEnv, writeTree } from './helpers';
 import { Relay, eventually, startRelay, writeSecret } from './team-helpers';
 import { digestLayerDir } from '../../daemon/team/digest';
-import { TeamStatus } from '../../protocol';
+import { TeamStatus, eventId } from '../../protocol';
 
 const read = (p: string): string | null => {
   try {
@@ -126,7 +126,7 @@ describe('team: activations relayed between agents', function () {
     await a.ok('activate', 'node18');
     await eventually('B on node 18', () => node(b) === NODE18);
     const h = await b.json<{ origin: string; seq: number }[]>('team', 'history');
-    const id = `${h[h.length - 1].origin}:${h[h.length - 1].seq}`;
+    const id = eventId(h[h.length - 1]);
     await b.ok('team', 'revert', id);
     await eventually('A back to system', () => node(a) === '#!/bin/sh\necho system\n');
   });

@@ -469,7 +469,7 @@ describe('team state: persistence', () => {
     const cases: [unknown, RegExp][] = [
       [null, /not a JSON object/],
       [[], /not a JSON object/],
-      [{ ...good(), format: 2 }, /format must be 1/],
+      [{ ...good(), format: 2 }, /format: must be 1, got 2/],
       [{ ...good(), self: 'other' }, /belongs to agent "other"/],
       [{ ...good(), seq: -1 }, /seq/],
       [{ ...good(), clock: { wall: 'x' } }, /clock/],
@@ -479,7 +479,7 @@ describe('team state: persistence', () => {
       [{ ...good(), seen: { x: { upTo: 3, above: [2] } } }, /seen.x/],
       [{ ...good(), seen: { x: 5 } }, /seen.x/],
       [{ ...good(), history: [{ origin: 'x' }] }, /history\[0\]/],
-      [{ ...good(), history: 'none' }, /history must be a list/],
+      [{ ...good(), history: 'none' }, /history: must be a list/],
     ];
     for (const [d, re] of cases) assert.throws(() => load(d), (e: Error) => re.test(e.message) && e.message.startsWith('team state: '), JSON.stringify(d).slice(0, 120));
     assert.doesNotThrow(() => load(good()));
