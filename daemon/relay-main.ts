@@ -7,11 +7,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
-import { ErrorInfo } from '../protocol';
+import { RelayReport } from '../protocol';
 import { StrataError } from '../shared/errors';
 import { runRelay } from './team/relay';
-
-export type RelayReport = { ready: { url: string; id: string } } | { error: ErrorInfo };
 
 function log(m: string): void {
   process.stderr.write(`${new Date().toISOString()} ${m}\n`);

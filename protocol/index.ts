@@ -5,3 +5,4 @@ export * from './team';
 export * from './state';
 export type { Issue } from './schema';
 export { issueField, issueMessage, parseJson, parseValue, utf8Length } from './schema';
+export * from './relay';

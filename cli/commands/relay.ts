@@ -1,18 +1,11 @@
 /** relay: checks its flags here, then runs the relay process (dist/relay.js) in the foreground. */
 import * as path from 'path';
-import { ErrorInfo } from '../../protocol';
+import { isRelayReport } from '../../protocol';
 import { fromInfo } from '../../shared/client';
 import { Command } from '../command';
 import { runForeground } from '../foreground';
 import { reportError } from '../output';
 
-/** What dist/relay.js reports over its IPC channel (daemon/relay-main.ts). */
-type RelayReport = { ready: { url: string; id: string } } | { error: ErrorInfo };
-
-function isReport(m: unknown): m is RelayReport {
-  const r = m as Record<string, { url?: unknown; code?: unknown } | undefined> | null;
-  return !!r && typeof r === 'object' && (typeof r.ready?.url === 'string' || typeof r.error?.code === 'string');
-}
 
 export const relayCommands: Command[] = [
   {
@@ -39,7 +32,7 @@ export const relayCommands: Command[] = [
       }
       return runForeground(path.join(ctx.dist, 'relay.js'), args, {
         onMessage: (m) => {
-          if (!isReport(m)) return;
+          if (!isRelayReport(m)) return;
           if ('ready' in m) ctx.print({ url: m.ready.url, id: m.ready.id }, `relay ${m.ready.id} listening on ${m.ready.url}`);
           else reportError(fromInfo(m.error)); // the relay then exits with status 1
         },
