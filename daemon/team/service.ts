@@ -144,8 +144,8 @@ export class TeamService {
     if (this.cfg) {
       throw new StrataError('E_BAD_REQUEST', `already in team "${this.cfg.spec.team}"`, 'Run "strata team leave" first.');
     }
-    this.agent.assertOutsideViews(p.secretFile, 'secret file');
-    if (p.teamText === undefined) this.agent.assertOutsideViews(p.teamFile, 'team file');
+    this.agent.views.assertOutside(p.secretFile, 'secret file');
+    if (p.teamText === undefined) this.agent.views.assertOutside(p.teamFile, 'team file');
     let spec: TeamFile;
     try {
       spec = p.teamText !== undefined ? parseTeamFile(p.teamText, p.teamFile) : loadTeamFile(p.teamFile);
@@ -214,10 +214,10 @@ export class TeamService {
       throw new StrataError('E_BAD_REQUEST', `cannot swap team layer and personal layer (${op.swap.join(' → ')}) in one step`, 'Use activate and deactivate.');
     }
     const teamSwap = op.swap && this.isTeamLayer(op.swap[0]) ? op.swap : undefined;
-    let result: { active: string[]; decision?: string } = { active: this.agent.activeLayers() };
-    if (op.swap && !teamSwap) result = await this.agent.swap(op.swap[0], op.swap[1]);
-    if (personal(op.activate).length) result = await this.agent.activate(personal(op.activate));
-    if (personal(op.deactivate).length) result = await this.agent.deactivate(personal(op.deactivate), op.force ?? false);
+    let result: { active: string[]; decision?: string } = { active: this.agent.switch.active() };
+    if (op.swap && !teamSwap) result = await this.agent.switch.swap(op.swap[0], op.swap[1]);
+    if (personal(op.activate).length) result = await this.agent.switch.activate(personal(op.activate));
+    if (personal(op.deactivate).length) result = await this.agent.switch.deactivate(personal(op.deactivate), op.force ?? false);
     const ta = teamOf(op.activate);
     const td = teamOf(op.deactivate);
     if (!ta.length && !td.length && !teamSwap) return result;
@@ -227,9 +227,9 @@ export class TeamService {
     const affected = [...new Set([...ta, ...td, ...(teamSwap ?? [])].flatMap(slotMates))];
     if (opts.whenIdle) await this.waitIdle(affected, opts.timeoutMs ?? 60000);
     const writes = this.state!.writesFor(cfg.spec, { activate: ta, deactivate: td, swap: teamSwap });
-    if (!writes.length) return { active: this.agent.activeLayers() }; // the team already has it so
+    if (!writes.length) return { active: this.agent.switch.active() }; // the team already has it so
     const ev = await this.decide(writes);
-    return { active: this.agent.activeLayers(), decision: `${ev.origin}:${ev.seq}` };
+    return { active: this.agent.switch.active(), decision: `${ev.origin}:${ev.seq}` };
   }
 
   private async decide(writes: RegisterWrite[], reverts?: string): Promise<TeamEvent> {
@@ -249,7 +249,7 @@ export class TeamService {
       throw new StrataError('E_TEAM_DECISION_UNKNOWN', (e as Error).message, 'See the decisions with "strata team history".');
     }
     const ev = await this.decide(writes, id);
-    return { decision: `${ev.origin}:${ev.seq}`, active: this.agent.activeLayers() };
+    return { decision: `${ev.origin}:${ev.seq}`, active: this.agent.switch.active() };
   }
 
   async hold(name: string, hold: boolean): Promise<TeamStatus> {
@@ -275,7 +275,7 @@ export class TeamService {
 
   private busyPeers(layers: string[]): string[] {
     const out: string[] = [];
-    const local = this.agent.busyLayers(layers);
+    const local = this.agent.switch.busy(layers);
     if (local.length) out.push(`this agent (${local.join(', ')})`);
     for (const p of this.node?.presences.values() ?? []) {
       const b = p.busy.filter((n) => layers.includes(n));
@@ -306,7 +306,7 @@ export class TeamService {
       await this.persist();
       const seen = state.seenVector();
       const desired = state.desiredActive(cfg.spec);
-      const { missing } = await this.agent.applyTeamSet(this.teamLayers(), desired, cfg.held, `team-${reason}`);
+      const { missing } = await this.agent.switch.applyTeamSet(this.teamLayers(), desired, cfg.held, `team-${reason}`);
       this.applied = seen;
       await this.refreshDigests();
       this.node?.announce();
@@ -320,7 +320,7 @@ export class TeamService {
 
   private async refreshDigests(): Promise<void> {
     for (const n of this.teamLayers()) {
-      if (!this.agent.hasLayer(n)) this.digests.delete(n);
+      if (!this.agent.catalog.has(n)) this.digests.delete(n);
       else if (!this.digests.has(n)) this.digests.set(n, await digestLayerDir(this.agent.store.dir(n)));
     }
   }
@@ -331,10 +331,10 @@ export class TeamService {
     return {
       user: cfg?.name ?? os.userInfo().username,
       host: os.hostname(),
-      active: this.agent.activeLayers(),
+      active: this.agent.switch.active(),
       held: cfg?.held ?? [],
       applied: this.applied,
-      busy: this.agent.busyLayers(team),
+      busy: this.agent.switch.busy(team),
       has: Object.fromEntries([...this.digests.entries()].filter(([n]) => team.includes(n))),
     };
   }
@@ -346,7 +346,7 @@ export class TeamService {
     const dir = path.join(this.home, 'exports');
     await fsp.mkdir(dir, { recursive: true });
     const file = path.join(dir, `${layer}-${digest.replace(/^sha256:/, '').slice(0, 16)}.tar.gz`);
-    if (!fs.existsSync(file)) await this.agent.exportLayer(layer, file);
+    if (!fs.existsSync(file)) await this.agent.layers.exportTo(layer, file);
     const fh = await fsp.open(file, 'r');
     try {
       const total = (await fh.stat()).size;
@@ -395,11 +395,11 @@ export class TeamService {
         }
         const archive = part.replace(/\.part$/, '');
         await fsp.rename(part, archive);
-        const spec = await this.agent.importLayer(archive);
+        const spec = await this.agent.layers.importFrom(archive);
         const got = await digestLayerDir(this.agent.store.dir(spec.name));
         await fsp.rm(archive, { force: true });
         if (spec.name !== layer || got !== digest) {
-          await this.agent.removeLayer(spec.name).catch(() => {});
+          await this.agent.layers.remove(spec.name).catch(() => {});
           this.log(`[team] ${layer} from ${source.agent} did not match the team file (${got}); discarded`);
           continue;
         }
@@ -448,7 +448,7 @@ export class TeamService {
       listen: this.listenPort() !== null ? `${parseListen(this.opts.listenOverride ?? cfg.listen!).host}:${this.listenPort()}` : null,
       teamFile: cfg.teamFile,
       desired,
-      drift: driftOf(this.agent.activeLayers()),
+      drift: driftOf(this.agent.switch.active()),
       held: cfg.held,
       peers,
       pulling: [...this.pulling.entries()].map(([layer, p]) => ({ layer, ...p })),
