@@ -6,7 +6,7 @@
  * when delivered twice or out of order. Merging is commutative, associative and idempotent, so all
  * replicas that have seen the same events hold the same registers.
  *
- * Pure: no I/O; the clock is injected.
+ * Pure: no I/O; the clock is injected. team-state.json (its format and checks) is statefile.ts.
  */
 import {
   MAX_FRAME,
@@ -22,6 +22,7 @@ import {
 } from '../../protocol/team';
 import type { Hlc } from '../../protocol/team';
 import { HlcClock, compareHlc } from './hlc';
+import { SeenSet } from './seen';
 
 export interface Applied {
   /** First time this (origin, seq) was seen. */
@@ -42,17 +43,20 @@ export function eventId(ev: { origin: string; seq: number }): string {
   return `${ev.origin}:${ev.seq}`;
 }
 
-/** Per origin: every seq up to `upTo` was seen, plus those in `above` (all > upTo + 1). */
-interface SeenEntry {
-  upTo: number;
-  above: Set<number>;
+/** What team-state.json holds (statefile.ts checks it before restore). */
+export interface SavedTeamState {
+  format: 1;
+  self: string;
+  seq: number;
+  clock: Hlc;
+  registers: Record<string, TaggedRegister>;
+  seen: Record<string, { upTo: number; above: number[] }>;
+  history: TeamEvent[];
 }
 
-const STATE_FORMAT = 1;
-
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-const isId = (v: unknown): v is string => typeof v === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(v);
+export const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+export const isSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+export const isId = (v: unknown): v is string => typeof v === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(v);
 const has = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
 
 /** A total order on values, used only to break exact tag ties (a forged or corrupt tag) deterministically. */
@@ -135,7 +139,7 @@ export class TeamState {
   registers = new Map<string, TaggedRegister>();
   private readonly clock: HlcClock;
   private readonly historyLimit: number;
-  private readonly seen = new Map<string, SeenEntry>();
+  private readonly seen = new SeenSet();
   private ownSeq = 0;
   /** Sorted by (tag, origin, seq): oldest first. */
   private events: TeamEvent[] = [];
@@ -155,53 +159,17 @@ export class TeamState {
 
   /** Has (origin, seq) been seen? */
   hasSeen(origin: string, seq: number): boolean {
-    const e = this.seen.get(origin);
-    return !!e && (seq <= e.upTo || e.above.has(seq));
-  }
-
-  /** Record (origin, seq) as seen; false if it already was. */
-  private markSeen(origin: string, seq: number): boolean {
-    let e = this.seen.get(origin);
-    if (!e) this.seen.set(origin, (e = { upTo: 0, above: new Set() }));
-    if (seq <= e.upTo || e.above.has(seq)) return false;
-    if (seq === e.upTo + 1) {
-      e.upTo = seq;
-      while (e.above.delete(e.upTo + 1)) e.upTo++;
-    } else {
-      e.above.add(seq);
-    }
-    return true;
-  }
-
-  /** A peer has seen 1..n from origin (and its registers hold their effects). */
-  private markSeenUpTo(origin: string, n: number): void {
-    let e = this.seen.get(origin);
-    if (!e) this.seen.set(origin, (e = { upTo: 0, above: new Set() }));
-    if (n <= e.upTo) return;
-    e.upTo = n;
-    for (const s of e.above) if (s <= n) e.above.delete(s);
-    while (e.above.delete(e.upTo + 1)) e.upTo++;
+    return this.seen.has(origin, seq);
   }
 
   /** Highest contiguous seq seen per origin (the "applied" vector sent in presence). */
   seenVector(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const origin of [...this.seen.keys()].sort()) {
-      const n = this.seen.get(origin)!.upTo;
-      if (n > 0) out[origin] = n;
-    }
-    return out;
+    return this.seen.vector();
   }
 
   /** The next local seq: above anything of ours seen anywhere (so a lost state file cannot reuse a seq peers already hold). */
   private nextSeq(): number {
-    let top = this.ownSeq;
-    const e = this.seen.get(this.selfId);
-    if (e) {
-      top = Math.max(top, e.upTo);
-      for (const s of e.above) if (s > top) top = s;
-    }
-    return top + 1;
+    return Math.max(this.ownSeq, this.seen.highest(this.selfId)) + 1;
   }
 
   // ---- registers ---------------------------------------------------------------------------------
@@ -302,7 +270,7 @@ export class TeamState {
     if (reverts !== undefined) ev.reverts = reverts;
     if (!isTeamEvent(ev)) throw new Error(`local team event: invalid event ${JSON.stringify(ev).slice(0, 200)}`);
     this.ownSeq = seq;
-    this.markSeen(this.selfId, seq);
+    this.seen.mark(this.selfId, seq);
     this.apply(ev.writes, ev.tag);
     this.record(ev);
     return copyEvent(ev);
@@ -312,7 +280,7 @@ export class TeamState {
   receive(ev: TeamEvent): Applied {
     if (!isTeamEvent(ev)) throw new Error(`malformed team event ${JSON.stringify(ev).slice(0, 200)}`);
     this.clock.observe(ev.tag);
-    if (!this.markSeen(ev.origin, ev.seq)) return { fresh: false, changed: false };
+    if (!this.seen.mark(ev.origin, ev.seq)) return { fresh: false, changed: false };
     const changed = this.apply(ev.writes, ev.tag);
     this.record(ev);
     return { fresh: true, changed };
@@ -337,7 +305,7 @@ export class TeamState {
     let changed = false;
     const fresh: TeamEvent[] = [];
     for (const ev of [...s.events].sort(compareEvents)) {
-      if (this.markSeen(ev.origin, ev.seq)) {
+      if (this.seen.mark(ev.origin, ev.seq)) {
         if (this.apply(ev.writes, ev.tag)) changed = true;
         fresh.push(copyEvent(ev));
       }
@@ -349,7 +317,7 @@ export class TeamState {
       if (!cur || !sameValue(cur.value, r.value)) changed = true;
       this.registers.set(key, { value: copyValue(r.value), tag: copyTag(r.tag) });
     }
-    for (const [origin, n] of Object.entries(s.seen)) this.markSeenUpTo(origin, n);
+    for (const [origin, n] of Object.entries(s.seen)) this.seen.markUpTo(origin, n);
     return { changed, fresh };
   }
 
@@ -452,74 +420,37 @@ export class TeamState {
     return [...writes].map(([key, value]) => ({ key, value }));
   }
 
-  // ---- persistence -------------------------------------------------------------------------------
+  // ---- persistence ------------------------------------------------------------------------------
 
   /** Everything needed to persist: registers, seen (with out-of-order seqs), own seq, history, clock. */
-  toJSON(): unknown {
-    const seen: Record<string, { upTo: number; above: number[] }> = {};
-    for (const origin of [...this.seen.keys()].sort()) {
-      const e = this.seen.get(origin)!;
-      seen[origin] = { upTo: e.upTo, above: [...e.above].sort((a, b) => a - b) };
-    }
+  toJSON(): SavedTeamState {
     return {
-      format: STATE_FORMAT,
+      format: 1,
       self: this.selfId,
       seq: this.ownSeq,
       clock: this.clock.last(),
       registers: this.snapshot({ maxEvents: 0 }).registers,
-      seen,
+      seen: this.seen.toJSON(),
       history: this.history(),
     };
   }
 
-  /** Rebuild from toJSON output. Validates everything; throws an Error naming the first problem. */
-  static fromJSON(selfId: string, clock: HlcClock, data: unknown, opts: TeamStateOptions = {}): TeamState {
-    const bad = (what: string): never => {
-      throw new Error(`team state: ${what}`);
-    };
-    if (!isObj(data)) return bad('not a JSON object');
-    if (data.format !== STATE_FORMAT) bad(`format must be ${STATE_FORMAT}, got ${JSON.stringify(data.format)}`);
-    if (data.self !== selfId) bad(`it belongs to agent ${JSON.stringify(data.self)}, not "${selfId}"`);
-    if (!isSeq(data.seq)) bad('seq must be a non-negative integer');
-    if (!isHlc(data.clock)) bad('clock must be an HLC timestamp {wall, logical, agent}');
-    if (!isObj(data.registers)) bad('registers must be an object');
-    const registers = data.registers as Record<string, unknown>;
-    for (const [k, r] of Object.entries(registers)) {
-      if (!isRegisterKey(k)) bad(`registers: bad key ${JSON.stringify(String(k).slice(0, 80))}`);
-      if (!isObj(r) || !isHlc(r.tag) || !isRegisterValue(k, r.value)) bad(`registers.${k}: must be {value, tag} with a valid value and tag`);
-    }
-    if (!isObj(data.seen)) bad('seen must be an object');
-    const seen = data.seen as Record<string, unknown>;
-    for (const [origin, e] of Object.entries(seen)) {
-      if (!isId(origin)) bad(`seen: bad origin ${JSON.stringify(String(origin).slice(0, 80))}`);
-      if (!isObj(e) || !isSeq(e.upTo) || !Array.isArray(e.above) || !e.above.every((s) => isSeq(s) && s > (e.upTo as number) + 1)) {
-        bad(`seen.${origin}: must be {upTo, above} with every seq in above greater than upTo + 1`);
-      }
-    }
-    if (!Array.isArray(data.history)) bad('history must be a list');
-    const history = data.history as unknown[];
-    history.forEach((ev, i) => {
-      if (!isTeamEvent(ev)) bad(`history[${i}] is not a valid team event`);
-    });
-
-    const st = new TeamState(selfId, clock, opts);
+  /** Rebuild from a saved state that statefile.ts has checked. */
+  static restore(clock: HlcClock, saved: SavedTeamState, opts: TeamStateOptions = {}): TeamState {
+    const st = new TeamState(saved.self, clock, opts);
     // Our own persisted timestamp is trusted; stored remote tags pass the drift guard again, as
     // they did on arrival (a peer's absurd wall must not enter the clock through a restart).
-    clock.restore(data.clock as Hlc);
-    for (const [k, r] of Object.entries(registers as Record<string, TaggedRegister>)) {
+    clock.restore(saved.clock);
+    for (const [k, r] of Object.entries(saved.registers)) {
       clock.observe(r.tag);
       st.registers.set(k, { value: copyValue(r.value), tag: copyTag(r.tag) });
     }
-    for (const [origin, e] of Object.entries(seen as Record<string, { upTo: number; above: number[] }>)) {
-      const entry: SeenEntry = { upTo: e.upTo, above: new Set(e.above) };
-      while (entry.above.delete(entry.upTo + 1)) entry.upTo++;
-      st.seen.set(origin, entry);
-    }
-    for (const ev of history as TeamEvent[]) {
+    for (const [origin, e] of Object.entries(saved.seen)) st.seen.restore(origin, e);
+    for (const ev of saved.history) {
       clock.observe(ev.tag);
       st.record(ev);
     }
-    st.ownSeq = data.seq as number;
+    st.ownSeq = saved.seq;
     return st;
   }
 }

@@ -97,6 +97,21 @@ describe('team: activations relayed between agents', function () {
     assert.strictEqual(last.user, 'bob');
   });
 
+  it('switches personal and team layers named together: personal ones here only, team ones for everyone', async () => {
+    writeTree(path.join(shared, 'tools'), { 'opt/tools/tool': 'tool\n' });
+    await a.ok('layer', 'create', 'tools', '--from', path.join(shared, 'tools'));
+    const r = await a.json<{ active: string[]; decision?: string }>('activate', 'tools', 'node18');
+    assert.deepStrictEqual([...r.active].sort(), ['node18', 'tools']);
+    assert.match(r.decision ?? '', /^alice-[0-9a-f]{8}:\d+$/);
+    await eventually('B on node 18', () => node(b) === NODE18);
+    assert.deepStrictEqual((await b.json<{ active: string[] }>('status')).active, ['node18']);
+    const d = await a.json<{ active: string[]; decision?: string }>('deactivate', 'tools');
+    assert.deepStrictEqual(d.active, ['node18']);
+    assert.strictEqual(d.decision, undefined, 'a personal switch makes no team decision');
+    await a.ok('swap', 'node18', 'node20');
+    await eventually('B on node 20', () => node(b) === NODE20);
+  });
+
   it('lets a late joiner catch up, pulling the layer it lacks and verifying it', async () => {
     c = await agent(['node18']);
     await c.ok('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, '--name', 'carol');
