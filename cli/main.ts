@@ -159,6 +159,7 @@ async function run(argv: string[]): Promise<number> {
       const tls = cert && tlsKey ? { cert: fs.readFileSync(cert), key: fs.readFileSync(tlsKey) } : undefined;
       relay = await runRelay({ listen, secretFile: path.resolve(secretFile), team: str(flags, '--team'), stateFile: str(flags, '--state-file'), tls, log });
     } catch (e) {
+      if (e instanceof StrataError) throw e; // E_TEAM_LISTEN, or a malformed --listen
       throw new StrataError('E_TEAM_SECRET', (e as Error).message, 'Check --listen and the secret file (chmod 600).');
     }
     print({ url: relay.url, id: relay.node.id }, `relay ${relay.node.id} listening on ${relay.url}`);

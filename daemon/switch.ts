@@ -68,7 +68,7 @@ export class LocalSwitch {
       const old = this.o.catalog.require(oldName);
       const next = await this.o.catalog.requireValid(newName);
       if (!this.isActive(oldName)) {
-        throw new StrataError('E_LAYER_UNKNOWN', `layer "${oldName}" is not active`, `Activate "${newName}" directly with "strata activate ${newName}".`);
+        throw new StrataError('E_LAYER_INACTIVE', `layer "${oldName}" is not active`, `Activate "${newName}" directly with "strata activate ${newName}".`);
       }
       this.refuseIfBusy([oldName]);
       const set = this.o.state.data.active.filter((n) => n !== oldName);

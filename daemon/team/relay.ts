@@ -9,7 +9,7 @@ import { TeamState } from './state';
 import { loadTeamState, saveTeamState } from './statefile';
 import { HlcClock } from './hlc';
 import { deriveKey, readSecretFile } from './auth';
-import { parseListen } from './config';
+import { listenError, parseListen } from './config';
 
 export async function runRelay(opts: {
   listen: string;
@@ -48,7 +48,11 @@ export async function runRelay(opts: {
       presence: () => ({ user: 'relay', host: os.hostname(), active: null, held: [], applied: state.seenVector(), busy: [], has: {} }),
     },
   });
-  await node.start();
+  try {
+    await node.start();
+  } catch (e) {
+    throw listenError(opts.listen, e);
+  }
   const url = `${opts.tls ? 'wss' : 'ws'}://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${node.port}`;
   return { node, url, stop: () => node.stop() };
 }

@@ -19,7 +19,7 @@ import { loadTeamState, saveTeamState } from './statefile';
 import { HlcClock } from './hlc';
 import { deriveKey, readSecretFile } from './auth';
 import { loadTeamFile, parseTeamFile } from './teamfile';
-import { TeamConfig, parseListen, readConfig, writeConfig } from './config';
+import { TeamConfig, listenError, parseListen, readConfig, writeConfig } from './config';
 import { LayerPulls } from './pull';
 import { teamStatus } from './status';
 
@@ -93,7 +93,7 @@ export class TeamService {
     this.node = null;
   }
 
-  /** Load the replicated state and start the node. */
+  /** Load the replicated state and start the node; a --listen address that cannot be served is E_TEAM_LISTEN. */
   private async connect(secret: Buffer): Promise<void> {
     const cfg = this.cfg!;
     const clock = new HlcClock(cfg.agentId);
@@ -122,7 +122,11 @@ export class TeamService {
         readChunk: (layer, digest, offset, length) => this.pulls.readChunk(layer, digest, offset, length),
       },
     });
-    await this.node.start();
+    try {
+      await this.node.start();
+    } catch (e) {
+      throw listen ? listenError(listen, e) : e;
+    }
     if (listen) this.log(`[team] accepting peers on ${parseListen(listen).host}:${this.node.port}`);
     void this.onStateChanged('start');
   }
@@ -138,7 +142,7 @@ export class TeamService {
 
   async join(p: { url: string; secretFile: string; name?: string; teamFile: string; teamText?: string; listen?: string }): Promise<TeamStatus> {
     if (this.cfg) {
-      throw new StrataError('E_BAD_REQUEST', `already in team "${this.cfg.spec.team}"`, 'Run "strata team leave" first.');
+      throw new StrataError('E_TEAM_JOINED', `already in team "${this.cfg.spec.team}"`, 'Run "strata team leave" first.');
     }
     this.agent.views.assertOutside(p.secretFile, 'secret file');
     if (p.teamText === undefined) this.agent.views.assertOutside(p.teamFile, 'team file');
@@ -162,10 +166,18 @@ export class TeamService {
     const name = p.name ?? os.userInfo().username;
     const safe = name.replace(/[^A-Za-z0-9._-]/g, '').slice(0, 24) || 'agent';
     const agentId = `${safe}-${crypto.randomBytes(4).toString('hex')}`;
-    await writeFileAtomic(this.secretFile, secret.toString('utf8'), 0o600);
     this.cfg = { format: 1, agentId, name, teamFile: path.resolve(p.teamFile), spec, relays: urls, listen: p.listen ?? null, held: [] };
+    try {
+      await this.connect(secret);
+    } catch (e) {
+      // Nothing is saved until the node runs: a failed join leaves this agent out of any team.
+      await this.stop();
+      this.cfg = null;
+      this.state = null;
+      throw e;
+    }
+    await writeFileAtomic(this.secretFile, secret.toString('utf8'), 0o600);
     await writeConfig(this.cfgFile, this.cfg);
-    await this.connect(secret);
     this.agent.emit('team-joined');
     return this.status();
   }

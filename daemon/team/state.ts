@@ -21,6 +21,7 @@ import {
   isTeamEvent,
 } from '../../protocol/team';
 import type { Hlc } from '../../protocol/team';
+import { StrataError } from '../../shared/errors';
 import { HlcClock, compareHlc } from './hlc';
 import { SeenSet } from './seen';
 
@@ -382,8 +383,8 @@ export class TeamState {
    * writes slot:S={layer}; deactivating the slot's current layer writes slot:S={layer:null} (a
    * layer not current in its slot is already inactive: no write); other layers write layer:NAME.
    * A swap within a slot is one slot write. Throws for a layer not in the team file, a layer both
-   * activated and deactivated, or two layers of one slot activated together. May return [] (nothing
-   * to do): do not make an event of that.
+   * activated and deactivated, or two layers of one slot activated together (E_TEAM_SLOT: the
+   * user's mistake). May return [] (nothing to do): do not make an event of that.
    */
   writesFor(team: TeamFile, op: { activate?: string[]; deactivate?: string[]; swap?: [string, string] }): RegisterWrite[] {
     const act = [...(op.activate ?? [])];
@@ -402,7 +403,9 @@ export class TeamState {
     for (const n of new Set(act)) {
       for (const s of slotsOf(team, n)) {
         const other = claimed.get(s);
-        if (other !== undefined) throw new Error(`"${other}" and "${n}" are both in slot ${s}: only one of them can be active`);
+        if (other !== undefined) {
+          throw new StrataError('E_TEAM_SLOT', `"${other}" and "${n}" are both in slot ${s}: only one of them can be active`, `Name one layer of slot ${s}.`);
+        }
         claimed.set(s, n);
       }
     }

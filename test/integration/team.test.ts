@@ -112,6 +112,38 @@ describe('team: activations relayed between agents', function () {
     await eventually('B on node 20', () => node(b) === NODE20);
   });
 
+  it('names the user\'s team mistakes with their own codes', async () => {
+    const slot = await a.cli('activate', 'node18', 'node20');
+    assert.strictEqual(slot.code, 1);
+    assert.match(slot.stderr, /E_TEAM_SLOT: "node18" and "node20" are both in slot node/);
+    const mixed = await a.cli('swap', 'node20', 'tools');
+    assert.match(mixed.stderr, /E_BAD_REQUEST: cannot swap team layer and personal layer/);
+    const again = await a.cli('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile);
+    assert.strictEqual(again.code, 1);
+    assert.match(again.stderr, /E_TEAM_JOINED: already in team "acme"/);
+    assert.match(again.stderr, /strata team leave/);
+  });
+
+  it('says a busy --listen port is in use (join --listen, agent start --listen, relay), and joins nothing', async () => {
+    const port = new URL(relay.url).port; // the relay holds it
+    const busy = `127.0.0.1:${port}`;
+    const d = makeEnv('strata-team-');
+    agents.push(d);
+    const join = (...extra: string[]) => d.cli('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, ...extra);
+    const r = await join('--listen', busy);
+    assert.strictEqual(r.code, 1);
+    assert.match(r.stderr, new RegExp(`E_TEAM_LISTEN: cannot listen on ${busy}: port ${port} is in use`));
+    assert.match(r.stderr, new RegExp(`Stop what uses port ${port}`));
+    assert.deepStrictEqual(await d.json<TeamStatus>('team', 'status'), { joined: false });
+    assert.ok(!fs.existsSync(path.join(d.home, 'team.json')), 'a failed join saves no membership');
+    await d.ok('agent', 'stop');
+    await d.ok('agent', 'start', '--listen', busy);
+    assert.match((await join()).stderr, /E_TEAM_LISTEN: .* is in use/);
+    const rl = await d.cli('relay', '--listen', busy, '--secret-file', secret);
+    assert.strictEqual(rl.code, 1);
+    assert.match(rl.stderr, /E_TEAM_LISTEN: .* is in use/);
+  });
+
   it('lets a late joiner catch up, pulling the layer it lacks and verifying it', async () => {
     c = await agent(['node18']);
     await c.ok('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, '--name', 'carol');

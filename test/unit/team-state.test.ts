@@ -283,6 +283,7 @@ describe('team state: the active set and slots', () => {
       assert.throws(() => s.writesFor(TEAM, { activate: ['nope'] }), /"nope" is not a layer of team acme/);
       assert.throws(() => s.writesFor(TEAM, { activate: ['docs'], deactivate: ['docs'] }), /activate and deactivate "docs"/);
       assert.throws(() => s.writesFor(TEAM, { activate: ['node20', 'node22'] }), /both in slot node/);
+      assert.throws(() => s.writesFor(TEAM, { activate: ['node20', 'node22'] }), { code: 'E_TEAM_SLOT' });
       assert.throws(() => s.writesFor(TEAM, { swap: ['docs', 'docs'] }), /itself/);
       assert.throws(() => s.writesFor(TEAM, { swap: ['node18', 'node20'], activate: ['node22'] }), /both in slot node/);
     });
