@@ -5,13 +5,14 @@
  *   welcome) and then only counts what arrives, so fan-out and memory figures measure the relay,
  *   not the cost of full TeamNodes on the client side.
  * - relayChild: the body of the relay process (a TeamNode with listen, as `strata relay` runs it),
- *   driven over IPC so its RSS and its `deliveries` counter are its own.
+ *   driven over IPC so its RSS and its count of frames sent (`deliveries`) are its own.
  */
 import * as os from 'os';
 import { WebSocket, RawData } from 'ws';
 import { TEAM_PROTOCOL_VERSION, MAX_FRAME, Presence, TeamEvent } from '../protocol/team';
 import { clientProof, newNonce } from '../daemon/team/auth';
-import { TeamNode, NodeLimits } from '../daemon/team/node';
+import { TeamNode } from '../daemon/team/node';
+import { NodeLimits } from '../daemon/team/links';
 import { TeamState } from '../daemon/team/state';
 import { HlcClock } from '../daemon/team/hlc';
 
@@ -108,13 +109,28 @@ export interface RelayStats {
   connected: number;
 }
 
+/**
+ * Count every frame sent in this process. Only the relay sends frames in the child, so this is
+ * what it delivered to peers; the relay itself keeps no counter.
+ */
+function countSends(): () => number {
+  let sent = 0;
+  const send = WebSocket.prototype.send as (this: WebSocket, ...args: unknown[]) => void;
+  WebSocket.prototype.send = function (this: WebSocket, ...args: unknown[]) {
+    sent++;
+    return send.apply(this, args);
+  } as WebSocket['send'];
+  return () => sent;
+}
+
 /** Runs in the child: answers each request with one message. */
 export function relayChild(): void {
   let node: TeamNode | null = null;
+  const deliveries = countSends();
   const reply = (m: unknown) => process.send!(m);
   const stats = (): RelayStats => {
     const m = process.memoryUsage();
-    return { port: node?.port ?? 0, deliveries: node?.deliveries ?? 0, rss: m.rss, heapUsed: m.heapUsed, connected: node?.connectedAgents().length ?? 0 };
+    return { port: node?.port ?? 0, deliveries: deliveries(), rss: m.rss, heapUsed: m.heapUsed, connected: node?.connectedAgents().length ?? 0 };
   };
   // The parent going away ends the relay too: the benchmark never leaves a process behind.
   process.on('disconnect', () => process.exit(0));

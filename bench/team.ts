@@ -11,8 +11,8 @@
  *    Reported per decision: the time until the LAST peer applied it (p50, p99), and per peer.
  * 2. Deliveries per second: one publisher sends a burst of events (5 rounds) through the relay to
  *    100 light subscribers (real handshake, then they only count frames); deliveries = event
- *    frames received by subscribers / elapsed time (the relay's own `deliveries` counter is
- *    reported beside it). The relay's per-connection rate limit (500 frames/s,
+ *    frames received by subscribers / elapsed time (the frames the relay sent, counted in its
+ *    process, are reported beside it). The relay's per-connection rate limit (500 frames/s,
  *    burst 2000 by default) would cut the publisher off after 2000 frames: this run raises it.
  * 3. Memory per connection: RSS of the relay process (its own child) after gc, before and after N
  *    authenticated connections that each announce their presence as agents do (every presence is
@@ -23,7 +23,8 @@ import * as os from 'os';
 import * as path from 'path';
 import * as crypto from 'crypto';
 import { ChildProcess, execFile, fork, spawn } from 'child_process';
-import { TeamNode, NodeLimits } from '../daemon/team/node';
+import { TeamNode } from '../daemon/team/node';
+import { NodeLimits } from '../daemon/team/links';
 import { TeamState } from '../daemon/team/state';
 import { HlcClock } from '../daemon/team/hlc';
 import { deriveKey } from '../daemon/team/auth';
@@ -191,7 +192,8 @@ async function propagationNodes(n: number, trials: number): Promise<Propagation>
     let done!: () => void;
     const finished = new Promise<void>((res) => (done = res));
     cur = { tag: { wall: 0, logical: 0, agent: '' }, t0, got, left: n - 1, each, done };
-    const ev = origin.node.decide([{ key: KEYNAME, value: { active } }], 'bench', 'bench');
+    const ev = origin.state.local([{ key: KEYNAME, value: { active } }], 'bench', 'bench');
+    origin.node.publish(ev);
     cur.tag = ev.tag; // frames leave on later ticks: nothing can have arrived yet
     const timeout = sleep(10000).then(() => 'timeout');
     if ((await Promise.race([finished, timeout])) === 'timeout') throw new Error(`decision ${t} did not reach all ${n - 1} peers in 10 s`);

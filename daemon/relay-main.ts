@@ -46,7 +46,8 @@ async function main(): Promise<number> {
     const tls = cert && key ? { cert: fs.readFileSync(cert), key: fs.readFileSync(key) } : undefined;
     relay = await runRelay({ listen, secretFile: path.resolve(secretFile), team, stateFile, tls, log });
   } catch (e) {
-    const err = new StrataError('E_TEAM_SECRET', (e as Error).message, 'Check --listen and the secret file (chmod 600).');
+    // E_TEAM_LISTEN (a busy port) and a malformed --listen carry their own code already.
+    const err = e instanceof StrataError ? e : new StrataError('E_TEAM_SECRET', (e as Error).message, 'Check --listen and the secret file (chmod 600).');
     await report({ error: err.toInfo() });
     return 1;
   }

@@ -15,6 +15,7 @@ export const ErrorCodes = [
   'E_LAYER_UNKNOWN',
   'E_LAYER_BUSY', // files of the layer are open
   'E_LAYER_ACTIVE', // operation needs the layer inactive
+  'E_LAYER_INACTIVE', // operation needs the layer active (swap from a layer that is not)
   'E_MAPPING_ESCAPE', // a destination escapes the layer
   'E_MAPPING_UNKNOWN',
   'E_VIEW_EXISTS',
@@ -25,11 +26,14 @@ export const ErrorCodes = [
   'E_ARCHIVE', // export/import problem
   'E_AGENT_UNAVAILABLE', // cannot reach or start the agent
   'E_TEAM_NOT_JOINED',
+  'E_TEAM_JOINED', // already in a team: leave it before joining another
   'E_TEAM_INVALID', // strata.team.json failed validation
   'E_TEAM_SECRET', // the secret file is missing, too open or too short
   'E_TEAM_BUSY', // --when-idle timed out: teammates have files of the layers open
   'E_TEAM_DECISION_UNKNOWN',
   'E_TEAM_PULL', // a team layer could not be fetched from any peer
+  'E_TEAM_SLOT', // two layers of one swap slot named to be active together
+  'E_TEAM_LISTEN', // the --listen address cannot be served (port in use, address not local, no permission)
   'E_IO',
   'E_INTERNAL',
 ] as const;

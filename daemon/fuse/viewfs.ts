@@ -7,35 +7,16 @@
 import * as fs from 'fs';
 import * as fsp from 'fs/promises';
 import * as path from 'path';
-import { constants as osc } from 'os';
 import type { FuseHandlers, StatTuple } from './native';
 import { UTIME_NOW, UTIME_OMIT } from './native';
 import {
   Resolution, Resolver, Source, SourceListing, WHITEOUT_PREFIX, ancestors, baseName, isUnder, mergeListings, parentOf, sourcesFor,
 } from '../../shared/resolver';
 import { LayerMarks } from './marks';
+import { FsErr, errno, fail, toErrno, openFd, closeFd, ftruncateFd, fchmodFd, fchownFd, futimesFd, fstatBig } from './syscalls';
 
 const { O_RDONLY, O_TRUNC, O_CREAT } = fs.constants;
 const O_ACCMODE = 3;
-const errno = osc.errno as Record<string, number>;
-const E = (name: string): number => errno[name] ?? errno.EIO;
-
-export class FsErr extends Error {
-  constructor(readonly errno: number) {
-    super(`errno ${errno}`);
-  }
-}
-const fail = (name: string): never => {
-  throw new FsErr(E(name));
-};
-
-/** One errno for anything thrown by a handler. */
-export function toErrno(e: unknown): number {
-  if (e instanceof FsErr) return e.errno;
-  const code = (e as NodeJS.ErrnoException)?.code;
-  if (typeof code === 'string' && errno[code]) return errno[code];
-  return errno.EIO;
-}
 
 export interface LayerPlaces {
   filesDir(layer: string): string;
@@ -502,28 +483,3 @@ export class ViewFs {
     return [...out].sort((a, b) => b.length - a.length);
   }
 }
-
-// ---- small fd helpers (raw fds: the native side reads and writes them directly) ----------------
-
-function openFd(p: string, flags: number, mode = 0o666): Promise<number> {
-  return new Promise((res, rej) => fs.open(p, flags, mode, (e, fd) => (e ? rej(e) : res(fd))));
-}
-function closeFd(fd: number): Promise<void> {
-  return new Promise((res, rej) => fs.close(fd, (e) => (e ? rej(e) : res())));
-}
-function ftruncateFd(fd: number, size: number): Promise<void> {
-  return new Promise((res, rej) => fs.ftruncate(fd, size, (e) => (e ? rej(e) : res())));
-}
-function fchmodFd(fd: number, mode: number): Promise<void> {
-  return new Promise((res, rej) => fs.fchmod(fd, mode, (e) => (e ? rej(e) : res())));
-}
-function fchownFd(fd: number, uid: number, gid: number): Promise<void> {
-  return new Promise((res, rej) => fs.fchown(fd, uid, gid, (e) => (e ? rej(e) : res())));
-}
-function futimesFd(fd: number, at: number, mt: number): Promise<void> {
-  return new Promise((res, rej) => fs.futimes(fd, at, mt, (e) => (e ? rej(e) : res())));
-}
-function fstatBig(fd: number): Promise<fs.BigIntStats> {
-  return new Promise((res, rej) => fs.fstat(fd, { bigint: true }, (e, st) => (e ? rej(e) : res(st))));
-}
-

@@ -6,7 +6,7 @@
  * when delivered twice or out of order. Merging is commutative, associative and idempotent, so all
  * replicas that have seen the same events hold the same registers.
  *
- * Pure: no I/O; the clock is injected.
+ * Pure: no I/O; the clock is injected. team-state.json (its format and checks) is statefile.ts.
  */
 import * as v from 'valibot';
 import {
@@ -25,9 +25,11 @@ import {
   isTeamEvent,
 } from '../../protocol/team';
 import type { Hlc } from '../../protocol/team';
-import { TEAM_STATE_FORMAT, TeamStateFile, TeamStateFileSchema } from '../../protocol/state';
+import { TEAM_STATE_FORMAT, TeamStateFile } from '../../protocol/state';
 import { issueMessage } from '../../protocol/schema';
+import { StrataError } from '../../shared/errors';
 import { HlcClock, compareHlc } from './hlc';
+import { SeenSet } from './seen';
 
 export interface Applied {
   /** First time this (origin, seq) was seen. */
@@ -38,12 +40,6 @@ export interface Applied {
 
 export { eventId };
 export type { TeamSnapshot };
-
-/** Per origin: every seq up to `upTo` was seen, plus those in `above` (all > upTo + 1). */
-interface SeenEntry {
-  upTo: number;
-  above: Set<number>;
-}
 
 const has = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
 
@@ -122,7 +118,7 @@ export class TeamState {
   registers = new Map<string, TaggedRegister>();
   private readonly clock: HlcClock;
   private readonly historyLimit: number;
-  private readonly seen = new Map<string, SeenEntry>();
+  private readonly seen = new SeenSet();
   private ownSeq = 0;
   /** Sorted by (tag, origin, seq): oldest first. */
   private events: TeamEvent[] = [];
@@ -142,53 +138,17 @@ export class TeamState {
 
   /** Has (origin, seq) been seen? */
   hasSeen(origin: string, seq: number): boolean {
-    const e = this.seen.get(origin);
-    return !!e && (seq <= e.upTo || e.above.has(seq));
-  }
-
-  /** Record (origin, seq) as seen; false if it already was. */
-  private markSeen(origin: string, seq: number): boolean {
-    let e = this.seen.get(origin);
-    if (!e) this.seen.set(origin, (e = { upTo: 0, above: new Set() }));
-    if (seq <= e.upTo || e.above.has(seq)) return false;
-    if (seq === e.upTo + 1) {
-      e.upTo = seq;
-      while (e.above.delete(e.upTo + 1)) e.upTo++;
-    } else {
-      e.above.add(seq);
-    }
-    return true;
-  }
-
-  /** A peer has seen 1..n from origin (and its registers hold their effects). */
-  private markSeenUpTo(origin: string, n: number): void {
-    let e = this.seen.get(origin);
-    if (!e) this.seen.set(origin, (e = { upTo: 0, above: new Set() }));
-    if (n <= e.upTo) return;
-    e.upTo = n;
-    for (const s of e.above) if (s <= n) e.above.delete(s);
-    while (e.above.delete(e.upTo + 1)) e.upTo++;
+    return this.seen.has(origin, seq);
   }
 
   /** Highest contiguous seq seen per origin (the "applied" vector sent in presence). */
   seenVector(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const origin of [...this.seen.keys()].sort()) {
-      const n = this.seen.get(origin)!.upTo;
-      if (n > 0) out[origin] = n;
-    }
-    return out;
+    return this.seen.vector();
   }
 
   /** The next local seq: above anything of ours seen anywhere (so a lost state file cannot reuse a seq peers already hold). */
   private nextSeq(): number {
-    let top = this.ownSeq;
-    const e = this.seen.get(this.selfId);
-    if (e) {
-      top = Math.max(top, e.upTo);
-      for (const s of e.above) if (s > top) top = s;
-    }
-    return top + 1;
+    return Math.max(this.ownSeq, this.seen.highest(this.selfId)) + 1;
   }
 
   // ---- registers ---------------------------------------------------------------------------------
@@ -288,7 +248,7 @@ export class TeamState {
     }
     ev.tag = this.clock.tick();
     this.ownSeq = seq;
-    this.markSeen(this.selfId, seq);
+    this.seen.mark(this.selfId, seq);
     this.apply(ev.writes, ev.tag);
     this.record(ev);
     return copyEvent(ev);
@@ -298,7 +258,7 @@ export class TeamState {
   receive(ev: TeamEvent): Applied {
     if (!isTeamEvent(ev)) throw new Error(`malformed team event ${JSON.stringify(ev).slice(0, 200)}`);
     this.clock.observe(ev.tag);
-    if (!this.markSeen(ev.origin, ev.seq)) return { fresh: false, changed: false };
+    if (!this.seen.mark(ev.origin, ev.seq)) return { fresh: false, changed: false };
     const changed = this.apply(ev.writes, ev.tag);
     this.record(ev);
     return { fresh: true, changed };
@@ -323,7 +283,7 @@ export class TeamState {
     let changed = false;
     const fresh: TeamEvent[] = [];
     for (const ev of [...s.events].sort(compareEvents)) {
-      if (this.markSeen(ev.origin, ev.seq)) {
+      if (this.seen.mark(ev.origin, ev.seq)) {
         if (this.apply(ev.writes, ev.tag)) changed = true;
         fresh.push(copyEvent(ev));
       }
@@ -335,7 +295,7 @@ export class TeamState {
       if (!cur || !sameValue(cur.value, r.value)) changed = true;
       this.registers.set(key, { value: copyValue(r.value), tag: copyTag(r.tag) });
     }
-    for (const [origin, n] of Object.entries(s.seen)) this.markSeenUpTo(origin, n);
+    for (const [origin, n] of Object.entries(s.seen)) this.seen.markUpTo(origin, n);
     return { changed, fresh };
   }
 
@@ -400,8 +360,8 @@ export class TeamState {
    * writes slot:S={layer}; deactivating the slot's current layer writes slot:S={layer:null} (a
    * layer not current in its slot is already inactive: no write); other layers write layer:NAME.
    * A swap within a slot is one slot write. Throws for a layer not in the team file, a layer both
-   * activated and deactivated, or two layers of one slot activated together. May return [] (nothing
-   * to do): do not make an event of that.
+   * activated and deactivated, or two layers of one slot activated together (E_TEAM_SLOT: the
+   * user's mistake). May return [] (nothing to do): do not make an event of that.
    */
   writesFor(team: TeamFile, op: { activate?: string[]; deactivate?: string[]; swap?: [string, string] }): RegisterWrite[] {
     const act = [...(op.activate ?? [])];
@@ -420,7 +380,9 @@ export class TeamState {
     for (const n of new Set(act)) {
       for (const s of slotsOf(team, n)) {
         const other = claimed.get(s);
-        if (other !== undefined) throw new Error(`"${other}" and "${n}" are both in slot ${s}: only one of them can be active`);
+        if (other !== undefined) {
+          throw new StrataError('E_TEAM_SLOT', `"${other}" and "${n}" are both in slot ${s}: only one of them can be active`, `Name one layer of slot ${s}.`);
+        }
         claimed.set(s, n);
       }
     }
@@ -438,51 +400,37 @@ export class TeamState {
     return [...writes].map(([key, value]) => ({ key, value }));
   }
 
-  // ---- persistence -------------------------------------------------------------------------------
+  // ---- persistence ------------------------------------------------------------------------------
 
   /** Everything needed to persist: registers, seen (with out-of-order seqs), own seq, history, clock. */
   toJSON(): TeamStateFile {
-    const seen: Record<string, { upTo: number; above: number[] }> = {};
-    for (const origin of [...this.seen.keys()].sort()) {
-      const e = this.seen.get(origin)!;
-      seen[origin] = { upTo: e.upTo, above: [...e.above].sort((a, b) => a - b) };
-    }
     return {
       format: TEAM_STATE_FORMAT,
       self: this.selfId,
       seq: this.ownSeq,
       clock: this.clock.last(),
       registers: this.snapshot({ maxEvents: 0 }).registers,
-      seen,
+      seen: this.seen.toJSON(),
       history: this.history(),
     };
   }
 
-  /** Rebuild from toJSON output. Validates everything; throws an Error naming the first problem. */
-  static fromJSON(selfId: string, clock: HlcClock, data: unknown, opts: TeamStateOptions = {}): TeamState {
-    const checked = v.safeParse(TeamStateFileSchema, data);
-    if (!checked.success) throw new Error(issueMessage(checked.issues[0], 'team state'));
-    const { registers, seen, history, ...d } = checked.output;
-    if (d.self !== selfId) throw new Error(`team state: it belongs to agent ${JSON.stringify(d.self)}, not "${selfId}"`);
-
-    const st = new TeamState(selfId, clock, opts);
+  /** Rebuild from a saved state that statefile.ts has checked. */
+  static restore(clock: HlcClock, saved: TeamStateFile, opts: TeamStateOptions = {}): TeamState {
+    const st = new TeamState(saved.self, clock, opts);
     // Our own persisted timestamp is trusted; stored remote tags pass the drift guard again, as
     // they did on arrival (a peer's absurd wall must not enter the clock through a restart).
-    clock.restore(d.clock);
-    for (const [k, r] of Object.entries(registers)) {
+    clock.restore(saved.clock);
+    for (const [k, r] of Object.entries(saved.registers)) {
       clock.observe(r.tag);
       st.registers.set(k, { value: copyValue(r.value), tag: copyTag(r.tag) });
     }
-    for (const [origin, e] of Object.entries(seen)) {
-      const entry: SeenEntry = { upTo: e.upTo, above: new Set(e.above) };
-      while (entry.above.delete(entry.upTo + 1)) entry.upTo++;
-      st.seen.set(origin, entry);
-    }
-    for (const ev of history) {
+    for (const [origin, e] of Object.entries(saved.seen)) st.seen.restore(origin, e);
+    for (const ev of saved.history) {
       clock.observe(ev.tag);
       st.record(ev);
     }
-    st.ownSeq = d.seq;
+    st.ownSeq = saved.seq;
     return st;
   }
 }

@@ -47,6 +47,13 @@ describe('errors: bad input is refused clearly and loses nothing', function () {
     assert.match(r.stderr, /strata layer list/);
   });
 
+  it('says a layer is not active when swapping from it', async () => {
+    const r = await e.cli('swap', 'good', 'victim');
+    assert.strictEqual(r.code, 1);
+    assert.match(r.stderr, /E_LAYER_INACTIVE: layer "good" is not active/);
+    assert.match(r.stderr, /strata activate victim/);
+  });
+
   it('refuses mapping destinations that escape the layer, keeping layer.json as it was', async () => {
     const file = path.join(e.home, 'layers/good/layer.json');
     const before = fs.readFileSync(file, 'utf8');

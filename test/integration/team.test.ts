@@ -97,6 +97,53 @@ describe('team: activations relayed between agents', function () {
     assert.strictEqual(last.user, 'bob');
   });
 
+  it('switches personal and team layers named together: personal ones here only, team ones for everyone', async () => {
+    writeTree(path.join(shared, 'tools'), { 'opt/tools/tool': 'tool\n' });
+    await a.ok('layer', 'create', 'tools', '--from', path.join(shared, 'tools'));
+    const r = await a.json<{ active: string[]; decision?: string }>('activate', 'tools', 'node18');
+    assert.deepStrictEqual([...r.active].sort(), ['node18', 'tools']);
+    assert.match(r.decision ?? '', /^alice-[0-9a-f]{8}:\d+$/);
+    await eventually('B on node 18', () => node(b) === NODE18);
+    assert.deepStrictEqual((await b.json<{ active: string[] }>('status')).active, ['node18']);
+    const d = await a.json<{ active: string[]; decision?: string }>('deactivate', 'tools');
+    assert.deepStrictEqual(d.active, ['node18']);
+    assert.strictEqual(d.decision, undefined, 'a personal switch makes no team decision');
+    await a.ok('swap', 'node18', 'node20');
+    await eventually('B on node 20', () => node(b) === NODE20);
+  });
+
+  it('names the user\'s team mistakes with their own codes', async () => {
+    const slot = await a.cli('activate', 'node18', 'node20');
+    assert.strictEqual(slot.code, 1);
+    assert.match(slot.stderr, /E_TEAM_SLOT: "node18" and "node20" are both in slot node/);
+    const mixed = await a.cli('swap', 'node20', 'tools');
+    assert.match(mixed.stderr, /E_BAD_REQUEST: cannot swap team layer and personal layer/);
+    const again = await a.cli('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile);
+    assert.strictEqual(again.code, 1);
+    assert.match(again.stderr, /E_TEAM_JOINED: already in team "acme"/);
+    assert.match(again.stderr, /strata team leave/);
+  });
+
+  it('says a busy --listen port is in use (join --listen, agent start --listen, relay), and joins nothing', async () => {
+    const port = new URL(relay.url).port; // the relay holds it
+    const busy = `127.0.0.1:${port}`;
+    const d = makeEnv('strata-team-');
+    agents.push(d);
+    const join = (...extra: string[]) => d.cli('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, ...extra);
+    const r = await join('--listen', busy);
+    assert.strictEqual(r.code, 1);
+    assert.match(r.stderr, new RegExp(`E_TEAM_LISTEN: cannot listen on ${busy}: port ${port} is in use`));
+    assert.match(r.stderr, new RegExp(`Stop what uses port ${port}`));
+    assert.deepStrictEqual(await d.json<TeamStatus>('team', 'status'), { joined: false });
+    assert.ok(!fs.existsSync(path.join(d.home, 'team.json')), 'a failed join saves no membership');
+    await d.ok('agent', 'stop');
+    await d.ok('agent', 'start', '--listen', busy);
+    assert.match((await join()).stderr, /E_TEAM_LISTEN: .* is in use/);
+    const rl = await d.cli('relay', '--listen', busy, '--secret-file', secret);
+    assert.strictEqual(rl.code, 1);
+    assert.match(rl.stderr, /E_TEAM_LISTEN: .* is in use/);
+  });
+
   it('lets a late joiner catch up, pulling the layer it lacks and verifying it', async () => {
     c = await agent(['node18']);
     await c.ok('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, '--name', 'carol');

@@ -7,6 +7,7 @@ import type { Hlc, RegisterWrite, TeamEvent, TeamFile } from '../../protocol/tea
 import { MAX_FRAME, checkFrame } from '../../protocol/team';
 import { HlcClock, compareHlc } from '../../daemon/team/hlc';
 import { TeamState, eventId } from '../../daemon/team/state';
+import { teamStateFromJSON } from '../../daemon/team/statefile';
 import { mulberry32 as prng } from '../prng';
 
 const D = `sha256:${'0'.repeat(64)}`;
@@ -282,6 +283,7 @@ describe('team state: the active set and slots', () => {
       assert.throws(() => s.writesFor(TEAM, { activate: ['nope'] }), /"nope" is not a layer of team acme/);
       assert.throws(() => s.writesFor(TEAM, { activate: ['docs'], deactivate: ['docs'] }), /activate and deactivate "docs"/);
       assert.throws(() => s.writesFor(TEAM, { activate: ['node20', 'node22'] }), /both in slot node/);
+      assert.throws(() => s.writesFor(TEAM, { activate: ['node20', 'node22'] }), { code: 'E_TEAM_SLOT' });
       assert.throws(() => s.writesFor(TEAM, { swap: ['docs', 'docs'] }), /itself/);
       assert.throws(() => s.writesFor(TEAM, { swap: ['node18', 'node20'], activate: ['node22'] }), /both in slot node/);
     });
@@ -432,7 +434,7 @@ describe('team state: persistence', () => {
     const data = JSON.parse(JSON.stringify(s.toJSON()));
     t.v = 1; // the machine's clock went back across the restart
     const backClock = new HlcClock('me', () => t.v);
-    const back = TeamState.fromJSON('me', backClock, data);
+    const back = teamStateFromJSON('me', backClock, data);
     assert.deepEqual(backClock.last(), (data as { clock: Hlc }).clock, 'clock restored to the persisted timestamp');
     assert.equal(regs(back), regs(s));
     assert.deepEqual(back.history(), s.history());
@@ -445,7 +447,7 @@ describe('team state: persistence', () => {
     const next = back.local([on('docs')], 'u', 'h');
     assert.equal(next.seq, 3);
     for (const r of s.registers.values()) assert.ok(compareHlc(next.tag, r.tag) > 0, 'clock restored past every tag');
-    assert.deepEqual(JSON.parse(JSON.stringify(TeamState.fromJSON('me', new HlcClock('me', () => 1), data).toJSON())), data);
+    assert.deepEqual(JSON.parse(JSON.stringify(teamStateFromJSON('me', new HlcClock('me', () => 1), data).toJSON())), data);
   });
 
   it('restores the persisted clock, and does not let a stored absurd remote wall into it', () => {
@@ -458,14 +460,14 @@ describe('team state: persistence', () => {
     assert.equal(data.clock.wall, now);
     data.clock = { wall: now + 500, logical: 7, agent: 'me' };
     const clock = new HlcClock('me', () => now);
-    TeamState.fromJSON('me', clock, data);
+    teamStateFromJSON('me', clock, data);
     assert.deepEqual(clock.last(), { wall: now + 500, logical: 7, agent: 'me' });
   });
 
   it('refuses garbage with a clear message', () => {
     const { s } = populated();
     const good = (): Record<string, unknown> => JSON.parse(JSON.stringify(s.toJSON()));
-    const load = (d: unknown): TeamState => TeamState.fromJSON('me', new HlcClock('me', () => 1), d);
+    const load = (d: unknown): TeamState => teamStateFromJSON('me', new HlcClock('me', () => 1), d);
     const cases: [unknown, RegExp][] = [
       [null, /not a JSON object/],
       [[], /not a JSON object/],
