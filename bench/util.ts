@@ -94,7 +94,7 @@ export interface TimeOptions {
 
 /** Quote one word for hyperfine's -N mode (POSIX shell-words splitting, no shell involved). */
 function word(s: string): string {
-  return /^[A-Za-z0-9_\/.,:=%@+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+  return /^[A-Za-z0-9_.,:=%@+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 export class Timer {

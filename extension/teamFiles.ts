@@ -56,7 +56,7 @@ export class TeamFileOffer implements vscode.Disposable {
     for (const uri of await findTeamFiles()) {
       if (this.offered.has(uri.toString())) continue;
       this.offered.add(uri.toString());
-      let team = '';
+      let team: string;
       try {
         team = (await readTeamFile(uri)).team;
       } catch {

@@ -153,7 +153,7 @@ export function parseJson<const S extends v.GenericSchema>(schema: S, text: stri
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${file}: not valid JSON: ${(e as Error).message}`);
+    throw new Error(`${file}: not valid JSON: ${(e as Error).message}`, { cause: e });
   }
   return parseValue(schema, raw, file);
 }

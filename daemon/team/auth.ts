@@ -102,7 +102,7 @@ export function readSecretFile(file: string): Buffer {
   try {
     fd = fs.openSync(file, 'r');
   } catch (e) {
-    throw new Error(`cannot read team secret ${file}: ${(e as Error).message}`);
+    throw new Error(`cannot read team secret ${file}: ${(e as Error).message}`, { cause: e });
   }
   try {
     const st = fs.fstatSync(fd);

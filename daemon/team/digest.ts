@@ -45,7 +45,7 @@ export async function digestLayerDir(layerDir: string): Promise<string> {
     spec = JSON.parse(await fsp.readFile(specFile, 'utf8'));
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new Error(err.code ? `cannot digest layer ${layerDir}: ${specFile}: ${err.message}` : `cannot digest layer ${layerDir}: ${specFile} is not valid JSON`);
+    throw new Error(err.code ? `cannot digest layer ${layerDir}: ${specFile}: ${err.message}` : `cannot digest layer ${layerDir}: ${specFile} is not valid JSON`, { cause: e });
   }
   put('layer.json');
   put(canonicalJson(spec));

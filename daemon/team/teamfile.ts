@@ -12,7 +12,7 @@ export function loadTeamFile(file: string): TeamFile {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new Error(`cannot read team file ${file}: ${(e as Error).message}`);
+    throw new Error(`cannot read team file ${file}: ${(e as Error).message}`, { cause: e });
   }
   return parseTeamFile(text, file);
 }
@@ -23,7 +23,7 @@ export function parseTeamFile(text: string, file: string): TeamFile {
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new Error(`team file ${file} is not valid JSON: ${(e as Error).message}`);
+    throw new Error(`team file ${file} is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
   const { team, problems } = checkTeamFile(raw, file);
   if (!team) {

@@ -235,7 +235,7 @@ export function stopAgent(home, env = process.env) {
 
 /** Lazily unmounts every FUSE mount at or under dir (a safety net after the agents are stopped). */
 export function unmountUnder(dir) {
-  let mounts = '';
+  let mounts;
   try {
     mounts = readFileSync('/proc/self/mounts', 'utf8');
   } catch {

@@ -37,6 +37,7 @@ function errnoOf(err: unknown): number {
   return (code && os.constants.errno[code as keyof typeof os.constants.errno]) || os.constants.errno.EIO;
 }
 /** run fn, reply(0, ...result) or reply(errno) */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- each handler's reply takes its own result types
 function serve(reply: (errno: number, ...r: any[]) => void, fn: () => Promise<unknown[]>): void {
   fn().then((r) => reply(0, ...r), (err: unknown) => reply(errnoOf(err)));
 }

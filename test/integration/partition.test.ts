@@ -418,7 +418,7 @@ describe('team: partition and heal, 5 agents in network namespaces', function ()
         return view.every((v) => v.desired === view[0].desired && v.active === v.desired);
       }, CONVERGE_MS);
     } catch (e) {
-      throw new Error(`${(e as Error).message}\n${lastView}\n${agents.map((a) => logTail(a)).join('\n')}`);
+      throw new Error(`${(e as Error).message}\n${lastView}\n${agents.map((a) => logTail(a)).join('\n')}`, { cause: e });
     }
 
     // ---- history: every decision exactly once ------------------------------------------------------
@@ -547,7 +547,7 @@ describe('team: partition and heal, 5 agents in network namespaces', function ()
         }, CONVERGE_MS);
       } catch (e) {
         const logs = agents.map((a) => logTail(a, 6)).join('\n');
-        throw new Error(`${(e as Error).message}; agent 2 decided [${want}]:\n${last}\n${logs}`);
+        throw new Error(`${(e as Error).message}; agent 2 decided [${want}]:\n${last}\n${logs}`, { cause: e });
       }
       const histories = await Promise.all(agents.map((a) => call<TeamEvent[]>(a, 'team.history')));
       const missing = histories.map((h, i) => {
