@@ -7,8 +7,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ChildProcess, spawn, spawnSync } from 'child_process';
 
+const started = Date.now();
+
+/** Progress on stderr, with the seconds since the bench started. */
 export function log(msg: string): void {
-  process.stderr.write(`[bench] ${msg}\n`);
+  process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${msg}\n`);
 }
 
 // ---- child processes -----------------------------------------------------------------------------
