@@ -101,7 +101,10 @@ export function revisionInfo(): Revision {
   const addon = path.join(repo, 'build', 'Release', 'strata_fuse.node');
   return {
     head: git('rev-parse', '--short', 'HEAD') || 'unknown',
-    uncommitted: git('status', '--porcelain', '--', 'daemon', 'shared', 'protocol', 'binding.gyp').split('\n').filter(Boolean).map((l) => l.replace(/^\s*\S+\s+/, '')),
+    uncommitted: git('status', '--porcelain', '--', 'daemon', 'shared', 'protocol', 'binding.gyp')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.replace(/^\s*\S+\s+/, '')),
     addon_built: fs.existsSync(addon) ? fs.statSync(addon).mtime.toISOString() : 'missing',
   };
 }

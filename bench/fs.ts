@@ -38,7 +38,8 @@ async function main(): Promise<void> {
   const notes: string[] = [];
   const cli = path.join(__dirname, 'cli.js');
   if (!fs.existsSync(cli)) throw new Error(`${cli} is missing: build first with "node esbuild.mjs" (npm run bench does)`);
-  if (!fs.existsSync(args.real)) throw new Error(`${args.real} (the real tree to copy) does not exist: run npm ci, or give another folder with --real`);
+  if (!fs.existsSync(args.real))
+    throw new Error(`${args.real} (the real tree to copy) does not exist: run npm ci, or give another folder with --real`);
   const avail = await ensureTools(notes);
 
   fs.mkdirSync(args.dir, { recursive: true });
@@ -67,8 +68,16 @@ async function main(): Promise<void> {
   log(`creating the synthetic data set: git repository of ${plan.files} files, ${plan.bigMiB} MiB file, binaries`);
   const data = await makeData(path.join(root, 'data'), plan.files, plan.bigMiB, path.join(root, 'files.nul'));
   const synthShape = walkTree(path.join(data.dir, 'tree')).shape;
-  log(`creating the real data set: copying ${args.real}${plan.realFiles ? ` (about ${plan.realFiles} files of it)` : ''} and committing it`);
-  const rt = await makeRealTree(args.real, path.join(data.dir, REAL_REL), path.join(root, 'real-files.nul'), plan.realFiles, plan.writeFiles);
+  log(
+    `creating the real data set: copying ${args.real}${plan.realFiles ? ` (about ${plan.realFiles} files of it)` : ''} and committing it`,
+  );
+  const rt = await makeRealTree(
+    args.real,
+    path.join(data.dir, REAL_REL),
+    path.join(root, 'real-files.nul'),
+    plan.realFiles,
+    plan.writeFiles,
+  );
   log(`real data set: ${shapeLine(rt.shape)}`);
   if (!rt.exec) notes.push(`real: no ELF executable reached through ${args.real}/.bin, so no exec figure`);
   if (!rt.writeSrc) notes.push(`real: no package of at most ${plan.writeFiles} files, so no write figure`);
@@ -108,7 +117,9 @@ async function main(): Promise<void> {
     { name: 'tree', from: ltree, map: [['/mapped', 'tree']] },
     { name: 'nm', from: path.dirname(path.join(data.dir, REAL_REL)), map: [[`/${REAL_MAPPED}`, path.basename(REAL_REL)]] },
   ]);
-  log(`strata view of ${sbase} at ${strata.mnt}; agent pid ${strata.agentPid}; layers tools (/tool -> tool), tree (/mapped -> tree) and nm (/${REAL_MAPPED} -> tree) active`);
+  log(
+    `strata view of ${sbase} at ${strata.mnt}; agent pid ${strata.agentPid}; layers tools (/tool -> tool), tree (/mapped -> tree) and nm (/${REAL_MAPPED} -> tree) active`,
+  );
   const remount = () => strata.remount();
   systems.push({ key: 'strata', root: strata.mnt, out: strata.mnt, viaLayer: false, remount });
   systems.push({ key: 'strata_layer', root: strata.mnt, out: null, viaLayer: true, remount });
@@ -127,18 +138,28 @@ async function main(): Promise<void> {
     await ctl.connect(socketPath(strata.home, strata.env));
     log(`${ds.title}: switch latency: ${plan.switchIters * 2} switches of layer "tools" over the control socket`);
     const tools = await switchTools(ctl, strata.mnt, plan.switchIters, () => nextName++);
-    log(`${ds.title}: switch tools: p50 ${fmtMs(tools.p50)} ms, p99 ${fmtMs(tools.p99)} ms, stale first reads ${tools.staleReads}, ` +
-      `stale exec ${tools.stale.exec}, stale negative entries ${tools.stale.negative}`);
-    log(`${ds.title}: switch latency with ${ds.shape.files} files cached under /${ds.mapped}: ${plan.treeSwitchIters * 2} switches of layer "${ds.layer}"`);
+    log(
+      `${ds.title}: switch tools: p50 ${fmtMs(tools.p50)} ms, p99 ${fmtMs(tools.p99)} ms, stale first reads ${tools.staleReads}, ` +
+        `stale exec ${tools.stale.exec}, stale negative entries ${tools.stale.negative}`,
+    );
+    log(
+      `${ds.title}: switch latency with ${ds.shape.files} files cached under /${ds.mapped}: ${plan.treeSwitchIters * 2} switches of layer "${ds.layer}"`,
+    );
     const mapped = await switchMapped(ctl, ds.layer, strata.mnt, ds.mapped, ds.probe, plan.treeSwitchIters);
     ctl.close();
-    log(`${ds.title}: switch ${ds.layer}: p50 ${fmtMs(mapped.p50)} ms, p99 ${fmtMs(mapped.p99)} ms, stale first reads ${mapped.staleReads}` +
-      `${mapped.aborted ? `; stopped early: ${mapped.aborted}` : ''}`);
+    log(
+      `${ds.title}: switch ${ds.layer}: p50 ${fmtMs(mapped.p50)} ms, p99 ${fmtMs(mapped.p99)} ms, stale first reads ${mapped.staleReads}` +
+        `${mapped.aborted ? `; stopped early: ${mapped.aborted}` : ''}`,
+    );
     results.push({ ds, m, tools, mapped });
   }
 
   // ---- the agent's own account -------------------------------------------------------------------
-  const problems = strata.agentLog().split('\n').filter((l) => /fail|error|uncaught|unhandled|E_[A-Z]+|warn/i.test(l)).slice(0, 30);
+  const problems = strata
+    .agentLog()
+    .split('\n')
+    .filter((l) => /fail|error|uncaught|unhandled|E_[A-Z]+|warn/i.test(l))
+    .slice(0, 30);
   const agentAlive = (() => {
     try {
       if (strata.agentPid !== null) process.kill(strata.agentPid, 0);

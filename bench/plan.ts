@@ -34,12 +34,38 @@ export interface Plan {
 }
 
 export const FULL: Plan = {
-  files: 10000, bigMiB: 256, realFiles: null, writeFiles: 2000, metaRuns: 10, metaWarmup: 2, gitRuns: 10, coldReps: 3, readRuns: 5,
-  writeRuns: 7, execRuns: 200, execWarmup: 20, nodeRuns: 30, switchIters: 50, treeSwitchIters: 10,
+  files: 10000,
+  bigMiB: 256,
+  realFiles: null,
+  writeFiles: 2000,
+  metaRuns: 10,
+  metaWarmup: 2,
+  gitRuns: 10,
+  coldReps: 3,
+  readRuns: 5,
+  writeRuns: 7,
+  execRuns: 200,
+  execWarmup: 20,
+  nodeRuns: 30,
+  switchIters: 50,
+  treeSwitchIters: 10,
 };
 export const QUICK: Plan = {
-  files: 2000, bigMiB: 32, realFiles: 3000, writeFiles: 500, metaRuns: 5, metaWarmup: 1, gitRuns: 5, coldReps: 1, readRuns: 3,
-  writeRuns: 3, execRuns: 50, execWarmup: 5, nodeRuns: 10, switchIters: 20, treeSwitchIters: 4,
+  files: 2000,
+  bigMiB: 32,
+  realFiles: 3000,
+  writeFiles: 500,
+  metaRuns: 5,
+  metaWarmup: 1,
+  gitRuns: 5,
+  coldReps: 1,
+  readRuns: 3,
+  writeRuns: 3,
+  execRuns: 50,
+  execWarmup: 5,
+  nodeRuns: 10,
+  switchIters: 20,
+  treeSwitchIters: 4,
 };
 
 export interface Args {

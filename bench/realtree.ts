@@ -33,7 +33,13 @@ export function defaultRealSource(): string {
  * top-level entries are copied, about that many files: `.bin` and the package of its executable
  * first, then entries in name order, skipping any that alone would take more than a quarter (or 8 MiB).
  */
-export async function makeRealTree(source: string, dir: string, listFile: string, maxFiles: number | null, writeMax: number): Promise<RealTree> {
+export async function makeRealTree(
+  source: string,
+  dir: string,
+  listFile: string,
+  maxFiles: number | null,
+  writeMax: number,
+): Promise<RealTree> {
   const src = fs.realpathSync(source);
   if (!fs.statSync(src).isDirectory()) throw new Error(`${source} is not a folder`);
   fs.mkdirSync(dir, { recursive: true });
@@ -45,7 +51,15 @@ export async function makeRealTree(source: string, dir: string, listFile: string
   await commitTree(dir, walk.entries);
   await refreshIndex(dir);
   fs.writeFileSync(listFile, walk.files.join('\0') + '\0');
-  return { source: src, dir, shape: walk.shape, files: walk.files, list: listFile, exec: findExec(dir), writeSrc: pickWriteSource(dir, walk.sizes, writeMax) };
+  return {
+    source: src,
+    dir,
+    shape: walk.shape,
+    files: walk.files,
+    list: listFile,
+    exec: findExec(dir),
+    writeSrc: pickWriteSource(dir, walk.sizes, writeMax),
+  };
 }
 
 function pickSubset(src: string, maxFiles: number): string[] {
@@ -56,9 +70,20 @@ function pickSubset(src: string, maxFiles: number): string[] {
     counts.set(top, (counts.get(top) ?? 0) + 1);
     bytes.set(top, (bytes.get(top) ?? 0) + size);
   }
-  const names = fs.readdirSync(src).filter((n) => n !== '.git').sort();
+  const names = fs
+    .readdirSync(src)
+    .filter((n) => n !== '.git')
+    .sort();
   const exec = findExec(src);
-  const first = exec ? ['.bin', fs.realpathSync(path.join(src, exec)).slice(src.length + 1).split('/')[0]] : [];
+  const first = exec
+    ? [
+        '.bin',
+        fs
+          .realpathSync(path.join(src, exec))
+          .slice(src.length + 1)
+          .split('/')[0],
+      ]
+    : [];
   const chosen = new Set(first.filter((n) => names.includes(n)));
   let taken = [...chosen].reduce((a, n) => a + (counts.get(n) ?? 0), 0);
   for (const n of names) {
@@ -84,9 +109,17 @@ function cQuote(p: string): string {
 async function commitTree(dir: string, entries: { rel: string; kind: 'file' | 'exec' | 'link' }[]): Promise<void> {
   const env = gitEnv();
   await must('git', ['-C', dir, 'init', '-q'], { env });
-  for (const [k, v] of [['user.name', 'bench'], ['user.email', 'bench@example.invalid'], ['gc.auto', '0']]) await must('git', ['-C', dir, 'config', k, v], { env });
+  for (const [k, v] of [
+    ['user.name', 'bench'],
+    ['user.email', 'bench@example.invalid'],
+    ['gc.auto', '0'],
+  ])
+    await must('git', ['-C', dir, 'config', k, v], { env });
   const ref = (await must('git', ['-C', dir, 'symbolic-ref', 'HEAD'], { env })).trim();
-  const child = spawn('git', ['-C', dir, '-c', 'core.compression=1', 'fast-import', '--quiet', '--depth=0'], { env, stdio: ['pipe', 'ignore', 'pipe'] });
+  const child = spawn('git', ['-C', dir, '-c', 'core.compression=1', 'fast-import', '--quiet', '--depth=0'], {
+    env,
+    stdio: ['pipe', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
   const done = new Promise<number>((resolve, reject) => {
@@ -119,7 +152,7 @@ async function commitTree(dir: string, entries: { rel: string; kind: 'file' | 'e
 /** An ELF executable that node_modules/.bin links to (esbuild here), as `npx` would run it. */
 function findExec(dir: string): string | null {
   const bin = path.join(dir, '.bin');
-  let names: string[] = [];
+  let names: string[];
   try {
     names = fs.readdirSync(bin).sort();
   } catch {

@@ -14,7 +14,12 @@ export const SYSTEMS: SystemKey[] = ['native', 'overlayfs', 'fuse_overlayfs', 'u
 const PEERS: SystemKey[] = ['overlayfs', 'fuse_overlayfs', 'unionfs_fuse'];
 /** JSON key prefix per system; Strata's own ratios carry no prefix. */
 const PREFIX: Record<SystemKey, string> = {
-  native: 'native_', overlayfs: 'overlayfs_', fuse_overlayfs: 'fuse_overlayfs_', unionfs_fuse: 'unionfs_fuse_', strata: '', strata_layer: 'strata_layer_',
+  native: 'native_',
+  overlayfs: 'overlayfs_',
+  fuse_overlayfs: 'fuse_overlayfs_',
+  unionfs_fuse: 'unionfs_fuse_',
+  strata: '',
+  strata_layer: 'strata_layer_',
 };
 const READ_AIM = 0.95;
 
@@ -127,7 +132,12 @@ export function toJson(info: RunInfo, synth: SetResult, real: SetResult): Record
     strata_revision: info.revision,
     mode: info.quick ? 'quick' : 'full',
     sizes: info.sizes,
-    datasets: Object.fromEntries([synth, real].map((r) => [r.ds.key, { about: r.ds.about, ...r.ds.shape, workloads: Object.fromEntries(r.ds.metrics.map((m) => [m.key, m.label])) }])),
+    datasets: Object.fromEntries(
+      [synth, real].map((r) => [
+        r.ds.key,
+        { about: r.ds.about, ...r.ds.shape, workloads: Object.fromEntries(r.ds.metrics.map((m) => [m.key, m.label])) },
+      ]),
+    ),
     timer: info.timer,
     ratio_definition: RATIO_DEFINITION,
     ...setJson(synth),
@@ -137,7 +147,12 @@ export function toJson(info: RunInfo, synth: SetResult, real: SetResult): Record
     agent_log_problems: info.agentLogProblems,
     notes: info.notes,
     duration_s: info.durationS,
-    load_1min: { start: round(load[0], 2), max: round(Math.max(...load), 2), end: round(load[load.length - 1], 2), cores: os.cpus().length },
+    load_1min: {
+      start: round(load[0], 2),
+      max: round(Math.max(...load), 2),
+      end: round(load[load.length - 1], 2),
+      cores: os.cpus().length,
+    },
   };
 }
 
@@ -147,8 +162,10 @@ const fmtRatio = (x: number | null): string => (x === null || !Number.isFinite(x
 
 export function shapeLine(s: Shape): string {
   const mib = s.bytes / 2 ** 20;
-  return `${s.files.toLocaleString('en-US')} files, ${s.symlinks} symlinks, ${s.folders.toLocaleString('en-US')} folders, ` +
-    `${mib.toFixed(mib < 10 ? 1 : 0)} MiB, median ${s.median_files_per_folder} files per folder (.git not counted)`;
+  return (
+    `${s.files.toLocaleString('en-US')} files, ${s.symlinks} symlinks, ${s.folders.toLocaleString('en-US')} folders, ` +
+    `${mib.toFixed(mib < 10 ? 1 : 0)} MiB, median ${s.median_files_per_folder} files per folder (.git not counted)`
+  );
 }
 
 function setText(r: SetResult): string[] {
@@ -166,30 +183,40 @@ function setText(r: SetResult): string[] {
   L.push(`shape: ${shapeLine(r.ds.shape)}`);
   table('median wall time, ms', shown, (s, m) => fmtMs(r.m.ms[s]?.[m]));
   table('ratio to native (system ms / native ms; lower is better)', others, (s, m) => fmtRatio(ratio(r, s, m)));
-  if (shownPeers.length) table('strata vs each peer (strata ms / peer ms; below 1 = strata faster)', shownPeers, (p, m) => fmtRatio(ratio(r, 'strata', m, p)));
+  if (shownPeers.length)
+    table('strata vs each peer (strata ms / peer ms; below 1 = strata faster)', shownPeers, (p, m) => fmtRatio(ratio(r, 'strata', m, p)));
   const { tools: sw, mapped: tree } = r;
   L.push('');
   L.push(`switch (layer "tools", /tool -> tool; ${sw.switches} switches, request sent -> first correct fresh read):`);
-  L.push(`  p50 ${fmtMs(sw.p50)} ms, p99 ${fmtMs(sw.p99)} ms, max ${fmtMs(sw.max)} ms; activate p50/p99 ${fmtMs(sw.activateP50)}/${fmtMs(sw.activateP99)} ms, ` +
-    `deactivate p50/p99 ${fmtMs(sw.deactivateP50)}/${fmtMs(sw.deactivateP99)} ms; agent response p50 ${fmtMs(sw.responseP50)} ms, p99 ${fmtMs(sw.responseP99)} ms`);
-  L.push(`switch (layer "${tree.layer}", ${r.ds.shape.files.toLocaleString('en-US')} files cached under /${r.ds.mapped}; ${tree.switches} switches): ` +
-    `p50 ${fmtMs(tree.p50)} ms, p99 ${fmtMs(tree.p99)} ms, max ${fmtMs(tree.max)} ms, response p50 ${fmtMs(tree.responseP50)} ms`);
+  L.push(
+    `  p50 ${fmtMs(sw.p50)} ms, p99 ${fmtMs(sw.p99)} ms, max ${fmtMs(sw.max)} ms; activate p50/p99 ${fmtMs(sw.activateP50)}/${fmtMs(sw.activateP99)} ms, ` +
+      `deactivate p50/p99 ${fmtMs(sw.deactivateP50)}/${fmtMs(sw.deactivateP99)} ms; agent response p50 ${fmtMs(sw.responseP50)} ms, p99 ${fmtMs(sw.responseP99)} ms`,
+  );
+  L.push(
+    `switch (layer "${tree.layer}", ${r.ds.shape.files.toLocaleString('en-US')} files cached under /${r.ds.mapped}; ${tree.switches} switches): ` +
+      `p50 ${fmtMs(tree.p50)} ms, p99 ${fmtMs(tree.p99)} ms, max ${fmtMs(tree.max)} ms, response p50 ${fmtMs(tree.responseP50)} ms`,
+  );
   for (const s of [sw, tree]) if (s.aborted) L.push(`  layer "${s.layer}" test stopped early: ${s.aborted}`);
-  L.push(`stale reads: ${staleTotal(r)} (first read after the response: tools ${sw.staleReads}, ${tree.layer} ${tree.staleReads}; layer-only name looked up while off, ` +
-    `read after activate/deactivate: ${sw.stale.negative}); stale exec: ${sw.stale.exec}; deactivate refused as busy: ${sw.busyRefusals + tree.busyRefusals} (this bench's pid: ${process.pid})`);
+  L.push(
+    `stale reads: ${staleTotal(r)} (first read after the response: tools ${sw.staleReads}, ${tree.layer} ${tree.staleReads}; layer-only name looked up while off, ` +
+      `read after activate/deactivate: ${sw.stale.negative}); stale exec: ${sw.stale.exec}; deactivate refused as busy: ${sw.busyRefusals + tree.busyRefusals} (this bench's pid: ${process.pid})`,
+  );
   for (const e of [
     ...[...sw.evidence.stale, ...tree.evidence.stale].slice(0, 3),
     ...[...sw.evidence.after, ...tree.evidence.after].slice(0, 3),
     ...[...sw.evidence.busy, ...tree.evidence.busy].slice(0, 3),
-  ]) L.push(`  - ${e}`);
+  ])
+    L.push(`  - ${e}`);
   L.push('', 'against the aims of issue 8 (a reading, not a test):');
   const has = (m: MetricKey) => r.ds.metrics.some((x) => x.key === m);
   const verdict = (ok: boolean) => (ok ? 'met' : 'not met');
   for (const m of ['stat_warm', 'find', 'git_status_warm'] as MetricKey[]) {
     const x = ratio(r, 'strata', m);
     const fo = shown.includes('fuse_overlayfs') ? ratio(r, 'strata', m, 'fuse_overlayfs') : null;
-    L.push(`  ${m}: ${fmtRatio(x)}x native (aim <= 1.2, and faster than fuse-overlayfs: strata/fuse-overlayfs ${fmtRatio(fo)}): ` +
-      verdict(x !== null && x <= 1.2 && (fo === null || fo < 1)));
+    L.push(
+      `  ${m}: ${fmtRatio(x)}x native (aim <= 1.2, and faster than fuse-overlayfs: strata/fuse-overlayfs ${fmtRatio(fo)}): ` +
+        verdict(x !== null && x <= 1.2 && (fo === null || fo < 1)),
+    );
   }
   for (const m of ['find_cold', 'git_status_cold'] as MetricKey[]) {
     const x = ratio(r, 'strata', m);
@@ -201,14 +228,18 @@ function setText(r: SetResult): string[] {
   }
   if (has('read')) {
     const x = ratio(r, 'strata', 'read');
-    L.push(`  read: time ratio ${fmtRatio(x)} = ${x ? (1 / x).toFixed(2) : '-'}x native throughput (aim >= ${READ_AIM}x): ${verdict(x !== null && 1 / x >= READ_AIM)}`);
+    L.push(
+      `  read: time ratio ${fmtRatio(x)} = ${x ? (1 / x).toFixed(2) : '-'}x native throughput (aim >= ${READ_AIM}x): ${verdict(x !== null && 1 / x >= READ_AIM)}`,
+    );
   }
   if (has('write_nosync')) {
     const x = ratio(r, 'strata', 'write_nosync');
     L.push(`  write_nosync: ${fmtRatio(x)}x native (aim <= 1.5): ${verdict(x !== null && x <= 1.5)}`);
   }
-  L.push(`  switch: p99 ${fmtMs(sw.p99)} ms (aim <= 5), with the tree cached under the mapping ${fmtMs(tree.p99)} ms (aim <= 10), stale reads ${staleTotal(r)} (aim 0): ` +
-    verdict(sw.p99 <= 5 && tree.p99 <= 10 && staleTotal(r) === 0));
+  L.push(
+    `  switch: p99 ${fmtMs(sw.p99)} ms (aim <= 5), with the tree cached under the mapping ${fmtMs(tree.p99)} ms (aim <= 10), stale reads ${staleTotal(r)} (aim 0): ` +
+      verdict(sw.p99 <= 5 && tree.p99 <= 10 && staleTotal(r) === 0),
+  );
   return L;
 }
 
@@ -216,10 +247,16 @@ export function toText(info: RunInfo, sets: SetResult[]): string {
   const { machine: mach, revision: rev, load } = info;
   const L: string[] = [];
   L.push(`Strata file system benchmark, ${info.date}`);
-  L.push(`machine: ${mach.cpu}, ${mach.cores} cores, kernel ${mach.kernel}, ${mach.os}, ${mach.memory_gib} GiB, node ${mach.node}, ${mach.fs}`);
-  L.push(`strata: commit ${rev.head}${rev.uncommitted.length ? ` + uncommitted changes to ${rev.uncommitted.join(', ')}` : ''}; addon built ${rev.addon_built}`);
+  L.push(
+    `machine: ${mach.cpu}, ${mach.cores} cores, kernel ${mach.kernel}, ${mach.os}, ${mach.memory_gib} GiB, node ${mach.node}, ${mach.fs}`,
+  );
+  L.push(
+    `strata: commit ${rev.head}${rev.uncommitted.length ? ` + uncommitted changes to ${rev.uncommitted.join(', ')}` : ''}; addon built ${rev.addon_built}`,
+  );
   L.push(`timer: ${info.timer}; first after mount = right after a fresh mount of each system (native: a plain run); no cache is dropped`);
-  L.push('strata: the trees pass through to the base; "strata (layer)" is the same tree served from a mapped layer, binaries from /tool/bin in a layer');
+  L.push(
+    'strata: the trees pass through to the base; "strata (layer)" is the same tree served from a mapped layer, binaries from /tool/bin in a layer',
+  );
   for (const r of sets) L.push('', ...setText(r));
   if (info.agentLogProblems.length) {
     L.push('', `agent log lines that look like problems (${info.agentLogProblems.length}):`);
@@ -231,7 +268,9 @@ export function toText(info: RunInfo, sets: SetResult[]): string {
   }
   const max = Math.max(...load);
   L.push('');
-  L.push(`took ${info.durationS} s; 1-minute load average start ${load[0].toFixed(2)}, max ${max.toFixed(2)}, end ${load[load.length - 1].toFixed(2)} on ` +
-    `${os.cpus().length} cores${max > os.cpus().length ? ' (above the core count: other work competed with this run)' : ''}`);
+  L.push(
+    `took ${info.durationS} s; 1-minute load average start ${load[0].toFixed(2)}, max ${max.toFixed(2)}, end ${load[load.length - 1].toFixed(2)} on ` +
+      `${os.cpus().length} cores${max > os.cpus().length ? ' (above the core count: other work competed with this run)' : ''}`,
+  );
   return L.join('\n') + '\n';
 }

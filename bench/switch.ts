@@ -55,7 +55,8 @@ export class Control {
         }
       });
       s.on('close', () => {
-        for (const w of this.waiting.values()) w({ id: -1, ok: false, error: { code: 'E_CLOSED', message: 'the agent closed the connection' } });
+        for (const w of this.waiting.values())
+          w({ id: -1, ok: false, error: { code: 'E_CLOSED', message: 'the agent closed the connection' } });
         this.waiting.clear();
       });
     });
@@ -122,7 +123,12 @@ const now = (): number => Number(process.hrtime.bigint()) / 1e6;
  * and counted; the timing restarts with the retried request.
  */
 export async function measureSwitch(
-  ctl: Control, layer: string, iterations: number, probe: Probe, stuckMs = 5000, giveUpMs = 65000,
+  ctl: Control,
+  layer: string,
+  iterations: number,
+  probe: Probe,
+  stuckMs = 5000,
+  giveUpMs = 65000,
 ): Promise<SwitchResult> {
   let aborted: string | null = null;
   const latencies: number[] = [];
@@ -135,7 +141,8 @@ export async function measureSwitch(
   let active: boolean = true;
   // The kernel caches what the view shows now; the switch has to invalidate it.
   const first = probe.read();
-  if (first !== probe.expect(true)) throw new Error(`switch test: before the first switch the view shows ${JSON.stringify(first)}, expected the layer's content`);
+  if (first !== probe.expect(true))
+    throw new Error(`switch test: before the first switch the view shows ${JSON.stringify(first)}, expected the layer's content`);
   probe.between?.(true);
   for (let i = 0; i < iterations * 2; i++) {
     const next: boolean = !active;
@@ -166,7 +173,8 @@ export async function measureSwitch(
         seen = probe.read();
       }
       const lasted = now() - t1;
-      const msg = `switch ${i + 1} (${method}): first read after the response showed ${JSON.stringify(first.slice(0, 80))}, expected ${JSON.stringify(want.slice(0, 80))}; ` +
+      const msg =
+        `switch ${i + 1} (${method}): first read after the response showed ${JSON.stringify(first.slice(0, 80))}, expected ${JSON.stringify(want.slice(0, 80))}; ` +
         (seen === want ? `correct after ${lasted.toFixed(0)} ms` : `still wrong after ${lasted.toFixed(0)} ms`);
       if (evidence.stale.length < 10) evidence.stale.push(msg);
       if (seen !== want || lasted > stuckMs) aborted = `${msg}; test stopped there`;
@@ -253,7 +261,9 @@ export async function switchTools(ctl: Control, mnt: string, iterations: number,
         const seen = readOr(layerOnly(pending));
         if (seen.startsWith('<') === a) {
           stale.negative++;
-          msgs.push(`tool/n/l${pending} (looked up before the switch) read ${JSON.stringify(seen.trim())} after ${a ? 'activate' : 'deactivate'}`);
+          msgs.push(
+            `tool/n/l${pending} (looked up before the switch) read ${JSON.stringify(seen.trim())} after ${a ? 'activate' : 'deactivate'}`,
+          );
         }
       }
       return msgs.length ? msgs.join('; ') : null;
@@ -272,7 +282,14 @@ export async function switchTools(ctl: Control, mnt: string, iterations: number,
  * Toggle `layer`, which maps the data set's tree at MNT/`mapped`; after each activation, `find`
  * fills the kernel caches below the mapping again, so every deactivation has all of them to drop.
  */
-export function switchMapped(ctl: Control, layer: string, mnt: string, mapped: string, probe: { rel: string; text: string }, iterations: number): Promise<SwitchResult> {
+export function switchMapped(
+  ctl: Control,
+  layer: string,
+  mnt: string,
+  mapped: string,
+  probe: { rel: string; text: string },
+  iterations: number,
+): Promise<SwitchResult> {
   const file = path.join(mnt, mapped, probe.rel);
   return measureSwitch(ctl, layer, iterations, {
     read: () => readOr(file),

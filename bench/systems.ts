@@ -40,7 +40,11 @@ export abstract class Peer {
   readonly mnt: string;
   readonly upper: string;
   readonly work: string;
-  constructor(readonly key: SystemKey, readonly dir: string, readonly lower: string) {
+  constructor(
+    readonly key: SystemKey,
+    readonly dir: string,
+    readonly lower: string,
+  ) {
     this.mnt = path.join(dir, 'mnt');
     this.upper = path.join(dir, 'upper');
     this.work = path.join(dir, 'work');
@@ -108,7 +112,11 @@ export class Strata {
   readonly env: NodeJS.ProcessEnv;
   agentPid: number | null = null;
 
-  constructor(readonly cli: string, readonly dir: string, readonly base: string) {
+  constructor(
+    readonly cli: string,
+    readonly dir: string,
+    readonly base: string,
+  ) {
     this.home = path.join(dir, 'home');
     this.mnt = path.join(dir, 'mnt');
     fs.mkdirSync(this.mnt, { recursive: true });

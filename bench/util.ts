@@ -102,7 +102,10 @@ function word(s: string): string {
 
 export class Timer {
   /** hyperfine spawns each run from a small native process, with no shell and little overhead. */
-  constructor(readonly hyperfine: boolean, private readonly scratch: string) {}
+  constructor(
+    readonly hyperfine: boolean,
+    private readonly scratch: string,
+  ) {}
 
   private seq = 0;
 

@@ -11,8 +11,7 @@ import { LABELS, System, SystemKey } from './systems';
 import { Timer, log, median, must, round } from './util';
 
 export type MetricKey =
-  | 'stat_warm' | 'find' | 'git_status_warm' | 'find_cold' | 'git_status_cold'
-  | 'read' | 'write' | 'write_nosync' | 'exec' | 'exec_node';
+  'stat_warm' | 'find' | 'git_status_warm' | 'find_cold' | 'git_status_cold' | 'read' | 'write' | 'write_nosync' | 'exec' | 'exec_node';
 
 export type DataSetKey = 'synthetic' | 'real';
 
@@ -78,7 +77,13 @@ function metaMetrics(plan: Plan, files: number, list: string): Metric[] {
   const findCmd = (t: Target) => ['find', t.tree, '-printf', '%s\\n'];
   const gitCmd = (t: Target) => ['git', '-C', t.tree, 'status', '--porcelain'];
   return [
-    { key: 'stat_warm', label: `stat ${n(files)} files (warm)`, argv: () => ['xargs', '-0', '-a', list, 'stat', '-c', '%s'], cwd: (t) => t.tree, ...meta },
+    {
+      key: 'stat_warm',
+      label: `stat ${n(files)} files (warm)`,
+      argv: () => ['xargs', '-0', '-a', list, 'stat', '-c', '%s'],
+      cwd: (t) => t.tree,
+      ...meta,
+    },
     { key: 'find', label: 'find tree -printf %s (warm)', argv: findCmd, ...meta },
     { key: 'git_status_warm', label: 'git status (warm)', argv: gitCmd, ...meta, rounds: plan.gitRuns },
     { key: 'find_cold', label: 'find, first after mount', argv: findCmd, ...cold },
@@ -101,25 +106,52 @@ export function syntheticSet(plan: Plan, systems: System[], data: string, files:
     };
   });
   const bytes = plan.bigMiB * 2 ** 20;
-  const dd = (t: Target, sync: boolean) => ['dd', 'if=/dev/zero', `of=${t.out}`, 'bs=1M', `count=${plan.bigMiB}`, ...(sync ? ['conv=fsync'] : []), 'status=none'];
+  const dd = (t: Target, sync: boolean) => [
+    'dd',
+    'if=/dev/zero',
+    `of=${t.out}`,
+    'bs=1M',
+    `count=${plan.bigMiB}`,
+    ...(sync ? ['conv=fsync'] : []),
+    'status=none',
+  ];
   const writes = { rounds: plan.writeRuns, perRound: 1, warmup: 1, only: (t: Target) => t.out !== null };
-  const sizeCheck = async (ts: Target[]) => ts.filter((t) => t.out).flatMap((t) => {
-    const size = fs.statSync(t.out!).size;
-    return size === bytes ? [] : [`${LABELS[t.key]}: the written file has ${size} bytes, expected ${bytes}`];
-  });
+  const sizeCheck = async (ts: Target[]) =>
+    ts
+      .filter((t) => t.out)
+      .flatMap((t) => {
+        const size = fs.statSync(t.out!).size;
+        return size === bytes ? [] : [`${LABELS[t.key]}: the written file has ${size} bytes, expected ${bytes}`];
+      });
   const metrics: Metric[] = [
     ...metaMetrics(plan, files.length, list),
     {
-      key: 'read', label: `cat ${plan.bigMiB} MiB (warm)`, argv: (t) => ['cat', t.big!], rounds: plan.readRuns, perRound: 1, warmup: 1, only: (t) => t.big !== null,
+      key: 'read',
+      label: `cat ${plan.bigMiB} MiB (warm)`,
+      argv: (t) => ['cat', t.big!],
+      rounds: plan.readRuns,
+      perRound: 1,
+      warmup: 1,
+      only: (t) => t.big !== null,
       // The large file's content must be the data set's (this also fills the caches).
       before: async (ts) => {
         for (const t of ts) if (t.big && t.key !== 'native') await must('cmp', [path.join(data, 'big.bin'), t.big]);
         return [];
       },
     },
-    { key: 'write', label: `dd write ${plan.bigMiB} MiB + fsync`, argv: (t) => dd(t, true), ...writes, prepare: (t) => ['rm', '-f', t.out!], after: sizeCheck },
     {
-      key: 'write_nosync', label: `dd write ${plan.bigMiB} MiB, no fsync`, argv: (t) => dd(t, false), ...writes,
+      key: 'write',
+      label: `dd write ${plan.bigMiB} MiB + fsync`,
+      argv: (t) => dd(t, true),
+      ...writes,
+      prepare: (t) => ['rm', '-f', t.out!],
+      after: sizeCheck,
+    },
+    {
+      key: 'write_nosync',
+      label: `dd write ${plan.bigMiB} MiB, no fsync`,
+      argv: (t) => dd(t, false),
+      ...writes,
       prepare: (t) => ['sh', '-c', `rm -f ${t.out} && sync`],
       after: async (ts) => {
         for (const t of ts) if (t.out) fs.rmSync(t.out, { force: true });
@@ -127,7 +159,14 @@ export function syntheticSet(plan: Plan, systems: System[], data: string, files:
         return [];
       },
     },
-    { key: 'exec', label: 'exec bin/true', argv: (t) => t.exec!, rounds: 10, perRound: Math.ceil(plan.execRuns / 10), warmup: plan.execWarmup },
+    {
+      key: 'exec',
+      label: 'exec bin/true',
+      argv: (t) => t.exec!,
+      rounds: 10,
+      perRound: Math.ceil(plan.execRuns / 10),
+      warmup: plan.execWarmup,
+    },
     { key: 'exec_node', label: 'exec bin/node --version', argv: (t) => t.execNode!, rounds: plan.nodeRuns, perRound: 1, warmup: 3 },
   ];
   return {
@@ -160,16 +199,27 @@ export function realSet(plan: Plan, systems: System[], rt: RealTree, rel: string
   const metrics: Metric[] = [
     ...metaMetrics(plan, rt.files.length, rt.list),
     {
-      key: 'read', label: `cat all ${n(rt.files.length)} files (warm)`, argv: () => ['xargs', '-0', '-a', rt.list, 'cat'], cwd: (t) => t.tree,
-      rounds: plan.readRuns, perRound: 1, warmup: 1,
+      key: 'read',
+      label: `cat all ${n(rt.files.length)} files (warm)`,
+      argv: () => ['xargs', '-0', '-a', rt.list, 'cat'],
+      cwd: (t) => t.tree,
+      rounds: plan.readRuns,
+      perRound: 1,
+      warmup: 1,
     },
   ];
   const w = rt.writeSrc;
   if (w) {
     const src = path.join(rt.dir, w.rel);
     metrics.push({
-      key: 'write_nosync', label: `cp -a ${w.files} files, no fsync`, argv: (t) => ['cp', '-a', src, t.out!],
-      rounds: plan.writeRuns, perRound: 1, warmup: 1, only: (t) => t.out !== null, prepare: (t) => ['sh', '-c', `rm -rf ${t.out} && sync`],
+      key: 'write_nosync',
+      label: `cp -a ${w.files} files, no fsync`,
+      argv: (t) => ['cp', '-a', src, t.out!],
+      rounds: plan.writeRuns,
+      perRound: 1,
+      warmup: 1,
+      only: (t) => t.out !== null,
+      prepare: (t) => ['sh', '-c', `rm -rf ${t.out} && sync`],
       after: async (ts) => {
         const notes: string[] = [];
         for (const t of ts) {
@@ -183,12 +233,21 @@ export function realSet(plan: Plan, systems: System[], rt: RealTree, rel: string
       },
     });
   }
-  if (rt.exec) metrics.push({ key: 'exec', label: `exec ${rt.exec} --version`, argv: (t) => t.exec!, rounds: 10, perRound: Math.ceil(plan.nodeRuns / 10), warmup: 3 });
+  if (rt.exec)
+    metrics.push({
+      key: 'exec',
+      label: `exec ${rt.exec} --version`,
+      argv: (t) => t.exec!,
+      rounds: 10,
+      perRound: Math.ceil(plan.nodeRuns / 10),
+      warmup: 3,
+    });
   const probe = rt.files[0];
   return {
     key: 'real',
     title: 'real',
-    about: `${rt.source}${plan.realFiles ? ` (part: about ${n(plan.realFiles)} files)` : ''} copied with cp -a and committed as a git repository` +
+    about:
+      `${rt.source}${plan.realFiles ? ` (part: about ${n(plan.realFiles)} files)` : ''} copied with cp -a and committed as a git repository` +
       `; read: every file; write: cp -a of ${w ? `${w.rel} (${n(w.files)} files, ${mib(w.bytes)})` : '(no package small enough)'}` +
       `; exec: ${rt.exec ?? '(no executable found in .bin)'}`,
     shape: rt.shape,
@@ -236,7 +295,9 @@ export async function measure(ds: DataSet, timer: Timer, notes: string[]): Promi
       const xs = times.get(t)!;
       (runs[t.key] ??= {})[m.key] = xs.map((x) => round(x, 3)!);
       (ms[t.key] ??= {})[m.key] = median(xs);
-      log(`${ds.title.padEnd(9)} ${m.key.padEnd(16)} ${LABELS[t.key].padEnd(15)} ${fmtMs(median(xs)).padStart(8)} ms  (median of ${xs.length})`);
+      log(
+        `${ds.title.padEnd(9)} ${m.key.padEnd(16)} ${LABELS[t.key].padEnd(15)} ${fmtMs(median(xs)).padStart(8)} ms  (median of ${xs.length})`,
+      );
     }
     if (m.after) notes.push(...(await m.after(list)).map((x) => `${ds.title}: ${x}`));
   }

@@ -66,7 +66,11 @@ export const COMMON_OPTIONS: Record<string, Option> = {
 
 /** A wrong invocation: exit status 2, with the usage of `command` (or of the command group). */
 export class UsageError extends Error {
-  constructor(message: string, readonly command?: Command, readonly group?: string) {
+  constructor(
+    message: string,
+    readonly command?: Command,
+    readonly group?: string,
+  ) {
     super(message);
   }
 }
@@ -119,7 +123,10 @@ export function wantsHelp(argv: string[], cmd?: Command): boolean {
 
 function tokensOf(argv: string[], options: Record<string, Option>) {
   const spec = Object.fromEntries(
-    Object.entries(options).map(([n, o]) => [n, { type: o.type === 'boolean' ? ('boolean' as const) : ('string' as const), ...(o.short ? { short: o.short } : {}) }]),
+    Object.entries(options).map(([n, o]) => [
+      n,
+      { type: o.type === 'boolean' ? ('boolean' as const) : ('string' as const), ...(o.short ? { short: o.short } : {}) },
+    ]),
   );
   // Not strict: the tokens are checked below, so each refusal names the flag in our own words.
   return parseArgs({ args: argv, options: spec, strict: false, allowPositionals: true, tokens: true }).tokens;

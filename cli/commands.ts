@@ -25,7 +25,15 @@ const helpCommand: Command = {
 };
 
 /** Sections of `strata help`, separated by a blank line. */
-export const SECTIONS: Command[][] = [agentCommands, layerCommands, viewCommands, switchingCommands, teamCommands, relayCommands, [helpCommand]];
+export const SECTIONS: Command[][] = [
+  agentCommands,
+  layerCommands,
+  viewCommands,
+  switchingCommands,
+  teamCommands,
+  relayCommands,
+  [helpCommand],
+];
 export const COMMANDS: Command[] = SECTIONS.flat();
 
 /** Flags that may come before the command's name too, as in `strata --json status`. */

@@ -1,7 +1,11 @@
 /** Runs one of our node entry points attached to this terminal: signals forwarded, its exit status ours. */
 import { spawn } from 'child_process';
 
-export function runForeground(script: string, args: string[], opts: { env?: NodeJS.ProcessEnv; onMessage?: (m: unknown) => void } = {}): Promise<number> {
+export function runForeground(
+  script: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; onMessage?: (m: unknown) => void } = {},
+): Promise<number> {
   // With an IPC channel the child also learns when we are gone, even after a SIGKILL.
   const child = spawn(process.execPath, [script, ...args], {
     stdio: opts.onMessage ? ['inherit', 'inherit', 'inherit', 'ipc'] : 'inherit',

@@ -25,7 +25,10 @@ async function run(argv: string[]): Promise<number> {
       process.stdout.write(groupHelp(COMMANDS, found.words.join(' ')));
       return 0;
     }
-    throw noCommand(found.words, found.rest.find((a) => a !== '--json'));
+    throw noCommand(
+      found.words,
+      found.rest.find((a) => a !== '--json'),
+    );
   }
   if (wantsHelp(found.rest, cmd)) {
     process.stdout.write(commandHelp(cmd));

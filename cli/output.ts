@@ -63,7 +63,9 @@ export function statusText(s: AgentStatus): string {
 }
 
 export function eventLine(e: TeamEvent): string {
-  const what = e.writes.map((w) => `${w.key}=${'active' in w.value ? (w.value.active ? 'on' : 'off') : (w.value.layer ?? 'none')}`).join(' ');
+  const what = e.writes
+    .map((w) => `${w.key}=${'active' in w.value ? (w.value.active ? 'on' : 'off') : (w.value.layer ?? 'none')}`)
+    .join(' ');
   return `${eventId(e)}  ${new Date(e.tag.wall).toISOString()}  ${e.user}@${e.host}  ${what}${e.reverts ? ` (reverts ${e.reverts})` : ''}`;
 }
 

@@ -49,7 +49,16 @@ export class Agent {
     this.store = new LayerStore(opts.home);
     this.state = new StateFile(path.join(opts.home, 'state.json'), log);
     this.catalog = new LayerCatalog(this.store, () => this.state.data.active, log);
-    this.views = new Views({ home: opts.home, fsname, cacheTimeout: opts.cacheTimeout ?? 60, queue, state: this.state, catalog: this.catalog, emit, log });
+    this.views = new Views({
+      home: opts.home,
+      fsname,
+      cacheTimeout: opts.cacheTimeout ?? 60,
+      queue,
+      state: this.state,
+      catalog: this.catalog,
+      emit,
+      log,
+    });
     this.switch = new LocalSwitch({ queue, state: this.state, catalog: this.catalog, views: this.views, emit });
     this.layers = new Layers({ queue, store: this.store, catalog: this.catalog, views: this.views, switch: this.switch, emit });
   }

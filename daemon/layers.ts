@@ -38,12 +38,19 @@ export class Layers {
     return this.info(await this.o.catalog.requireValid(name));
   }
 
-  create(p: { name: string; from: string; priority?: number; version?: string; description?: string }, progress?: Progress): Promise<LayerInfo> {
+  create(
+    p: { name: string; from: string; priority?: number; version?: string; description?: string },
+    progress?: Progress,
+  ): Promise<LayerInfo> {
     return this.o.queue.run(async () => {
       const from = path.resolve(p.from);
       const mountpoint = this.o.views.mountpointHolding(from);
       if (mountpoint) {
-        throw new StrataError('E_LAYER_INVALID', `--from ${from} is inside the view at ${mountpoint}`, 'Capture from a folder outside any Strata view.');
+        throw new StrataError(
+          'E_LAYER_INVALID',
+          `--from ${from} is inside the view at ${mountpoint}`,
+          'Capture from a folder outside any Strata view.',
+        );
       }
       const spec = await this.o.store.create(p.name, from, p, progress);
       await this.o.catalog.reload();
@@ -70,7 +77,13 @@ export class Layers {
     try {
       d = normalizeLayerPath(destination);
     } catch (e) {
-      return Promise.reject(new StrataError('E_MAPPING_ESCAPE', `DESTINATION ${destination}: ${(e as Error).message}`, 'Give a path inside the layer, relative to its files.'));
+      return Promise.reject(
+        new StrataError(
+          'E_MAPPING_ESCAPE',
+          `DESTINATION ${destination}: ${(e as Error).message}`,
+          'Give a path inside the layer, relative to its files.',
+        ),
+      );
     }
     return this.edit(name, (s) => {
       s.mappings = s.mappings.filter((m) => m.original !== o);
@@ -83,7 +96,11 @@ export class Layers {
     const o = viewPathArg(original, 'ORIGINAL');
     return this.edit(name, (s) => {
       if (!s.mappings.some((m) => m.original === o)) {
-        throw new StrataError('E_MAPPING_UNKNOWN', `layer "${name}" has no mapping for ${o}`, `See its mappings with "strata layer show ${name}".`);
+        throw new StrataError(
+          'E_MAPPING_UNKNOWN',
+          `layer "${name}" has no mapping for ${o}`,
+          `See its mappings with "strata layer show ${name}".`,
+        );
       }
       s.mappings = s.mappings.filter((m) => m.original !== o);
       return s;
@@ -103,7 +120,13 @@ export class Layers {
   /** `spec` is unchecked: saving checks it as layer.json and names the field. */
   update(name: string, spec: Record<string, unknown>): Promise<LayerInfo> {
     if (spec.name !== name) {
-      return Promise.reject(new StrataError('E_LAYER_INVALID', `renaming "${name}" to "${String(spec.name)}" is not supported yet`, 'Export the layer and import it under the new name.'));
+      return Promise.reject(
+        new StrataError(
+          'E_LAYER_INVALID',
+          `renaming "${name}" to "${String(spec.name)}" is not supported yet`,
+          'Export the layer and import it under the new name.',
+        ),
+      );
     }
     return this.edit(name, () => spec as LayerSpec);
   }

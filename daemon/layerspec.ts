@@ -58,7 +58,13 @@ const noDuplicateOriginals = v.rawCheck<Mapping[]>(({ dataset, addIssue }) => {
 
 const viewPaths = v.nullish(
   v.pipe(
-    v.array(v.pipe(path(normalizeViewPath), v.check((p) => p !== '/', 'cannot be the whole view')), 'must be a list of view paths'),
+    v.array(
+      v.pipe(
+        path(normalizeViewPath),
+        v.check((p) => p !== '/', 'cannot be the whole view'),
+      ),
+      'must be a list of view paths',
+    ),
     v.transform((ps) => [...new Set(ps)]),
   ),
   [],
@@ -70,7 +76,10 @@ const specEntries = {
   name: layerName((i) => `must match ${LAYER_NAME_RE} (letters, digits, . _ + -; up to 64), got ${JSON.stringify(i.input)}`),
   version: v.nullish(text(128), ''),
   description: v.nullish(text(4096), ''),
-  priority: v.nullish(v.pipe(v.number(priority), v.integer(priority), v.minValue(-1_000_000, priority), v.maxValue(1_000_000, priority)), 100),
+  priority: v.nullish(
+    v.pipe(v.number(priority), v.integer(priority), v.minValue(-1_000_000, priority), v.maxValue(1_000_000, priority)),
+    100,
+  ),
   mappings: v.pipe(v.array(mapping, 'must be a list of {original, destination}'), noDuplicateOriginals),
   excludes: viewPaths,
   deletes: viewPaths,
@@ -93,11 +102,13 @@ export function checkLayerSpec(raw: unknown, file: string): { spec?: LayerSpec; 
   }
   if (o.format > LAYER_FORMAT) {
     return {
-      problems: [{
-        code: 'E_LAYER_FORMAT',
-        message: `${file}: format: ${o.format} was written by a newer Strata; this one reads formats 1 to ${LAYER_FORMAT}`,
-        hint: 'Upgrade Strata to use this layer.',
-      }],
+      problems: [
+        {
+          code: 'E_LAYER_FORMAT',
+          message: `${file}: format: ${o.format} was written by a newer Strata; this one reads formats 1 to ${LAYER_FORMAT}`,
+          hint: 'Upgrade Strata to use this layer.',
+        },
+      ],
     };
   }
   if (o.format === 1) o = upgradeV1(o);
@@ -125,18 +136,32 @@ function rank(i: v.BaseIssue<unknown>): number {
 /** Parse layer.json text; throws a StrataError naming the first problem (all are listed in the message). */
 export function parseLayerJson(text: string, file: string): LayerSpec {
   if (Buffer.byteLength(text) > MAX_LAYER_JSON) {
-    throw new StrataError('E_LAYER_INVALID', `${file}: larger than ${MAX_LAYER_JSON} bytes`, 'A layer.json holds rules, not content; check the file.');
+    throw new StrataError(
+      'E_LAYER_INVALID',
+      `${file}: larger than ${MAX_LAYER_JSON} bytes`,
+      'A layer.json holds rules, not content; check the file.',
+    );
   }
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new StrataError('E_LAYER_INVALID', `${file}: not valid JSON: ${(e as Error).message}`, 'Fix the file or restore it from an export.');
+    throw new StrataError(
+      'E_LAYER_INVALID',
+      `${file}: not valid JSON: ${(e as Error).message}`,
+      'Fix the file or restore it from an export.',
+    );
   }
   const { spec, problems } = checkLayerSpec(raw, file);
   if (!spec) {
     const first = problems[0];
-    const more = problems.length > 1 ? ` (and ${problems.length - 1} more: ${problems.slice(1).map((p) => p.message).join('; ')})` : '';
+    const more =
+      problems.length > 1
+        ? ` (and ${problems.length - 1} more: ${problems
+            .slice(1)
+            .map((p) => p.message)
+            .join('; ')})`
+        : '';
     throw new StrataError(first.code, first.message + more, first.hint ?? 'Fix the field named above; nothing was changed.');
   }
   return spec;

@@ -17,7 +17,9 @@ function log(m: string): void {
 
 function report(r: RelayReport): Promise<void> {
   if (!process.send) {
-    log('ready' in r ? `[relay] ${r.ready.id} listening on ${r.ready.url}` : `[relay] failed to start: ${r.error.code}: ${r.error.message}`);
+    log(
+      'ready' in r ? `[relay] ${r.ready.id} listening on ${r.ready.url}` : `[relay] failed to start: ${r.error.code}: ${r.error.message}`,
+    );
     return Promise.resolve();
   }
   return new Promise((res) => process.send!(r, undefined, undefined, () => res()));
@@ -47,7 +49,10 @@ async function main(): Promise<number> {
     relay = await runRelay({ listen, secretFile: path.resolve(secretFile), team, stateFile, tls, log });
   } catch (e) {
     // E_TEAM_LISTEN (a busy port) and a malformed --listen carry their own code already.
-    const err = e instanceof StrataError ? e : new StrataError('E_TEAM_SECRET', (e as Error).message, 'Check --listen and the secret file (chmod 600).');
+    const err =
+      e instanceof StrataError
+        ? e
+        : new StrataError('E_TEAM_SECRET', (e as Error).message, 'Check --listen and the secret file (chmod 600).');
     await report({ error: err.toInfo() });
     return 1;
   }

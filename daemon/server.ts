@@ -34,7 +34,7 @@ export class ControlServer {
   ) {
     const a = agent;
     this.handlers = {
-      'status': () => a.status(),
+      status: () => a.status(),
       'layer.list': () => a.layers.list(),
       'layer.show': (p) => a.layers.show(p.name),
       'layer.create': (p) => a.layers.create(p, (m) => a.progress(`create ${p.name}`, m)),
@@ -51,16 +51,16 @@ export class ControlServer {
       'view.add': (p) => a.views.add(p.base, p.at),
       'view.list': () => a.views.list(),
       'view.rm': (p) => a.views.remove(p.base),
-      'activate': (p) => this.activate(p),
-      'deactivate': (p) => this.deactivate(p),
-      'swap': (p) => this.swap(p),
+      activate: (p) => this.activate(p),
+      deactivate: (p) => this.deactivate(p),
+      swap: (p) => this.swap(p),
       'team.join': (p) => team.join(p),
       'team.leave': () => team.leave(),
       'team.status': () => team.status(),
       'team.history': () => team.history(),
       'team.revert': (p) => team.revert(p.id),
       'team.hold': (p) => team.hold(p.name, p.hold),
-      'subscribe': (_p, conn) => {
+      subscribe: (_p, conn) => {
         conn.subscribed = true;
         return a.status();
       },
@@ -97,7 +97,11 @@ export class ControlServer {
   private swap(p: Params<'swap'>): Promise<SwitchResult> {
     const isTeam = this.team.isTeamLayer(p.old);
     if (isTeam !== this.team.isTeamLayer(p.new)) {
-      throw new StrataError('E_BAD_REQUEST', `cannot swap team layer and personal layer (${p.old} → ${p.new}) in one step`, 'Use activate and deactivate.');
+      throw new StrataError(
+        'E_BAD_REQUEST',
+        `cannot swap team layer and personal layer (${p.old} → ${p.new}) in one step`,
+        'Use activate and deactivate.',
+      );
     }
     return isTeam ? this.team.switchTeam({ swap: [p.old, p.new] }) : this.agent.switch.swap(p.old, p.new);
   }
@@ -168,7 +172,11 @@ export class ControlServer {
         if (line.trim()) void this.handleLine(conn, line);
       }
       if (buf.length > MAX_CONTROL_MESSAGE) {
-        conn.send({ id: -1, ok: false, error: { code: 'E_TOO_LARGE', message: `message exceeds ${MAX_CONTROL_MESSAGE} bytes; connection closed` } });
+        conn.send({
+          id: -1,
+          ok: false,
+          error: { code: 'E_TOO_LARGE', message: `message exceeds ${MAX_CONTROL_MESSAGE} bytes; connection closed` },
+        });
         socket.end();
         buf = '';
       }

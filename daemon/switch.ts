@@ -56,7 +56,11 @@ export class LocalSwitch {
       }
       if (!force) this.refuseIfBusy(names);
       const changed = this.o.catalog.rulePathsOf(names.filter((n) => active.includes(n)));
-      await this.apply(active.filter((n) => !names.includes(n)), changed, 'deactivate');
+      await this.apply(
+        active.filter((n) => !names.includes(n)),
+        changed,
+        'deactivate',
+      );
       return { active: this.active() };
     });
   }
@@ -68,7 +72,11 @@ export class LocalSwitch {
       const old = this.o.catalog.require(oldName);
       const next = await this.o.catalog.requireValid(newName);
       if (!this.isActive(oldName)) {
-        throw new StrataError('E_LAYER_INACTIVE', `layer "${oldName}" is not active`, `Activate "${newName}" directly with "strata activate ${newName}".`);
+        throw new StrataError(
+          'E_LAYER_INACTIVE',
+          `layer "${oldName}" is not active`,
+          `Activate "${newName}" directly with "strata activate ${newName}".`,
+        );
       }
       this.refuseIfBusy([oldName]);
       const set = this.o.state.data.active.filter((n) => n !== oldName);
@@ -119,8 +127,15 @@ export class LocalSwitch {
   private refuseIfBusy(names: string[]): void {
     const busy = this.o.views.holders(names);
     if (busy.length) {
-      const who = busy.slice(0, 5).map((b) => `pid ${b.pid} (${b.command}) has ${b.path} open`).join('; ');
-      throw new StrataError('E_LAYER_BUSY', `files of ${names.join(', ')} are open: ${who}${busy.length > 5 ? `; and ${busy.length - 5} more` : ''}`, 'Close them, or pass --force to switch anyway (open files keep their old content).');
+      const who = busy
+        .slice(0, 5)
+        .map((b) => `pid ${b.pid} (${b.command}) has ${b.path} open`)
+        .join('; ');
+      throw new StrataError(
+        'E_LAYER_BUSY',
+        `files of ${names.join(', ')} are open: ${who}${busy.length > 5 ? `; and ${busy.length - 5} more` : ''}`,
+        'Close them, or pass --force to switch anyway (open files keep their old content).',
+      );
     }
   }
 }

@@ -62,9 +62,11 @@ export class TeamFileOffer implements vscode.Disposable {
       } catch {
         continue; // Join Team… reports a broken file when the user asks for it
       }
-      showActions('info', `This workspace belongs to the Strata team "${team}" (${vscode.workspace.asRelativePath(uri)}). Join it to switch layers together?`, [
-        { title: 'Join Team', run: () => vscode.commands.executeCommand(COMMANDS.joinTeam, uri) },
-      ]);
+      showActions(
+        'info',
+        `This workspace belongs to the Strata team "${team}" (${vscode.workspace.asRelativePath(uri)}). Join it to switch layers together?`,
+        [{ title: 'Join Team', run: () => vscode.commands.executeCommand(COMMANDS.joinTeam, uri) }],
+      );
       return;
     }
   }

@@ -9,7 +9,20 @@ import { ErrorInfo, ErrorInfoSchema } from './errors';
 import { LayerInfoSchema } from './layer';
 import { TeamEventSchema } from './team';
 import {
-  Issue, bool, count, fieldMessages, int, isMissingField, isUnknownField, issueMessage, list, num, obj, plainObject, str, tagged,
+  Issue,
+  bool,
+  count,
+  fieldMessages,
+  int,
+  isMissingField,
+  isUnknownField,
+  issueMessage,
+  list,
+  num,
+  obj,
+  plainObject,
+  str,
+  tagged,
   utf8Length,
 } from './schema';
 
@@ -102,7 +115,7 @@ const named = params({ name: P.string });
 const opt = v.optional;
 
 export const METHODS = {
-  'status': { params: none, result: AgentStatusSchema },
+  status: { params: none, result: AgentStatusSchema },
   'layer.list': { params: none, result: list(LayerInfoSchema) },
   'layer.show': { params: named, result: LayerInfoSchema },
   'layer.create': {
@@ -127,16 +140,21 @@ export const METHODS = {
   'view.add': { params: params({ base: P.string, at: opt(P.string) }), result: ViewInfoSchema },
   'view.list': { params: none, result: list(ViewInfoSchema) },
   'view.rm': { params: params({ base: P.string }), result: obj({ removed: str() }) },
-  'activate': {
+  activate: {
     params: params({ names: P.strings, whenIdle: opt(P.boolean), timeoutMs: opt(P.number) }),
     result: obj({ active: strings, decision: v.optional(str()) }),
   },
-  'deactivate': { params: params({ names: P.strings, force: opt(P.boolean) }), result: obj({ active: strings }) },
-  'swap': { params: params({ old: P.string, new: P.string }), result: obj({ active: strings }) },
+  deactivate: { params: params({ names: P.strings, force: opt(P.boolean) }), result: obj({ active: strings }) },
+  swap: { params: params({ old: P.string, new: P.string }), result: obj({ active: strings }) },
   'team.join': {
     /** teamText: the team file's content, read by the client (the agent never reads inside its views). */
     params: params({
-      url: P.string, secretFile: P.string, name: opt(P.string), teamFile: P.string, teamText: opt(P.string), listen: opt(P.string),
+      url: P.string,
+      secretFile: P.string,
+      name: opt(P.string),
+      teamFile: P.string,
+      teamText: opt(P.string),
+      listen: opt(P.string),
     }),
     result: TeamStatusSchema,
   },
@@ -147,7 +165,7 @@ export const METHODS = {
   /** Keep a team layer as this agent has it (hold: true) or follow the team again (false). */
   'team.hold': { params: params({ name: P.string, hold: P.boolean }), result: TeamStatusSchema },
   /** Start receiving `StateEvent`s on this connection. */
-  'subscribe': { params: none, result: AgentStatusSchema },
+  subscribe: { params: none, result: AgentStatusSchema },
   'agent.stop': { params: none, result: obj({ stopping: v.literal(true, 'must be true') }) },
 };
 type MethodSchemas = typeof METHODS;
@@ -211,7 +229,10 @@ function paramProblem(issues: readonly Issue[]): string {
 export function checkRequest(line: string): Checked<Request> {
   const bytes = utf8Length(line);
   if (bytes > MAX_CONTROL_MESSAGE) {
-    return { ok: false, error: { code: 'E_TOO_LARGE', message: `message of ${bytes} bytes exceeds the ${MAX_CONTROL_MESSAGE}-byte limit` } };
+    return {
+      ok: false,
+      error: { code: 'E_TOO_LARGE', message: `message of ${bytes} bytes exceeds the ${MAX_CONTROL_MESSAGE}-byte limit` },
+    };
   }
   let msg: unknown;
   try {

@@ -38,7 +38,10 @@ export function int(min: number, max = Number.MAX_SAFE_INTEGER, message: Message
 export const count = (message: Message = 'must be a non-negative integer') => int(0, Number.MAX_SAFE_INTEGER, message);
 
 export function list<S extends v.GenericSchema>(item: S, max = Infinity, message: Message = 'must be a list') {
-  return v.pipe(v.array(item, message), v.maxLength(max, (i) => `must have at most ${max} entries, got ${(i.input as unknown[]).length}`));
+  return v.pipe(
+    v.array(item, message),
+    v.maxLength(max, (i) => `must have at most ${max} entries, got ${(i.input as unknown[]).length}`),
+  );
 }
 
 /**
@@ -62,7 +65,10 @@ export function obj<const E extends v.ObjectEntries>(entries: E, notObject: Mess
 
 /** An object with exactly these fields: the first unknown one is refused. */
 export function exact<const E extends v.ObjectEntries>(entries: E, notObject: Message = 'must be an object') {
-  return v.pipe(plainObject<v.InferInput<v.StrictObjectSchema<E, undefined>>>(notObject), v.strictObject(entries, fieldMessages(entries, notObject)));
+  return v.pipe(
+    plainObject<v.InferInput<v.StrictObjectSchema<E, undefined>>>(notObject),
+    v.strictObject(entries, fieldMessages(entries, notObject)),
+  );
 }
 
 /** An object of one tag (`t`, `type`, `event`) in a family: plain valibot, so a variant can dispatch on it. */
@@ -71,7 +77,11 @@ export function tagged<const E extends v.ObjectEntries>(entries: E) {
 }
 
 /** A JSON object used as a map. */
-export function rec<K extends v.GenericSchema<string, string>, S extends v.GenericSchema>(key: K, value: S, notObject: Message = 'must be an object') {
+export function rec<K extends v.GenericSchema<string, string>, S extends v.GenericSchema>(
+  key: K,
+  value: S,
+  notObject: Message = 'must be an object',
+) {
   return v.pipe(plainObject<v.InferInput<v.RecordSchema<K, S, undefined>>>(notObject), v.record(key, value, notObject));
 }
 

@@ -82,12 +82,16 @@ const teamFileRefs = v.rawCheck<v.InferOutput<typeof teamFileFields>>(({ dataset
   for (const s of Object.keys(t.slots).sort()) {
     for (const n of t.slots[s]) {
       const o = owner.get(n);
-      if (o !== undefined && o !== s) addIssue({ message: `"${n}" is already in slot ${o}; a layer belongs to one slot at most`, path: pathTo(t, 'slots', s) });
+      if (o !== undefined && o !== s)
+        addIssue({ message: `"${n}" is already in slot ${o}; a layer belongs to one slot at most`, path: pathTo(t, 'slots', s) });
       else owner.set(n, s);
     }
     const defaults = t.slots[s].filter((n, i, all) => t.defaults.includes(n) && all.indexOf(n) === i);
     if (defaults.length > 1) {
-      addIssue({ message: `${defaults.map((n) => `"${n}"`).join(' and ')} are all in slot ${s}; only one can be active`, path: pathTo(t, 'defaults') });
+      addIssue({
+        message: `${defaults.map((n) => `"${n}"`).join(' and ')} are all in slot ${s}; only one can be active`,
+        path: pathTo(t, 'defaults'),
+      });
     }
   }
 });
@@ -151,9 +155,18 @@ export const RegistersSchema = v.pipe(
 );
 
 /** Highest event seq seen (or applied), per origin. */
-export const SeenSchema = v.pipe(rec(agentId((i) => `bad origin ${JSON.stringify(i.input).slice(0, 80)}`), count()), v.maxEntries(10_000, 'must have at most 10000 origins'));
+export const SeenSchema = v.pipe(
+  rec(
+    agentId((i) => `bad origin ${JSON.stringify(i.input).slice(0, 80)}`),
+    count(),
+  ),
+  v.maxEntries(10_000, 'must have at most 10000 origins'),
+);
 
-const writes = v.pipe(v.array(RegisterWriteSchema, 'must be a list'), v.maxLength(64, (i) => `at most 64 writes per event, got ${i.input.length}`));
+const writes = v.pipe(
+  v.array(RegisterWriteSchema, 'must be a list'),
+  v.maxLength(64, (i) => `at most 64 writes per event, got ${i.input.length}`),
+);
 /** An event's writes: one to 64. */
 export const EventWritesSchema = v.pipe(writes, v.minLength(1, 'an event needs at least one write'));
 
@@ -218,8 +231,15 @@ const FRAMES = {
   // Pulls are routed hop by hop toward `to` (the next hop is the link a peer's presence came in on).
   pull: tagged({ t: v.literal('pull'), to: agentId(), from: agentId(), layer: name, digest: text(80), offset: count() }),
   chunk: tagged({
-    t: v.literal('chunk'), to: agentId(), from: agentId(), layer: name, digest: text(80),
-    offset: count(), total: count(), sha256: hex64, data: text(MAX_FRAME),
+    t: v.literal('chunk'),
+    to: agentId(),
+    from: agentId(),
+    layer: name,
+    digest: text(80),
+    offset: count(),
+    total: count(),
+    sha256: hex64,
+    data: text(MAX_FRAME),
   }),
   'pull-error': tagged({ t: v.literal('pull-error'), to: agentId(), from: agentId(), layer: name, message: text(1024) }),
   error: tagged({ t: v.literal('error'), code: text(64), message: text(1024) }),

@@ -31,7 +31,9 @@ export class AgentClient {
       s.on('close', () => {
         this.socket = null;
         for (const p of this.pending.values()) {
-          p.reject(new StrataError('E_AGENT_UNAVAILABLE', 'the agent closed the connection', 'Run "strata agent start", or see the agent log.'));
+          p.reject(
+            new StrataError('E_AGENT_UNAVAILABLE', 'the agent closed the connection', 'Run "strata agent start", or see the agent log.'),
+          );
         }
         this.pending.clear();
         this.onClose();
@@ -61,7 +63,14 @@ export class AgentClient {
       }
       const r = checkResult(p.method, msg.result);
       if (r.ok) p.resolve(r.value);
-      else p.reject(new StrataError(r.error.code, r.error.message, 'The agent may run another version of Strata: restart it with "strata agent stop".'));
+      else
+        p.reject(
+          new StrataError(
+            r.error.code,
+            r.error.message,
+            'The agent may run another version of Strata: restart it with "strata agent stop".',
+          ),
+        );
     }
   }
 
@@ -124,7 +133,9 @@ export async function connectOrStart(opts: {
   const tail = readTail(logFile(opts.home));
   throw new StrataError(
     'E_AGENT_UNAVAILABLE',
-    exited !== null ? `the agent exited during start-up (code ${exited})${tail ? `:\n${tail}` : ''}` : `the agent did not answer on ${opts.socket} in time`,
+    exited !== null
+      ? `the agent exited during start-up (code ${exited})${tail ? `:\n${tail}` : ''}`
+      : `the agent did not answer on ${opts.socket} in time`,
     `See ${logFile(opts.home)}.`,
   );
 }

@@ -13,11 +13,11 @@ export const agentCommands: Command[] = [
     synopsis: 'start the agent for $STRATA_HOME',
     description:
       'Starts the agent for $STRATA_HOME in the background (every other command does this when needed), or\n' +
-      'attached to this terminal with --foreground. With --listen it also accepts teammates\' agents.',
+      "attached to this terminal with --foreground. With --listen it also accepts teammates' agents.",
     positionals: [],
     options: {
       foreground: { type: 'boolean', description: 'stay attached; Ctrl-C stops the agent' },
-      listen: { type: 'string', value: 'HOST:PORT', description: 'also accept teammates\' agents on HOST:PORT' },
+      listen: { type: 'string', value: 'HOST:PORT', description: "also accept teammates' agents on HOST:PORT" },
     },
     examples: ['strata agent start', 'strata agent start --listen 0.0.0.0:7451   # teammates dial this agent'],
     async action(a, ctx) {
@@ -30,14 +30,21 @@ export const agentCommands: Command[] = [
         const running = await connectOrStart({ ...target, start: false }).catch(() => null);
         if (running) {
           running.close();
-          throw new StrataError('E_BAD_REQUEST', 'the agent is already running without --listen', 'Run "strata agent stop" first, then start it with --listen.');
+          throw new StrataError(
+            'E_BAD_REQUEST',
+            'the agent is already running without --listen',
+            'Run "strata agent stop" first, then start it with --listen.',
+          );
         }
       }
       const c = await connectOrStart({ ...target, start: true, env: agentEnv });
       try {
         const s = await c.call('status', {});
         const t = await c.call('team.status', {});
-        ctx.print({ ...s, team: t }, `agent running (pid ${s.pid}); log: ${logFile(ctx.home)}${t.listen ? `; accepting teammates on ws://${t.listen}` : ''}`);
+        ctx.print(
+          { ...s, team: t },
+          `agent running (pid ${s.pid}); log: ${logFile(ctx.home)}${t.listen ? `; accepting teammates on ws://${t.listen}` : ''}`,
+        );
       } finally {
         c.close();
       }
@@ -52,7 +59,12 @@ export const agentCommands: Command[] = [
     options: {},
     examples: ['strata agent stop'],
     async action(_a, ctx) {
-      const c = await connectOrStart({ home: ctx.home, socket: ctx.socket, agentScript: path.join(ctx.dist, 'agent.js'), start: false }).catch(() => null);
+      const c = await connectOrStart({
+        home: ctx.home,
+        socket: ctx.socket,
+        agentScript: path.join(ctx.dist, 'agent.js'),
+        start: false,
+      }).catch(() => null);
       if (!c) {
         ctx.print({ stopped: false, running: false }, 'agent is not running');
         return 0;
@@ -68,7 +80,11 @@ export const agentCommands: Command[] = [
       const deadline = Date.now() + 20000;
       while (Date.now() < deadline && pidAlive(pid)) await new Promise((r) => setTimeout(r, 50));
       if (pidAlive(pid)) {
-        throw new StrataError('E_AGENT_UNAVAILABLE', `agent pid ${pid} did not stop in 20 s`, `See ${logFile(ctx.home)}; "kill ${pid}" stops it (the next start clears its mounts).`);
+        throw new StrataError(
+          'E_AGENT_UNAVAILABLE',
+          `agent pid ${pid} did not stop in 20 s`,
+          `See ${logFile(ctx.home)}; "kill ${pid}" stops it (the next start clears its mounts).`,
+        );
       }
       ctx.print({ stopped: true, pid }, `agent stopped (pid ${pid})`);
       return 0;
@@ -77,7 +93,7 @@ export const agentCommands: Command[] = [
   {
     name: 'status',
     synopsis: 'agent, active layers, views',
-    description: 'Shows the agent\'s pid and home, the active layers, the number of layers and every view.',
+    description: "Shows the agent's pid and home, the active layers, the number of layers and every view.",
     positionals: [],
     options: {},
     examples: ['strata status', 'strata status --json'],

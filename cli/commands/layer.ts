@@ -50,7 +50,13 @@ export const layerCommands: Command[] = [
       const from = path.resolve(a.string('from')!);
       const c = await ctx.agent();
       process.stderr.write(`capturing ${from} as layer ${name}...\n`);
-      const l = await c.call('layer.create', { name, from, priority: a.integer('priority'), version: a.string('version'), description: a.string('description') });
+      const l = await c.call('layer.create', {
+        name,
+        from,
+        priority: a.integer('priority'),
+        version: a.string('version'),
+        description: a.string('description'),
+      });
       ctx.print(l, `created layer ${l.name} ${l.version}`);
       return 0;
     },
@@ -70,7 +76,7 @@ export const layerCommands: Command[] = [
   },
   {
     name: 'layer show',
-    synopsis: 'one layer\'s rules and size',
+    synopsis: "one layer's rules and size",
     description: 'Shows a layer: version, priority, description, writable bytes, mappings, excludes and hidden paths.',
     positionals: [NAME],
     options: {},
@@ -95,28 +101,32 @@ export const layerCommands: Command[] = [
     },
   },
   ruleCommand(
-    'map', ['NAME', 'ORIGINAL', 'DESTINATION'],
+    'map',
+    ['NAME', 'ORIGINAL', 'DESTINATION'],
     'redirect view path ORIGINAL into the layer',
     'While the layer is active, view path ORIGINAL (and what lies below it) shows DESTINATION, a path\ninside the layer.',
-    'strata layer map node20 /tools/node /   # /tools/node in the view is the layer\'s root',
+    "strata layer map node20 /tools/node /   # /tools/node in the view is the layer's root",
     async (ctx, [name, original, destination]) => (await ctx.agent()).call('layer.map', { name, original, destination }),
   ),
   ruleCommand(
-    'unmap', ['NAME', 'ORIGINAL'],
+    'unmap',
+    ['NAME', 'ORIGINAL'],
     'remove the mapping of ORIGINAL',
-    'Removes the layer\'s mapping of view path ORIGINAL.',
+    "Removes the layer's mapping of view path ORIGINAL.",
     'strata layer unmap node20 /   # a new layer maps its whole tree over the view root',
     async (ctx, [name, original]) => (await ctx.agent()).call('layer.unmap', { name, original }),
   ),
   ruleCommand(
-    'exclude', ['NAME', 'PATH'],
+    'exclude',
+    ['NAME', 'PATH'],
     'PATH always passes through to the base',
     'PATH (and what lies below it) always shows the base, even inside a mapping of the layer.',
     'strata layer exclude node20 /tools/node/etc',
     async (ctx, [name, p]) => (await ctx.agent()).call('layer.exclude', { name, path: p }),
   ),
   ruleCommand(
-    'hide', ['NAME', 'PATH'],
+    'hide',
+    ['NAME', 'PATH'],
     'PATH is hidden while the layer is active',
     'While the layer is active, PATH does not exist in the view.',
     'strata layer hide node20 /tools/node/lib/legacy',
@@ -124,7 +134,7 @@ export const layerCommands: Command[] = [
   ),
   {
     name: 'layer reset',
-    synopsis: 'discard the layer\'s writable sublayer',
+    synopsis: "discard the layer's writable sublayer",
     description: 'Discards what tools wrote into the layer, back to what was captured.',
     positionals: [NAME],
     options: {},

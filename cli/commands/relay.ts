@@ -6,20 +6,19 @@ import { Command } from '../command';
 import { runForeground } from '../foreground';
 import { reportError } from '../output';
 
-
 export const relayCommands: Command[] = [
   {
     name: 'relay',
     synopsis: 'run a standalone relay (no FUSE); wss:// with a certificate',
     description:
-      'Runs a team relay in the foreground until Ctrl-C or SIGTERM. It keeps the team\'s state (with\n' +
+      "Runs a team relay in the foreground until Ctrl-C or SIGTERM. It keeps the team's state (with\n" +
       '--state-file, across restarts), so a late joiner catches up even when no teammate is online.',
     positionals: [],
     options: {
       listen: { type: 'string', value: 'HOST:PORT', required: true, description: 'where to accept agents (port 0: any free port)' },
-      'secret-file': { type: 'string', value: 'FILE', required: true, description: 'the team\'s shared secret (chmod 600)' },
+      'secret-file': { type: 'string', value: 'FILE', required: true, description: "the team's shared secret (chmod 600)" },
       team: { type: 'string', value: 'TEAM', description: 'serve only this team (default: the first one to connect)' },
-      'state-file': { type: 'string', value: 'FILE', description: 'keep the team\'s state here' },
+      'state-file': { type: 'string', value: 'FILE', description: "keep the team's state here" },
       'tls-cert': { type: 'string', value: 'PEM', with: 'tls-key', description: 'serve wss:// with this certificate' },
       'tls-key': { type: 'string', value: 'PEM', with: 'tls-cert', description: 'and this private key' },
     },
@@ -40,4 +39,3 @@ export const relayCommands: Command[] = [
     },
   },
 ];
-

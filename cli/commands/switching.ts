@@ -14,10 +14,15 @@ export const switchingCommands: Command[] = [
       'when-idle': { type: 'boolean', description: 'wait until no teammate has files of the layer open' },
       timeout: { type: 'integer', value: 'SECONDS', with: 'when-idle', description: 'how long --when-idle waits (default 60)' },
     },
-    examples: ['strata activate node20   # ~/project/tools/node is now node 20, for every process', 'strata activate node20 --when-idle --timeout 300'],
+    examples: [
+      'strata activate node20   # ~/project/tools/node is now node 20, for every process',
+      'strata activate node20 --when-idle --timeout 300',
+    ],
     async action(a, ctx) {
       const timeout = a.integer('timeout');
-      const r = await (await ctx.agent()).call('activate', {
+      const r = await (
+        await ctx.agent()
+      ).call('activate', {
         names: a.positionals,
         whenIdle: a.flag('when-idle'),
         ...(timeout !== undefined ? { timeoutMs: timeout * 1000 } : {}),

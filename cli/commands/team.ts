@@ -42,20 +42,33 @@ export const teamCommands: Command[] = [
       'The secret is read from a file (chmod 600), never from the command line.',
     positionals: [{ name: 'URL' }],
     options: {
-      'secret-file': { type: 'string', value: 'FILE', required: true, why: 'the secret never goes on the command line', description: 'the team\'s shared secret (chmod 600)' },
+      'secret-file': {
+        type: 'string',
+        value: 'FILE',
+        required: true,
+        why: 'the secret never goes on the command line',
+        description: "the team's shared secret (chmod 600)",
+      },
       name: { type: 'string', value: 'NAME', description: 'how teammates see this agent' },
       'team-file': { type: 'string', value: 'FILE', description: `the team file, instead of looking for ${TEAM_FILE}` },
-      listen: { type: 'string', value: 'HOST:PORT', description: 'also accept teammates\' agents on HOST:PORT' },
+      listen: { type: 'string', value: 'HOST:PORT', description: "also accept teammates' agents on HOST:PORT" },
     },
     examples: ['strata team join ws://127.0.0.1:7450 --secret-file team.secret --name alice'],
     async action(a, ctx) {
       const teamFile = a.string('team-file') ?? findUp(process.cwd(), TEAM_FILE);
-      if (!teamFile) throw new StrataError('E_TEAM_INVALID', `no ${TEAM_FILE} in ${process.cwd()} or above`, 'Run this in the team\'s repository, or pass --team-file FILE.');
+      if (!teamFile)
+        throw new StrataError(
+          'E_TEAM_INVALID',
+          `no ${TEAM_FILE} in ${process.cwd()} or above`,
+          "Run this in the team's repository, or pass --team-file FILE.",
+        );
       const listen = a.string('listen');
       const name = a.string('name');
       // The CLI reads the team file: it often sits in a project the agent serves in place.
       const content = fs.readFileSync(teamFile, 'utf8');
-      const st = await (await ctx.agent()).call('team.join', {
+      const st = await (
+        await ctx.agent()
+      ).call('team.join', {
         url: a.positionals[0],
         secretFile: path.resolve(a.string('secret-file')!),
         teamFile: path.resolve(teamFile),
@@ -95,8 +108,8 @@ export const teamCommands: Command[] = [
   },
   {
     name: 'team history',
-    synopsis: 'the team\'s decisions, with their IDs',
-    description: 'Lists the team\'s decisions: ID, time, who, and what each switched.',
+    synopsis: "the team's decisions, with their IDs",
+    description: "Lists the team's decisions: ID, time, who, and what each switched.",
     positionals: [],
     options: {},
     examples: ['strata team history'],

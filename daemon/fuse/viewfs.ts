@@ -10,7 +10,17 @@ import * as path from 'path';
 import type { FuseHandlers, StatTuple } from './native';
 import { UTIME_NOW, UTIME_OMIT } from './native';
 import {
-  Resolution, Resolver, Source, SourceListing, WHITEOUT_PREFIX, ancestors, baseName, isUnder, mergeListings, parentOf, sourcesFor,
+  Resolution,
+  Resolver,
+  Source,
+  SourceListing,
+  WHITEOUT_PREFIX,
+  ancestors,
+  baseName,
+  isUnder,
+  mergeListings,
+  parentOf,
+  sourcesFor,
 } from '../../shared/resolver';
 import { LayerMarks } from './marks';
 import { FsErr, errno, fail, toErrno, openFd, closeFd, ftruncateFd, fchmodFd, fchownFd, futimesFd, fstatBig } from './syscalls';
@@ -61,10 +71,13 @@ export class ViewFs {
 
   realOf(s: Source): string {
     switch (s.kind) {
-      case 'writable': return path.join(this.places.writableDir(s.layer), s.rel);
-      case 'files': return path.join(this.places.filesDir(s.layer), s.rel);
+      case 'writable':
+        return path.join(this.places.writableDir(s.layer), s.rel);
+      case 'files':
+        return path.join(this.places.filesDir(s.layer), s.rel);
       // '/.' so that lstat follows /proc/self/fd/N (a symlink) to the shadowed base directory.
-      case 'base': return s.path === '/' ? this.baseRoot + '/.' : this.baseRoot + s.path;
+      case 'base':
+        return s.path === '/' ? this.baseRoot + '/.' : this.baseRoot + s.path;
     }
   }
 
@@ -254,15 +267,32 @@ export class ViewFs {
     const [ms, mn] = ns(st.mtimeNs);
     const [cs, cn] = ns(st.ctimeNs);
     return [
-      Number(st.mode), Number(st.uid), Number(st.gid), Number(st.size), Number(st.nlink), Number(st.ino), Number(st.rdev),
-      Number(st.blksize), Number(st.blocks), as, an, ms, mn, cs, cn,
+      Number(st.mode),
+      Number(st.uid),
+      Number(st.gid),
+      Number(st.size),
+      Number(st.nlink),
+      Number(st.ino),
+      Number(st.rdev),
+      Number(st.blksize),
+      Number(st.blocks),
+      as,
+      an,
+      ms,
+      mn,
+      cs,
+      cn,
     ];
   }
 
   // ---- handlers --------------------------------------------------------------------------------
 
   /** Wrap an async handler so every path ends in exactly one reply and no exception escapes. */
-  private guard<A extends unknown[], R>(name: string, fn: (...a: A) => Promise<R>, send: (reply: (e: number, v?: R) => void, v: R) => void) {
+  private guard<A extends unknown[], R>(
+    name: string,
+    fn: (...a: A) => Promise<R>,
+    send: (reply: (e: number, v?: R) => void, v: R) => void,
+  ) {
     return (...args: [...A, (e: number, v?: R) => void]): void => {
       const reply = args.pop() as (e: number, v?: R) => void;
       let p: Promise<R>;
@@ -275,7 +305,8 @@ export class ViewFs {
         (v) => send(reply, v),
         (e) => {
           const n = toErrno(e);
-          if (!(e instanceof FsErr) && n === errno.EIO) this.log(`[viewfs] ${name}(${String(args[0])}) failed: ${(e as Error)?.stack ?? e}`);
+          if (!(e instanceof FsErr) && n === errno.EIO)
+            this.log(`[viewfs] ${name}(${String(args[0])}) failed: ${(e as Error)?.stack ?? e}`);
           reply(n);
         },
       );
@@ -286,132 +317,198 @@ export class ViewFs {
     const ok = <R>(reply: (e: number, v?: R) => void, v: R) => reply(0, v);
     const done = (reply: (e: number) => void) => reply(0);
     const h = {
-      getattr: this.guard('getattr', async (p: string, fd: number) => {
-        if (fd >= 0) return this.toTuple(await fstatBig(fd));
-        const f = await this.mustFind(p);
-        return this.toTuple(f.st);
-      }, ok),
-      access: this.guard('access', async (p: string, mask: number) => {
-        const f = await this.mustFind(p);
-        if (f.st && mask !== fs.constants.F_OK) await fsp.access(f.real, mask);
-      }, done),
+      getattr: this.guard(
+        'getattr',
+        async (p: string, fd: number) => {
+          if (fd >= 0) return this.toTuple(await fstatBig(fd));
+          const f = await this.mustFind(p);
+          return this.toTuple(f.st);
+        },
+        ok,
+      ),
+      access: this.guard(
+        'access',
+        async (p: string, mask: number) => {
+          const f = await this.mustFind(p);
+          if (f.st && mask !== fs.constants.F_OK) await fsp.access(f.real, mask);
+        },
+        done,
+      ),
       readdir: this.guard('readdir', (p: string) => this.listing(p), ok),
-      open: this.guard('open', async (p: string, flags: number, pid: number) => {
-        const wants = (flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC) !== 0;
-        const res = this.resolver().resolve(p);
-        const f = await this.mustFind(p, res);
-        let real = f.real;
-        let layer: string | null = f.source.kind === 'base' ? null : f.source.layer;
-        if (wants && res.owner !== null && !this.isOwnerWritable(f, res)) {
-          real = await this.copyUp(p, res, f);
-          layer = res.owner;
-        }
-        if (!f.st) fail('EISDIR');
-        const fd = await openFd(real, flags & ~O_CREAT);
-        this.openFiles.set(fd, { pid, path: p, layer });
-        return fd;
-      }, ok),
-      create: this.guard('create', async (p: string, mode: number, flags: number, pid: number) => {
-        const { real, res } = await this.createTarget(p);
-        if (res.owner) await this.places.marks(res.owner).removeWhiteout(this.ownerRel(res));
-        const fd = await openFd(real, flags | O_CREAT, mode);
-        this.openFiles.set(fd, { pid, path: p, layer: res.owner });
-        return fd;
-      }, ok),
-      release: this.guard('release', async (_p: string | null, fd: number) => {
-        this.openFiles.delete(fd);
-        await closeFd(fd);
-      }, done),
-      truncate: this.guard('truncate', async (p: string | null, size: number, fd: number) => {
-        if (fd >= 0) return ftruncateFd(fd, size);
-        const { real } = await this.writable(p!);
-        await fsp.truncate(real, size);
-      }, done),
-      unlink: this.guard('unlink', async (p: string) => {
-        const res = this.resolver().resolve(p);
-        const f = await this.mustFind(p, res);
-        if (!f.st) fail('EISDIR');
-        if (f.st!.isDirectory()) fail('EISDIR');
-        if (res.owner === null) return fsp.unlink(f.real);
-        if (this.isOwnerWritable(f, res)) await fsp.unlink(f.real);
-        if (await this.existsBelowOwner(p, res)) await this.places.marks(res.owner).addWhiteout(this.ownerRel(res));
-      }, done),
-      rmdir: this.guard('rmdir', async (p: string) => {
-        const res = this.resolver().resolve(p);
-        const f = await this.mustFind(p, res);
-        if (f.st && !f.st.isDirectory()) fail('ENOTDIR');
-        if ((await this.listing(p)).length) fail('ENOTEMPTY');
-        if (res.owner === null) {
-          if (!f.st) fail('EBUSY');
-          return fsp.rmdir(f.real);
-        }
-        const rel = this.ownerRel(res);
-        const marks = this.places.marks(res.owner);
-        await fsp.rm(this.wPath(res.owner, rel), { recursive: true, force: true });
-        marks.dropBelow(rel);
-        if (await this.existsBelowOwner(p, res)) await marks.addWhiteout(rel);
-      }, done),
-      mkdir: this.guard('mkdir', async (p: string, mode: number) => {
-        if (await this.lookup(p)) fail('EEXIST');
-        const { real, res } = await this.createTarget(p);
-        await fsp.mkdir(real, { mode });
-        if (res.owner) {
-          const marks = this.places.marks(res.owner);
+      open: this.guard(
+        'open',
+        async (p: string, flags: number, pid: number) => {
+          const wants = (flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC) !== 0;
+          const res = this.resolver().resolve(p);
+          const f = await this.mustFind(p, res);
+          let real = f.real;
+          let layer: string | null = f.source.kind === 'base' ? null : f.source.layer;
+          if (wants && res.owner !== null && !this.isOwnerWritable(f, res)) {
+            real = await this.copyUp(p, res, f);
+            layer = res.owner;
+          }
+          if (!f.st) fail('EISDIR');
+          const fd = await openFd(real, flags & ~O_CREAT);
+          this.openFiles.set(fd, { pid, path: p, layer });
+          return fd;
+        },
+        ok,
+      ),
+      create: this.guard(
+        'create',
+        async (p: string, mode: number, flags: number, pid: number) => {
+          const { real, res } = await this.createTarget(p);
+          if (res.owner) await this.places.marks(res.owner).removeWhiteout(this.ownerRel(res));
+          const fd = await openFd(real, flags | O_CREAT, mode);
+          this.openFiles.set(fd, { pid, path: p, layer: res.owner });
+          return fd;
+        },
+        ok,
+      ),
+      release: this.guard(
+        'release',
+        async (_p: string | null, fd: number) => {
+          this.openFiles.delete(fd);
+          await closeFd(fd);
+        },
+        done,
+      ),
+      truncate: this.guard(
+        'truncate',
+        async (p: string | null, size: number, fd: number) => {
+          if (fd >= 0) return ftruncateFd(fd, size);
+          const { real } = await this.writable(p!);
+          await fsp.truncate(real, size);
+        },
+        done,
+      ),
+      unlink: this.guard(
+        'unlink',
+        async (p: string) => {
+          const res = this.resolver().resolve(p);
+          const f = await this.mustFind(p, res);
+          if (!f.st) fail('EISDIR');
+          if (f.st!.isDirectory()) fail('EISDIR');
+          if (res.owner === null) return fsp.unlink(f.real);
+          if (this.isOwnerWritable(f, res)) await fsp.unlink(f.real);
+          if (await this.existsBelowOwner(p, res)) await this.places.marks(res.owner).addWhiteout(this.ownerRel(res));
+        },
+        done,
+      ),
+      rmdir: this.guard(
+        'rmdir',
+        async (p: string) => {
+          const res = this.resolver().resolve(p);
+          const f = await this.mustFind(p, res);
+          if (f.st && !f.st.isDirectory()) fail('ENOTDIR');
+          if ((await this.listing(p)).length) fail('ENOTEMPTY');
+          if (res.owner === null) {
+            if (!f.st) fail('EBUSY');
+            return fsp.rmdir(f.real);
+          }
           const rel = this.ownerRel(res);
-          // A directory recreated over a deleted one must not show the old content below it.
-          if (await marks.removeWhiteout(rel)) await marks.setOpaque(rel);
-        }
-      }, done),
+          const marks = this.places.marks(res.owner);
+          await fsp.rm(this.wPath(res.owner, rel), { recursive: true, force: true });
+          marks.dropBelow(rel);
+          if (await this.existsBelowOwner(p, res)) await marks.addWhiteout(rel);
+        },
+        done,
+      ),
+      mkdir: this.guard(
+        'mkdir',
+        async (p: string, mode: number) => {
+          if (await this.lookup(p)) fail('EEXIST');
+          const { real, res } = await this.createTarget(p);
+          await fsp.mkdir(real, { mode });
+          if (res.owner) {
+            const marks = this.places.marks(res.owner);
+            const rel = this.ownerRel(res);
+            // A directory recreated over a deleted one must not show the old content below it.
+            if (await marks.removeWhiteout(rel)) await marks.setOpaque(rel);
+          }
+        },
+        done,
+      ),
       rename: this.guard('rename', (from: string, to: string, flags: number) => this.rename(from, to, flags), done),
-      symlink: this.guard('symlink', async (target: string, p: string) => {
-        if (await this.lookup(p)) fail('EEXIST');
-        const { real, res } = await this.createTarget(p);
-        if (res.owner) await this.places.marks(res.owner).removeWhiteout(this.ownerRel(res));
-        await fsp.symlink(target, real);
-      }, done),
-      readlink: this.guard('readlink', async (p: string) => {
-        const f = await this.mustFind(p);
-        if (!f.st || !f.st.isSymbolicLink()) fail('EINVAL');
-        return fsp.readlink(f.real);
-      }, ok),
-      link: this.guard('link', async (from: string, to: string) => {
-        const rf = this.resolver().resolve(from);
-        const rt = this.resolver().resolve(to);
-        if (rf.owner !== rt.owner) fail('EXDEV');
-        if (await this.lookup(to, rt)) fail('EEXIST');
-        const { real: src } = await this.writable(from);
-        const { real: dst } = await this.createTarget(to);
-        if (rt.owner) await this.places.marks(rt.owner).removeWhiteout(this.ownerRel(rt));
-        await fsp.link(src, dst);
-      }, done),
-      chmod: this.guard('chmod', async (p: string | null, mode: number, fd: number) => {
-        if (p === null) return fchmodFd(fd, mode);
-        const { real, f } = await this.writable(p);
-        if (f.st?.isSymbolicLink()) return; // Linux ignores symlink modes
-        await fsp.chmod(real, mode);
-      }, done),
-      chown: this.guard('chown', async (p: string | null, uid: number, gid: number, fd: number) => {
-        const u = uid === 0xffffffff ? -1 : uid;
-        const g = gid === 0xffffffff ? -1 : gid;
-        if (p === null) return fchownFd(fd, u, g);
-        const { real } = await this.writable(p);
-        await fsp.lchown(real, u, g);
-      }, done),
-      utimens: this.guard('utimens', async (p: string | null, as: number, an: number, ms: number, mn: number, fd: number) => {
-        const target = p === null ? null : await this.writable(p);
-        const cur = target ? await fsp.lstat(target.real) : await fstatBig(fd).then((s) => ({ atimeMs: Number(s.atimeNs) / 1e6, mtimeMs: Number(s.mtimeNs) / 1e6 }));
-        const pick = (sec: number, nsec: number, currentMs: number): number =>
-          nsec === UTIME_OMIT ? currentMs / 1000 : nsec === UTIME_NOW ? Date.now() / 1000 : sec + nsec / 1e9;
-        const at = pick(as, an, cur.atimeMs);
-        const mt = pick(ms, mn, cur.mtimeMs);
-        if (!target) return futimesFd(fd, at, mt);
-        if (target.f.st?.isSymbolicLink()) await fsp.lutimes(target.real, at, mt);
-        else await fsp.utimes(target.real, at, mt);
-      }, done),
-      statfs: this.guard('statfs', async () => {
-        const s = await fsp.statfs(this.baseRoot);
-        return [s.bsize, s.bsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, 255];
-      }, ok),
+      symlink: this.guard(
+        'symlink',
+        async (target: string, p: string) => {
+          if (await this.lookup(p)) fail('EEXIST');
+          const { real, res } = await this.createTarget(p);
+          if (res.owner) await this.places.marks(res.owner).removeWhiteout(this.ownerRel(res));
+          await fsp.symlink(target, real);
+        },
+        done,
+      ),
+      readlink: this.guard(
+        'readlink',
+        async (p: string) => {
+          const f = await this.mustFind(p);
+          if (!f.st || !f.st.isSymbolicLink()) fail('EINVAL');
+          return fsp.readlink(f.real);
+        },
+        ok,
+      ),
+      link: this.guard(
+        'link',
+        async (from: string, to: string) => {
+          const rf = this.resolver().resolve(from);
+          const rt = this.resolver().resolve(to);
+          if (rf.owner !== rt.owner) fail('EXDEV');
+          if (await this.lookup(to, rt)) fail('EEXIST');
+          const { real: src } = await this.writable(from);
+          const { real: dst } = await this.createTarget(to);
+          if (rt.owner) await this.places.marks(rt.owner).removeWhiteout(this.ownerRel(rt));
+          await fsp.link(src, dst);
+        },
+        done,
+      ),
+      chmod: this.guard(
+        'chmod',
+        async (p: string | null, mode: number, fd: number) => {
+          if (p === null) return fchmodFd(fd, mode);
+          const { real, f } = await this.writable(p);
+          if (f.st?.isSymbolicLink()) return; // Linux ignores symlink modes
+          await fsp.chmod(real, mode);
+        },
+        done,
+      ),
+      chown: this.guard(
+        'chown',
+        async (p: string | null, uid: number, gid: number, fd: number) => {
+          const u = uid === 0xffffffff ? -1 : uid;
+          const g = gid === 0xffffffff ? -1 : gid;
+          if (p === null) return fchownFd(fd, u, g);
+          const { real } = await this.writable(p);
+          await fsp.lchown(real, u, g);
+        },
+        done,
+      ),
+      utimens: this.guard(
+        'utimens',
+        async (p: string | null, as: number, an: number, ms: number, mn: number, fd: number) => {
+          const target = p === null ? null : await this.writable(p);
+          const cur = target
+            ? await fsp.lstat(target.real)
+            : await fstatBig(fd).then((s) => ({ atimeMs: Number(s.atimeNs) / 1e6, mtimeMs: Number(s.mtimeNs) / 1e6 }));
+          const pick = (sec: number, nsec: number, currentMs: number): number =>
+            nsec === UTIME_OMIT ? currentMs / 1000 : nsec === UTIME_NOW ? Date.now() / 1000 : sec + nsec / 1e9;
+          const at = pick(as, an, cur.atimeMs);
+          const mt = pick(ms, mn, cur.mtimeMs);
+          if (!target) return futimesFd(fd, at, mt);
+          if (target.f.st?.isSymbolicLink()) await fsp.lutimes(target.real, at, mt);
+          else await fsp.utimes(target.real, at, mt);
+        },
+        done,
+      ),
+      statfs: this.guard(
+        'statfs',
+        async () => {
+          const s = await fsp.statfs(this.baseRoot);
+          return [s.bsize, s.bsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, 255];
+        },
+        ok,
+      ),
     };
     return h as unknown as FuseHandlers;
   }

@@ -54,8 +54,13 @@ export class Views {
       } catch (e) {
         this.o.log(`[agent] view ${v.base} could not be mounted: ${(e as Error).message}`);
         this.views.set(v.base, {
-          base: v.base, mountpoint: v.at ?? v.base, inPlace: !v.at, baseFd: null, mount: null,
-          fs: this.newViewFs(v.base), error: (e as Error).message,
+          base: v.base,
+          mountpoint: v.at ?? v.base,
+          inPlace: !v.at,
+          baseFd: null,
+          mount: null,
+          fs: this.newViewFs(v.base),
+          error: (e as Error).message,
         });
       }
     }
@@ -69,16 +74,29 @@ export class Views {
     return this.o.queue.run(async () => {
       const base = path.resolve(baseIn);
       const at = atIn ? path.resolve(atIn) : undefined;
-      if (this.views.has(base)) throw new StrataError('E_VIEW_EXISTS', `${base} already has a view`, `Remove it first with "strata view rm ${base}".`);
+      if (this.views.has(base))
+        throw new StrataError('E_VIEW_EXISTS', `${base} already has a view`, `Remove it first with "strata view rm ${base}".`);
       const home = this.o.home;
       if (!at && (isInside(home, base) || isInside(base, home))) {
-        throw new StrataError('E_VIEW_INVALID', `an in-place view of ${base} would cover the layer store ${home}`, 'Move STRATA_HOME out of the base, or use --at MOUNTPOINT.');
+        throw new StrataError(
+          'E_VIEW_INVALID',
+          `an in-place view of ${base} would cover the layer store ${home}`,
+          'Move STRATA_HOME out of the base, or use --at MOUNTPOINT.',
+        );
       }
       if (at && (isInside(at, base) || isInside(base, at))) {
-        throw new StrataError('E_VIEW_INVALID', `mountpoint ${at} and base ${base} overlap`, 'Mount the view beside the base, not inside it.');
+        throw new StrataError(
+          'E_VIEW_INVALID',
+          `mountpoint ${at} and base ${base} overlap`,
+          'Mount the view beside the base, not inside it.',
+        );
       }
       for (const v of this.views.values()) {
-        if (isInside(base, v.mountpoint) || isInside(v.mountpoint, base) || (at && (isInside(at, v.mountpoint) || isInside(v.mountpoint, at)))) {
+        if (
+          isInside(base, v.mountpoint) ||
+          isInside(v.mountpoint, base) ||
+          (at && (isInside(at, v.mountpoint) || isInside(v.mountpoint, at)))
+        ) {
           throw new StrataError('E_VIEW_INVALID', `${at ?? base} overlaps the view mounted at ${v.mountpoint}`, 'Views may not nest.');
         }
       }
@@ -116,7 +134,11 @@ export class Views {
     const abs = path.resolve(p);
     for (const v of this.views.values()) {
       if (v.mount && isInside(abs, v.mountpoint)) {
-        throw new StrataError('E_BAD_REQUEST', `${what} ${abs} is inside the view at ${v.mountpoint}, which this agent serves`, 'Keep it outside the view, or let the client send its content.');
+        throw new StrataError(
+          'E_BAD_REQUEST',
+          `${what} ${abs} is inside the view at ${v.mountpoint}, which this agent serves`,
+          'Keep it outside the view, or let the client send its content.',
+        );
       }
     }
   }
@@ -141,18 +163,30 @@ export class Views {
   /** Processes holding files of these layers open, in any view. */
   holders(names: string[]): OpenFileHolder[] {
     const set = new Set(names);
-    return [...this.views.values()].flatMap((v) => liveHolders(v.fs.holders(set).map((o) => ({ pid: o.pid, file: path.join(v.mountpoint, o.path) }))));
+    return [...this.views.values()].flatMap((v) =>
+      liveHolders(v.fs.holders(set).map((o) => ({ pid: o.pid, file: path.join(v.mountpoint, o.path) }))),
+    );
   }
 
   private newViewFs(baseRoot: string): ViewFs {
     const c = this.o.catalog;
-    return new ViewFs(baseRoot, c.places(), () => c.resolver(), () => c.watched(), (m) => this.o.log(m));
+    return new ViewFs(
+      baseRoot,
+      c.places(),
+      () => c.resolver(),
+      () => c.watched(),
+      (m) => this.o.log(m),
+    );
   }
 
   private async mount(base: string, at?: string): Promise<View> {
     const loaded = native.nativeAvailable();
     if (!loaded.ok) {
-      throw new StrataError('E_NATIVE_MISSING', `the FUSE addon is not available: ${loaded.error}`, 'Install libfuse3-dev and fuse3, then run "npm ci" to build it.');
+      throw new StrataError(
+        'E_NATIVE_MISSING',
+        `the FUSE addon is not available: ${loaded.error}`,
+        'Install libfuse3-dev and fuse3, then run "npm ci" to build it.',
+      );
     }
     const mountpoint = at ?? base;
     // A killed agent leaves its mount answering ENOTCONN: clear it before touching the path.
@@ -198,7 +232,11 @@ export class Views {
       });
     } catch (e) {
       if (baseFd !== null) fs.closeSync(baseFd);
-      throw new StrataError('E_MOUNT_FAILED', `mounting ${mountpoint} failed: ${(e as Error).message}`, 'Check that /dev/fuse exists and fusermount3 is installed (Debian: fuse3).');
+      throw new StrataError(
+        'E_MOUNT_FAILED',
+        `mounting ${mountpoint} failed: ${(e as Error).message}`,
+        'Check that /dev/fuse exists and fusermount3 is installed (Debian: fuse3).',
+      );
     }
     const view: View = { base, mountpoint, inPlace: !at, baseFd, fs: vfs, mount };
     this.views.set(base, view);

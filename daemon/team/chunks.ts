@@ -101,7 +101,10 @@ export class ChunkPulls {
         else resolve();
       };
       const pending: PendingPull = {
-        layer, digest, conn, source: agent,
+        layer,
+        digest,
+        conn,
+        source: agent,
         onError: (m) => done(new Error(m)),
         onChunk: (f) => {
           if (f.offset !== pos || f.digest !== digest) return;
@@ -136,6 +139,16 @@ export class ChunkPulls {
       return;
     }
     const sha256 = crypto.createHash('sha256').update(r.data).digest('hex');
-    links.send(c, { t: 'chunk', to: f.from, from: id, layer: f.layer, digest: f.digest, offset: f.offset, total: r.total, sha256, data: r.data.toString('base64') });
+    links.send(c, {
+      t: 'chunk',
+      to: f.from,
+      from: id,
+      layer: f.layer,
+      digest: f.digest,
+      offset: f.offset,
+      total: r.total,
+      sha256,
+      data: r.data.toString('base64'),
+    });
   }
 }

@@ -40,13 +40,25 @@ export function listenError(spec: string, e: unknown): unknown {
   if (err?.syscall !== 'listen') return e;
   const { port } = parseListen(spec);
   if (err.code === 'EADDRINUSE') {
-    return new StrataError('E_TEAM_LISTEN', `cannot listen on ${spec}: port ${port} is in use`, `Stop what uses port ${port}, or give another port with --listen HOST:PORT.`);
+    return new StrataError(
+      'E_TEAM_LISTEN',
+      `cannot listen on ${spec}: port ${port} is in use`,
+      `Stop what uses port ${port}, or give another port with --listen HOST:PORT.`,
+    );
   }
   if (err.code === 'EADDRNOTAVAIL') {
-    return new StrataError('E_TEAM_LISTEN', `cannot listen on ${spec}: that address is not on this machine`, 'Give an address of this machine, like 127.0.0.1 or 0.0.0.0.');
+    return new StrataError(
+      'E_TEAM_LISTEN',
+      `cannot listen on ${spec}: that address is not on this machine`,
+      'Give an address of this machine, like 127.0.0.1 or 0.0.0.0.',
+    );
   }
   if (err.code === 'EACCES') {
-    return new StrataError('E_TEAM_LISTEN', `cannot listen on ${spec}: permission denied`, 'Ports below 1024 need root: give one from 1024 up.');
+    return new StrataError(
+      'E_TEAM_LISTEN',
+      `cannot listen on ${spec}: permission denied`,
+      'Ports below 1024 need root: give one from 1024 up.',
+    );
   }
   return new StrataError('E_TEAM_LISTEN', `cannot listen on ${spec}: ${err.message}`, 'Check the --listen address.');
 }

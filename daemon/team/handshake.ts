@@ -49,7 +49,8 @@ export class Handshake {
   private accepting(c: Conn, f: Frame): void {
     const id = this.o.id;
     if (f.t === 'hello' && !c.theirNonce) {
-      if (f.v !== TEAM_PROTOCOL_VERSION) return this.close(c, CloseCodes.VERSION, `protocol ${f.v} not supported (this side speaks ${TEAM_PROTOCOL_VERSION})`);
+      if (f.v !== TEAM_PROTOCOL_VERSION)
+        return this.close(c, CloseCodes.VERSION, `protocol ${f.v} not supported (this side speaks ${TEAM_PROTOCOL_VERSION})`);
       if (this.team !== null && f.team !== this.team) return this.close(c, CloseCodes.WRONG_TEAM, 'wrong team');
       if (f.agent === id) return this.close(c, CloseCodes.DUPLICATE_AGENT, 'connected to itself');
       if (this.nonces.seen(f.nonce)) return this.close(c, CloseCodes.AUTH_FAILED, 'replayed hello');

@@ -251,7 +251,13 @@ export class Links {
 
   private adopt(ws: WebSocket, direction: 'in' | 'out', url?: string): Conn {
     const conn: Conn = {
-      ws, direction, url, state: 'authenticating', myNonce: newNonce(), missed: 0, since: Date.now(),
+      ws,
+      direction,
+      url,
+      state: 'authenticating',
+      myNonce: newNonce(),
+      missed: 0,
+      since: Date.now(),
       bucket: new TokenBucket(this.limits.rate, this.limits.burst),
     };
     this.conns.add(conn);

@@ -61,7 +61,14 @@ export class TeamNode {
         closed: (c, wasConnected) => this.closed(c, wasConnected),
       },
     });
-    this.handshake = new Handshake({ id: o.id, team: o.team, key: o.key, links: this.links, log: o.log, established: (c) => this.established(c) });
+    this.handshake = new Handshake({
+      id: o.id,
+      team: o.team,
+      key: o.key,
+      links: this.links,
+      log: o.log,
+      established: (c) => this.established(c),
+    });
     this.chunks = new ChunkPulls({ id: o.id, links: this.links, routes: this.routes, readChunk: o.hooks.readChunk, log: o.log });
   }
 

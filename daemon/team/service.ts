@@ -140,7 +140,14 @@ export class TeamService {
     return this.node && this.listenSpec() ? this.node.port : null;
   }
 
-  async join(p: { url: string; secretFile: string; name?: string; teamFile: string; teamText?: string; listen?: string }): Promise<TeamStatus> {
+  async join(p: {
+    url: string;
+    secretFile: string;
+    name?: string;
+    teamFile: string;
+    teamText?: string;
+    listen?: string;
+  }): Promise<TeamStatus> {
     if (this.cfg) {
       throw new StrataError('E_TEAM_JOINED', `already in team "${this.cfg.spec.team}"`, 'Run "strata team leave" first.');
     }
@@ -154,7 +161,12 @@ export class TeamService {
     }
     const urls = p.url === '-' ? [] : [p.url];
     for (const u of urls) {
-      if (!/^wss?:\/\/[^\s/]+/.test(u)) throw new StrataError('E_BAD_REQUEST', `"${u}" is not a ws:// or wss:// address`, 'Give the relay address, like ws://127.0.0.1:7450.');
+      if (!/^wss?:\/\/[^\s/]+/.test(u))
+        throw new StrataError(
+          'E_BAD_REQUEST',
+          `"${u}" is not a ws:// or wss:// address`,
+          'Give the relay address, like ws://127.0.0.1:7450.',
+        );
     }
     let secret: Buffer;
     try {
@@ -207,7 +219,10 @@ export class TeamService {
    * Activate, deactivate or swap team layers (only team layers: the caller splits off the rest)
    * as one decision: recorded, sent to every teammate, and applied here through the local switch.
    */
-  async switchTeam(op: TeamSwitch, opts: { whenIdle?: boolean; timeoutMs?: number } = {}): Promise<{ active: string[]; decision?: string }> {
+  async switchTeam(
+    op: TeamSwitch,
+    opts: { whenIdle?: boolean; timeoutMs?: number } = {},
+  ): Promise<{ active: string[]; decision?: string }> {
     const cfg = this.requireJoined();
     if (opts.whenIdle) {
       // Activating one layer of a swap slot switches its siblings off: they are affected too.
@@ -235,7 +250,12 @@ export class TeamService {
 
   async hold(name: string, hold: boolean): Promise<TeamStatus> {
     const cfg = this.requireJoined();
-    if (!this.isTeamLayer(name)) throw new StrataError('E_LAYER_UNKNOWN', `"${name}" is not a team layer of ${cfg.spec.team}`, `The team file ${cfg.teamFile} lists the team layers.`);
+    if (!this.isTeamLayer(name))
+      throw new StrataError(
+        'E_LAYER_UNKNOWN',
+        `"${name}" is not a team layer of ${cfg.spec.team}`,
+        `The team file ${cfg.teamFile} lists the team layers.`,
+      );
     cfg.held = hold ? [...new Set([...cfg.held, name])] : cfg.held.filter((n) => n !== name);
     await writeConfig(this.cfgFile, cfg);
     await this.applyNow('hold');
@@ -258,7 +278,11 @@ export class TeamService {
       const busy = this.busyPeers(layers);
       if (!busy.length) return;
       if (Date.now() >= deadline) {
-        throw new StrataError('E_TEAM_BUSY', `teammates still have files of ${layers.join(', ')} open: ${busy.join('; ')}`, 'Try again later, or switch without --when-idle.');
+        throw new StrataError(
+          'E_TEAM_BUSY',
+          `teammates still have files of ${layers.join(', ')} open: ${busy.join('; ')}`,
+          'Try again later, or switch without --when-idle.',
+        );
       }
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -329,7 +353,9 @@ export class TeamService {
     if (!cfg || !state || !node) return { joined: false };
     const port = this.listenPort();
     return teamStatus({
-      cfg, state, node,
+      cfg,
+      state,
+      node,
       listen: port !== null ? `${parseListen(this.listenSpec()!).host}:${port}` : null,
       active: this.agent.switch.active(),
       pulling: this.pulls.inProgress(),

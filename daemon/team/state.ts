@@ -67,8 +67,13 @@ function copyWrites(ws: RegisterWrite[]): RegisterWrite[] {
 
 function copyEvent(ev: TeamEvent): TeamEvent {
   const out: TeamEvent = {
-    origin: ev.origin, seq: ev.seq, tag: copyTag(ev.tag), writes: copyWrites(ev.writes),
-    user: ev.user, host: ev.host, prev: copyWrites(ev.prev),
+    origin: ev.origin,
+    seq: ev.seq,
+    tag: copyTag(ev.tag),
+    writes: copyWrites(ev.writes),
+    user: ev.user,
+    host: ev.host,
+    prev: copyWrites(ev.prev),
   };
   if (ev.reverts !== undefined) out.reverts = ev.reverts;
   return out;
@@ -90,7 +95,9 @@ function compareEvents(a: TeamEvent, b: TeamEvent): number {
 
 /** The slots a layer belongs to, sorted. */
 function slotsOf(team: TeamFile, layer: string): string[] {
-  return Object.keys(team.slots).filter((s) => team.slots[s].includes(layer)).sort();
+  return Object.keys(team.slots)
+    .filter((s) => team.slots[s].includes(layer))
+    .sort();
 }
 
 /** The slot's layer when its register is unset: its first member listed in the defaults. */
@@ -328,7 +335,9 @@ export class TeamState {
   revertWrites(id: string): RegisterWrite[] {
     const ev = this.byId.get(id);
     if (!ev) {
-      throw new Error(`cannot revert team event "${id}": it is not in this agent's history (which keeps the last ${this.historyLimit} events)`);
+      throw new Error(
+        `cannot revert team event "${id}": it is not in this agent's history (which keeps the last ${this.historyLimit} events)`,
+      );
     }
     return ev.writes.map((w) => {
       const p = ev.prev.find((x) => x.key === w.key);
@@ -381,7 +390,11 @@ export class TeamState {
       for (const s of slotsOf(team, n)) {
         const other = claimed.get(s);
         if (other !== undefined) {
-          throw new StrataError('E_TEAM_SLOT', `"${other}" and "${n}" are both in slot ${s}: only one of them can be active`, `Name one layer of slot ${s}.`);
+          throw new StrataError(
+            'E_TEAM_SLOT',
+            `"${other}" and "${n}" are both in slot ${s}: only one of them can be active`,
+            `Name one layer of slot ${s}.`,
+          );
         }
         claimed.set(s, n);
       }

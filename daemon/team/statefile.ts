@@ -14,7 +14,8 @@ import { TeamState, TeamStateOptions } from './state';
 export function teamStateFromJSON(selfId: string, clock: HlcClock, data: unknown, opts: TeamStateOptions = {}): TeamState {
   const checked = v.safeParse(TeamStateFileSchema, data);
   if (!checked.success) throw new Error(issueMessage(checked.issues[0], 'team state'));
-  if (checked.output.self !== selfId) throw new Error(`team state: it belongs to agent ${JSON.stringify(checked.output.self)}, not "${selfId}"`);
+  if (checked.output.self !== selfId)
+    throw new Error(`team state: it belongs to agent ${JSON.stringify(checked.output.self)}, not "${selfId}"`);
   return TeamState.restore(clock, checked.output, opts);
 }
 
@@ -22,7 +23,12 @@ export function teamStateFromJSON(selfId: string, clock: HlcClock, data: unknown
  * Load the state saved in `file`. A missing file gives a fresh state; so does an unreadable one,
  * after `broken` was told why (peers send a snapshot on connect).
  */
-export async function loadTeamState(file: string, selfId: string, clock: HlcClock, broken: (e: Error) => Promise<void> | void): Promise<TeamState> {
+export async function loadTeamState(
+  file: string,
+  selfId: string,
+  clock: HlcClock,
+  broken: (e: Error) => Promise<void> | void,
+): Promise<TeamState> {
   try {
     return teamStateFromJSON(selfId, clock, JSON.parse(await fsp.readFile(file, 'utf8')));
   } catch (e) {

@@ -44,7 +44,10 @@ export function teamStatus(s: StatusInputs): TeamStatus {
     joined: true,
     team: cfg.spec.team,
     agent: cfg.agentId,
-    relays: node.peers().filter((p) => p.direction === 'out').map((p) => ({ url: p.url ?? '', state: p.state })),
+    relays: node
+      .peers()
+      .filter((p) => p.direction === 'out')
+      .map((p) => ({ url: p.url ?? '', state: p.state })),
     listen: s.listen,
     teamFile: cfg.teamFile,
     desired,

@@ -27,7 +27,9 @@ export function parseTeamFile(text: string, file: string): TeamFile {
   }
   const { team, problems } = checkTeamFile(raw, file);
   if (!team) {
-    throw new Error(`team file ${file} has ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    throw new Error(
+      `team file ${file} has ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    );
   }
   return team;
 }

@@ -107,8 +107,10 @@ export async function armSwitchTimer(page, layer) {
       }
       return false;
     };
-    const statusNames = () => [...document.querySelectorAll('.part.statusbar .statusbar-item')]
-      .some((el) => (el.id || '').includes('strata.status') && (el.textContent || '').includes(name));
+    const statusNames = () =>
+      [...document.querySelectorAll('.part.statusbar .statusbar-item')].some(
+        (el) => (el.id || '').includes('strata.status') && (el.textContent || '').includes(name),
+      );
     const onKey = (e) => {
       if (e.key === 'Enter' && t.t0 === null) t.t0 = performance.now();
     };
@@ -129,10 +131,14 @@ export async function armSwitchTimer(page, layer) {
 
 /** {tree, status}: ms from the Enter key to the tree and to the status bar showing the switch. */
 export async function readSwitchTimer(page, timeoutMs = 30000) {
-  const handle = await page.waitForFunction(() => {
-    const t = window.__strataSwitch;
-    return t && t.t0 !== null && t.tree !== null && t.status !== null ? { tree: t.tree - t.t0, status: t.status - t.t0 } : null;
-  }, undefined, { timeout: timeoutMs, polling: 50 });
+  const handle = await page.waitForFunction(
+    () => {
+      const t = window.__strataSwitch;
+      return t && t.t0 !== null && t.tree !== null && t.status !== null ? { tree: t.tree - t.t0, status: t.status - t.t0 } : null;
+    },
+    undefined,
+    { timeout: timeoutMs, polling: 50 },
+  );
   return handle.jsonValue();
 }
 
@@ -154,7 +160,10 @@ export async function readActivationTimes(page, extensionId, timeoutMs = 20000) 
   await row.waitFor({ timeout: timeoutMs });
   await page.keyboard.press('Escape');
   const text = (await row.textContent()).replace(/\u00a0/g, ' ');
-  const cells = text.split('|').map((c) => c.trim()).filter((c, i, a) => i > 0 && i < a.length - 1);
+  const cells = text
+    .split('|')
+    .map((c) => c.trim())
+    .filter((c, i, a) => i > 0 && i < a.length - 1);
   // Extension | Eager | Load Code | Call Activate | Finish Activate | Event | By
   const [id, , load, call, finish, event] = cells;
   if (id !== extensionId || [load, call, finish].some((n) => !/^\d+$/.test(n))) throw new Error(`unexpected activation stats row: ${text}`);

@@ -23,11 +23,15 @@ export class LayerItem extends vscode.TreeItem {
     this.id = `layer:${layer.name}`;
     this.description = layerDescription(layer);
     this.contextValue = layer.active ? ITEMS.layerActive : ITEMS.layerInactive;
-    this.iconPath = layer.active ? new vscode.ThemeIcon('layers-active', new vscode.ThemeColor('charts.green')) : new vscode.ThemeIcon('layers');
+    this.iconPath = layer.active
+      ? new vscode.ThemeIcon('layers-active', new vscode.ThemeColor('charts.green'))
+      : new vscode.ThemeIcon('layers');
     const md = new vscode.MarkdownString(undefined, true);
     md.appendMarkdown(`**${layer.name}** ${layer.version}  \n`);
     if (layer.description) md.appendText(layer.description + '\n\n');
-    md.appendMarkdown(`${layer.active ? '$(check) active' : 'inactive'} · priority ${layer.priority} · ${layer.mappings.length} mapping(s)`);
+    md.appendMarkdown(
+      `${layer.active ? '$(check) active' : 'inactive'} · priority ${layer.priority} · ${layer.mappings.length} mapping(s)`,
+    );
     if (layer.writableBytes) md.appendMarkdown(` · ${layer.writableBytes} bytes written since the last reset`);
     this.tooltip = md;
     this.command = { command: COMMANDS.editLayer, title: 'Edit Layer', arguments: [this] };

@@ -77,7 +77,7 @@ describe('cli: invalid invocations are refused before anything starts', function
     assert.match(secret.stderr, /team join needs --secret-file FILE \(the secret never goes on the command line\)/);
   });
 
-  it('checks the relay\'s flags before running it', async () => {
+  it("checks the relay's flags before running it", async () => {
     const r = await e.cli('relay', '--listen', '127.0.0.1:0');
     assert.strictEqual(r.code, 2, r.stderr);
     assert.match(r.stderr, /relay needs --secret-file FILE/);
@@ -97,8 +97,12 @@ describe('cli: invalid invocations are refused before anything starts', function
     assert.strictEqual(help.code, 2, help.stderr);
   });
 
-  it('prints one command\'s help, with an example, for COMMAND --help', async () => {
-    for (const args of [['layer', 'map', '--help'], ['help', 'layer', 'map'], ['layer', 'map', 'a', '--bogus', '-h']]) {
+  it("prints one command's help, with an example, for COMMAND --help", async () => {
+    for (const args of [
+      ['layer', 'map', '--help'],
+      ['help', 'layer', 'map'],
+      ['layer', 'map', 'a', '--bogus', '-h'],
+    ]) {
       const r = await e.cli(...args);
       assert.strictEqual(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stdout, /^usage: strata layer map NAME ORIGINAL DESTINATION\n/);
@@ -111,8 +115,20 @@ describe('cli: invalid invocations are refused before anything starts', function
     for (const args of [['--help'], ['help'], ['-h']]) {
       const r = await e.cli(...args);
       assert.strictEqual(r.code, 0, r.stderr);
-      for (const cmd of ['agent start', 'agent stop', 'status', 'layer create NAME --from DIR', 'layer map NAME ORIGINAL DESTINATION', 'view add BASE',
-        'activate NAME...', 'deactivate NAME... [--force]', 'swap OLD NEW', 'team join URL --secret-file FILE', 'team revert ID', 'relay --listen HOST:PORT']) {
+      for (const cmd of [
+        'agent start',
+        'agent stop',
+        'status',
+        'layer create NAME --from DIR',
+        'layer map NAME ORIGINAL DESTINATION',
+        'view add BASE',
+        'activate NAME...',
+        'deactivate NAME... [--force]',
+        'swap OLD NEW',
+        'team join URL --secret-file FILE',
+        'team revert ID',
+        'relay --listen HOST:PORT',
+      ]) {
         assert.ok(r.stdout.includes(`\n  ${cmd}`), `"${cmd}" in strata ${args.join(' ')}:\n${r.stdout}`);
       }
     }

@@ -36,7 +36,7 @@ describe('team: activations relayed between agents', function () {
   async function agent(withLayers: string[]): Promise<Env> {
     const e = makeEnv('strata-team-');
     agents.push(e);
-    writeTree(e.base, { 'bin/node': '#!/bin/sh\necho system\n', 'README': 'project\n' });
+    writeTree(e.base, { 'bin/node': '#!/bin/sh\necho system\n', README: 'project\n' });
     for (const l of withLayers) await e.ok('layer', 'create', l, '--from', path.join(shared, l), '--version', l.slice(4));
     await e.ok('view', 'add', e.base, '--at', e.mnt);
     return e;
@@ -54,10 +54,19 @@ describe('team: activations relayed between agents', function () {
     const digests: Record<string, { digest: string }> = {};
     for (const l of ['node18', 'node20']) digests[l] = { digest: await digestLayerDir(path.join(a.home, 'layers', l)) };
     teamFile = path.join(shared, 'strata.team.json');
-    fs.writeFileSync(teamFile, JSON.stringify({ format: 1, team: 'acme', relays: [relay.url], layers: digests, defaults: [], slots: { node: ['node18', 'node20'] } }, null, 2));
+    fs.writeFileSync(
+      teamFile,
+      JSON.stringify(
+        { format: 1, team: 'acme', relays: [relay.url], layers: digests, defaults: [], slots: { node: ['node18', 'node20'] } },
+        null,
+        2,
+      ),
+    );
     await a.ok('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, '--name', 'alice');
     await b.ok('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, '--name', 'bob');
-    await eventually('both agents to see each other', async () => (await a.json<TeamStatus>('team', 'status')).peers?.some((p) => p.user === 'bob'));
+    await eventually('both agents to see each other', async () =>
+      (await a.json<TeamStatus>('team', 'status')).peers?.some((p) => p.user === 'bob'),
+    );
   });
 
   after(async () => {
@@ -66,7 +75,7 @@ describe('team: activations relayed between agents', function () {
     fs.rmSync(shared, { recursive: true, force: true });
   });
 
-  it('activate on A makes B\'s view redirect', async () => {
+  it("activate on A makes B's view redirect", async () => {
     assert.strictEqual(node(b), '#!/bin/sh\necho system\n');
     const r = await a.json<{ decision: string }>('activate', 'node20');
     assert.match(r.decision, /^alice-[0-9a-f]{8}:\d+$/);
@@ -93,7 +102,10 @@ describe('team: activations relayed between agents', function () {
     assert.deepStrictEqual(sa.active, ['node20']);
     const h = await a.json<{ writes: { key: string }[]; user: string }[]>('team', 'history');
     const last = h[h.length - 1];
-    assert.deepStrictEqual(last.writes.map((w) => w.key), ['slot:node']);
+    assert.deepStrictEqual(
+      last.writes.map((w) => w.key),
+      ['slot:node'],
+    );
     assert.strictEqual(last.user, 'bob');
   });
 
@@ -112,7 +124,7 @@ describe('team: activations relayed between agents', function () {
     await eventually('B on node 20', () => node(b) === NODE20);
   });
 
-  it('names the user\'s team mistakes with their own codes', async () => {
+  it("names the user's team mistakes with their own codes", async () => {
     const slot = await a.cli('activate', 'node18', 'node20');
     assert.strictEqual(slot.code, 1);
     assert.match(slot.stderr, /E_TEAM_SLOT: "node18" and "node20" are both in slot node/);
@@ -150,7 +162,10 @@ describe('team: activations relayed between agents', function () {
     await eventually('C to pull node 20 and serve it', () => node(c) === NODE20, 30000);
     const layer = await c.json<{ name: string }>('layer', 'show', 'node20');
     assert.strictEqual(layer.name, 'node20');
-    assert.strictEqual(await digestLayerDir(path.join(c.home, 'layers/node20')), JSON.parse(fs.readFileSync(teamFile, 'utf8')).layers.node20.digest);
+    assert.strictEqual(
+      await digestLayerDir(path.join(c.home, 'layers/node20')),
+      JSON.parse(fs.readFileSync(teamFile, 'utf8')).layers.node20.digest,
+    );
   });
 
   it('shows a held layer as drift and does not follow the team for it', async () => {
@@ -159,7 +174,7 @@ describe('team: activations relayed between agents', function () {
     await eventually('A to pass through', () => node(a) === '#!/bin/sh\necho system\n');
     await eventually('B to pass through', () => node(b) === '#!/bin/sh\necho system\n');
     assert.strictEqual(node(c), NODE20);
-    const st = await eventually('A to see C\'s drift', async () => {
+    const st = await eventually("A to see C's drift", async () => {
       const s = await a.json<TeamStatus>('team', 'status');
       const carol = s.peers?.find((p) => p.user === 'carol');
       return carol && carol.drift.includes('+node20') ? carol : null;

@@ -63,11 +63,14 @@ describe('control client: checks every result', () => {
 
   it('keeps the code of an error response', async () => {
     answers = { 'layer.show': { ok: false, error: { code: 'E_LAYER_UNKNOWN', message: 'no layer named "x"' } } };
-    await assert.rejects(client.call('layer.show', { name: 'x' }), (e: unknown) => e instanceof StrataError && e.code === 'E_LAYER_UNKNOWN');
+    await assert.rejects(
+      client.call('layer.show', { name: 'x' }),
+      (e: unknown) => e instanceof StrataError && e.code === 'E_LAYER_UNKNOWN',
+    );
   });
 });
 
-describe("agent: its own files, checked on load", () => {
+describe('agent: its own files, checked on load', () => {
   let home: string;
   let logs: string[];
   beforeEach(() => {
@@ -82,7 +85,10 @@ describe("agent: its own files, checked on load", () => {
     fs.writeFileSync(file, JSON.stringify({ format: 1, active: ['gcc'], views: [{ at: '/m' }] }));
     const a = agent();
     await a.start();
-    assert.ok(logs.some((l) => l.includes(`${file}: views[0].base: must be a string`)), logs.join('\n'));
+    assert.ok(
+      logs.some((l) => l.includes(`${file}: views[0].base: must be a string`)),
+      logs.join('\n'),
+    );
     assert.equal(fs.existsSync(file), false);
     assert.equal(fs.readdirSync(home).filter((n) => n.startsWith('state.json.broken-')).length, 1);
     assert.deepEqual((await a.status()).active, []);
@@ -91,13 +97,30 @@ describe("agent: its own files, checked on load", () => {
 
   it('a bad team.json is named with its field and reason, and the agent stays out of the team', async () => {
     const file = path.join(home, 'team.json');
-    fs.writeFileSync(file, JSON.stringify({ format: 1, agentId: 'me-1', name: 'me', teamFile: '/t', spec: { format: 1, team: 'acme', relays: [] }, relays: [], held: [] }));
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        format: 1,
+        agentId: 'me-1',
+        name: 'me',
+        teamFile: '/t',
+        spec: { format: 1, team: 'acme', relays: [] },
+        relays: [],
+        held: [],
+      }),
+    );
     const team = new TeamService(agent(), home, (m) => logs.push(m));
     await team.start();
     assert.equal(team.joined, false);
-    assert.ok(logs.some((l) => l.includes(`${file}: listen: must be a string`)), logs.join('\n'));
+    assert.ok(
+      logs.some((l) => l.includes(`${file}: listen: must be a string`)),
+      logs.join('\n'),
+    );
     fs.writeFileSync(file, '{"format": 1');
     await team.start();
-    assert.ok(logs.some((l) => l.includes(`${file}: not valid JSON`)), logs.join('\n'));
+    assert.ok(
+      logs.some((l) => l.includes(`${file}: not valid JSON`)),
+      logs.join('\n'),
+    );
   });
 });

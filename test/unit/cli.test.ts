@@ -36,7 +36,8 @@ describe('cli: the command table', () => {
         assert.equal(found.command, c, ex);
         assert.doesNotThrow(() => parseCommandArgs(c, found.rest), ex);
       }
-      for (const [n, o] of Object.entries(c.options)) if (o.with) assert.ok(c.options[o.with], `${c.name} --${n} goes with a declared option`);
+      for (const [n, o] of Object.entries(c.options))
+        if (o.with) assert.ok(c.options[o.with], `${c.name} --${n} goes with a declared option`);
     }
   });
 
@@ -49,7 +50,10 @@ describe('cli: the command table', () => {
 
   it('writes usage lines with required, optional and paired options', () => {
     assert.equal(usageLine(command('activate')), 'activate NAME... [--when-idle [--timeout SECONDS]]');
-    assert.equal(usageLine(command('relay')), 'relay --listen HOST:PORT --secret-file FILE [--team TEAM] [--state-file FILE] [--tls-cert PEM --tls-key PEM]');
+    assert.equal(
+      usageLine(command('relay')),
+      'relay --listen HOST:PORT --secret-file FILE [--team TEAM] [--state-file FILE] [--tls-cert PEM --tls-key PEM]',
+    );
     assert.equal(usageLine(command('help')), 'help [COMMAND...]');
   });
 });
@@ -61,7 +65,8 @@ describe('cli: argument checks', () => {
     assert.equal(refusal('status', ['--constructor', 'x']), 'unknown option --constructor');
     assert.equal(refusal('layer create', ['n', '--from']), '--from needs a value');
     assert.equal(refusal('deactivate', ['n', '--force=1']), '--force takes no value');
-    for (const v of ['abc', '', '1.5', ' ']) assert.equal(refusal('layer create', ['n', '--from', 'd', '--priority', v]), `--priority must be an integer, got "${v}"`);
+    for (const v of ['abc', '', '1.5', ' '])
+      assert.equal(refusal('layer create', ['n', '--from', 'd', '--priority', v]), `--priority must be an integer, got "${v}"`);
   });
 
   it('refuses missing and extra positionals, missing required flags and unpaired flags', () => {
@@ -89,7 +94,9 @@ describe('cli: argument checks', () => {
 describe('cli: imports only protocol/, shared/ and node', () => {
   it('has no import from daemon/, extension/ or elsewhere', () => {
     const files = (dir: string): string[] =>
-      fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : []));
+      fs
+        .readdirSync(dir, { withFileTypes: true })
+        .flatMap((e) => (e.isDirectory() ? files(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : []));
     const allowed = ['protocol', 'shared', 'cli'].map((d) => path.join(ROOT, d));
     for (const f of files(path.join(ROOT, 'cli'))) {
       const text = fs.readFileSync(f, 'utf8');
@@ -101,7 +108,10 @@ describe('cli: imports only protocol/, shared/ and node', () => {
           continue;
         }
         const target = path.resolve(path.dirname(f), spec);
-        assert.ok(allowed.some((d) => target === d || target.startsWith(d + path.sep)), `${path.relative(ROOT, f)} imports ${spec}`);
+        assert.ok(
+          allowed.some((d) => target === d || target.startsWith(d + path.sep)),
+          `${path.relative(ROOT, f)} imports ${spec}`,
+        );
       }
     }
   });

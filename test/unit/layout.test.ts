@@ -38,7 +38,8 @@ function sources(dir: string): string[] {
 /** Import specifiers of a file: static imports and exports, dynamic import(), require(). */
 export function specifiers(text: string): string[] {
   const out: string[] = [];
-  const re = /(?:^|[^\w.])(?:import|export)\s[^;'"]*?from\s*['"]([^'"]+)['"]|(?:import|require)\s*\(\s*['"]([^'"]+)['"]\s*\)|^\s*import\s*['"]([^'"]+)['"]/gm;
+  const re =
+    /(?:^|[^\w.])(?:import|export)\s[^;'"]*?from\s*['"]([^'"]+)['"]|(?:import|require)\s*\(\s*['"]([^'"]+)['"]\s*\)|^\s*import\s*['"]([^'"]+)['"]/gm;
   for (const m of text.matchAll(re)) out.push(m[1] ?? m[2] ?? m[3]);
   return out;
 }
@@ -55,7 +56,8 @@ function resolveRelative(from: string, spec: string): string {
 
 describe('layout: each folder imports only what README says', () => {
   it('finds imports of every form (the checker itself)', () => {
-    const text = "import { a } from '../x';\nimport type { B } from \"../y\";\nexport * from './z';\nconst c = require('../w');\nvoid import('node:fs');\nimport 'side';\n";
+    const text =
+      "import { a } from '../x';\nimport type { B } from \"../y\";\nexport * from './z';\nconst c = require('../w');\nvoid import('node:fs');\nimport 'side';\n";
     assert.deepEqual(specifiers(text).sort(), ['../w', '../x', '../y', './z', 'node:fs', 'side'].sort());
   });
 
@@ -78,7 +80,14 @@ describe('layout: each folder imports only what README says', () => {
 
   it('protocol/ has no import cycle', () => {
     const files = sources(path.join(ROOT, 'protocol'));
-    const edges = new Map(files.map((f) => [f, specifiers(fs.readFileSync(f, 'utf8')).filter((s) => s.startsWith('.')).map((s) => resolveRelative(f, s))]));
+    const edges = new Map(
+      files.map((f) => [
+        f,
+        specifiers(fs.readFileSync(f, 'utf8'))
+          .filter((s) => s.startsWith('.'))
+          .map((s) => resolveRelative(f, s)),
+      ]),
+    );
     const state = new Map<string, 'visiting' | 'done'>();
     const cycles: string[] = [];
     const visit = (f: string, trail: string[]): void => {

@@ -25,7 +25,7 @@ const S_OPT: Rule = { type: 'string', optional: true };
 
 /** Every method's params as the agent and its clients have always spelled them: METHODS must match. */
 const PARAM_RULES: { [M in Method]: Record<string, Rule> } = {
-  'status': {},
+  status: {},
   'layer.list': {},
   'layer.show': { name: S },
   'layer.create': { name: S, from: S, priority: N_OPT, version: S_OPT, description: S_OPT },
@@ -42,42 +42,66 @@ const PARAM_RULES: { [M in Method]: Record<string, Rule> } = {
   'view.add': { base: S, at: S_OPT },
   'view.list': {},
   'view.rm': { base: S },
-  'activate': { names: { type: 'string[]' }, whenIdle: { type: 'boolean', optional: true }, timeoutMs: N_OPT },
-  'deactivate': { names: { type: 'string[]' }, force: { type: 'boolean', optional: true } },
-  'swap': { old: S, new: S },
+  activate: { names: { type: 'string[]' }, whenIdle: { type: 'boolean', optional: true }, timeoutMs: N_OPT },
+  deactivate: { names: { type: 'string[]' }, force: { type: 'boolean', optional: true } },
+  swap: { old: S, new: S },
   'team.join': { url: S, secretFile: S, name: S_OPT, teamFile: S, teamText: S_OPT, listen: S_OPT },
   'team.leave': {},
   'team.status': {},
   'team.history': {},
   'team.revert': { id: S },
   'team.hold': { name: S, hold: { type: 'boolean' } },
-  'subscribe': {},
+  subscribe: {},
   'agent.stop': {},
 };
 
 const ALL_METHODS: Method[] = [
-  'status', 'layer.list', 'layer.show', 'layer.create', 'layer.rm', 'layer.map', 'layer.unmap', 'layer.exclude',
-  'layer.hide', 'layer.update', 'layer.validate', 'layer.reset', 'layer.export', 'layer.import', 'view.add',
-  'view.list', 'view.rm', 'activate', 'deactivate', 'swap', 'subscribe', 'agent.stop',
-  'team.join', 'team.leave', 'team.status', 'team.history', 'team.revert', 'team.hold',
+  'status',
+  'layer.list',
+  'layer.show',
+  'layer.create',
+  'layer.rm',
+  'layer.map',
+  'layer.unmap',
+  'layer.exclude',
+  'layer.hide',
+  'layer.update',
+  'layer.validate',
+  'layer.reset',
+  'layer.export',
+  'layer.import',
+  'view.add',
+  'view.list',
+  'view.rm',
+  'activate',
+  'deactivate',
+  'swap',
+  'subscribe',
+  'agent.stop',
+  'team.join',
+  'team.leave',
+  'team.status',
+  'team.history',
+  'team.revert',
+  'team.hold',
 ];
 
 const GOOD: Record<Rule['type'], unknown> = {
-  'string': 'gcc-13',
-  'number': 7,
-  'boolean': true,
+  string: 'gcc-13',
+  number: 7,
+  boolean: true,
   'string[]': ['a', 'b'],
-  'object': { k: 1 },
-  'any': { anything: [1, 'x'] },
+  object: { k: 1 },
+  any: { anything: [1, 'x'] },
 };
 
 const WRONG: Record<Rule['type'], unknown[]> = {
-  'string': [5, null, ['x'], {}, true],
-  'number': ['5', null, true, [1], {}],
-  'boolean': ['true', 1, 0, null, []],
+  string: [5, null, ['x'], {}, true],
+  number: ['5', null, true, [1], {}],
+  boolean: ['true', 1, 0, null, []],
   'string[]': ['a', [1], ['a', null], {}, null, [['a']]],
-  'object': [null, [], 'x', 5, false],
-  'any': [],
+  object: [null, [], 'x', 5, false],
+  any: [],
 };
 
 function line(o: unknown): string {
@@ -120,7 +144,21 @@ describe('protocol: METHODS and isMethod', () => {
   });
 
   it('isMethod refuses unknown names, inherited Object properties and non-strings', () => {
-    for (const v of ['nope', 'Status', 'layer', 'layer.', '', 'toString', 'constructor', '__proto__', 'hasOwnProperty', 5, null, undefined, {}]) {
+    for (const v of [
+      'nope',
+      'Status',
+      'layer',
+      'layer.',
+      '',
+      'toString',
+      'constructor',
+      '__proto__',
+      'hasOwnProperty',
+      5,
+      null,
+      undefined,
+      {},
+    ]) {
       assert.equal(isMethod(v), false, String(v));
     }
   });
@@ -227,7 +265,19 @@ describe('protocol: checkRequest, framing and envelope', () => {
     assert.equal(bad(checkRequest('{"method":"nope"}')).code, 'E_BAD_REQUEST');
   });
 
-  for (const method of ['nope', 'Status', 'layer.delete', '', 'toString', 'constructor', '__proto__', 'hasOwnProperty', 5, null, ['status']]) {
+  for (const method of [
+    'nope',
+    'Status',
+    'layer.delete',
+    '',
+    'toString',
+    'constructor',
+    '__proto__',
+    'hasOwnProperty',
+    5,
+    null,
+    ['status'],
+  ]) {
     it(`refuses the unknown method ${JSON.stringify(method)} with E_UNKNOWN_METHOD and the id echoed`, () => {
       const e = bad(checkRequest(line({ id: 41, method, params: {} })));
       assert.deepEqual(e, { code: 'E_UNKNOWN_METHOD', id: 41, message: `unknown method ${JSON.stringify(method)}` });
@@ -320,7 +370,27 @@ describe('protocol: checkRequest, framing and envelope', () => {
       seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
       return seed % n;
     };
-    const pieces = ['{', '}', '[', ']', '"id"', ':', '1', ',', '"method"', '"status"', '"params"', 'null', '"layer.show"', '"name"', '1.5', '"__proto__"', 'é', '\\u0000', ' '];
+    const pieces = [
+      '{',
+      '}',
+      '[',
+      ']',
+      '"id"',
+      ':',
+      '1',
+      ',',
+      '"method"',
+      '"status"',
+      '"params"',
+      'null',
+      '"layer.show"',
+      '"name"',
+      '1.5',
+      '"__proto__"',
+      'é',
+      '\\u0000',
+      ' ',
+    ];
     for (let i = 0; i < 3000; i++) {
       let s = '';
       const n = rnd(14);
@@ -379,8 +449,14 @@ describe('protocol: checkIncoming', () => {
 
   it('refuses an event without a whole status or of another kind', () => {
     const partial = { protocol: 1, active: ['a'] };
-    for (const ev of [{ event: 'state', reason: 'x' }, { event: 'state', status: null }, { event: 'state', status: 'up' }, { event: 'other', status: {} },
-      { event: 'state', reason: 'x', status: partial }, { event: 'state', reason: 'x', status: { ...status, active: [1] } }]) {
+    for (const ev of [
+      { event: 'state', reason: 'x' },
+      { event: 'state', status: null },
+      { event: 'state', status: 'up' },
+      { event: 'other', status: {} },
+      { event: 'state', reason: 'x', status: partial },
+      { event: 'state', reason: 'x', status: { ...status, active: [1] } },
+    ]) {
       assert.equal(bad(checkIncoming(line(ev))).message, 'agent sent an unrecognised message', JSON.stringify(ev));
     }
   });
@@ -435,7 +511,13 @@ describe('protocol: utf8Length', () => {
       seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
       return seed % n;
     };
-    const ranges: Array<[number, number]> = [[0, 0x80], [0x80, 0x800], [0x800, 0xd800], [0xe000, 0x10000], [0x10000, 0x110000]];
+    const ranges: Array<[number, number]> = [
+      [0, 0x80],
+      [0x80, 0x800],
+      [0x800, 0xd800],
+      [0xe000, 0x10000],
+      [0x10000, 0x110000],
+    ];
     for (let i = 0; i < 2000; i++) {
       let s = '';
       const len = rnd(20);

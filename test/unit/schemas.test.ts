@@ -27,9 +27,34 @@ import { isHostMessage, isWebviewMessage } from '../../protocol/webview';
 const HEX = 'a'.repeat(64);
 const DIGEST = `sha256:${'b'.repeat(64)}`;
 const hlc = { wall: 1000, logical: 0, agent: 'a-1' };
-const event = { origin: 'a-1', seq: 1, tag: hlc, writes: [{ key: 'layer:gcc', value: { active: true } }], user: 'u', host: 'h', prev: [{ key: 'layer:gcc', value: { active: false } }] };
-const layer = { format: 2, name: 'gcc', version: '', description: '', priority: 100, mappings: [{ original: '/opt/gcc', destination: '/' }], excludes: [], deletes: [] };
-const status = { protocol: 1, pid: 7, home: '/h', socket: '/s', active: ['gcc'], layers: [{ ...layer, active: true, writableBytes: 0 }], views: [] };
+const event = {
+  origin: 'a-1',
+  seq: 1,
+  tag: hlc,
+  writes: [{ key: 'layer:gcc', value: { active: true } }],
+  user: 'u',
+  host: 'h',
+  prev: [{ key: 'layer:gcc', value: { active: false } }],
+};
+const layer = {
+  format: 2,
+  name: 'gcc',
+  version: '',
+  description: '',
+  priority: 100,
+  mappings: [{ original: '/opt/gcc', destination: '/' }],
+  excludes: [],
+  deletes: [],
+};
+const status = {
+  protocol: 1,
+  pid: 7,
+  home: '/h',
+  socket: '/s',
+  active: ['gcc'],
+  layers: [{ ...layer, active: true, writableBytes: 0 }],
+  views: [],
+};
 
 /** The first problem's "field: reason", or '' when valid. */
 function problem(schema: v.GenericSchema, value: unknown): string {
@@ -38,7 +63,10 @@ function problem(schema: v.GenericSchema, value: unknown): string {
 }
 
 describe('schemas: issues as "file: field: reason"', () => {
-  const schema = v.object({ mappings: v.array(v.object({ destination: v.string('must be a string') })), seen: v.record(v.pipe(v.string(), v.regex(/^a/, 'bad key')), v.number()) });
+  const schema = v.object({
+    mappings: v.array(v.object({ destination: v.string('must be a string') })),
+    seen: v.record(v.pipe(v.string(), v.regex(/^a/, 'bad key')), v.number()),
+  });
 
   it('joins the path with dots and brackets', () => {
     const r = v.safeParse(schema, { mappings: [{ destination: 'x' }, { destination: 5 }], seen: {} });
@@ -55,11 +83,14 @@ describe('schemas: issues as "file: field: reason"', () => {
   it('parseJson names the file for bad JSON, and the field of every problem (up to 5)', () => {
     assert.throws(() => parseJson(AgentStateSchema, '{', '/h/state.json'), /^Error: \/h\/state\.json: not valid JSON: /);
     const views = Array.from({ length: 7 }, () => ({ base: 1 }));
-    assert.throws(() => parseJson(AgentStateSchema, JSON.stringify({ format: 1, active: [], views }), '/h/state.json'), (e: Error) => {
-      assert.ok(e.message.startsWith('/h/state.json: views[0].base: must be a string; /h/state.json: views[1].base'), e.message);
-      assert.ok(e.message.endsWith('; and 2 more'), e.message);
-      return true;
-    });
+    assert.throws(
+      () => parseJson(AgentStateSchema, JSON.stringify({ format: 1, active: [], views }), '/h/state.json'),
+      (e: Error) => {
+        assert.ok(e.message.startsWith('/h/state.json: views[0].base: must be a string; /h/state.json: views[1].base'), e.message);
+        assert.ok(e.message.endsWith('; and 2 more'), e.message);
+        return true;
+      },
+    );
   });
 });
 
@@ -78,14 +109,30 @@ describe('schemas: control results and events', () => {
   });
 
   const cases: [Parameters<typeof checkResult>[0], unknown, string][] = [
-    ['status', { ...status, layers: [{ ...layer, active: true }] }, 'agent sent a malformed status result: layers[0].writableBytes: must be an integer from 0 to'],
+    [
+      'status',
+      { ...status, layers: [{ ...layer, active: true }] },
+      'agent sent a malformed status result: layers[0].writableBytes: must be an integer from 0 to',
+    ],
     ['status', { ...status, pid: '7' }, 'agent sent a malformed status result: pid: must be an integer'],
-    ['layer.list', [{ ...layer, name: 5, active: false, writableBytes: 0 }], 'agent sent a malformed layer.list result: [0].name: must be a string'],
+    [
+      'layer.list',
+      [{ ...layer, name: 5, active: false, writableBytes: 0 }],
+      'agent sent a malformed layer.list result: [0].name: must be a string',
+    ],
     ['layer.list', {}, 'agent sent a malformed layer.list result: must be a list'],
-    ['view.list', [{ base: '/b', mountpoint: '/b', inPlace: true, state: 'broken' }], 'agent sent a malformed view.list result: [0].state: must be "mounted" or "failed"'],
+    [
+      'view.list',
+      [{ base: '/b', mountpoint: '/b', inPlace: true, state: 'broken' }],
+      'agent sent a malformed view.list result: [0].state: must be "mounted" or "failed"',
+    ],
     ['agent.stop', { stopping: false }, 'agent sent a malformed agent.stop result: stopping: must be true'],
     ['team.history', [{ ...event, seq: 0 }], 'agent sent a malformed team.history result: [0].seq: must be a positive integer'],
-    ['layer.validate', { problems: [{ code: 'E_NOPE', message: 'x' }] }, 'agent sent a malformed layer.validate result: problems[0].code: must be a Strata error code'],
+    [
+      'layer.validate',
+      { problems: [{ code: 'E_NOPE', message: 'x' }] },
+      'agent sent a malformed layer.validate result: problems[0].code: must be a Strata error code',
+    ],
   ];
   for (const [method, result, message] of cases) {
     it(`refuses a malformed ${method} result, naming the method and the field`, () => {
@@ -100,7 +147,11 @@ describe('schemas: control results and events', () => {
   it('checks progress events', () => {
     const ev = { event: 'progress', task: 'import x', message: 'copying', done: 1, total: 2 };
     assert.deepEqual(checkIncoming(JSON.stringify(ev)), { ok: true, value: ev });
-    for (const bad of [{ ...ev, task: 1 }, { ...ev, done: 'x' }, { event: 'progress', message: 'm' }]) {
+    for (const bad of [
+      { ...ev, task: 1 },
+      { ...ev, done: 'x' },
+      { event: 'progress', message: 'm' },
+    ]) {
       assert.equal(checkIncoming(JSON.stringify(bad)).ok, false, JSON.stringify(bad));
     }
   });
@@ -108,21 +159,37 @@ describe('schemas: control results and events', () => {
 
 describe('schemas: team frames', () => {
   const frames: Record<string, unknown> = {
-    'hello': { t: 'hello', v: 1, team: 'acme', agent: 'a-1', nonce: HEX },
-    'challenge': { t: 'challenge', v: 1, team: 'acme', agent: 'a-1', nonce: HEX, proof: HEX },
-    'auth': { t: 'auth', proof: HEX },
-    'welcome': { t: 'welcome' },
-    'have': { t: 'have', seen: { 'a-1': 3 } },
-    'snapshot': { t: 'snapshot', registers: { 'layer:gcc': { value: { active: true }, tag: hlc }, 'slot:cc': { value: { layer: null }, tag: hlc } }, seen: { 'a-1': 1 }, events: [event] },
-    'event': { t: 'event', event: { ...event, reverts: 'b:2' } },
-    'presence': {
-      t: 'presence',
-      presence: { agent: 'a-1', pseq: 1, user: 'u', host: 'h', active: ['gcc'], held: [], applied: { 'a-1': 1 }, busy: [], has: { gcc: DIGEST }, at: 5 },
+    hello: { t: 'hello', v: 1, team: 'acme', agent: 'a-1', nonce: HEX },
+    challenge: { t: 'challenge', v: 1, team: 'acme', agent: 'a-1', nonce: HEX, proof: HEX },
+    auth: { t: 'auth', proof: HEX },
+    welcome: { t: 'welcome' },
+    have: { t: 'have', seen: { 'a-1': 3 } },
+    snapshot: {
+      t: 'snapshot',
+      registers: { 'layer:gcc': { value: { active: true }, tag: hlc }, 'slot:cc': { value: { layer: null }, tag: hlc } },
+      seen: { 'a-1': 1 },
+      events: [event],
     },
-    'pull': { t: 'pull', to: 'b', from: 'a-1', layer: 'gcc', digest: DIGEST, offset: 0 },
-    'chunk': { t: 'chunk', to: 'b', from: 'a-1', layer: 'gcc', digest: DIGEST, offset: 0, total: 3, sha256: HEX, data: 'AAAA' },
+    event: { t: 'event', event: { ...event, reverts: 'b:2' } },
+    presence: {
+      t: 'presence',
+      presence: {
+        agent: 'a-1',
+        pseq: 1,
+        user: 'u',
+        host: 'h',
+        active: ['gcc'],
+        held: [],
+        applied: { 'a-1': 1 },
+        busy: [],
+        has: { gcc: DIGEST },
+        at: 5,
+      },
+    },
+    pull: { t: 'pull', to: 'b', from: 'a-1', layer: 'gcc', digest: DIGEST, offset: 0 },
+    chunk: { t: 'chunk', to: 'b', from: 'a-1', layer: 'gcc', digest: DIGEST, offset: 0, total: 3, sha256: HEX, data: 'AAAA' },
     'pull-error': { t: 'pull-error', to: 'b', from: 'a-1', layer: 'gcc', message: 'gone' },
-    'error': { t: 'error', code: '4002', message: 'malformed hello' },
+    error: { t: 'error', code: '4002', message: 'malformed hello' },
   };
   for (const [t, f] of Object.entries(frames)) {
     it(`accepts a ${t} frame`, () => {
@@ -137,15 +204,43 @@ describe('schemas: team frames', () => {
   const refusals: [string, unknown, string][] = [
     ['a wrong type', { ...(frames.hello as object), v: '1' }, 'malformed hello: v: must be a non-negative integer'],
     ['a short nonce', { ...(frames.hello as object), nonce: 'abc' }, 'malformed hello: nonce: must be 64 hex digits'],
-    ['a missing field', { t: 'pull', to: 'b', from: 'a-1', layer: 'gcc', offset: 0 }, 'malformed pull: digest: must be a string of at most 80 characters'],
+    [
+      'a missing field',
+      { t: 'pull', to: 'b', from: 'a-1', layer: 'gcc', offset: 0 },
+      'malformed pull: digest: must be a string of at most 80 characters',
+    ],
     ['a bad layer name', { ...(frames.pull as object), layer: '-x' }, 'malformed pull: layer: must be a layer name'],
     ['seq 0', { t: 'event', event: { ...event, seq: 0 } }, 'malformed event: event.seq: must be a positive integer'],
-    ['an event without writes', { t: 'event', event: { ...event, writes: [] } }, 'malformed event: event.writes: an event needs at least one write'],
-    ['65 writes', { t: 'event', event: { ...event, writes: Array.from({ length: 65 }, (_, i) => ({ key: `layer:l${i}`, value: { active: true } })) } }, 'malformed event: event.writes: at most 64 writes per event, got 65'],
-    ['a write whose value does not fit its key', { t: 'event', event: { ...event, writes: [{ key: 'slot:cc', value: { active: true } }] } }, 'malformed event: event.writes[0]: bad value for slot:cc'],
-    ['a user over 64 characters', { t: 'presence', presence: { ...(frames.presence as { presence: object }).presence, user: 'u'.repeat(65) } }, 'malformed presence: presence.user: must be a string of at most 64 characters'],
-    ['a register whose value does not fit its key', { ...(frames.snapshot as object), registers: { 'layer:gcc': { value: { layer: 'x' }, tag: hlc } } }, 'malformed snapshot: registers.layer:gcc.value: must hold {"active": boolean}'],
-    ['a bad register key', { ...(frames.snapshot as object), registers: { 'node:x': { value: { active: true }, tag: hlc } } }, 'malformed snapshot: registers: bad key "node:x"'],
+    [
+      'an event without writes',
+      { t: 'event', event: { ...event, writes: [] } },
+      'malformed event: event.writes: an event needs at least one write',
+    ],
+    [
+      '65 writes',
+      { t: 'event', event: { ...event, writes: Array.from({ length: 65 }, (_, i) => ({ key: `layer:l${i}`, value: { active: true } })) } },
+      'malformed event: event.writes: at most 64 writes per event, got 65',
+    ],
+    [
+      'a write whose value does not fit its key',
+      { t: 'event', event: { ...event, writes: [{ key: 'slot:cc', value: { active: true } }] } },
+      'malformed event: event.writes[0]: bad value for slot:cc',
+    ],
+    [
+      'a user over 64 characters',
+      { t: 'presence', presence: { ...(frames.presence as { presence: object }).presence, user: 'u'.repeat(65) } },
+      'malformed presence: presence.user: must be a string of at most 64 characters',
+    ],
+    [
+      'a register whose value does not fit its key',
+      { ...(frames.snapshot as object), registers: { 'layer:gcc': { value: { layer: 'x' }, tag: hlc } } },
+      'malformed snapshot: registers.layer:gcc.value: must hold {"active": boolean}',
+    ],
+    [
+      'a bad register key',
+      { ...(frames.snapshot as object), registers: { 'node:x': { value: { active: true }, tag: hlc } } },
+      'malformed snapshot: registers: bad key "node:x"',
+    ],
     ['a list for a map', { t: 'have', seen: [] }, 'malformed have: seen: must be an object'],
   ];
   for (const [what, f, message] of refusals) {
@@ -186,11 +281,21 @@ describe('schemas: team frames', () => {
 });
 
 describe('schemas: the team file', () => {
-  const good = { format: 1, team: 'acme', relays: ['ws://relay:7450'], layers: { gcc: { digest: DIGEST }, clang: { digest: DIGEST, version: '17' } }, defaults: ['gcc'], slots: { cc: ['gcc', 'clang'] } };
+  const good = {
+    format: 1,
+    team: 'acme',
+    relays: ['ws://relay:7450'],
+    layers: { gcc: { digest: DIGEST }, clang: { digest: DIGEST, version: '17' } },
+    defaults: ['gcc'],
+    slots: { cc: ['gcc', 'clang'] },
+  };
 
   it('accepts a valid file and fills optional fields', () => {
     assert.deepEqual(checkTeamFile(good, 'f'), { team: good, problems: [] });
-    assert.deepEqual(checkTeamFile({ format: 1, team: 'acme', relays: [] }, 'f'), { team: { format: 1, team: 'acme', relays: [], layers: {}, defaults: [], slots: {} }, problems: [] });
+    assert.deepEqual(checkTeamFile({ format: 1, team: 'acme', relays: [] }, 'f'), {
+      team: { format: 1, team: 'acme', relays: [], layers: {}, defaults: [], slots: {} },
+      problems: [],
+    });
   });
 
   const bad: [string, unknown, string][] = [
@@ -219,7 +324,8 @@ describe('schemas: webview messages and the layer shape', () => {
       { type: 'validate', requestId: 1, spec: layer },
       { type: 'save', requestId: 2, name: 'gcc', spec: layer },
       { type: 'browse', requestId: 3, kind: 'destination', layer: 'gcc' },
-    ]) assert.equal(isWebviewMessage(m), true, JSON.stringify(m));
+    ])
+      assert.equal(isWebviewMessage(m), true, JSON.stringify(m));
     for (const m of [
       { type: 'load', layer: null, active: false, canRename: false, connected: false, notice: 'agent down' },
       { type: 'load', layer, active: true, canRename: false, connected: true },
@@ -228,7 +334,8 @@ describe('schemas: webview messages and the layer shape', () => {
       { type: 'saveFailed', requestId: 2, problems: [] },
       { type: 'picked', requestId: 3, value: null, problem: 'outside' },
       { type: 'error', message: 'boom' },
-    ]) assert.equal(isHostMessage(m), true, JSON.stringify(m));
+    ])
+      assert.equal(isHostMessage(m), true, JSON.stringify(m));
   });
 
   it('lets a NaN priority through for the agent to name', () => {
@@ -246,19 +353,24 @@ describe('schemas: webview messages and the layer shape', () => {
       { type: 'ready' },
       { type: 'eval', code: 'x' },
       [{ type: 'reload' }],
-    ]) assert.equal(isWebviewMessage(m), false, JSON.stringify(m));
+    ])
+      assert.equal(isWebviewMessage(m), false, JSON.stringify(m));
     for (const m of [
       { type: 'validated', requestId: 2, problems: [{ field: 'name', code: 'E_NOPE', message: 'm' }] },
       { type: 'load', layer, active: 'yes', canRename: false, connected: true },
       { type: 'picked', requestId: 3 },
       { type: 'error', message: 'x'.repeat(65537) },
-    ]) assert.equal(isHostMessage(m), false, JSON.stringify(m));
+    ])
+      assert.equal(isHostMessage(m), false, JSON.stringify(m));
   });
 
   it('declares LayerInfo as the spec plus the agent state', () => {
     assert.equal(problem(LayerInfoSchema, { ...layer, active: true, writableBytes: 0 }), '');
     assert.equal(problem(LayerInfoSchema, layer), 'active: must be true or false');
-    assert.equal(problem(LayerSpecSchema, { ...layer, mappings: [{ original: '/a' }] }), 'mappings[0].destination: must be a string of at most 4096 characters');
+    assert.equal(
+      problem(LayerSpecSchema, { ...layer, mappings: [{ original: '/a' }] }),
+      'mappings[0].destination: must be a string of at most 4096 characters',
+    );
   });
 });
 
@@ -273,11 +385,23 @@ describe("schemas: the agent's files", () => {
 
   it('team.json', () => {
     const spec = { format: 1, team: 'acme', relays: [], layers: { gcc: { digest: DIGEST } }, defaults: [], slots: {} };
-    const cfg = { format: 1, agentId: 'me-1a2b3c4d', name: 'me', teamFile: '/r/strata.team.json', spec, relays: ['ws://x:1'], listen: null, held: ['gcc'] };
+    const cfg = {
+      format: 1,
+      agentId: 'me-1a2b3c4d',
+      name: 'me',
+      teamFile: '/r/strata.team.json',
+      spec,
+      relays: ['ws://x:1'],
+      listen: null,
+      held: ['gcc'],
+    };
     assert.equal(problem(TeamConfigSchema, cfg), '');
     assert.equal(problem(TeamConfigSchema, { ...cfg, agentId: 'has space' }), 'agentId: must be an agent id (1-64 of A-Z a-z 0-9 . _ : -)');
     assert.equal(problem(TeamConfigSchema, { ...cfg, listen: undefined }), 'listen: must be a string');
-    assert.equal(problem(TeamConfigSchema, { ...cfg, spec: { ...spec, relays: 'x' } }), 'spec.relays: must be a list of ws:// or wss:// addresses');
+    assert.equal(
+      problem(TeamConfigSchema, { ...cfg, spec: { ...spec, relays: 'x' } }),
+      'spec.relays: must be a list of ws:// or wss:// addresses',
+    );
     assert.equal(problem(TeamConfigSchema, { ...cfg, held: ['-x'] }), 'held[0]: must be a layer name (letters, digits, . _ + -; up to 64)');
   });
 });

@@ -15,11 +15,18 @@ const TEAM: TeamFile = {
   format: 1,
   team: 'acme',
   relays: ['ws://relay.example:7700'],
-  layers: { node18: { digest: D }, node20: { digest: D }, node22: { digest: D }, gcc: { digest: D }, clang: { digest: D }, py: { digest: D }, docs: { digest: D } },
+  layers: {
+    node18: { digest: D },
+    node20: { digest: D },
+    node22: { digest: D },
+    gcc: { digest: D },
+    clang: { digest: D },
+    py: { digest: D },
+    docs: { digest: D },
+  },
   defaults: ['node18', 'py'],
   slots: { node: ['node18', 'node20', 'node22'], cc: ['gcc', 'clang'] },
 };
-
 
 function replica(id: string, now: () => number = () => 1_000_000, opts?: { historyLimit?: number }): TeamState {
   return new TeamState(id, new HlcClock(id, now), opts);
@@ -30,7 +37,15 @@ const off = (name: string): RegisterWrite => ({ key: `layer:${name}`, value: { a
 const slot = (name: string, layer: string | null): RegisterWrite => ({ key: `slot:${name}`, value: { layer } });
 
 function ev(origin: string, seq: number, tag: Hlc, writes: RegisterWrite[]): TeamEvent {
-  return { origin, seq, tag, writes, user: 'u', host: 'h', prev: writes.map((w) => ({ key: w.key, value: 'active' in w.value ? { active: false } : { layer: null } })) };
+  return {
+    origin,
+    seq,
+    tag,
+    writes,
+    user: 'u',
+    host: 'h',
+    prev: writes.map((w) => ({ key: w.key, value: 'active' in w.value ? { active: false } : { layer: null } })),
+  };
 }
 
 /** Registers as a plain sorted object, for comparing replicas. */
@@ -93,7 +108,15 @@ describe('team state: local events', () => {
     assert.throws(() => s.local([{ key: 'slot:x', value: { active: true } }], 'u', 'h'), /bad value for slot:x/);
     assert.throws(() => s.local([on('x'), off('x')], 'u', 'h'), /written twice/);
     assert.throws(() => s.local([on('x')], 'u'.repeat(65), 'h'), /user/);
-    assert.throws(() => s.local(Array.from({ length: 65 }, (_, i) => on(`l${i}`)), 'u', 'h'), /at most 64/);
+    assert.throws(
+      () =>
+        s.local(
+          Array.from({ length: 65 }, (_, i) => on(`l${i}`)),
+          'u',
+          'h',
+        ),
+      /at most 64/,
+    );
     assert.equal(s.history().length, 0, 'nothing recorded');
     assert.equal(s.local([on('x')], 'u', 'h').seq, 1, 'no seq consumed by the refusals');
   });
@@ -136,7 +159,10 @@ describe('team state: receive, dedupe and LWW', () => {
   it('the logical counter orders events with equal walls', () => {
     const a = ev('a', 1, { wall: 100, logical: 2, agent: 'a' }, [on('docs')]);
     const b = ev('b', 1, { wall: 100, logical: 1, agent: 'b' }, [off('docs')]);
-    for (const order of [[a, b], [b, a]]) {
+    for (const order of [
+      [a, b],
+      [b, a],
+    ]) {
       const s = replica('r');
       order.forEach((e) => s.receive(e));
       assert.deepEqual(s.registers.get('layer:docs')!.value, { active: true });
@@ -146,7 +172,10 @@ describe('team state: receive, dedupe and LWW', () => {
   it('breaks exact wall and logical ties by agent id', () => {
     const a = ev('alice', 1, { wall: 100, logical: 0, agent: 'alice' }, [slot('node', 'node20')]);
     const b = ev('bob', 1, { wall: 100, logical: 0, agent: 'bob' }, [slot('node', 'node22')]);
-    for (const order of [[a, b], [b, a]]) {
+    for (const order of [
+      [a, b],
+      [b, a],
+    ]) {
       const s = replica('r');
       order.forEach((e) => s.receive(e));
       assert.deepEqual(s.registers.get('slot:node')!.value, { layer: 'node22' }, 'bob > alice');
@@ -232,7 +261,8 @@ describe('team state: the active set and slots', () => {
     const s = replica('r');
     const check = (): void => {
       const active = s.desiredActive(bad);
-      for (const members of Object.values(bad.slots)) assert.ok(members.filter((m) => active.includes(m)).length <= 1, JSON.stringify(active));
+      for (const members of Object.values(bad.slots))
+        assert.ok(members.filter((m) => active.includes(m)).length <= 1, JSON.stringify(active));
     };
     check();
     s.local([slot('x', 'node20')], 'u', 'h');
@@ -252,7 +282,7 @@ describe('team state: the active set and slots', () => {
       assert.deepEqual(replica('r').writesFor(TEAM, { activate: ['node22'] }), [slot('node', 'node22')]);
     });
 
-    it('deactivating the slot\'s current layer clears the slot; another member needs no write', () => {
+    it("deactivating the slot's current layer clears the slot; another member needs no write", () => {
       const s = replica('r');
       assert.deepEqual(s.writesFor(TEAM, { deactivate: ['node18'] }), [slot('node', null)], 'node18 is current by default');
       assert.deepEqual(s.writesFor(TEAM, { deactivate: ['node20'] }), []);
@@ -411,7 +441,15 @@ describe('team state: snapshots', () => {
 
   it('refuses a malformed snapshot', () => {
     const s = replica('r');
-    assert.throws(() => s.mergeSnapshot({ registers: { 'layer:x': { value: { layer: 'y' }, tag: { wall: 1, logical: 0, agent: 'x' } } }, seen: {}, events: [] }), /malformed register/);
+    assert.throws(
+      () =>
+        s.mergeSnapshot({
+          registers: { 'layer:x': { value: { layer: 'y' }, tag: { wall: 1, logical: 0, agent: 'x' } } },
+          seen: {},
+          events: [],
+        }),
+      /malformed register/,
+    );
     assert.throws(() => s.mergeSnapshot({ registers: {}, seen: { x: -1 }, events: [] }), /malformed seen/);
     assert.throws(() => s.mergeSnapshot({ registers: {}, seen: {}, events: [{} as TeamEvent] }), /malformed event/);
   });
@@ -475,7 +513,10 @@ describe('team state: persistence', () => {
       [{ ...good(), self: 'other' }, /belongs to agent "other"/],
       [{ ...good(), seq: -1 }, /seq/],
       [{ ...good(), clock: { wall: 'x' } }, /clock/],
-      [{ ...good(), registers: { 'bad key': { value: { active: true }, tag: { wall: 1, logical: 0, agent: 'a' } } } }, /registers: bad key/],
+      [
+        { ...good(), registers: { 'bad key': { value: { active: true }, tag: { wall: 1, logical: 0, agent: 'a' } } } },
+        /registers: bad key/,
+      ],
       [{ ...good(), registers: { 'layer:x': { value: { active: 1 }, tag: { wall: 1, logical: 0, agent: 'a' } } } }, /registers.layer:x/],
       [{ ...good(), registers: { 'layer:x': { value: { active: true } } } }, /registers.layer:x/],
       [{ ...good(), seen: { x: { upTo: 3, above: [2] } } }, /seen.x/],
@@ -483,7 +524,12 @@ describe('team state: persistence', () => {
       [{ ...good(), history: [{ origin: 'x' }] }, /history\[0\]/],
       [{ ...good(), history: 'none' }, /history: must be a list/],
     ];
-    for (const [d, re] of cases) assert.throws(() => load(d), (e: Error) => re.test(e.message) && e.message.startsWith('team state: '), JSON.stringify(d).slice(0, 120));
+    for (const [d, re] of cases)
+      assert.throws(
+        () => load(d),
+        (e: Error) => re.test(e.message) && e.message.startsWith('team state: '),
+        JSON.stringify(d).slice(0, 120),
+      );
     assert.doesNotThrow(() => load(good()));
   });
 });
@@ -563,14 +609,22 @@ describe('team state: property — random interleavings converge', () => {
         made++;
         if (!writes.length) continue;
         const e = s.local(writes, 'u', 'h', undefined, TEAM);
-        if (e.writes.length === 1 && e.writes[0].key.startsWith('slot:') && e.prev[0].value && 'layer' in e.prev[0].value && e.prev[0].value.layer) stats.swaps++;
+        if (
+          e.writes.length === 1 &&
+          e.writes[0].key.startsWith('slot:') &&
+          e.prev[0].value &&
+          'layer' in e.prev[0].value &&
+          e.prev[0].value.layer
+        )
+          stats.swaps++;
         all.add(eventId(e));
         noteFresh(id, eventId(e));
         checkInvariant(id);
         for (const to of replicas.keys()) {
           if (to === id && rnd() < 0.8) continue; // sometimes echoed back to its origin
           const copies = 1 + Math.floor(rnd() * 3); // duplicates
-          for (let i = 0; i < copies; i++) inflight.splice(Math.floor(rnd() * (inflight.length + 1)), 0, { to, event: JSON.parse(JSON.stringify(e)) });
+          for (let i = 0; i < copies; i++)
+            inflight.splice(Math.floor(rnd() * (inflight.length + 1)), 0, { to, event: JSON.parse(JSON.stringify(e)) });
         }
       } else if (r > 0.95) {
         const ids = [...replicas.keys()];

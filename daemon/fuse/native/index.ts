@@ -41,15 +41,7 @@ export interface FuseHandlers {
   /** uid/gid -1 = leave unchanged. */
   chown(path: string | null, uid: number, gid: number, fd: number, reply: Reply): void;
   /** nsec may be UTIME_NOW / UTIME_OMIT. */
-  utimens(
-    path: string | null,
-    atimeSec: number,
-    atimeNsec: number,
-    mtimeSec: number,
-    mtimeNsec: number,
-    fd: number,
-    reply: Reply,
-  ): void;
+  utimens(path: string | null, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number, fd: number, reply: Reply): void;
   /** st: [bsize, frsize, blocks, bfree, bavail, files, ffree, namemax] */
   statfs(path: string, reply: (errno: number, st?: number[]) => void): void;
 }
