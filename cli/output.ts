@@ -44,7 +44,7 @@ export function showLayer(l: LayerInfo): string {
     ...l.mappings.map((m) => `    ${m.original} -> ${m.destination}`),
   ];
   if (l.excludes.length) out.push('  excludes:', ...l.excludes.map((e) => `    ${e}`));
-  if (l.deletes.length) out.push('  hidden:', ...l.deletes.map((d) => `    ${d}`));
+  if (l.deletes.length) out.push('  delete entries:', ...l.deletes.map((d) => `    ${d}`));
   return out.join('\n');
 }
 

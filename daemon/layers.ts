@@ -112,7 +112,7 @@ export class Layers {
     return this.edit(name, (s) => ({ ...s, excludes: s.excludes.includes(v) ? s.excludes : [...s.excludes, v] }));
   }
 
-  addDelete(name: string, p: string): Promise<LayerInfo> {
+  addDeleteEntry(name: string, p: string): Promise<LayerInfo> {
     const v = viewPathArg(p, 'PATH');
     return this.edit(name, (s) => ({ ...s, deletes: s.deletes.includes(v) ? s.deletes : [...s.deletes, v] }));
   }

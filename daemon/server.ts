@@ -42,7 +42,7 @@ export class ControlServer {
       'layer.map': (p) => a.layers.map(p.name, p.original, p.destination),
       'layer.unmap': (p) => a.layers.unmap(p.name, p.original),
       'layer.exclude': (p) => a.layers.addExclude(p.name, p.path),
-      'layer.hide': (p) => a.layers.addDelete(p.name, p.path),
+      'layer.hide': (p) => a.layers.addDeleteEntry(p.name, p.path),
       'layer.update': (p) => a.layers.update(p.name, p.spec),
       'layer.validate': (p) => a.layers.validate(p.spec),
       'layer.reset': (p) => a.layers.reset(p.name),

@@ -126,6 +126,7 @@ export const METHODS = {
   'layer.map': { params: params({ name: P.string, original: P.string, destination: P.string }), result: LayerInfoSchema },
   'layer.unmap': { params: params({ name: P.string, original: P.string }), result: LayerInfoSchema },
   'layer.exclude': { params: params({ name: P.string, path: P.string }), result: LayerInfoSchema },
+  /** Add a delete entry: the path is hidden while the layer is active. */
   'layer.hide': { params: params({ name: P.string, path: P.string }), result: LayerInfoSchema },
   /** Replace a layer's editable fields (the layer editor's save); the agent checks `spec` as a layer.json. */
   'layer.update': { params: params({ name: P.string, spec: P.object }), result: LayerInfoSchema },

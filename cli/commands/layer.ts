@@ -77,7 +77,7 @@ export const layerCommands: Command[] = [
   {
     name: 'layer show',
     synopsis: "one layer's rules and size",
-    description: 'Shows a layer: version, priority, description, writable bytes, mappings, excludes and hidden paths.',
+    description: 'Shows a layer: version, priority, description, writable bytes, mappings, excludes and delete entries.',
     positionals: [NAME],
     options: {},
     examples: ['strata layer show node20'],
@@ -127,8 +127,8 @@ export const layerCommands: Command[] = [
   ruleCommand(
     'hide',
     ['NAME', 'PATH'],
-    'PATH is hidden while the layer is active',
-    'While the layer is active, PATH does not exist in the view.',
+    'add a delete entry: PATH is hidden while the layer is active',
+    'Adds a delete entry to the layer: while it is active, PATH and everything below it do not exist in the view.',
     'strata layer hide node20 /tools/node/lib/legacy',
     async (ctx, [name, p]) => (await ctx.agent()).call('layer.hide', { name, path: p }),
   ),

@@ -59,10 +59,10 @@ export class RuleItem extends vscode.TreeItem {
       this.iconPath = new vscode.ThemeIcon('pass');
       this.tooltip = `${path} always passes through ${layer.name} to what lies below`;
     } else {
-      this.description = 'hidden';
+      this.description = 'delete entry';
       this.contextValue = ITEMS.delete;
       this.iconPath = new vscode.ThemeIcon('trash');
-      this.tooltip = `${path} is hidden while ${layer.name} is active`;
+      this.tooltip = `Delete entry: ${path} is hidden while ${layer.name} is active`;
     }
   }
 }
