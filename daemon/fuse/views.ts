@@ -13,6 +13,7 @@ import { LayerCatalog } from '../catalog';
 import { Queue } from '../queue';
 import { StateFile } from '../statefile';
 import { ViewFs } from './viewfs';
+import { fuseHandlers } from './handlers';
 import { detach, strataMountAt } from './mounts';
 import { liveHolders } from './proc';
 import * as native from './native';
@@ -211,7 +212,7 @@ export class Views {
     const timeout = this.o.cacheTimeout;
     let mount: native.FuseMount;
     try {
-      mount = native.mount(mountpoint, vfs.handlers(), {
+      mount = native.mount(mountpoint, fuseHandlers(vfs), {
         fsname: this.o.fsname,
         subtype: 'strata',
         allowOther: process.getuid?.() === 0,
