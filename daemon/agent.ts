@@ -41,7 +41,7 @@ export class Agent {
   private readonly progressListeners = new Set<(p: ProgressInfo) => void>();
 
   constructor(readonly opts: AgentOptions) {
-    fs.mkdirSync(opts.home, { recursive: true });
+    makePrivate(opts.home);
     const log = opts.log;
     const emit = (reason: string) => this.emit(reason);
     const queue = new Queue();
@@ -110,4 +110,13 @@ export class Agent {
       views: this.views.list(),
     };
   }
+}
+
+/**
+ * STRATA_HOME holds the layers, state and log of one user: 0700, so its files are private whatever
+ * their own modes (the views serve layer files to others with the modes they have).
+ */
+function makePrivate(home: string): void {
+  fs.mkdirSync(home, { recursive: true, mode: 0o700 });
+  if (fs.statSync(home).uid === process.getuid?.()) fs.chmodSync(home, 0o700);
 }

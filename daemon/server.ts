@@ -9,6 +9,7 @@ import { MAX_CONTROL_MESSAGE, Method, Params, ProgressEvent, Request, Response, 
 import { Agent } from './agent';
 import { TeamService } from './team/service';
 import { StrataError, toErrorInfo } from '../shared/errors';
+import { checkRuntimeDir } from '../shared/paths';
 
 type SwitchResult = { active: string[]; decision?: string };
 
@@ -117,8 +118,15 @@ export class ControlServer {
   /** Fail when another agent serves this home; remove a socket left by a killed one. */
   async claim(): Promise<void> {
     const dir = path.dirname(this.socketPath);
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    fs.chmodSync(dir, 0o700);
+    fs.mkdirSync(path.dirname(dir), { recursive: true });
+    try {
+      fs.mkdirSync(dir, { mode: 0o700 });
+      fs.chmodSync(dir, 0o700); // whatever the umask
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    // One that was there already may be another user's, made to catch our clients.
+    checkRuntimeDir(dir);
     if (fs.existsSync(this.socketPath)) {
       if (await isAlive(this.socketPath)) {
         throw new Error(`another agent is already serving ${this.socketPath}`);

@@ -21,6 +21,7 @@ export class StateFile {
     } catch {
       return;
     }
+    await fsp.chmod(this.file, 0o600).catch(() => {});
     try {
       this.data = parseJson(AgentStateSchema, text, this.file);
     } catch (e) {

@@ -22,7 +22,7 @@ export class LayerStore {
 
   constructor(home: string) {
     this.root = path.join(home, 'layers');
-    fs.mkdirSync(this.root, { recursive: true, mode: 0o755 });
+    fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
   }
 
   dir(name: string): string {
