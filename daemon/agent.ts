@@ -14,6 +14,7 @@ import { Queue } from './queue';
 import { StateFile } from './statefile';
 import { LocalSwitch } from './switch';
 import { Views } from './fuse/views';
+import { DEFAULT_IMPORT_LIMITS, ImportLimits } from './archive';
 
 export interface AgentOptions {
   home: string;
@@ -21,6 +22,8 @@ export interface AgentOptions {
   log: (msg: string) => void;
   /** Kernel cache timeouts (seconds) for entries and attributes; switches invalidate explicitly. */
   cacheTimeout?: number;
+  /** What an imported archive may unpack to (archive.ts). */
+  importLimits?: ImportLimits;
 }
 
 export interface ProgressInfo {
@@ -60,7 +63,15 @@ export class Agent {
       log,
     });
     this.switch = new LocalSwitch({ queue, state: this.state, catalog: this.catalog, views: this.views, emit });
-    this.layers = new Layers({ queue, store: this.store, catalog: this.catalog, views: this.views, switch: this.switch, emit });
+    this.layers = new Layers({
+      queue,
+      store: this.store,
+      catalog: this.catalog,
+      views: this.views,
+      switch: this.switch,
+      emit,
+      importLimits: opts.importLimits ?? DEFAULT_IMPORT_LIMITS,
+    });
   }
 
   async start(): Promise<void> {

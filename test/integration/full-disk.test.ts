@@ -7,7 +7,10 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { execFileSync, spawnSync } from 'child_process';
+import * as crypto from 'crypto';
+import * as zlib from 'zlib';
 import { Env, isRoot, makeEnv, writeTree } from './helpers';
+import { END, entry } from '../tar';
 
 describe('full disk: a switch that cannot be persisted does not happen', function () {
   let e: Env;
@@ -83,5 +86,27 @@ describe('full disk: a switch that cannot be persisted does not happen', functio
     await e.ok('status');
     assert.deepStrictEqual(temps(), []);
     assert.deepStrictEqual(persisted(), ['A', 'B']);
+  });
+
+  it('an import or an export that does not fit says E_IO and leaves nothing behind', async () => {
+    const archive = path.join(e.dir, 'big.tar.gz');
+    const spec = JSON.stringify({ format: 2, name: 'big', version: '1', priority: 1, mappings: [{ original: '/', destination: '/' }] });
+    const blob = crypto.randomBytes(3 * 2 ** 20); // incompressible, more than the disk holds
+    fs.writeFileSync(
+      archive,
+      zlib.gzipSync(Buffer.concat([entry({ name: 'layer.json', data: spec }), entry({ name: 'files/blob', data: blob }), END])),
+    );
+    let r = await e.cli('layer', 'import', archive);
+    assert.strictEqual(r.code, 1);
+    assert.match(r.stderr, /E_IO: unpacking .*big\.tar\.gz failed: tar: files\/blob: .*(No space left on device|disk full or over quota)/);
+    assert.deepStrictEqual(fs.readdirSync(path.join(e.home, 'layers')).sort(), ['A', 'B']);
+    fillUp();
+    r = await e.cli('layer', 'export', 'A', path.join(e.home, 'A.tar.gz'));
+    assert.match(r.stderr, /E_IO: exporting A to .*A\.tar\.gz failed: .*(No space left on device|disk full or over quota)/);
+    assert.deepStrictEqual(
+      fs.readdirSync(e.home).filter((n) => n.startsWith('A.tar.gz')),
+      [],
+    );
+    fs.rmSync(fill);
   });
 });
