@@ -252,7 +252,6 @@ export async function unpackLayerArchive(src: string, dest: string, limits: Impo
       if (ok.length && !tar.stdin.write(ok)) await Promise.race([once(tar.stdin, 'drain'), exited]);
       if (check.ended || tarDone) break;
     }
-    check.finish();
   } catch (e) {
     tar.kill('SIGKILL');
     await exited;
@@ -268,7 +267,9 @@ export async function unpackLayerArchive(src: string, dest: string, limits: Impo
   }
   tar.stdin.end();
   const code = await exited;
+  // tar's own reason first: a full disk must not read as a truncated archive.
   if (code !== 0) throw tarFailed(`unpacking ${src}`, stderr || `tar exited with status ${code}`);
+  check.finish();
 }
 
 /** tar's own refusal as E_ARCHIVE, a full disk (or quota) as E_IO. */

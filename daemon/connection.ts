@@ -54,7 +54,7 @@ export class Connection {
 
   send(msg: Response | StateEvent | ProgressEvent): void {
     const s = this.socket;
-    if (s.destroyed) return;
+    if (s.destroyed || s.writableEnded) return;
     s.write(JSON.stringify(msg) + '\n');
     const { pauseAt, dropAt, totalUnread } = this.shared.limits;
     if (s.writableLength <= pauseAt) return;
