@@ -2,7 +2,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { ChildProcess, spawn, spawnSync } from 'child_process';
-import { ROOT } from './helpers';
+import { ROOT, mounted } from './helpers';
 import { ViewdControl } from '../../daemon/fuse/viewdctl';
 import { compileRuleTable } from '../../daemon/fuse/ruletable';
 import { Resolver, RuleLayer } from '../../shared/resolver';
@@ -89,9 +89,7 @@ export async function startViewd(o: ViewdOpts): Promise<Viewd> {
   };
 }
 
-export function mounted(mnt: string): boolean {
-  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === mnt);
-}
+export { mounted };
 
 /** Nothing of ours may stay mounted. */
 export function detach(mnt: string): void {

@@ -93,6 +93,20 @@ static void fix_special(const char *name, size_t len, void *arg) {
   }
 }
 
+/* A writable sublayer's marks apply to the sources below it; returns 1 when it is opaque here. */
+static int note_writable(struct listing_ctx *c, const struct source *s, const char *srel) {
+  struct marks *m = c->t->layers[s->layer].marks;
+  const char *r = strcmp(srel, ".") == 0 ? "" : srel;
+  if (!m) return 0;
+  if (marks_is_opaque(m, r, strlen(r))) return 1;
+  if (c->nw < MAX_LAYERS) {
+    c->wrel[c->nw] = strdup(r);
+    c->wmarks[c->nw] = m;
+    if (c->wrel[c->nw]) c->nw++;
+  }
+  return 0;
+}
+
 /* One source folder's names into the listing; returns 1 when the merge ends after it. */
 static int merge_one(struct listing_ctx *c, int dfd, const struct source *s, const char *srel, dev_t dev) {
   DIR *d = fdopendir(dfd);
@@ -122,17 +136,7 @@ static int merge_one(struct listing_ctx *c, int dfd, const struct source *s, con
     if (push(c->h, nm, e->d_type, shown_ino(dev, e->d_ino), (short)c->h->nfds) == 0) strset_add(c->seen, nm, len);
   }
   closedir(d);
-  if (s->kind == SRC_WRITABLE) {
-    struct marks *m = c->t->layers[s->layer].marks;
-    const char *r = strcmp(srel, ".") == 0 ? "" : srel;
-    if (m && marks_is_opaque(m, r, strlen(r))) return 1;
-    if (m && c->nw < MAX_LAYERS) {
-      c->wrel[c->nw] = strdup(r);
-      c->wmarks[c->nw] = m;
-      if (c->wrel[c->nw]) c->nw++;
-    }
-  }
-  return 0;
+  return s->kind == SRC_WRITABLE ? note_writable(c, s, srel) : 0;
 }
 
 /* Builds the merged listing of view path p into h; 0 or -errno. */
@@ -152,6 +156,19 @@ static int build(const struct table *t, const char *p, size_t plen, struct dirh 
     int fd = source_at(t, &src[i], p, plen, rel, sizeof rel);
     if (fd < 0) continue;
     int dfd = openat(fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 && errno == ENOENT && src[i].kind == SRC_WRITABLE) {
+      /* Whiteouts live in META_DIR: they hide lower names even where the sublayer has no folder. */
+      if (note_writable(&c, &src[i], rel)) {
+        /* Opaque with no folder: nothing below shows (lookups agree: the chain ends here). */
+        if (!found) {
+          push(h, ".", DT_DIR, 1, -2);
+          push(h, "..", DT_DIR, 1, -2);
+        }
+        found = 1;
+        break;
+      }
+      continue;
+    }
     if (dfd < 0) {
       if (errno == ENOENT) continue;
       if (errno == ENOTDIR) nondir = 1;
