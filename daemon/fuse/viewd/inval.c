@@ -146,7 +146,7 @@ static int chain_same(const struct table *a, const struct table *b, const char *
   resolve(b, p, plen, &rb);
   if (ra.hidden != rb.hidden || ra.base != rb.base || ra.nb != rb.nb) return 0;
   if (is_mapping_ancestor(a, p, plen) != is_mapping_ancestor(b, p, plen)) return 0;
-  char x[PATH_MAX], y[PATH_MAX];
+  char x[VPATH_MAX], y[VPATH_MAX];
   for (int i = 0; i < ra.nb; i++) {
     const struct rlayer *la = &a->layers[ra.b[i].layer], *lb = &b->layers[rb.b[i].layer];
     if (!eq(la->name, lb->name) || !eq(la->files, lb->files) || !eq(la->writable, lb->writable)) return 0;
@@ -162,7 +162,7 @@ static int chain_same(const struct table *a, const struct table *b, const char *
 struct walk {
   const struct table *a, *b;
   struct notes *ns;
-  char path[PATH_MAX];
+  char path[VPATH_MAX];
 };
 
 /* Known names at and below d (path already holds d's path, length len), deepest first. */
@@ -211,7 +211,7 @@ static void collect(const struct table *a, const struct table *b, const char *p,
     const char *e = memchr(c, '/', plen - i);
     size_t cl = e ? (size_t)(e - c) : plen - i;
     int last = !e;
-    char sub[PATH_MAX];
+    char sub[VPATH_MAX];
     memcpy(sub, p, i + cl);
     sub[i + cl] = 0;
     /* The parent's listing changes when the child's existence may: P itself, or a folder that
@@ -291,9 +291,4 @@ static void *notifier(void *arg) {
   return NULL;
 }
 
-int notifier_start(void) {
-  pthread_t th;
-  int r = pthread_create(&th, NULL, notifier, NULL);
-  if (r == 0) pthread_detach(th);
-  return r;
-}
+int notifier_start(void) { return start_thread(notifier, NULL); }

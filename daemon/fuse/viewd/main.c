@@ -165,7 +165,7 @@ int main(int argc, char **argv) {
     fuse_session_destroy(g.se);
     return 1;
   }
-  if (notifier_start() != 0 || control_run() != 0) {
+  if (notifier_start() != 0 || control_run() != 0 || watch_start() != 0) {
     fuse_session_unmount(g.se);
     control_stop();
     return 1;

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,6 +29,8 @@ struct dirh {
   size_t n, cap;
   int fds[MAX_SOURCES];
   int nfds;
+  int base_fd_idx;       /* which of fds is the base folder, -1 if none */
+  char *base_rel;        /* its path relative to the base */
 };
 
 struct listing_ctx {
@@ -61,6 +64,9 @@ static void clear(struct dirh *h) {
   h->n = 0;
   for (int i = 0; i < h->nfds; i++) close(h->fds[i]);
   h->nfds = 0;
+  h->base_fd_idx = -1;
+  free(h->base_rel);
+  h->base_rel = NULL;
 }
 
 static unsigned char dtype(mode_t m) { return (unsigned char)((m & S_IFMT) >> 12); }
@@ -68,7 +74,7 @@ static unsigned char dtype(mode_t m) { return (unsigned char)((m & S_IFMT) >> 12
 /* Rule paths below the folder appear or vanish by their own resolution. */
 static void fix_special(const char *name, size_t len, void *arg) {
   struct listing_ctx *c = arg;
-  char child[PATH_MAX];
+  char child[VPATH_MAX];
   if (c->plen + 1 + len + 1 > sizeof child) return;
   memcpy(child, c->path, c->plen);
   size_t at = c->plen == 1 ? 1 : c->plen + 1;
@@ -115,7 +121,7 @@ static int merge_one(struct listing_ctx *c, int dfd, const struct source *s, con
     return 0;
   }
   struct dirent *e;
-  char rel[PATH_MAX];
+  char rel[VPATH_MAX];
   while ((e = readdir(d))) {
     const char *nm = e->d_name;
     size_t len = strlen(nm);
@@ -152,7 +158,7 @@ static int build(const struct table *t, const char *p, size_t plen, struct dirh 
   if (!c.seen) return -ENOMEM;
   int found = 0, nondir = 0, err = 0;
   for (int i = 0; i < ns; i++) {
-    char rel[PATH_MAX];
+    char rel[VPATH_MAX];
     int fd = source_at(t, &src[i], p, plen, rel, sizeof rel);
     if (fd < 0) continue;
     int dfd = openat(fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -185,6 +191,10 @@ static int build(const struct table *t, const char *p, size_t plen, struct dirh 
     int keep = dup(dfd);
     if (keep < 0) { close(dfd); err = -errno; break; }
     h->fds[h->nfds] = keep;
+    if (src[i].kind == SRC_BASE) {
+      h->base_fd_idx = h->nfds;
+      h->base_rel = strdup(rel);
+    }
     int end = merge_one(&c, dfd, &src[i], rel, st.st_dev);
     h->nfds++;
     if (end) break;
@@ -222,7 +232,7 @@ static struct dirh *dh_of(struct fuse_file_info *fi) { return (struct dirh *)(ui
 
 static int rebuild(struct dirh *h, fuse_ino_t ino, const struct table *t) {
   struct node *n = node_use(ino);
-  char path[PATH_MAX];
+  char path[VPATH_MAX];
   int plen = node_path(n, path, sizeof path);
   node_unuse(n);
   return plen < 0 ? plen : build(t, path, (size_t)plen, h);
@@ -284,6 +294,12 @@ static void fill(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
       struct node *n = ok ? node_bind(dir, d->name, strlen(d->name), &st) : NULL;
       if (n) fill_entry(&e, n, &st);
       else ok = 0;
+      if (n && S_ISDIR(st.st_mode) && d->src == h->base_fd_idx && h->base_rel) {
+        char rel[VPATH_MAX];
+        int k = strcmp(h->base_rel, ".") == 0 ? snprintf(rel, sizeof rel, "%s", d->name)
+                                              : snprintf(rel, sizeof rel, "%s/%s", h->base_rel, d->name);
+        if (k > 0 && (size_t)k < sizeof rel) watch_add(n, rel);
+      }
     } else {
       ok = do_lookup(t, dir, d->name, &e) == 0;
     }

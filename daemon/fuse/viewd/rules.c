@@ -132,7 +132,7 @@ static int open_dir(const char *path, int create) {
   int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT && create) {
     /* The agent makes the writable sublayer; recreate it when a reset removed it. */
-    char tmp[PATH_MAX];
+    char tmp[VPATH_MAX];
     snprintf(tmp, sizeof tmp, "%s", path);
     for (char *s = tmp + 1; *s; s++) {
       if (*s != '/') continue;

@@ -18,6 +18,8 @@
 #include <sys/types.h>
 
 #define MAX_LAYERS 128
+/* A view path is '/' + a path the kernel may hand a file system (up to PATH_MAX - 1 bytes). */
+#define VPATH_MAX (PATH_MAX + 16)
 #define MAX_SOURCES (2 * MAX_LAYERS + 1)
 
 /* ---- util.c ------------------------------------------------------------ */
@@ -143,6 +145,8 @@ struct node {
   struct dentry *aliases;   /* names of this node */
   struct dentry *children;  /* for directories: known names below */
   struct fh *handles;       /* open files, for fstat of unlinked files */
+  int wd;                   /* inotify watch on its base folder, 0 for none */
+  int self_written;         /* the server closed a file it wrote: its IN_CLOSE_WRITE is ours */
 };
 
 struct dentry {
@@ -189,7 +193,7 @@ struct found {
   int synthetic;
   struct source src;
   int dirfd;               /* of the source root; valid while the table is held */
-  char rel[PATH_MAX];
+  char rel[VPATH_MAX];
 };
 
 /* First existing source (or synthetic folder); 0 or -errno. */
@@ -229,7 +233,7 @@ struct fh {
   int fd;
   struct node *node;
   pid_t pid;
-  int layer_known;         /* 0: base */
+  int writing;             /* opened for writing */
   char *layer;             /* for open-files */
   char *path;              /* view path at open */
   struct fh *next_of_node;
@@ -242,12 +246,12 @@ void open_files_text(char **out, size_t *len);
 
 /* Where a new name goes (ops_ns.c). */
 struct target {
-  char path[PATH_MAX];
+  char path[VPATH_MAX];
   size_t plen;
   struct resolution r;
   int owner;              /* layer index, -1 for the base */
   int dirfd;
-  char rel[PATH_MAX];     /* under dirfd; for a layer also its rel in the writable sublayer */
+  char rel[VPATH_MAX];     /* under dirfd; for a layer also its rel in the writable sublayer */
   size_t orlen;
 };
 int target_for(const struct table *t, struct node *parent, const char *name, struct target *tg, int must_be_new);
@@ -279,11 +283,23 @@ void notify_later_entry(fuse_ino_t parent, const char *name, size_t nlen);
 void notify_later_inode(fuse_ino_t ino);
 int notifier_start(void);
 
+/* ---- watch.c: the base changing behind the view ---------------------------- */
+
+int watch_start(void);
+/* Watches the base folder at rel (relative to the base) for node n, a directory. */
+void watch_add(struct node *n, const char *rel);
+void watch_drop_locked(struct node *n);
+/* The server itself is about to change parent/name in the base. */
+void watch_self(fuse_ino_t parent, const char *name);
+
 /* ---- control.c ---------------------------------------------------------- */
 
 int control_start(const char *sock_path); /* binds */
 int control_run(void);                     /* serves on its own thread */
 void control_stop(void);
+
+/* A thread with every signal blocked (they belong to the main thread's loop). */
+int start_thread(void *(*fn)(void *), void *arg);
 
 /* ---- log ---------------------------------------------------------------- */
 void vlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
