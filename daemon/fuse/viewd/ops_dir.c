@@ -29,6 +29,7 @@ struct dirh {
   size_t n, cap;
   int fds[MAX_SOURCES];
   int nfds;
+  int built;
   int base_fd_idx;       /* which of fds is the base folder, -1 if none */
   char *base_rel;        /* its path relative to the base */
 };
@@ -238,27 +239,24 @@ static int rebuild(struct dirh *h, fuse_ino_t ino, const struct table *t) {
   return plen < 0 ? plen : build(t, path, (size_t)plen, h);
 }
 
+/* The listing is built on the first readdir that reaches the server: when the kernel serves the
+   folder from its cache, opendir is all it asks, and that stays cheap. */
 static void vd_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  (void)ino;
   struct dirh *h = calloc(1, sizeof *h);
   if (!h) {
     fuse_reply_err(req, ENOMEM);
     return;
   }
   pthread_mutex_init(&h->lock, NULL);
-  struct table *t = table_get();
-  int r = rebuild(h, ino, t);
-  table_put(t);
-  if (r) {
-    clear(h);
-    free(h->ents);
-    free(h);
-    fuse_reply_err(req, -r);
-    return;
-  }
+  h->base_fd_idx = -1;
   fi->fh = (uintptr_t)h;
   fi->cache_readdir = 1;
   fi->keep_cache = 1;
-  fuse_reply_open(req, fi);
+  if (fuse_reply_open(req, fi) == -ENOENT) {
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+  }
 }
 
 /* Fills one reply from offset off; plus: readdirplus (entries with attributes, looked up). */
@@ -267,7 +265,8 @@ static void fill(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
   struct table *t = table_get();
   pthread_mutex_lock(&h->lock);
   int r = 0;
-  if (h->generation != t->generation) r = rebuild(h, ino, t); /* a switch since opendir */
+  if (!h->built || h->generation != t->generation) r = rebuild(h, ino, t); /* first read, or a switch since */
+  if (!r) h->built = 1;
   char *buf = r ? NULL : malloc(size);
   if (!r && !buf) r = -ENOMEM;
   size_t pos = 0;
