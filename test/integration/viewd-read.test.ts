@@ -128,6 +128,27 @@ describe('viewd: read side', function () {
     assert.strictEqual(lots, few, 'visiting 400 unrelated files does not change what a switch invalidates');
   });
 
+  it('a layer rebuilt or reset in place, sent again in the same table, is seen at once', async function () {
+    const tools = layerDirs(layers, 'tools');
+    const t = (g: number) => table(layers, [rule('tools', { '/bin': 'bin' })], g);
+    await v!.ctl.rules(t(1));
+    assert.strictEqual(fs.readFileSync(path.join(mnt, 'bin/tool'), 'utf8'), '#!/bin/sh\necho layer-tools-is-longer\n');
+    fs.appendFileSync(path.join(mnt, 'bin/tool'), 'echo appended\n');
+    assert.match(fs.readFileSync(path.join(mnt, 'bin/tool'), 'utf8'), /appended/);
+    // A reset: the store renames the writable sublayer away and makes a new one.
+    fs.renameSync(path.dirname(tools.writable), path.join(layers, 'tools', 'writable-old'));
+    fs.mkdirSync(tools.writable, { recursive: true });
+    await v!.ctl.rules(t(2));
+    assert.strictEqual(fs.readFileSync(path.join(mnt, 'bin/tool'), 'utf8'), '#!/bin/sh\necho layer-tools-is-longer\n');
+    // A rebuilt layer: a new files folder renamed over the old.
+    writeTree(path.join(layers, 'tools', 'files-new'), { 'bin/tool': 'rebuilt\n' });
+    fs.renameSync(tools.files, path.join(layers, 'tools', 'files-old'));
+    fs.renameSync(path.join(layers, 'tools', 'files-new'), tools.files);
+    await v!.ctl.rules(t(3));
+    assert.strictEqual(fs.readFileSync(path.join(mnt, 'bin/tool'), 'utf8'), 'rebuilt\n');
+    assert.deepStrictEqual(fs.readdirSync(path.join(mnt, 'bin')).sort(), ['only-base', 'tool']);
+  });
+
   it('merges listings: layer over base, mapping ancestors, deletes and excludes', async function () {
     writeTree(layerDirs(layers, 'deep').files, { 'x/y': 'deep\n' });
     await v!.ctl.rules(table(layers, [rule('tools', { '/bin': 'bin' }, { deletes: ['/src'], excludes: ['/bin/only-base'] }), rule('deep', { '/opt/p/q': 'x' })], 1));

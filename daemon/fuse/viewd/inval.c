@@ -63,8 +63,16 @@ static long send_all(struct notes *ns) {
 
 static int eq(const char *a, const char *b) { return strcmp(a, b) == 0; }
 
+/* Same folders, and the same folders on disk (the store replaces a layer or its writable
+   sublayer by renaming a new folder in: that is a change of everything the layer maps). */
+static int places_same(const struct rlayer *x, const struct rlayer *y) {
+  return eq(x->files, y->files) && eq(x->writable, y->writable) && x->files_st.st_dev == y->files_st.st_dev &&
+         x->files_st.st_ino == y->files_st.st_ino && x->writable_st.st_dev == y->writable_st.st_dev &&
+         x->writable_st.st_ino == y->writable_st.st_ino;
+}
+
 static int layer_same(const struct rlayer *x, const struct rlayer *y) {
-  if (!eq(x->name, y->name) || !eq(x->files, y->files) || !eq(x->writable, y->writable) || !eq(x->meta, y->meta)) return 0;
+  if (!eq(x->name, y->name) || !places_same(x, y) || !eq(x->meta, y->meta)) return 0;
   if (x->nmaps != y->nmaps || x->nexcl != y->nexcl || x->ndel != y->ndel) return 0;
   for (int i = 0; i < x->nmaps; i++)
     if (!eq(x->maps[i].orig, y->maps[i].orig) || !eq(x->maps[i].dest, y->maps[i].dest)) return 0;
@@ -149,7 +157,7 @@ static int chain_same(const struct table *a, const struct table *b, const char *
   char x[VPATH_MAX], y[VPATH_MAX];
   for (int i = 0; i < ra.nb; i++) {
     const struct rlayer *la = &a->layers[ra.b[i].layer], *lb = &b->layers[rb.b[i].layer];
-    if (!eq(la->name, lb->name) || !eq(la->files, lb->files) || !eq(la->writable, lb->writable)) return 0;
+    if (!eq(la->name, lb->name) || !places_same(la, lb)) return 0;
     int nx = branch_rel(a, &ra.b[i], p, plen, x, sizeof x);
     int ny = branch_rel(b, &rb.b[i], p, plen, y, sizeof y);
     if (nx != ny || (nx > 0 && memcmp(x, y, (size_t)nx) != 0)) return 0;

@@ -242,6 +242,8 @@ struct table *table_parse(const char *text, size_t len, char *err, size_t cap) {
     struct rlayer *l = &t->layers[i];
     l->files_fd = open_dir(l->files, 0);
     l->writable_fd = open_dir(l->writable, 1);
+    if (l->files_fd >= 0) fstat(l->files_fd, &l->files_st);
+    if (l->writable_fd >= 0) fstat(l->writable_fd, &l->writable_st);
     l->marks = marks_attach(l->name, l->writable, l->meta);
   }
   return t;

@@ -80,6 +80,7 @@ struct rmap {
 struct rlayer {
   char *name, *files, *writable, *meta;
   int files_fd, writable_fd;  /* O_PATH folders, -1 when missing */
+  struct stat files_st, writable_st; /* which folders: a layer rebuilt or reset in place is a change */
   struct marks *marks;
   struct rmap *maps; int nmaps;
   char **excl; size_t *excl_len; int nexcl;
