@@ -23,7 +23,7 @@ struct marks {
   ino_t wino;
   pthread_rwlock_t lock;
   struct strset *wh, *opq;
-  int log_fd, work_fd;
+  int log_fd;
   struct marks *next;
 };
 
@@ -165,8 +165,7 @@ static void load(struct marks *m) {
   m->wh = strset_new();
   m->opq = strset_new();
   if (m->log_fd >= 0) close(m->log_fd);
-  if (m->work_fd >= 0) close(m->work_fd);
-  m->log_fd = m->work_fd = -1;
+  m->log_fd = -1;
   int wfd = open(m->writable, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (wfd >= 0) {
     walk_legacy(m, wfd, "", 0, 0);
@@ -187,7 +186,7 @@ struct marks *marks_attach(const char *layer, const char *writable_dir, const ch
     m = calloc(1, sizeof *m);
     if (!m) { pthread_mutex_unlock(&reg_lock); return NULL; }
     m->name = strdup(layer);
-    m->log_fd = m->work_fd = -1;
+    m->log_fd = -1;
     pthread_rwlock_init(&m->lock, NULL);
     m->next = registry;
     registry = m;
@@ -316,14 +315,4 @@ void marks_drop_below(struct marks *m, const char *rel, size_t len) {
   drop_below_sets(m, rel, len);
   pthread_rwlock_unlock(&m->lock);
   record(m, "-b", rel, len);
-}
-
-int marks_work_fd(struct marks *m) {
-  if (m->work_fd >= 0) return m->work_fd;
-  char path[VPATH_MAX];
-  snprintf(path, sizeof path, "%s/work", m->meta);
-  mkdir(m->meta, 0700);
-  mkdir(path, 0700);
-  m->work_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  return m->work_fd;
 }

@@ -67,8 +67,6 @@ int marks_set_opaque(struct marks *m, const char *rel, size_t len);
 void marks_drop_below(struct marks *m, const char *rel, size_t len);
 /* Legacy marker names of the first view (.wh.NAME, .wh..wh..opq): hidden from listings. */
 int marks_hidden_name(const char *name);
-/* Folder for copy-up temporaries beside the writable sublayer (created on demand), or -1. */
-int marks_work_fd(struct marks *m);
 
 /* ---- rules.c: the immutable rule table --------------------------------- */
 
