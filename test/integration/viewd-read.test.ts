@@ -74,7 +74,7 @@ describe('viewd: read side', function () {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('a shell whose cwd is inside a redirected folder sees every switch at once (0 stale reads)', async function () {
+  it('a shell whose cwd is inside a redirected folder sees every switch at once (0 stale reads) and keeps its cwd', async function () {
     const sh = new Shell(path.join(mnt, 'bin'));
     try {
       assert.strictEqual(await sh.run('cat tool; ./tool'), '#!/bin/sh\necho base\nbase\n');
@@ -88,9 +88,10 @@ describe('viewd: read side', function () {
       for (let i = 0; i < 24; i++) {
         const s = states[i % states.length];
         await v!.ctl.rules(table(layers, s.layers, i + 1));
-        const got = await sh.run('./tool; ls | tr "\\n" " "; echo');
-        if (got !== `${s.out}${s.ls} \n`) stale++;
-        assert.strictEqual(got, `${s.out}${s.ls} \n`, `switch ${i + 1}`);
+        const got = await sh.run('./tool; ls | tr "\\n" " "; echo; /bin/pwd');
+        const want = `${s.out}${s.ls} \n${path.join(mnt, 'bin')}\n`;
+        if (got !== want) stale++;
+        assert.strictEqual(got, want, `switch ${i + 1}`);
       }
       assert.strictEqual(stale, 0);
     } finally {
@@ -147,6 +148,26 @@ describe('viewd: read side', function () {
     await v!.ctl.rules(t(3));
     assert.strictEqual(fs.readFileSync(path.join(mnt, 'bin/tool'), 'utf8'), 'rebuilt\n');
     assert.deepStrictEqual(fs.readdirSync(path.join(mnt, 'bin')).sort(), ['only-base', 'tool']);
+  });
+
+  it('a table that maps / is seen at once, names looked up in vain before included', async function () {
+    writeTree(layerDirs(layers, 'all').files, { 'README': 'layer readme\n', 'newtop': 'n\n', 'src/extra.c': 'x\n' });
+    assert.strictEqual(fs.readFileSync(path.join(mnt, 'README'), 'utf8'), 'r\n');
+    assert.ok(!fs.existsSync(path.join(mnt, 'newtop')));
+    assert.ok(!fs.existsSync(path.join(mnt, 'src/extra.c')));
+    const sh = new Shell(path.join(mnt, 'src'));
+    try {
+      await v!.ctl.rules(table(layers, [rule('all', { '/': '' })], 1));
+      assert.strictEqual(fs.readFileSync(path.join(mnt, 'README'), 'utf8'), 'layer readme\n');
+      assert.strictEqual(fs.readFileSync(path.join(mnt, 'newtop'), 'utf8'), 'n\n');
+      assert.strictEqual(await sh.run('ls | tr "\\n" " "; cat extra.c'), 'extra.c main.c x\n');
+      await v!.ctl.rules(table(layers, [], 2));
+      assert.strictEqual(fs.readFileSync(path.join(mnt, 'README'), 'utf8'), 'r\n');
+      assert.ok(!fs.existsSync(path.join(mnt, 'newtop')));
+      assert.strictEqual(await sh.run('ls | tr "\\n" " "; echo'), 'main.c \n');
+    } finally {
+      sh.close();
+    }
   });
 
   it('merges listings: layer over base, mapping ancestors, deletes and excludes', async function () {

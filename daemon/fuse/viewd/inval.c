@@ -8,6 +8,7 @@
 #include "viewd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +22,21 @@ struct note {
 struct notes {
   struct note *v;
   size_t n, cap;
+  /* folders whose entry goes: walked again afterwards (see rewalk) */
+  char **dirs;
+  size_t ndirs, capdirs;
 };
+
+static void add_dir(struct notes *ns, const char *p) {
+  if (ns->ndirs == ns->capdirs) {
+    size_t cap = ns->capdirs ? ns->capdirs * 2 : 16;
+    char **d = realloc(ns->dirs, cap * sizeof *d);
+    if (!d) return;
+    ns->dirs = d;
+    ns->capdirs = cap;
+  }
+  if ((ns->dirs[ns->ndirs] = strdup(p))) ns->ndirs++;
+}
 
 static void add(struct notes *ns, fuse_ino_t ino, fuse_ino_t parent, const char *name, size_t nlen) {
   if (ns->n == ns->cap) {
@@ -173,23 +188,53 @@ struct walk {
   char path[VPATH_MAX];
 };
 
-/* Known names at and below d (path already holds d's path, length len), deepest first. */
-static void visit(struct walk *w, struct dentry *d, size_t len, int depth) {
+/* Known names below n (w->path holds n's path, length len), deepest first: those whose chain
+   changed lose their entry and their node's caches. */
+static void visit(struct walk *w, struct node *n, size_t len, int depth) {
   if (depth > 512) return;
-  for (struct dentry *c = d->child->children; c; c = c->sib_next) {
+  for (struct dentry *c = n->children; c; c = c->sib_next) {
     size_t nl = len + (len == 1 ? 0 : 1) + c->nlen;
     if (nl + 1 > sizeof w->path) continue;
     size_t at = len == 1 ? 1 : len + 1;
     if (len != 1) w->path[len] = '/';
     memcpy(w->path + at, c->name, c->nlen);
     w->path[nl] = 0;
-    visit(w, c, nl, depth + 1);
+    visit(w, c->child, nl, depth + 1);
+    if (!chain_same(w->a, w->b, w->path, nl)) {
+      add(w->ns, node_id(c->child), 0, NULL, 0);
+      add(w->ns, 0, node_id(n), c->name, c->nlen);
+      if (S_ISDIR(c->child->type)) add_dir(w->ns, w->path);
+    }
   }
   w->path[len] = 0;
-  if (!chain_same(w->a, w->b, w->path, len)) {
-    add(w->ns, node_id(d->child), 0, NULL, 0);
-    add(w->ns, 0, node_id(d->parent), d->name, d->nlen);
+}
+
+/* Names the root was asked for and does not hold: the root has no parent entry whose
+   invalidation would drop them, so a table that maps '/' invalidates them one by one. */
+#define ROOT_MISSES 4096
+static char *root_misses[ROOT_MISSES];
+static size_t nmisses;
+static pthread_mutex_t misses_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void note_root_miss(const char *name) {
+  pthread_mutex_lock(&misses_lock);
+  if (nmisses < ROOT_MISSES) {
+    int dup = 0;
+    for (size_t i = 0; i < nmisses && !dup; i++) dup = strcmp(root_misses[i], name) == 0;
+    if (!dup) root_misses[nmisses] = strdup(name);
+    if (!dup && root_misses[nmisses]) nmisses++;
   }
+  pthread_mutex_unlock(&misses_lock);
+}
+
+static void drop_root_misses(struct notes *ns) {
+  pthread_mutex_lock(&misses_lock);
+  for (size_t i = 0; i < nmisses; i++) {
+    add(ns, 0, FUSE_ROOT_ID, root_misses[i], strlen(root_misses[i]));
+    free(root_misses[i]);
+  }
+  nmisses = 0;
+  pthread_mutex_unlock(&misses_lock);
 }
 
 static struct dentry *dentry_of(struct node *parent, const char *name, size_t len) {
@@ -209,9 +254,12 @@ static void collect(const struct table *a, const struct table *b, const char *p,
   struct node *cur = node_root();
   size_t i = 1;
   if (plen == 1) {
-    /* '/' itself changed: its listing and attributes */
+    /* '/' itself changed: what is known below it, its listing and attributes, its misses */
+    strcpy(w.path, "/");
+    visit(&w, cur, 1, 0);
     add(ns, FUSE_ROOT_ID, 0, NULL, 0);
     pthread_mutex_unlock(&g_nodes);
+    drop_root_misses(ns);
     return;
   }
   while (i < plen) {
@@ -238,13 +286,37 @@ static void collect(const struct table *a, const struct table *b, const char *p,
     if (last) {
       memcpy(w.path, p, plen);
       w.path[plen] = 0;
-      visit(&w, d, plen, 0);
+      visit(&w, d->child, plen, 0);
+      if (!chain_same(a, b, p, plen)) {
+        add(ns, node_id(d->child), 0, NULL, 0);
+        add(ns, 0, node_id(cur), c, cl);
+        if (S_ISDIR(d->child->type)) add_dir(ns, w.path);
+      }
       break;
     }
     cur = d->child;
     i += cl + 1;
   }
   pthread_mutex_unlock(&g_nodes);
+}
+
+/* Dropping a folder's entry prunes the names cached below it, cached misses included, but it
+   also unhashes the folder: a shell whose cwd it is would get ENOENT from getcwd(). A lookup of
+   the same path that finds the same node (folders keep theirs) moves that old entry back into
+   place, so the folders that still exist are looked up again, through the mount, here. */
+static void rewalk(const struct table *t, struct notes *ns) {
+  static int mfd = -1;
+  if (mfd < 0) mfd = open(g.mountpoint, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  for (size_t i = 0; i < ns->ndirs; i++) {
+    const char *p = ns->dirs[i];
+    struct found f;
+    if (mfd >= 0 && find_path(t, p, strlen(p), &f) == 0 && S_ISDIR(f.st.st_mode)) {
+      struct stat st;
+      fstatat(mfd, p + 1, &st, AT_SYMLINK_NOFOLLOW);
+    }
+    free(ns->dirs[i]);
+  }
+  free(ns->dirs);
 }
 
 long rules_apply(struct table *nt) {
@@ -259,6 +331,7 @@ long rules_apply(struct table *nt) {
   long sent = g.se ? send_all(&ns) : 0;
   for (size_t i = 0; i < ns.n; i++) free(ns.v[i].name);
   free(ns.v);
+  rewalk(nt, &ns);
   free(ps.v);
   free(ps.len);
   table_put(old);

@@ -22,6 +22,7 @@ static void vd_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
   node_unuse(pn);
   table_put(t);
   if (r == -ENOENT) {
+    if (parent == FUSE_ROOT_ID) note_root_miss(name);
     memset(&e, 0, sizeof e); /* a negative entry, cached like the others */
     e.entry_timeout = g.timeout;
     fuse_reply_entry(req, &e);

@@ -281,6 +281,8 @@ long rules_apply(struct table *nt);
 void notify_later_entry(fuse_ino_t parent, const char *name, size_t nlen);
 void notify_later_inode(fuse_ino_t ino);
 int notifier_start(void);
+/* A lookup in the root found nothing (see inval.c). */
+void note_root_miss(const char *name);
 
 /* ---- watch.c: the base changing behind the view ---------------------------- */
 
