@@ -10,6 +10,7 @@ import * as path from 'path';
 import { ChildProcessWithoutNullStreams, spawn } from 'child_process';
 import { writeTree } from './helpers';
 import { VIEWD, Viewd, detach, layerDirs, rule, startViewd, table } from './viewd-helpers';
+import { eventually } from '../wait';
 
 /** A long-running shell to type commands into (its cwd stays inside the view). */
 class Shell {
@@ -168,6 +169,17 @@ describe('viewd: read side', function () {
     } finally {
       sh.close();
     }
+  });
+
+  it('honours forget: nodes of deleted files go when the kernel lets them go', async function () {
+    const before = await v!.ctl.stats();
+    for (let i = 0; i < 20; i++) fs.writeFileSync(path.join(mnt, `tmp${i}`), 'x');
+    assert.ok((await v!.ctl.stats()).nodes >= before.nodes + 20);
+    for (let i = 0; i < 20; i++) fs.unlinkSync(path.join(mnt, `tmp${i}`));
+    await eventually('the forgets', async () => {
+      const s = await v!.ctl.stats();
+      return s.nodes <= before.nodes && s.forgets >= before.forgets + 20;
+    });
   });
 
   it('merges listings: layer over base, mapping ancestors, deletes and excludes', async function () {
