@@ -111,8 +111,7 @@ out:
   return r;
 }
 
-static int copy_file(const struct table *t, const struct rlayer *l, const char *rel, const struct found *f) {
-  (void)t;
+static int copy_file(const struct rlayer *l, const char *rel, const struct found *f) {
   const char *slash = strrchr(rel, '/');
   char parent[VPATH_MAX];
   const char *name = slash ? slash + 1 : rel;
@@ -194,7 +193,7 @@ int copy_up(const struct table *t, const struct branch *b, const char *p, size_t
       return 0;
     }
     case S_IFREG:
-      return copy_file(t, l, rel, f);
+      return copy_file(l, rel, f);
     default:
       if (mknodat(l->writable_fd, rel, f->st.st_mode, f->st.st_rdev) != 0) return -errno;
       set_attrs(l->writable_fd, rel, &f->st);

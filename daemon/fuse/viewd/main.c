@@ -19,12 +19,6 @@
 
 struct viewd g;
 
-void file_ops(struct fuse_lowlevel_ops *o);
-void attr_ops(struct fuse_lowlevel_ops *o);
-void dir_ops(struct fuse_lowlevel_ops *o);
-void ns_ops(struct fuse_lowlevel_ops *o);
-void rename_ops(struct fuse_lowlevel_ops *o);
-
 static void vd_init(void *userdata, struct fuse_conn_info *conn) {
   (void)userdata;
   /* The kernel clears set-id bits before a write (a setattr we run as the caller): our own

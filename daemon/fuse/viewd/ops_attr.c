@@ -10,8 +10,6 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-int fh_fd(struct fuse_file_info *fi);
-
 static void show(struct stat *st) {
   if (!(st->st_ino >> 63)) st->st_ino = shown_ino(st->st_dev, st->st_ino);
 }

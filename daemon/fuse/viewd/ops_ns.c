@@ -10,10 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-struct fh *fh_new(int fd, struct node *n, fuse_req_t req, const char *layer, const char *path, int writing);
-int reply_created(fuse_req_t req, struct fuse_entry_param *e, struct fuse_file_info *fi, struct fh *h);
-int dir_is_empty(const struct table *t, const char *p, size_t plen);
-
 static void vd_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
   struct table *t = table_get();
   struct node *pn = node_use(parent);
@@ -45,8 +41,6 @@ static void vd_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 
 /* ---- where a new name goes -------------------------------------------------- */
 
-/* Something below the owner's writable sublayer holds p: visible (through its whiteouts and
-   opaque folders) or, raw, whatever marks say (a removal must then leave a whiteout). */
 int exists_below_owner(const struct table *t, const char *p, size_t plen, int raw) {
   struct resolution r;
   struct source src[MAX_SOURCES];

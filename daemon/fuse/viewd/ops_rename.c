@@ -11,9 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-int dir_is_empty(const struct table *t, const char *p, size_t plen);
-int exists_below_owner(const struct table *t, const char *p, size_t plen, int raw);
-
 struct side {
   char path[VPATH_MAX];
   size_t plen;

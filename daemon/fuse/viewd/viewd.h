@@ -240,6 +240,11 @@ struct fh {
 };
 
 void open_files_text(char **out, size_t *len);
+struct fh *fh_new(int fd, struct node *n, fuse_req_t req, const char *layer, const char *path, int writing);
+/* fuse_reply_create with the handle; frees it when the caller is gone. */
+int reply_created(fuse_req_t req, struct fuse_entry_param *e, struct fuse_file_info *fi, struct fh *h);
+/* The real fd of an open file, -1 without one. */
+int fh_fd(struct fuse_file_info *fi);
 
 /* ---- ops ---------------------------------------------------------------- */
 
@@ -255,6 +260,18 @@ struct target {
 };
 int target_for(const struct table *t, struct node *parent, const char *name, struct target *tg, int must_be_new);
 void target_made(const struct table *t, const struct target *tg, int is_dir);
+/* Something below the owner's writable sublayer holds p: visible (through its whiteouts and
+   opaque folders), or raw (whatever the marks say: a removal must then leave a whiteout). */
+int exists_below_owner(const struct table *t, const char *p, size_t plen, int raw);
+/* The merged folder at view path p lists nothing: 1, 0, or -errno (ops_dir.c). */
+int dir_is_empty(const struct table *t, const char *p, size_t plen);
+
+/* Each file's operations into the table (ops_*.c). */
+void ns_ops(struct fuse_lowlevel_ops *o);
+void rename_ops(struct fuse_lowlevel_ops *o);
+void attr_ops(struct fuse_lowlevel_ops *o);
+void file_ops(struct fuse_lowlevel_ops *o);
+void dir_ops(struct fuse_lowlevel_ops *o);
 
 /* The view as the server runs it. */
 struct viewd {
@@ -271,7 +288,6 @@ struct viewd {
   pthread_mutex_t ns_lock;
 };
 extern struct viewd g;
-
 
 /* ---- inval.c ------------------------------------------------------------ */
 
