@@ -143,7 +143,13 @@ export class ViewdControl {
     const [l] = await this.request('stats');
     const f = l.split(' ');
     const get = (k: string): number => Number(f[f.indexOf(k) + 1]);
-    return { nodes: get('nodes'), lookups: get('lookups'), forgets: get('forgets'), invalidations: get('invalidations'), generation: get('generation') };
+    return {
+      nodes: get('nodes'),
+      lookups: get('lookups'),
+      forgets: get('forgets'),
+      invalidations: get('invalidations'),
+      generation: get('generation'),
+    };
   }
 
   /** The server replies, then unmounts and exits. */

@@ -72,7 +72,12 @@ describe('viewd: start-up and control', function () {
     const t1 = table(layers, [rule('tools', { '/bin': 'bin' })], 1);
     assert.strictEqual((await v.ctl.rules(t1)).generation, 1);
     assert.strictEqual(fs.readFileSync(path.join(mnt, 'bin/tool'), 'utf8'), 'layer tool\n');
-    for (const bad of ['strata-rules 2\ngeneration 2\nend\n', 'strata-rules 1\ngeneration 2\nmap /a a\nend\n', 'strata-rules 1\ngeneration 2\n', t1.replace('map /bin bin', 'map bin bin')]) {
+    for (const bad of [
+      'strata-rules 2\ngeneration 2\nend\n',
+      'strata-rules 1\ngeneration 2\nmap /a a\nend\n',
+      'strata-rules 1\ngeneration 2\n',
+      t1.replace('map /bin bin', 'map bin bin'),
+    ]) {
       await assert.rejects(v.ctl.rules(bad), (e: ViewdError) => e.code === 'E_RULES', bad);
     }
     assert.strictEqual((await v.ctl.hello()).generation, 1);
@@ -151,7 +156,10 @@ describe('viewd: start-up and control', function () {
     const started = as(`${bin} ${mnt} ${base} ${sock} >${run}/out 2>${run}/err & echo $!`);
     const pid = Number(started.stdout.trim());
     await eventually('the mount', () => mounted(mnt) && fs.existsSync(sock));
-    const line = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === mnt)!;
+    const line = fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.split(' ')[4] === mnt)!;
     assert.match(line, / - fuse\.strata strata .*default_permissions/);
     const r = as(`cat ${mnt}/a.txt && echo mine > ${mnt}/made`);
     assert.strictEqual(r.stdout, 'base a\n', r.stderr);
@@ -167,10 +175,19 @@ describe('viewd: start-up and control', function () {
   });
 
   it('outlives the process that started it, even its whole process group killed', async function () {
-    const parent = spawn('sh', ['-c', `"${VIEWD}" ${viewdArgs({ mnt, base, sock }).map((a) => `'${a}'`).join(' ')} >/dev/null 2>&1 & echo $!; wait`], {
-      detached: true,
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
+    const parent = spawn(
+      'sh',
+      [
+        '-c',
+        `"${VIEWD}" ${viewdArgs({ mnt, base, sock })
+          .map((a) => `'${a}'`)
+          .join(' ')} >/dev/null 2>&1 & echo $!; wait`,
+      ],
+      {
+        detached: true,
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
     const pid = await new Promise<number>((res) => parent.stdout!.once('data', (d) => res(Number(String(d).trim()))));
     await eventually('the mount', () => mounted(mnt) && fs.existsSync(sock));
     process.kill(-parent.pid!, 'SIGKILL');

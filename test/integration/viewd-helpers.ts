@@ -106,7 +106,11 @@ export interface LayerDirs {
 
 /** Folders of a layer under root (files/, writable/files/, writable/meta/), made on demand. */
 export function layerDirs(root: string, name: string): LayerDirs {
-  const d = { files: path.join(root, name, 'files'), writable: path.join(root, name, 'writable', 'files'), meta: path.join(root, name, 'writable', 'meta') };
+  const d = {
+    files: path.join(root, name, 'files'),
+    writable: path.join(root, name, 'writable', 'files'),
+    meta: path.join(root, name, 'writable', 'meta'),
+  };
   fs.mkdirSync(d.files, { recursive: true });
   fs.mkdirSync(d.writable, { recursive: true });
   return d;
@@ -124,7 +128,11 @@ export function table(root: string, layers: RuleLayer[], generation: number): st
   );
 }
 
-export function rule(name: string, map: Record<string, string>, o: { priority?: number; excludes?: string[]; deletes?: string[] } = {}): RuleLayer {
+export function rule(
+  name: string,
+  map: Record<string, string>,
+  o: { priority?: number; excludes?: string[]; deletes?: string[] } = {},
+): RuleLayer {
   return {
     name,
     priority: o.priority ?? 0,

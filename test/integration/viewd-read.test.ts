@@ -62,9 +62,9 @@ describe('viewd: read side', function () {
     mnt = path.join(dir, 'mnt');
     layers = path.join(dir, 'layers');
     fs.mkdirSync(mnt);
-    writeTree(base, { 'bin/tool': '#!/bin/sh\necho base\n', 'bin/only-base': 'b\n', 'src/main.c': 'int main;\n', 'README': 'r\n' });
+    writeTree(base, { 'bin/tool': '#!/bin/sh\necho base\n', 'bin/only-base': 'b\n', 'src/main.c': 'int main;\n', README: 'r\n' });
     writeTree(layerDirs(layers, 'tools').files, { 'bin/tool': '#!/bin/sh\necho layer-tools-is-longer\n', 'bin/only-layer': 'l\n' });
-    writeTree(layerDirs(layers, 'other').files, { 'tool': '#!/bin/sh\necho other\n' });
+    writeTree(layerDirs(layers, 'other').files, { tool: '#!/bin/sh\necho other\n' });
     v = await startViewd({ mnt, base, sock: path.join(dir, 'ctl.sock') });
   });
 
@@ -83,7 +83,11 @@ describe('viewd: read side', function () {
         { layers: [rule('tools', { '/bin': 'bin' })], out: 'layer-tools-is-longer\n', ls: 'only-base only-layer tool' },
         { layers: [], out: 'base\n', ls: 'only-base tool' },
         { layers: [rule('other', { '/bin/tool': 'tool' })], out: 'other\n', ls: 'only-base tool' },
-        { layers: [rule('tools', { '/bin': 'bin' }), rule('other', { '/bin/tool': 'tool' }, { priority: 1 })], out: 'other\n', ls: 'only-base only-layer tool' },
+        {
+          layers: [rule('tools', { '/bin': 'bin' }), rule('other', { '/bin/tool': 'tool' }, { priority: 1 })],
+          out: 'other\n',
+          ls: 'only-base only-layer tool',
+        },
       ];
       let stale = 0;
       for (let i = 0; i < 24; i++) {
@@ -152,7 +156,7 @@ describe('viewd: read side', function () {
   });
 
   it('a table that maps / is seen at once, names looked up in vain before included', async function () {
-    writeTree(layerDirs(layers, 'all').files, { 'README': 'layer readme\n', 'newtop': 'n\n', 'src/extra.c': 'x\n' });
+    writeTree(layerDirs(layers, 'all').files, { README: 'layer readme\n', newtop: 'n\n', 'src/extra.c': 'x\n' });
     assert.strictEqual(fs.readFileSync(path.join(mnt, 'README'), 'utf8'), 'r\n');
     assert.ok(!fs.existsSync(path.join(mnt, 'newtop')));
     assert.ok(!fs.existsSync(path.join(mnt, 'src/extra.c')));
@@ -184,7 +188,13 @@ describe('viewd: read side', function () {
 
   it('merges listings: layer over base, mapping ancestors, deletes and excludes', async function () {
     writeTree(layerDirs(layers, 'deep').files, { 'x/y': 'deep\n' });
-    await v!.ctl.rules(table(layers, [rule('tools', { '/bin': 'bin' }, { deletes: ['/src'], excludes: ['/bin/only-base'] }), rule('deep', { '/opt/p/q': 'x' })], 1));
+    await v!.ctl.rules(
+      table(
+        layers,
+        [rule('tools', { '/bin': 'bin' }, { deletes: ['/src'], excludes: ['/bin/only-base'] }), rule('deep', { '/opt/p/q': 'x' })],
+        1,
+      ),
+    );
     assert.deepStrictEqual(fs.readdirSync(mnt).sort(), ['README', 'bin', 'opt']);
     assert.deepStrictEqual(fs.readdirSync(path.join(mnt, 'bin')).sort(), ['only-base', 'only-layer', 'tool']);
     assert.deepStrictEqual(fs.readdirSync(path.join(mnt, 'opt')), ['p']);
@@ -222,7 +232,9 @@ describe('viewd: read side', function () {
       const names = (fs.readdirSync(path.join(mnt, d), { encoding: 'buffer' }) as Buffer[]).map((n) => n.toString('hex'));
       assert.ok(names.includes('ff2e62696e') && names.includes('fe2e62696e'), names.join(' '));
     }
-    assert.ok(fs.existsSync(Buffer.concat([Buffer.from(layerDirs(layers, 'tools').writable + '/bin/'), Buffer.from([0xfe]), Buffer.from('.bin')])));
+    assert.ok(
+      fs.existsSync(Buffer.concat([Buffer.from(layerDirs(layers, 'tools').writable + '/bin/'), Buffer.from([0xfe]), Buffer.from('.bin')])),
+    );
   });
 
   it('255-byte names: read, append (copy-up), remove (whiteout) under a mapping', async function () {

@@ -44,7 +44,10 @@ function randomLayers(g: Gen): RuleLayer[] {
   return [...new Set(names)].map((name) => ({
     name,
     priority: g.pick([-1, 0, 0, 1, 2]),
-    mappings: [...new Set(Array.from({ length: g.int(4) }, () => g.viewPath(0, 3)))].map((original) => ({ original, destination: g.relPath(2) })),
+    mappings: [...new Set(Array.from({ length: g.int(4) }, () => g.viewPath(0, 3)))].map((original) => ({
+      original,
+      destination: g.relPath(2),
+    })),
     excludes: [...new Set(Array.from({ length: g.int(3) }, () => g.viewPath(1, 3)))],
     deletes: g.int(3) === 0 ? [...new Set(Array.from({ length: 1 + g.int(2) }, () => g.viewPath(1, 3)))] : [],
   }));
@@ -113,12 +116,14 @@ describe('viewd: resolution equals the TypeScript Resolver (differential)', func
         writeMarks(layerDirs(root, l.name).meta, m);
       }
       await v.ctl.rules(table(root, layers, seed));
-      const candidates = [
-        '/',
-        ...layers.flatMap((l) => [...l.mappings.map((m) => m.original), ...l.excludes, ...l.deletes]),
-      ];
+      const candidates = ['/', ...layers.flatMap((l) => [...l.mappings.map((m) => m.original), ...l.excludes, ...l.deletes])];
       for (let i = 0; i < PATHS_PER_SET; i++) {
-        const p = i < candidates.length && g.int(2) === 0 ? candidates[i] : g.int(2) ? below(g.pick(candidates), g.viewPath(0, 2)) : g.viewPath(0, 4);
+        const p =
+          i < candidates.length && g.int(2) === 0
+            ? candidates[i]
+            : g.int(2)
+              ? below(g.pick(candidates), g.viewPath(0, 2))
+              : g.viewPath(0, 4);
         const want = expected(resolver, p, (l) => marks.get(l)!);
         const got = await v.ctl.resolve(p);
         assert.strictEqual(got, want, `seed ${seed}, path ${JSON.stringify(p)}, layers ${JSON.stringify(layers)}`);

@@ -35,7 +35,7 @@ describe('viewd: the base changing behind the view', function () {
     base = path.join(dir, 'base');
     mnt = path.join(dir, 'mnt');
     fs.mkdirSync(mnt);
-    writeTree(base, { 'repo/file': 'one\n', 'repo/sub/deep': 'deep\n', 'top': 'top\n' });
+    writeTree(base, { 'repo/file': 'one\n', 'repo/sub/deep': 'deep\n', top: 'top\n' });
   });
 
   afterEach(async function () {
@@ -56,17 +56,29 @@ describe('viewd: the base changing behind the view', function () {
     fs.writeFileSync(path.join(base, 'repo/file'), 'two, longer\n');
     await eventually('the edit', () => read(path.join(mnt, 'repo/file')) === 'two, longer\n');
     fs.writeFileSync(path.join(base, 'repo/new'), 'new\n');
-    await eventually('the new file', () => read(path.join(mnt, 'repo/new')) === 'new\n' && fs.readdirSync(path.join(mnt, 'repo')).includes('new'));
+    await eventually(
+      'the new file',
+      () => read(path.join(mnt, 'repo/new')) === 'new\n' && fs.readdirSync(path.join(mnt, 'repo')).includes('new'),
+    );
     fs.unlinkSync(path.join(base, 'repo/sub/deep'));
-    await eventually('the delete', () => !fs.existsSync(path.join(mnt, 'repo/sub/deep')) && fs.readdirSync(path.join(mnt, 'repo/sub')).length === 0);
+    await eventually(
+      'the delete',
+      () => !fs.existsSync(path.join(mnt, 'repo/sub/deep')) && fs.readdirSync(path.join(mnt, 'repo/sub')).length === 0,
+    );
     // git's way: write a lock file, rename it over the file.
     fs.writeFileSync(path.join(base, 'repo/file.lock'), 'three\n');
     fs.renameSync(path.join(base, 'repo/file.lock'), path.join(base, 'repo/file'));
-    await eventually('the rename', () => read(path.join(mnt, 'repo/file')) === 'three\n' && !fs.readdirSync(path.join(mnt, 'repo')).includes('file.lock'));
+    await eventually(
+      'the rename',
+      () => read(path.join(mnt, 'repo/file')) === 'three\n' && !fs.readdirSync(path.join(mnt, 'repo')).includes('file.lock'),
+    );
   });
 
   it('a shell whose cwd was in the base before an in-place mount writes to the base; the view shows it', async function () {
-    const sh = spawn('sh', ['-c', 'read go; echo written > file2; read done'], { cwd: path.join(base, 'repo'), stdio: ['pipe', 'ignore', 'ignore'] });
+    const sh = spawn('sh', ['-c', 'read go; echo written > file2; read done'], {
+      cwd: path.join(base, 'repo'),
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
     try {
       await new Promise((r) => setTimeout(r, 100));
       v = await startViewd({ mnt: base, base, sock: path.join(dir, 'ctl.sock'), inPlace: true, timeout: 3600 });

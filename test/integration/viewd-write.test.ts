@@ -17,10 +17,20 @@ const USER = 'strata-test';
 
 /** renameat2 through libc (Node has no binding for its flags). */
 function renameat2(from: string, to: string, flags: number): number {
-  const r = spawnSync(PY, ['-c', `import ctypes,sys
+  const r = spawnSync(
+    PY,
+    [
+      '-c',
+      `import ctypes,sys
 libc = ctypes.CDLL(None, use_errno=True)
 r = libc.renameat2(-100, sys.argv[1].encode(), -100, sys.argv[2].encode(), int(sys.argv[3]))
-print(0 if r == 0 else ctypes.get_errno())`, from, to, String(flags)], { encoding: 'utf8' });
+print(0 if r == 0 else ctypes.get_errno())`,
+      from,
+      to,
+      String(flags),
+    ],
+    { encoding: 'utf8' },
+  );
   return Number(r.stdout.trim());
 }
 
@@ -47,7 +57,7 @@ describe('viewd: write side', function () {
     mnt = path.join(dir, 'mnt');
     layers = path.join(dir, 'layers');
     fs.mkdirSync(mnt);
-    writeTree(base, { 'a': 'A', 'b': 'B', 'd/f': 'base f\n' });
+    writeTree(base, { a: 'A', b: 'B', 'd/f': 'base f\n' });
     tools = layerDirs(layers, 'tools');
     writeTree(tools.files, { 'm/lf': 'lower\n', 'm/ld/x': 'lx\n', 'm/hidden': 'old marker\n', 'm/gone/y': 'y\n' });
     // The first view's markers in the writable sublayer: a whiteout and an opaque folder.
@@ -62,7 +72,7 @@ describe('viewd: write side', function () {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('reads the first view\'s markers: whiteout and opaque folder', function () {
+  it("reads the first view's markers: whiteout and opaque folder", function () {
     assert.deepStrictEqual(fs.readdirSync(m('m')).sort(), ['gone', 'ld', 'lf']);
     assert.ok(!fs.existsSync(m('m/hidden')));
     assert.deepStrictEqual(fs.readdirSync(m('m/gone')), []);
@@ -79,7 +89,10 @@ describe('viewd: write side', function () {
     assert.deepStrictEqual(fs.readdirSync(m('m/ld')), [], 'a folder recreated over a deleted one is opaque');
     const marks = fs.readFileSync(path.join(tools.meta, 'marks'), 'utf8');
     assert.match(marks, /^\+o m\/ld$/m);
-    assert.ok(!fs.readdirSync(path.join(tools.writable, 'm')).some((n) => n.startsWith('.wh.') && n !== '.wh.hidden'), 'no new marker files');
+    assert.ok(
+      !fs.readdirSync(path.join(tools.writable, 'm')).some((n) => n.startsWith('.wh.') && n !== '.wh.hidden'),
+      'no new marker files',
+    );
     // A restarted server reads the record back.
     await v!.stop();
     v = await startViewd({ mnt, base, sock: path.join(dir, 'ctl.sock'), rules: table(layers, [rule('tools', { '/m': 'm' })], 2) });
@@ -112,13 +125,22 @@ describe('viewd: write side', function () {
     assert.strictEqual(fs.statSync(path.join(tools.files, 'm/lf')).mode & 0o777, 0o755, 'the layer files stay');
     fs.chownSync(m('a'), 1234, 5678);
     assert.deepStrictEqual([fs.statSync(m('a')).uid, fs.statSync(m('a')).gid], [1234, 5678]);
-    const r = spawnSync(PY, ['-c', `import os,sys
+    const r = spawnSync(
+      PY,
+      [
+        '-c',
+        `import os,sys
 os.utime(sys.argv[1], ns=(1577836800123456789, 1577836800987654321))
 os.setxattr(sys.argv[1], 'user.k', b'v')
 os.setxattr(sys.argv[2], 'user.k', b'layer')
 print(os.stat(sys.argv[1]).st_mtime_ns, os.getxattr(sys.argv[1], 'user.k').decode(), os.listxattr(sys.argv[1]), os.getxattr(sys.argv[2], 'user.k').decode())
 os.removexattr(sys.argv[1], 'user.k')
-print(os.listxattr(sys.argv[1]))`, m('b'), m('m/ld/x')], { encoding: 'utf8' });
+print(os.listxattr(sys.argv[1]))`,
+        m('b'),
+        m('m/ld/x'),
+      ],
+      { encoding: 'utf8' },
+    );
     assert.strictEqual(r.stdout, "1577836800987654321 v ['user.k'] layer\n[]\n", r.stderr);
     fs.truncateSync(m('m/ld/x'), 1);
     assert.strictEqual(fs.readFileSync(m('m/ld/x'), 'utf8'), 'l');
@@ -129,18 +151,41 @@ print(os.listxattr(sys.argv[1]))`, m('b'), m('m/ld/x')], { encoding: 'utf8' });
     assert.strictEqual(fs.statSync(m('direct')).size, 32768);
     execFileSync('fallocate', ['-l', '1M', m('fa')]);
     assert.strictEqual(fs.statSync(m('fa')).size, 1 << 20);
-    const r = spawnSync(PY, ['-c', `import os,sys
+    const r = spawnSync(
+      PY,
+      [
+        '-c',
+        `import os,sys
 i = os.open(sys.argv[1], os.O_RDONLY); o = os.open(sys.argv[2], os.O_CREAT | os.O_WRONLY, 0o644)
-print(os.copy_file_range(i, o, 5))`, m('d/f'), m('cfr')], { encoding: 'utf8' });
+print(os.copy_file_range(i, o, 5))`,
+        m('d/f'),
+        m('cfr'),
+      ],
+      { encoding: 'utf8' },
+    );
     assert.strictEqual(r.stdout.trim(), '5', r.stderr);
     assert.strictEqual(fs.readFileSync(m('cfr'), 'utf8'), 'base ');
-    assert.strictEqual(execFileSync('flock', [m('a'), '-c', 'flock -n ' + m('a') + ' -c true || echo busy'], { encoding: 'utf8' }), 'busy\n');
-    const lk = spawnSync(PY, ['-c', `import fcntl,os,subprocess,sys
+    assert.strictEqual(
+      execFileSync('flock', [m('a'), '-c', 'flock -n ' + m('a') + ' -c true || echo busy'], { encoding: 'utf8' }),
+      'busy\n',
+    );
+    const lk = spawnSync(
+      PY,
+      [
+        '-c',
+        `import fcntl,os,subprocess,sys
 f = open(sys.argv[1], 'r+'); fcntl.lockf(f, fcntl.LOCK_EX)
 probe = 'import fcntl,sys\\ntry:\\n  fcntl.lockf(open(sys.argv[1], "r+"), fcntl.LOCK_EX | fcntl.LOCK_NB); print("free")\\nexcept OSError: print("held")'
-print(subprocess.run([sys.executable, '-c', probe, sys.argv[1]], capture_output=True, text=True).stdout.strip())`, m('b')], { encoding: 'utf8' });
+print(subprocess.run([sys.executable, '-c', probe, sys.argv[1]], capture_output=True, text=True).stdout.strip())`,
+        m('b'),
+      ],
+      { encoding: 'utf8' },
+    );
     assert.strictEqual(lk.stdout.trim(), 'held', lk.stderr);
-    assert.strictEqual(execFileSync('sh', ['-c', `mkfifo ${m('m/fifo')} && (echo through > ${m('m/fifo')} &) && cat ${m('m/fifo')}`], { encoding: 'utf8' }), 'through\n');
+    assert.strictEqual(
+      execFileSync('sh', ['-c', `mkfifo ${m('m/fifo')} && (echo through > ${m('m/fifo')} &) && cat ${m('m/fifo')}`], { encoding: 'utf8' }),
+      'through\n',
+    );
     assert.ok(fs.statSync(path.join(tools.writable, 'm/fifo')).isFIFO());
     if (isRoot()) {
       execFileSync('mknod', [m('null'), 'c', '1', '3']);
@@ -152,7 +197,11 @@ print(subprocess.run([sys.executable, '-c', probe, sys.argv[1]], capture_output=
     let uid: number;
     let gid: number;
     const as = (cmd: string): { code: number; out: string } => {
-      const r = spawnSync('runuser', ['-u', USER, '--', 'sh', '-c', cmd], { encoding: 'utf8', timeout: 30000, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+      const r = spawnSync('runuser', ['-u', USER, '--', 'sh', '-c', cmd], {
+        encoding: 'utf8',
+        timeout: 30000,
+        env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+      });
       return { code: r.status ?? 1, out: (r.stdout ?? '') + (r.stderr ?? '') };
     };
 
@@ -164,14 +213,20 @@ print(subprocess.run([sys.executable, '-c', probe, sys.argv[1]], capture_output=
       await v!.stop();
       fs.chmodSync(dir, 0o755);
       fs.chmodSync(base, 0o1777);
-      writeTree(base, { 'secret': 'root only\n' });
+      writeTree(base, { secret: 'root only\n' });
       fs.chmodSync(path.join(base, 'secret'), 0o600);
       writeTree(tools.files, { 'm/shared/tool': 'x' });
       fs.chmodSync(path.join(tools.files, 'm/shared'), 0o777);
-      v = await startViewd({ mnt, base, sock: path.join(dir, 'ctl.sock'), allowOther: true, rules: table(layers, [rule('tools', { '/m': 'm' })], 1) });
+      v = await startViewd({
+        mnt,
+        base,
+        sock: path.join(dir, 'ctl.sock'),
+        allowOther: true,
+        rules: table(layers, [rule('tools', { '/m': 'm' })], 1),
+      });
     });
 
-    it('cannot read another user\'s 0600 file through the view', function () {
+    it("cannot read another user's 0600 file through the view", function () {
       const r = as(`cat ${m('secret')}`);
       assert.notStrictEqual(r.code, 0);
       assert.match(r.out, /Permission denied/);
@@ -187,6 +242,7 @@ print(subprocess.run([sys.executable, '-c', probe, sys.argv[1]], capture_output=
       assert.strictEqual(fs.statSync(m('mine')).mode & 0o777, 0o666);
       assert.strictEqual(fs.statSync(m('mydir')).mode & 0o777, 0o777);
       r = as(`umask 022 && touch ${m('mine2')}`);
+      assert.strictEqual(r.code, 0, r.out);
       assert.strictEqual(fs.statSync(m('mine2')).mode & 0o777, 0o644);
     });
 

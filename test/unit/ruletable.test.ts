@@ -104,7 +104,10 @@ describe('rule table: compileRuleTable', function () {
     ]);
     const back = parse(compileRuleTable(r, places, 3));
     assert.equal(back.generation, 3);
-    assert.deepEqual(back.layers.map((l) => l.name), r.layers.map((l) => l.name));
+    assert.deepEqual(
+      back.layers.map((l) => l.name),
+      r.layers.map((l) => l.name),
+    );
     for (const [i, l] of r.layers.entries()) {
       assert.deepEqual(back.layers[i].mappings, l.mappings);
       assert.deepEqual(back.layers[i].excludes, l.excludes);
