@@ -6,7 +6,7 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { must } from './util';
+import { median, must } from './util';
 
 /** Every file's mtime: far in the past, so git never sees an index entry as "racily clean". */
 const PAST = new Date('2024-01-01T00:00:00Z');
@@ -70,6 +70,62 @@ export async function refreshIndex(dir: string): Promise<void> {
   await git(dir, 'status', '--porcelain');
   const dirty = (await git(dir, 'status', '--porcelain')).trim();
   if (dirty) throw new Error(`the benchmark repository ${dir} is not clean: ${dirty.slice(0, 200)}`);
+}
+
+export interface Shape {
+  files: number;
+  symlinks: number;
+  folders: number;
+  bytes: number;
+  /** Regular files directly in a folder, median over all folders (those holding only folders count as 0). */
+  median_files_per_folder: number;
+}
+
+export interface Walk {
+  shape: Shape;
+  /** Regular files, relative, in walk order. */
+  files: string[];
+  /** Files and symbolic links, relative, with what git should record. */
+  entries: { rel: string; kind: 'file' | 'exec' | 'link' }[];
+  sizes: Map<string, number>;
+}
+
+/** Every folder, file and symlink below `dir` (its own folder included), skipping `.git`. */
+export function walkTree(dir: string): Walk {
+  const files: string[] = [];
+  const entries: Walk['entries'] = [];
+  const sizes = new Map<string, number>();
+  const perFolder: number[] = [];
+  let bytes = 0;
+  let links = 0;
+  const visit = (rel: string): void => {
+    let n = 0;
+    const abs = path.join(dir, rel);
+    for (const e of fs.readdirSync(abs, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      if (e.name === '.git') continue;
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) visit(r);
+      else if (e.isSymbolicLink()) {
+        links++;
+        entries.push({ rel: r, kind: 'link' });
+      } else if (e.isFile()) {
+        const st = fs.statSync(path.join(abs, e.name));
+        n++;
+        bytes += st.size;
+        files.push(r);
+        sizes.set(r, st.size);
+        entries.push({ rel: r, kind: st.mode & 0o100 ? 'exec' : 'file' });
+      }
+    }
+    perFolder.push(n);
+  };
+  visit('');
+  return {
+    shape: { files: files.length, symlinks: links, folders: perFolder.length, bytes, median_files_per_folder: median(perFolder) },
+    files,
+    entries,
+    sizes,
+  };
 }
 
 export function makeBigFile(file: string, mib: number): void {

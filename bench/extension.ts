@@ -21,9 +21,30 @@ import * as os from 'os';
 import * as path from 'path';
 import { execFileSync } from 'child_process';
 import {
-  CLI, ROOT, Page, Scratch, launchChromium, makeScratch, missingTools, removeScratch, startVscodeServer, stopAgent, waitFor, withCleanup, workbenchUrl,
+  CLI,
+  ROOT,
+  Page,
+  Scratch,
+  launchChromium,
+  makeScratch,
+  missingTools,
+  removeScratch,
+  startVscodeServer,
+  stopAgent,
+  waitFor,
+  withCleanup,
+  workbenchUrl,
 } from '../demo/browser/vscode-host.mjs';
-import { armSwitchTimer, focusPick, openStrataView, readActivationTimes, readSwitchTimer, runCommand, strataStatusText, waitWorkbench } from '../demo/browser/workbench.mjs';
+import {
+  armSwitchTimer,
+  focusPick,
+  openStrataView,
+  readActivationTimes,
+  readSwitchTimer,
+  runCommand,
+  strataStatusText,
+  waitWorkbench,
+} from '../demo/browser/workbench.mjs';
 
 const HELP = `usage: npm run bench:extension -- [--json] [--runs N] [--quick]
   --json     print exactly one JSON object on stdout (progress goes to stderr)
@@ -120,7 +141,9 @@ async function main(): Promise<void> {
     for (let i = 0; i < runs; i++) {
       const r = await oneRun(browser.page, url, env);
       const a = r.activation;
-      log(`run ${i + 1}/${runs}: activation ${a.loadCode}+${a.callActivate}+${a.finishActivate} ms (${a.event}), command → tree ${r1(r.tree)} ms, → status bar ${r1(r.status)} ms`);
+      log(
+        `run ${i + 1}/${runs}: activation ${a.loadCode}+${a.callActivate}+${a.finishActivate} ms (${a.event}), command → tree ${r1(r.tree)} ms, → status bar ${r1(r.status)} ms`,
+      );
       out.push(r);
     }
     return out;
@@ -129,7 +152,12 @@ async function main(): Promise<void> {
   const act = results.map((r) => r.activation.loadCode + r.activation.callActivate + r.activation.finishActivate);
   const out = {
     date: new Date().toISOString(),
-    machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, node: process.version, vscode: '1.100.3 (code-server 4.100.3 server, headless Chromium)' },
+    machine: {
+      cpu: os.cpus()[0]?.model ?? 'unknown',
+      cores: os.cpus().length,
+      node: process.version,
+      vscode: '1.100.3 (code-server 4.100.3 server, headless Chromium)',
+    },
     command: `npm run bench:extension${argv.length ? ' -- ' + argv.join(' ') : ''}`,
     runs,
     seconds: Math.round((Date.now() - started) / 1000),
@@ -148,13 +176,15 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify(out, null, 2) + '\n');
     return;
   }
-  process.stdout.write([
-    `Strata extension benchmark, ${out.date} (${runs} fresh workbench loads, medians)`,
-    `machine: ${out.machine.cpu}, ${out.machine.cores} cores, node ${out.machine.node}; VS Code ${out.machine.vscode}`,
-    `activation:              ${out.activation_ms} ms  (load code ${out.activation_load_code_ms} + activate() ${out.activation_call_ms} + resolve ${out.activation_finish_ms}; event ${out.activation_event}; runs ${act.join(', ')})`,
-    `command → Layers tree:   ${out.command_to_tree_ms} ms  (runs ${out.command_to_tree_ms_runs.join(', ')})`,
-    `command → status bar:    ${out.command_to_status_ms} ms  (runs ${out.command_to_status_ms_runs.join(', ')})`,
-  ].join('\n') + '\n');
+  process.stdout.write(
+    [
+      `Strata extension benchmark, ${out.date} (${runs} fresh workbench loads, medians)`,
+      `machine: ${out.machine.cpu}, ${out.machine.cores} cores, node ${out.machine.node}; VS Code ${out.machine.vscode}`,
+      `activation:              ${out.activation_ms} ms  (load code ${out.activation_load_code_ms} + activate() ${out.activation_call_ms} + resolve ${out.activation_finish_ms}; event ${out.activation_event}; runs ${act.join(', ')})`,
+      `command → Layers tree:   ${out.command_to_tree_ms} ms  (runs ${out.command_to_tree_ms_runs.join(', ')})`,
+      `command → status bar:    ${out.command_to_status_ms} ms  (runs ${out.command_to_status_ms_runs.join(', ')})`,
+    ].join('\n') + '\n',
+  );
 }
 
 main().catch((e) => {

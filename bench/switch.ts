@@ -6,8 +6,11 @@
  * mount shows the new state. The first read after the response must already show it: anything
  * else is a stale read, counted and kept as evidence.
  */
+import * as fs from 'fs';
 import * as net from 'net';
+import * as path from 'path';
 import { spawnSync } from 'child_process';
+import { BASE_RUN, BASE_VERSION, LAYER_RUN, LAYER_VERSION } from './dataset';
 import { median, percentile } from './util';
 
 interface Reply {
@@ -52,7 +55,8 @@ export class Control {
         }
       });
       s.on('close', () => {
-        for (const w of this.waiting.values()) w({ id: -1, ok: false, error: { code: 'E_CLOSED', message: 'the agent closed the connection' } });
+        for (const w of this.waiting.values())
+          w({ id: -1, ok: false, error: { code: 'E_CLOSED', message: 'the agent closed the connection' } });
         this.waiting.clear();
       });
     });
@@ -119,7 +123,12 @@ const now = (): number => Number(process.hrtime.bigint()) / 1e6;
  * and counted; the timing restarts with the retried request.
  */
 export async function measureSwitch(
-  ctl: Control, layer: string, iterations: number, probe: Probe, stuckMs = 5000, giveUpMs = 65000,
+  ctl: Control,
+  layer: string,
+  iterations: number,
+  probe: Probe,
+  stuckMs = 5000,
+  giveUpMs = 65000,
 ): Promise<SwitchResult> {
   let aborted: string | null = null;
   const latencies: number[] = [];
@@ -132,7 +141,8 @@ export async function measureSwitch(
   let active: boolean = true;
   // The kernel caches what the view shows now; the switch has to invalidate it.
   const first = probe.read();
-  if (first !== probe.expect(true)) throw new Error(`switch test: before the first switch the view shows ${JSON.stringify(first)}, expected the layer's content`);
+  if (first !== probe.expect(true))
+    throw new Error(`switch test: before the first switch the view shows ${JSON.stringify(first)}, expected the layer's content`);
   probe.between?.(true);
   for (let i = 0; i < iterations * 2; i++) {
     const next: boolean = !active;
@@ -163,7 +173,8 @@ export async function measureSwitch(
         seen = probe.read();
       }
       const lasted = now() - t1;
-      const msg = `switch ${i + 1} (${method}): first read after the response showed ${JSON.stringify(first.slice(0, 80))}, expected ${JSON.stringify(want.slice(0, 80))}; ` +
+      const msg =
+        `switch ${i + 1} (${method}): first read after the response showed ${JSON.stringify(first.slice(0, 80))}, expected ${JSON.stringify(want.slice(0, 80))}; ` +
         (seen === want ? `correct after ${lasted.toFixed(0)} ms` : `still wrong after ${lasted.toFixed(0)} ms`);
       if (evidence.stale.length < 10) evidence.stale.push(msg);
       if (seen !== want || lasted > stuckMs) aborted = `${msg}; test stopped there`;
@@ -208,4 +219,83 @@ export function runScript(file: string): string {
   const r = spawnSync(file, [], { encoding: 'utf8', timeout: 10000 });
   if (r.error) return `<${(r.error as NodeJS.ErrnoException).code ?? r.error.message}>`;
   return (r.stdout || '').trim();
+}
+
+// ---- the two switch tests ---------------------------------------------------------------------------
+
+function readOr(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    return `<${(e as NodeJS.ErrnoException).code ?? 'error'}>`;
+  }
+}
+
+export interface ToolsSwitch extends SwitchResult {
+  /** Stale exec of tool/run.sh; a layer-only name looked up before the switch that did not follow it; a fresh lookup wrong. */
+  stale: { exec: number; negative: number; freshWrong: number };
+}
+
+/**
+ * Toggle layer "tools" (/tool -> tool). Besides the first read, each switch checks that running
+ * tool/run.sh follows it and that a layer-only name (tool/n/lK) looked up before the switch, in
+ * the old state, follows it too. `names` hands out a fresh K each time (K < the layer's count).
+ */
+export async function switchTools(ctl: Control, mnt: string, iterations: number, names: () => number): Promise<ToolsSwitch> {
+  const stale = { exec: 0, negative: 0, freshWrong: 0 };
+  let pending: number | null = null;
+  const layerOnly = (i: number) => path.join(mnt, 'tool', 'n', `l${i}`);
+  const r = await measureSwitch(ctl, 'tools', iterations, {
+    read: () => readOr(path.join(mnt, 'tool', 'version')),
+    expect: (a) => (a ? LAYER_VERSION : BASE_VERSION),
+    after: (a) => {
+      const msgs: string[] = [];
+      const ran = runScript(path.join(mnt, 'tool', 'run.sh'));
+      const wantRun = a ? LAYER_RUN : BASE_RUN;
+      if (ran !== wantRun) {
+        stale.exec++;
+        msgs.push(`executing tool/run.sh printed "${ran}", expected "${wantRun}"`);
+      }
+      if (pending !== null) {
+        // A name looked up before the switch (negative entry when the layer was off) must follow it.
+        const seen = readOr(layerOnly(pending));
+        if (seen.startsWith('<') === a) {
+          stale.negative++;
+          msgs.push(
+            `tool/n/l${pending} (looked up before the switch) read ${JSON.stringify(seen.trim())} after ${a ? 'activate' : 'deactivate'}`,
+          );
+        }
+      }
+      return msgs.length ? msgs.join('; ') : null;
+    },
+    between: (a) => {
+      const i = names();
+      const seen = readOr(layerOnly(i));
+      if (seen.startsWith('<') === a) stale.freshWrong++;
+      pending = i;
+    },
+  });
+  return { ...r, stale };
+}
+
+/**
+ * Toggle `layer`, which maps the data set's tree at MNT/`mapped`; after each activation, `find`
+ * fills the kernel caches below the mapping again, so every deactivation has all of them to drop.
+ */
+export function switchMapped(
+  ctl: Control,
+  layer: string,
+  mnt: string,
+  mapped: string,
+  probe: { rel: string; text: string },
+  iterations: number,
+): Promise<SwitchResult> {
+  const file = path.join(mnt, mapped, probe.rel);
+  return measureSwitch(ctl, layer, iterations, {
+    read: () => readOr(file),
+    expect: (a) => (a ? probe.text : '<ENOENT>'),
+    between: (a) => {
+      if (a) spawnSync('find', [path.join(mnt, mapped), '-printf', '%s\\n'], { stdio: 'ignore', timeout: 120000 });
+    },
+  });
 }

@@ -1,7 +1,8 @@
 /**
- * The file systems under test. Each one shows the same data set at a directory (`root`); the
- * peers overlay the data set (writes go to their own upper directory), Strata serves a view of a
- * copy of it (pass-through writes go to that copy), and native is the data set itself.
+ * The file systems under test. Each one shows the same data folder (both data sets) at a
+ * directory (`root`); the peers overlay it (writes go to their own upper directory), Strata
+ * serves a view of a copy of it (pass-through writes go to that copy), and native is the folder
+ * itself.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -20,17 +21,15 @@ export const LABELS: Record<SystemKey, string> = {
   strata_layer: 'strata (layer)',
 };
 
-/** Where each workload finds its files on one system. */
-export interface Target {
+/** One file system under test, as every data set sees it. */
+export interface System {
   key: SystemKey;
-  /** The 10k-file git repository. */
-  tree: string;
-  /** The large file, or null when the system does not take part in read/write. */
-  big: string | null;
-  /** Where the write test writes its file (removed after each run). */
+  /** Where the data folder (both data sets, binaries, big file) shows. */
+  root: string;
+  /** A folder for the write workloads; null when the system takes no part in them. */
   out: string | null;
-  trueBin: string;
-  nodeBin: string;
+  /** The data sets are read from the layers' mappings, binaries from /tool/bin (strata (layer)). */
+  viaLayer: boolean;
   /** Make the next access a first access: a fresh mount. Null for native (no mount). */
   remount: (() => Promise<void>) | null;
 }
@@ -41,7 +40,11 @@ export abstract class Peer {
   readonly mnt: string;
   readonly upper: string;
   readonly work: string;
-  constructor(readonly key: SystemKey, readonly dir: string, readonly lower: string) {
+  constructor(
+    readonly key: SystemKey,
+    readonly dir: string,
+    readonly lower: string,
+  ) {
     this.mnt = path.join(dir, 'mnt');
     this.upper = path.join(dir, 'upper');
     this.work = path.join(dir, 'work');
@@ -65,16 +68,8 @@ export abstract class Peer {
     }
     throw new Error(`${LABELS[this.key]} did not appear at ${this.mnt}`);
   }
-  target(): Target {
-    return {
-      key: this.key,
-      tree: path.join(this.mnt, 'tree'),
-      big: path.join(this.mnt, 'big.bin'),
-      out: path.join(this.mnt, 'out.bin'),
-      trueBin: path.join(this.mnt, 'bin', 'true'),
-      nodeBin: path.join(this.mnt, 'bin', 'node'),
-      remount: () => this.remount(),
-    };
+  system(): System {
+    return { key: this.key, root: this.mnt, out: this.mnt, viaLayer: false, remount: () => this.remount() };
   }
 }
 
@@ -117,7 +112,11 @@ export class Strata {
   readonly env: NodeJS.ProcessEnv;
   agentPid: number | null = null;
 
-  constructor(readonly cli: string, readonly dir: string, readonly base: string) {
+  constructor(
+    readonly cli: string,
+    readonly dir: string,
+    readonly base: string,
+  ) {
     this.home = path.join(dir, 'home');
     this.mnt = path.join(dir, 'mnt');
     fs.mkdirSync(this.mnt, { recursive: true });

@@ -5,13 +5,14 @@
  *   welcome) and then only counts what arrives, so fan-out and memory figures measure the relay,
  *   not the cost of full TeamNodes on the client side.
  * - relayChild: the body of the relay process (a TeamNode with listen, as `strata relay` runs it),
- *   driven over IPC so its RSS and its `deliveries` counter are its own.
+ *   driven over IPC so its RSS and its count of frames sent (`deliveries`) are its own.
  */
 import * as os from 'os';
 import { WebSocket, RawData } from 'ws';
 import { TEAM_PROTOCOL_VERSION, MAX_FRAME, Presence, TeamEvent } from '../protocol/team';
 import { clientProof, newNonce } from '../daemon/team/auth';
-import { TeamNode, NodeLimits } from '../daemon/team/node';
+import { TeamNode } from '../daemon/team/node';
+import { NodeLimits } from '../daemon/team/links';
 import { TeamState } from '../daemon/team/state';
 import { HlcClock } from '../daemon/team/hlc';
 
@@ -30,7 +31,13 @@ export class LightPeer {
   private authed = false;
   onEvent: (() => void) | null = null;
 
-  constructor(url: string, readonly team: string, key: Buffer, readonly id: string, opts: { presence?: boolean } = {}) {
+  constructor(
+    url: string,
+    readonly team: string,
+    key: Buffer,
+    readonly id: string,
+    opts: { presence?: boolean } = {},
+  ) {
     this.ws = new WebSocket(url, { maxPayload: MAX_FRAME, perMessageDeflate: false, handshakeTimeout: 10000 });
     this.ready = new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`${id}: handshake took more than 20 s`)), 20000);
@@ -86,9 +93,13 @@ export function lightPresence(id: string): Presence {
 /** A valid event frame: origin's decision number `seq` toggling layer:bench. */
 export function eventFrame(origin: string, seq: number): string {
   const ev: TeamEvent = {
-    origin, seq, tag: { wall: Date.now(), logical: seq, agent: origin },
+    origin,
+    seq,
+    tag: { wall: Date.now(), logical: seq, agent: origin },
     writes: [{ key: 'layer:bench', value: { active: seq % 2 === 1 } }],
-    user: 'bench', host: 'bench', prev: [{ key: 'layer:bench', value: { active: seq % 2 === 0 } }],
+    user: 'bench',
+    host: 'bench',
+    prev: [{ key: 'layer:bench', value: { active: seq % 2 === 0 } }],
   };
   return JSON.stringify({ t: 'event', event: ev });
 }
@@ -96,9 +107,7 @@ export function eventFrame(origin: string, seq: number): string {
 // ---- the relay process ------------------------------------------------------------------------------
 
 export type RelayRequest =
-  | { cmd: 'start'; team: string; key: string; limits: Partial<NodeLimits> }
-  | { cmd: 'stats'; gc?: boolean }
-  | { cmd: 'stop' };
+  { cmd: 'start'; team: string; key: string; limits: Partial<NodeLimits> } | { cmd: 'stats'; gc?: boolean } | { cmd: 'stop' };
 
 export interface RelayStats {
   port: number;
@@ -108,13 +117,34 @@ export interface RelayStats {
   connected: number;
 }
 
+/**
+ * Count every frame sent in this process. Only the relay sends frames in the child, so this is
+ * what it delivered to peers; the relay itself keeps no counter.
+ */
+function countSends(): () => number {
+  let sent = 0;
+  const send = WebSocket.prototype.send as (this: WebSocket, ...args: unknown[]) => void;
+  WebSocket.prototype.send = function (this: WebSocket, ...args: unknown[]) {
+    sent++;
+    return send.apply(this, args);
+  } as WebSocket['send'];
+  return () => sent;
+}
+
 /** Runs in the child: answers each request with one message. */
 export function relayChild(): void {
   let node: TeamNode | null = null;
+  const deliveries = countSends();
   const reply = (m: unknown) => process.send!(m);
   const stats = (): RelayStats => {
     const m = process.memoryUsage();
-    return { port: node?.port ?? 0, deliveries: node?.deliveries ?? 0, rss: m.rss, heapUsed: m.heapUsed, connected: node?.connectedAgents().length ?? 0 };
+    return {
+      port: node?.port ?? 0,
+      deliveries: deliveries(),
+      rss: m.rss,
+      heapUsed: m.heapUsed,
+      connected: node?.connectedAgents().length ?? 0,
+    };
   };
   // The parent going away ends the relay too: the benchmark never leaves a process behind.
   process.on('disconnect', () => process.exit(0));
@@ -125,10 +155,24 @@ export function relayChild(): void {
         const state = new TeamState(id, new HlcClock(id));
         const key = Buffer.from(req.key, 'hex');
         node = new TeamNode({
-          id, team: req.team, key, state, log: () => {}, listen: { host: '127.0.0.1', port: 0 }, limits: req.limits,
+          id,
+          team: req.team,
+          key,
+          state,
+          log: () => {},
+          listen: { host: '127.0.0.1', port: 0 },
+          limits: req.limits,
           hooks: {
             stateChanged: () => {},
-            presence: () => ({ user: 'relay', host: os.hostname(), active: null, held: [], applied: state.seenVector(), busy: [], has: {} }),
+            presence: () => ({
+              user: 'relay',
+              host: os.hostname(),
+              active: null,
+              held: [],
+              applied: state.seenVector(),
+              busy: [],
+              has: {},
+            }),
           },
         });
         await node.start();

@@ -11,8 +11,8 @@
  *    Reported per decision: the time until the LAST peer applied it (p50, p99), and per peer.
  * 2. Deliveries per second: one publisher sends a burst of events (5 rounds) through the relay to
  *    100 light subscribers (real handshake, then they only count frames); deliveries = event
- *    frames received by subscribers / elapsed time (the relay's own `deliveries` counter is
- *    reported beside it). The relay's per-connection rate limit (500 frames/s,
+ *    frames received by subscribers / elapsed time (the frames the relay sent, counted in its
+ *    process, are reported beside it). The relay's per-connection rate limit (500 frames/s,
  *    burst 2000 by default) would cut the publisher off after 2000 frames: this run raises it.
  * 3. Memory per connection: RSS of the relay process (its own child) after gc, before and after N
  *    authenticated connections that each announce their presence as agents do (every presence is
@@ -23,7 +23,8 @@ import * as os from 'os';
 import * as path from 'path';
 import * as crypto from 'crypto';
 import { ChildProcess, execFile, fork, spawn } from 'child_process';
-import { TeamNode, NodeLimits } from '../daemon/team/node';
+import { TeamNode } from '../daemon/team/node';
+import { NodeLimits } from '../daemon/team/links';
 import { TeamState } from '../daemon/team/state';
 import { HlcClock } from '../daemon/team/hlc';
 import { deriveKey } from '../daemon/team/auth';
@@ -88,7 +89,13 @@ class RelayProc {
   port = 0;
 
   constructor() {
-    this.child = fork(__filename, ['--relay-child'], { execArgv: ['--expose-gc', ...(process.env.STRATA_BENCH_RELAY_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.STRATA_BENCH_RELAY_PROF}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child = fork(__filename, ['--relay-child'], {
+      execArgv: [
+        '--expose-gc',
+        ...(process.env.STRATA_BENCH_RELAY_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.STRATA_BENCH_RELAY_PROF}`] : []),
+      ],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     children.add(this.child);
     this.child.on('message', (m) => this.waiting.shift()?.(m));
     this.child.on('exit', () => children.delete(this.child));
@@ -152,7 +159,12 @@ async function propagationNodes(n: number, trials: number): Promise<Propagation>
     const id = `agent${String(i).padStart(3, '0')}`;
     const state = new TeamState(id, new HlcClock(id));
     const node = new TeamNode({
-      id, team: TEAM, key: KEY, state, log: () => {}, connect: [relay.url],
+      id,
+      team: TEAM,
+      key: KEY,
+      state,
+      log: () => {},
+      connect: [relay.url],
       hooks: {
         presence: () => ({ user: id, host: 'bench', active: [], held: [], applied: state.seenVector(), busy: [], has: {} }),
         stateChanged: () => {
@@ -191,7 +203,8 @@ async function propagationNodes(n: number, trials: number): Promise<Propagation>
     let done!: () => void;
     const finished = new Promise<void>((res) => (done = res));
     cur = { tag: { wall: 0, logical: 0, agent: '' }, t0, got, left: n - 1, each, done };
-    const ev = origin.node.decide([{ key: KEYNAME, value: { active } }], 'bench', 'bench');
+    const ev = origin.state.local([{ key: KEYNAME, value: { active } }], 'bench', 'bench');
+    origin.node.publish(ev);
     cur.tag = ev.tag; // frames leave on later ticks: nothing can have arrived yet
     const timeout = sleep(10000).then(() => 'timeout');
     if ((await Promise.race([finished, timeout])) === 'timeout') throw new Error(`decision ${t} did not reach all ${n - 1} peers in 10 s`);
@@ -208,7 +221,8 @@ async function propagationNodes(n: number, trials: number): Promise<Propagation>
 
 function cliPath(): string {
   const p = path.join(__dirname, 'cli.js');
-  if (!fs.existsSync(p) || !fs.existsSync(path.join(__dirname, 'agent.js'))) throw new Error(`${p} or agent.js is missing: run "node esbuild.mjs" first`);
+  if (!fs.existsSync(p) || !fs.existsSync(path.join(__dirname, 'agent.js')))
+    throw new Error(`${p} or agent.js is missing: run "node esbuild.mjs" first`);
   return p;
 }
 
@@ -231,7 +245,9 @@ async function propagationRealAgents(trials: number): Promise<Propagation> {
     fs.writeFileSync(path.join(dir, 'src', l, 'bin', 'node'), `#!/bin/sh\necho ${l}\n`, { mode: 0o755 });
   }
   // The real relay: `strata relay`, in its own process.
-  const relay = spawn(process.execPath, [cliPath(), 'relay', '--listen', '127.0.0.1:0', '--secret-file', secret, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const relay = spawn(process.execPath, [cliPath(), 'relay', '--listen', '127.0.0.1:0', '--secret-file', secret, '--json'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.add(relay);
   relay.on('exit', () => children.delete(relay));
   cleanups.push(async () => void relay.kill('SIGTERM'));
@@ -251,14 +267,20 @@ async function propagationRealAgents(trials: number): Promise<Propagation> {
   const layers: Record<string, { digest: string }> = {};
   for (const l of ['node18', 'node20']) layers[l] = { digest: await digestLayerDir(path.join(homes[0], 'layers', l)) };
   const teamFile = path.join(dir, 'strata.team.json');
-  fs.writeFileSync(teamFile, JSON.stringify({ format: 1, team: TEAM, relays: [url], layers, defaults: [], slots: { node: ['node18', 'node20'] } }));
-  for (const [i, env] of envs.entries()) await cli(env, 'team', 'join', url, '--secret-file', secret, '--team-file', teamFile, '--name', `bench${i}`);
+  fs.writeFileSync(
+    teamFile,
+    JSON.stringify({ format: 1, team: TEAM, relays: [url], layers, defaults: [], slots: { node: ['node18', 'node20'] } }),
+  );
+  for (const [i, env] of envs.entries())
+    await cli(env, 'team', 'join', url, '--secret-file', secret, '--team-file', teamFile, '--name', `bench${i}`);
 
-  const [a, b] = await Promise.all(homes.map(async (home, i) => {
-    const c = new AgentClient(socketPath(home, envs[i]));
-    await c.connect();
-    return c;
-  }));
+  const [a, b] = await Promise.all(
+    homes.map(async (home, i) => {
+      const c = new AgentClient(socketPath(home, envs[i]));
+      await c.connect();
+      return c;
+    }),
+  );
   cleanups.push(async () => {
     a.close();
     b.close();
@@ -298,7 +320,11 @@ async function propagationRealAgents(trials: number): Promise<Propagation> {
 
 // ---- deliveries per second --------------------------------------------------------------------------------
 
-async function deliveries(subscribers: number, burst: number, rounds: number): Promise<{ perSecond: number[]; relayPerSecond: number[]; subscribers: number; burst: number }> {
+async function deliveries(
+  subscribers: number,
+  burst: number,
+  rounds: number,
+): Promise<{ perSecond: number[]; relayPerSecond: number[]; subscribers: number; burst: number }> {
   const relay = new RelayProc();
   cleanups.push(() => relay.stop());
   // A burst would trip the default per-connection rate limit (500/s, burst 2000): raise it here.
@@ -339,7 +365,10 @@ async function deliveries(subscribers: number, burst: number, rounds: number): P
 
 // ---- memory per connection -----------------------------------------------------------------------------
 
-async function memory(connections: number, presence: boolean): Promise<{ connections: number; rssBefore: number; rssAfter: number; heapBefore: number; heapAfter: number; connectDeliveries: number }> {
+async function memory(
+  connections: number,
+  presence: boolean,
+): Promise<{ connections: number; rssBefore: number; rssAfter: number; heapBefore: number; heapAfter: number; connectDeliveries: number }> {
   const relay = new RelayProc();
   cleanups.push(() => relay.stop());
   await relay.start({ maxPeers: connections + 16 });
@@ -354,7 +383,10 @@ async function memory(connections: number, presence: boolean): Promise<{ connect
     for (const p of peers) p.close();
   });
   for (let i = 0; i < connections; i += 50) {
-    const batch = Array.from({ length: Math.min(50, connections - i) }, (_, j) => new LightPeer(relay.url, TEAM, KEY, `peer${String(i + j).padStart(5, '0')}`, { presence }));
+    const batch = Array.from(
+      { length: Math.min(50, connections - i) },
+      (_, j) => new LightPeer(relay.url, TEAM, KEY, `peer${String(i + j).padStart(5, '0')}`, { presence }),
+    );
     await Promise.all(batch.map((p) => p.ready));
     peers.push(...batch);
   }
@@ -369,7 +401,14 @@ async function memory(connections: number, presence: boolean): Promise<{ connect
   const s1 = await relay.stats(true);
   for (const p of peers) p.close();
   await relay.stop();
-  return { connections, rssBefore: s0.rss, rssAfter: s1.rss, heapBefore: s0.heapUsed, heapAfter: s1.heapUsed, connectDeliveries: s1.deliveries - s0.deliveries };
+  return {
+    connections,
+    rssBefore: s0.rss,
+    rssAfter: s1.rss,
+    heapBefore: s0.heapUsed,
+    heapAfter: s1.heapUsed,
+    connectDeliveries: s1.deliveries - s0.deliveries,
+  };
 }
 
 // ---- machine ------------------------------------------------------------------------------------------------
@@ -382,8 +421,13 @@ function machine(): Record<string, unknown> {
     /* not Linux */
   }
   return {
-    cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, memory_gib: r2(os.totalmem() / 2 ** 30),
-    kernel: os.release(), os: distro, node: process.version, hostname_hash: crypto.createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8),
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    memory_gib: r2(os.totalmem() / 2 ** 30),
+    kernel: os.release(),
+    os: distro,
+    node: process.version,
+    hostname_hash: crypto.createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8),
   };
 }
 
@@ -402,12 +446,16 @@ async function main(): Promise<void> {
   if (!Number.isSafeInteger(connections) || connections < 1) throw new Error('--connections needs a positive integer');
   const oi = argv.indexOf('--only');
   const only = oi >= 0 ? argv[oi + 1] : null;
-  if (only !== null && !['propagation', 'deliveries', 'memory'].includes(only)) throw new Error('--only takes propagation, deliveries or memory');
+  if (only !== null && !['propagation', 'deliveries', 'memory'].includes(only))
+    throw new Error('--only takes propagation, deliveries or memory');
   const doing = (part: string) => only === null || only === part;
-  const watchdog = setTimeout(() => {
-    log('gave up after 15 minutes');
-    void runCleanups().finally(() => process.exit(2));
-  }, 15 * 60 * 1000);
+  const watchdog = setTimeout(
+    () => {
+      log('gave up after 15 minutes');
+      void runCleanups().finally(() => process.exit(2));
+    },
+    15 * 60 * 1000,
+  );
   watchdog.unref();
   const started = Date.now();
   const mach = machine();
@@ -498,18 +546,24 @@ async function main(): Promise<void> {
     lines.push('| agents | kind | decisions | all peers p50 | all peers p99 | per peer p50 | per peer p99 |');
     lines.push('| ---: | --- | ---: | ---: | ---: | ---: | ---: |');
     for (const x of props) {
-      lines.push(`| ${x.agents} | ${x.kind} | ${x.decisions} | ${r2(pct(x.all, 50))} ms | ${r2(pct(x.all, 99))} ms | ${r2(pct(x.each, 50))} ms | ${r2(pct(x.each, 99))} ms |`);
+      lines.push(
+        `| ${x.agents} | ${x.kind} | ${x.decisions} | ${r2(pct(x.all, 50))} ms | ${r2(pct(x.all, 99))} ms | ${r2(pct(x.each, 50))} ms | ${r2(pct(x.each, 99))} ms |`,
+      );
     }
   }
   lines.push('');
   if (d) {
-    lines.push(`deliveries: ${out.deliveries_per_s}/s median of ${d.perSecond.length} rounds (${d.perSecond.map(Math.round).join(', ')}), ` +
-      `${d.subscribers} subscribers × ${d.burst} events; relay sends ${out.relay_sends_per_s}/s; rate limit raised`);
+    lines.push(
+      `deliveries: ${out.deliveries_per_s}/s median of ${d.perSecond.length} rounds (${d.perSecond.map(Math.round).join(', ')}), ` +
+        `${d.subscribers} subscribers × ${d.burst} events; relay sends ${out.relay_sends_per_s}/s; rate limit raised`,
+    );
   }
   if (m) {
-    lines.push(`memory: ${out.kb_per_connection} KB RSS per connection (${m.connections} connections, relay RSS ${out.relay_rss_mb_before} → ${out.relay_rss_mb_after} MB; ` +
-      `heap ${out.heap_kb_per_connection} KB/connection; ${m.connectDeliveries} presence frames forwarded while they joined); ` +
-      `connections that send nothing: ${out.kb_per_connection_silent} KB RSS, ${out.heap_kb_per_connection_silent} KB heap each`);
+    lines.push(
+      `memory: ${out.kb_per_connection} KB RSS per connection (${m.connections} connections, relay RSS ${out.relay_rss_mb_before} → ${out.relay_rss_mb_after} MB; ` +
+        `heap ${out.heap_kb_per_connection} KB/connection; ${m.connectDeliveries} presence frames forwarded while they joined); ` +
+        `connections that send nothing: ${out.kb_per_connection_silent} KB RSS, ${out.heap_kb_per_connection_silent} KB heap each`,
+    );
   }
   process.stdout.write(lines.join('\n') + '\n');
 }

@@ -7,8 +7,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ChildProcess, spawn, spawnSync } from 'child_process';
 
+const started = Date.now();
+
+/** Progress on stderr, with the seconds since the bench started. */
 export function log(msg: string): void {
-  process.stderr.write(`[bench] ${msg}\n`);
+  process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${msg}\n`);
 }
 
 // ---- child processes -----------------------------------------------------------------------------
@@ -94,12 +97,15 @@ export interface TimeOptions {
 
 /** Quote one word for hyperfine's -N mode (POSIX shell-words splitting, no shell involved). */
 function word(s: string): string {
-  return /^[A-Za-z0-9_\/.,:=%@+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+  return /^[A-Za-z0-9_.,:=%@+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 export class Timer {
   /** hyperfine spawns each run from a small native process, with no shell and little overhead. */
-  constructor(readonly hyperfine: boolean, private readonly scratch: string) {}
+  constructor(
+    readonly hyperfine: boolean,
+    private readonly scratch: string,
+  ) {}
 
   private seq = 0;
 

@@ -5,12 +5,14 @@
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
-import { MAX_CONTROL_MESSAGE, Method, Params, ProgressEvent, Request, Response, StateEvent, checkRequest } from '../protocol';
+import { MAX_CONTROL_MESSAGE, Method, Params, ProgressEvent, Request, Response, Result, StateEvent, checkRequest } from '../protocol';
 import { Agent } from './agent';
 import { TeamService } from './team/service';
-import { toErrorInfo } from '../shared/errors';
+import { StrataError, toErrorInfo } from '../shared/errors';
 
-type Handler<M extends Method> = (p: Params<M>, conn: Conn) => Promise<unknown> | unknown;
+type SwitchResult = { active: string[]; decision?: string };
+
+type Handler<M extends Method> = (p: Params<M>, conn: Conn) => Promise<Result<M>> | Result<M>;
 
 interface Conn {
   socket: net.Socket;
@@ -26,39 +28,39 @@ export class ControlServer {
 
   constructor(
     private readonly agent: Agent,
-    team: TeamService,
+    private readonly team: TeamService,
     private readonly socketPath: string,
     private readonly log: (m: string) => void,
   ) {
     const a = agent;
     this.handlers = {
-      'status': () => a.status(),
-      'layer.list': () => a.listLayers(),
-      'layer.show': (p) => a.showLayer(p.name),
-      'layer.create': (p) => a.createLayer(p, (m) => a.progress(`create ${p.name}`, m)),
-      'layer.rm': (p) => a.removeLayer(p.name),
-      'layer.map': (p) => a.mapPath(p.name, p.original, p.destination),
-      'layer.unmap': (p) => a.unmapPath(p.name, p.original),
-      'layer.exclude': (p) => a.addExclude(p.name, p.path),
-      'layer.hide': (p) => a.addDelete(p.name, p.path),
-      'layer.update': (p) => a.updateLayer(p.name, p.spec),
-      'layer.validate': (p) => a.validateSpec(p.spec),
-      'layer.reset': (p) => a.resetLayer(p.name),
-      'layer.export': (p) => a.exportLayer(p.name, p.file),
-      'layer.import': (p) => a.importLayer(p.file, (m) => a.progress(`import ${path.basename(p.file)}`, m)),
-      'view.add': (p) => a.addView(p.base, p.at),
-      'view.list': () => a.listViews(),
-      'view.rm': (p) => a.removeView(p.base),
-      'activate': (p) => team.switchLayers({ activate: p.names }, { whenIdle: p.whenIdle, timeoutMs: p.timeoutMs }),
-      'deactivate': (p) => team.switchLayers({ deactivate: p.names, force: p.force }),
-      'swap': (p) => team.switchLayers({ swap: [p.old, p.new] }),
+      status: () => a.status(),
+      'layer.list': () => a.layers.list(),
+      'layer.show': (p) => a.layers.show(p.name),
+      'layer.create': (p) => a.layers.create(p, (m) => a.progress(`create ${p.name}`, m)),
+      'layer.rm': (p) => a.layers.remove(p.name),
+      'layer.map': (p) => a.layers.map(p.name, p.original, p.destination),
+      'layer.unmap': (p) => a.layers.unmap(p.name, p.original),
+      'layer.exclude': (p) => a.layers.addExclude(p.name, p.path),
+      'layer.hide': (p) => a.layers.addDeleteEntry(p.name, p.path),
+      'layer.update': (p) => a.layers.update(p.name, p.spec),
+      'layer.validate': (p) => a.layers.validate(p.spec),
+      'layer.reset': (p) => a.layers.reset(p.name),
+      'layer.export': (p) => a.layers.exportTo(p.name, p.file),
+      'layer.import': (p) => a.layers.importFrom(p.file, (m) => a.progress(`import ${path.basename(p.file)}`, m)),
+      'view.add': (p) => a.views.add(p.base, p.at),
+      'view.list': () => a.views.list(),
+      'view.rm': (p) => a.views.remove(p.base),
+      activate: (p) => this.activate(p),
+      deactivate: (p) => this.deactivate(p),
+      swap: (p) => this.swap(p),
       'team.join': (p) => team.join(p),
       'team.leave': () => team.leave(),
       'team.status': () => team.status(),
       'team.history': () => team.history(),
       'team.revert': (p) => team.revert(p.id),
       'team.hold': (p) => team.hold(p.name, p.hold),
-      'subscribe': (_p, conn) => {
+      subscribe: (_p, conn) => {
         conn.subscribed = true;
         return a.status();
       },
@@ -71,6 +73,41 @@ export class ControlServer {
     agent.onProgress((p) => {
       for (const c of this.conns) if (c.subscribed) c.send({ event: 'progress', ...p });
     });
+  }
+
+  // ---- switches: personal layers go to the local switch, team layers to the team, which applies
+  // them through the same switch. A request naming both switches the personal ones first.
+
+  private async activate(p: Params<'activate'>): Promise<SwitchResult> {
+    const { team, personal } = this.split(p.names);
+    let result: SwitchResult = { active: this.agent.switch.active() };
+    if (personal.length) result = await this.agent.switch.activate(personal);
+    if (team.length) result = await this.team.switchTeam({ activate: team }, { whenIdle: p.whenIdle, timeoutMs: p.timeoutMs });
+    return result;
+  }
+
+  private async deactivate(p: Params<'deactivate'>): Promise<SwitchResult> {
+    const { team, personal } = this.split(p.names);
+    let result: SwitchResult = { active: this.agent.switch.active() };
+    if (personal.length) result = await this.agent.switch.deactivate(personal, p.force ?? false);
+    if (team.length) result = await this.team.switchTeam({ deactivate: team });
+    return result;
+  }
+
+  private swap(p: Params<'swap'>): Promise<SwitchResult> {
+    const isTeam = this.team.isTeamLayer(p.old);
+    if (isTeam !== this.team.isTeamLayer(p.new)) {
+      throw new StrataError(
+        'E_BAD_REQUEST',
+        `cannot swap team layer and personal layer (${p.old} → ${p.new}) in one step`,
+        'Use activate and deactivate.',
+      );
+    }
+    return isTeam ? this.team.switchTeam({ swap: [p.old, p.new] }) : this.agent.switch.swap(p.old, p.new);
+  }
+
+  private split(names: string[]): { team: string[]; personal: string[] } {
+    return { team: names.filter((n) => this.team.isTeamLayer(n)), personal: names.filter((n) => !this.team.isTeamLayer(n)) };
   }
 
   onStop(fn: () => void): void {
@@ -135,7 +172,11 @@ export class ControlServer {
         if (line.trim()) void this.handleLine(conn, line);
       }
       if (buf.length > MAX_CONTROL_MESSAGE) {
-        conn.send({ id: -1, ok: false, error: { code: 'E_TOO_LARGE', message: `message exceeds ${MAX_CONTROL_MESSAGE} bytes; connection closed` } });
+        conn.send({
+          id: -1,
+          ok: false,
+          error: { code: 'E_TOO_LARGE', message: `message exceeds ${MAX_CONTROL_MESSAGE} bytes; connection closed` },
+        });
         socket.end();
         buf = '';
       }

@@ -40,7 +40,11 @@ export class LayerStore {
 
   static checkName(name: string): void {
     if (!LAYER_NAME_RE.test(name)) {
-      throw new StrataError('E_LAYER_INVALID', `layer name "${name}" is not valid`, 'Use letters, digits, ".", "_", "+" and "-" (up to 64 characters).');
+      throw new StrataError(
+        'E_LAYER_INVALID',
+        `layer name "${name}" is not valid`,
+        'Use letters, digits, ".", "_", "+" and "-" (up to 64 characters).',
+      );
     }
   }
 
@@ -51,12 +55,20 @@ export class LayerStore {
   /** Read and validate one layer; E_LAYER_UNKNOWN when missing, E_LAYER_INVALID when malformed. */
   async get(name: string): Promise<LayerSpec> {
     if (!this.exists(name)) {
-      throw new StrataError('E_LAYER_UNKNOWN', `no layer named "${name}" in ${this.root}`, 'Run "strata layer list" to see the layers, or create one with "strata layer create".');
+      throw new StrataError(
+        'E_LAYER_UNKNOWN',
+        `no layer named "${name}" in ${this.root}`,
+        'Run "strata layer list" to see the layers, or create one with "strata layer create".',
+      );
     }
     const file = this.specFile(name);
     const spec = parseLayerJson(await fsp.readFile(file, 'utf8'), file);
     if (spec.name !== name) {
-      throw new StrataError('E_LAYER_INVALID', `${file}: name: "${spec.name}" does not match its folder "${name}"`, 'Rename the folder or fix the name field.');
+      throw new StrataError(
+        'E_LAYER_INVALID',
+        `${file}: name: "${spec.name}" does not match its folder "${name}"`,
+        'Rename the folder or fix the name field.',
+      );
     }
     return spec;
   }
@@ -122,7 +134,11 @@ export class LayerStore {
   ): Promise<LayerSpec> {
     LayerStore.checkName(name);
     if (this.exists(name)) {
-      throw new StrataError('E_LAYER_EXISTS', `a layer named "${name}" already exists`, `Remove it with "strata layer rm ${name}" or pick another name.`);
+      throw new StrataError(
+        'E_LAYER_EXISTS',
+        `a layer named "${name}" already exists`,
+        `Remove it with "strata layer rm ${name}" or pick another name.`,
+      );
     }
     const src = path.resolve(from);
     const st = await fsp.stat(src).catch(() => null);
@@ -134,7 +150,11 @@ export class LayerStore {
       progress(`copying ${src} into the layer store`);
       await fsp.mkdir(path.join(tmp, 'files'));
       await run('cp', ['-a', '--', src + '/.', path.join(tmp, 'files')], { maxBuffer: 1 << 20 }).catch((e) => {
-        throw new StrataError('E_IO', `copying ${src} failed: ${String((e as Error).message).split('\n')[0]}`, 'Check that the folder is readable and the disk has room.');
+        throw new StrataError(
+          'E_IO',
+          `copying ${src} failed: ${String((e as Error).message).split('\n')[0]}`,
+          'Check that the folder is readable and the disk has room.',
+        );
       });
       await fsp.mkdir(path.join(tmp, 'writable', 'files'), { recursive: true });
       const spec: LayerSpec = {
@@ -210,7 +230,11 @@ export class LayerStore {
       await fsp.rename(tmp, out);
     } catch (e) {
       await fsp.rm(tmp, { force: true });
-      throw new StrataError('E_ARCHIVE', `exporting ${name} to ${out} failed: ${(e as Error).message.split('\n')[0]}`, 'Check that the target folder exists and is writable.');
+      throw new StrataError(
+        'E_ARCHIVE',
+        `exporting ${name} to ${out} failed: ${(e as Error).message.split('\n')[0]}`,
+        'Check that the target folder exists and is writable.',
+      );
     }
     return { bytes: (await fsp.stat(out)).size, sha256: await sha256File(out) };
   }
@@ -218,17 +242,30 @@ export class LayerStore {
   /** Import an exported archive; validates everything before the layer appears in the store. */
   async importFrom(file: string, progress: Progress = () => {}): Promise<LayerSpec> {
     const src = path.resolve(file);
-    if (!fs.existsSync(src)) throw new StrataError('E_ARCHIVE', `${src}: no such file`, 'Give the path of a file made by "strata layer export".');
+    if (!fs.existsSync(src))
+      throw new StrataError('E_ARCHIVE', `${src}: no such file`, 'Give the path of a file made by "strata layer export".');
     let listing: string;
     try {
       listing = (await run('tar', ['-tzf', src], { maxBuffer: 64 << 20 })).stdout;
     } catch (e) {
-      throw new StrataError('E_ARCHIVE', `${src}: not a readable layer archive (${(e as Error).message.split('\n')[0].slice(0, 200)})`, 'Export the layer again with "strata layer export".');
+      throw new StrataError(
+        'E_ARCHIVE',
+        `${src}: not a readable layer archive (${(e as Error).message.split('\n')[0].slice(0, 200)})`,
+        'Export the layer again with "strata layer export".',
+      );
     }
     for (const entry of listing.split('\n').filter(Boolean)) {
       const clean = entry.replace(/^\.\//, '');
-      if (clean.startsWith('/') || clean.split('/').includes('..') || !(clean === 'layer.json' || clean === 'files' || clean.startsWith('files/'))) {
-        throw new StrataError('E_ARCHIVE', `${src}: unexpected entry "${entry}"; a layer archive holds only layer.json and files/`, 'Nothing was imported.');
+      if (
+        clean.startsWith('/') ||
+        clean.split('/').includes('..') ||
+        !(clean === 'layer.json' || clean === 'files' || clean.startsWith('files/'))
+      ) {
+        throw new StrataError(
+          'E_ARCHIVE',
+          `${src}: unexpected entry "${entry}"; a layer archive holds only layer.json and files/`,
+          'Nothing was imported.',
+        );
       }
     }
     const tmp = await fsp.mkdtemp(path.join(this.root, '.import-'));
@@ -241,7 +278,11 @@ export class LayerStore {
       await fsp.mkdir(path.join(tmp, 'files'), { recursive: true });
       await this.checkDestinations(spec, path.join(tmp, 'files'));
       if (this.exists(spec.name)) {
-        throw new StrataError('E_LAYER_EXISTS', `a layer named "${spec.name}" already exists`, `Remove it first with "strata layer rm ${spec.name}".`);
+        throw new StrataError(
+          'E_LAYER_EXISTS',
+          `a layer named "${spec.name}" already exists`,
+          `Remove it first with "strata layer rm ${spec.name}".`,
+        );
       }
       await fsp.mkdir(path.join(tmp, 'writable', 'files'), { recursive: true });
       await writeFileAtomic(specFile, JSON.stringify(spec, null, 2) + '\n');

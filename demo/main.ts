@@ -20,7 +20,19 @@ import * as path from 'path';
 import { ChildProcess, execFileSync, spawn, spawnSync } from 'child_process';
 import { digestLayerDir } from '../daemon/team/digest';
 import {
-  CHROMIUM, ROOT, Browser, Group, Server, installExtension, launchChromium, makeScratch, missingTools, startCodeServer, startGroup, unmountUnder, waitFor,
+  CHROMIUM,
+  ROOT,
+  Browser,
+  Group,
+  Server,
+  installExtension,
+  launchChromium,
+  makeScratch,
+  missingTools,
+  startCodeServer,
+  startGroup,
+  unmountUnder,
+  waitFor,
 } from './browser/vscode-host.mjs';
 import { layerRows, openStrataView, strataStatusText, treeRows, waitWorkbench } from './browser/workbench.mjs';
 
@@ -29,7 +41,10 @@ const dir = path.resolve(process.env.STRATA_DEMO_DIR ?? path.join(os.tmpdir(), C
 const cli = path.join(__dirname, 'cli.js');
 const TEAM = 'demo';
 const SLOT = 'tool';
-const LAYERS = [{ name: 'tool-2', version: '2.0' }, { name: 'tool-3', version: '3.0' }];
+const LAYERS = [
+  { name: 'tool-2', version: '2.0' },
+  { name: 'tool-3', version: '3.0' },
+];
 
 interface Teammate {
   name: string;
@@ -66,7 +81,12 @@ function writeTool(root: string, version: string, from: string): void {
 }
 
 function toolOf(who: Teammate): string {
-  return fs.readFileSync(path.join(who.project, 'tools/bin/tool'), 'utf8').split('\n')[1]?.replace(/^echo "|"$/g, '') ?? '';
+  return (
+    fs
+      .readFileSync(path.join(who.project, 'tools/bin/tool'), 'utf8')
+      .split('\n')[1]
+      ?.replace(/^echo "|"$/g, '') ?? ''
+  );
 }
 
 // ---- stopping everything ------------------------------------------------------------------------
@@ -134,8 +154,14 @@ function clearPrevious(): void {
 // ---- the steps --------------------------------------------------------------------------------------
 
 async function startRelay(secret: string): Promise<Group & { url: string }> {
-  const relay = await startGroup(process.execPath, [cli, 'relay', '--listen', '127.0.0.1:0', '--secret-file', secret],
-    { env: process.env, cwd: dir, logFile: path.join(dir, 'relay.log'), ready: /listening on (wss?:\/\/\S+)/, timeoutMs: 20000, name: 'strata relay' });
+  const relay = await startGroup(process.execPath, [cli, 'relay', '--listen', '127.0.0.1:0', '--secret-file', secret], {
+    env: process.env,
+    cwd: dir,
+    logFile: path.join(dir, 'relay.log'),
+    ready: /listening on (wss?:\/\/\S+)/,
+    timeoutMs: 20000,
+    name: 'strata relay',
+  });
   recordGroup('relay', relay.proc);
   return Object.assign(relay, { url: relay.match[1] });
 }
@@ -152,7 +178,10 @@ function httpGet(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.get(url, (res) => {
       let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res
+        .setEncoding('utf8')
+        .on('data', (d: string) => (body += d))
+        .on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
     req.setTimeout(15000, () => req.destroy(new Error(`GET ${url} timed out`)));
     req.on('error', reject);
@@ -161,7 +190,12 @@ function httpGet(url: string): Promise<{ status: number; body: string }> {
 
 /** Waits until alice's view serves the version `want` of the tool; returns how long that took. */
 async function aliceFollows(want: string, t0: number): Promise<number> {
-  await waitFor(() => toolOf(alice).includes(`tool ${want}`), 15000, `alice's view to serve tool ${want} (it serves: ${toolOf(alice)})`, 20);
+  await waitFor(
+    () => toolOf(alice).includes(`tool ${want}`),
+    15000,
+    `alice's view to serve tool ${want} (it serves: ${toolOf(alice)})`,
+    20,
+  );
   return Date.now() - t0;
 }
 
@@ -182,13 +216,27 @@ async function main(): Promise<void> {
   // One project, checked out by both teammates. tools/ is what the layers replace.
   for (const who of people) {
     writeTool(path.join(who.project, 'tools'), '1.0', 'the project');
-    fs.writeFileSync(path.join(who.project, 'README.md'), `# demo project (${who.name}'s checkout)\n\n\`tools/bin/tool\` is served by Strata: switch layers and run it again.\n`);
+    fs.writeFileSync(
+      path.join(who.project, 'README.md'),
+      `# demo project (${who.name}'s checkout)\n\n\`tools/bin/tool\` is served by Strata: switch layers and run it again.\n`,
+    );
   }
   for (const l of LAYERS) writeTool(path.join(dir, 'layer-src', l.name), l.version, 'a Strata layer');
 
   console.log('1. alice captures two versions of the tool as layers; bob imports them (as from another machine)');
   for (const l of LAYERS) {
-    strata(alice, 'layer', 'create', l.name, '--from', path.join(dir, 'layer-src', l.name), '--version', l.version, '--description', `the tool, version ${l.version}`);
+    strata(
+      alice,
+      'layer',
+      'create',
+      l.name,
+      '--from',
+      path.join(dir, 'layer-src', l.name),
+      '--version',
+      l.version,
+      '--description',
+      `the tool, version ${l.version}`,
+    );
     strataShow(alice, 0, 'layer', 'unmap', l.name, '/');
     strataShow(alice, 0, 'layer', 'map', l.name, '/tools', '/');
     const archive = path.join(dir, `${l.name}.tar.gz`);
@@ -198,7 +246,9 @@ async function main(): Promise<void> {
 
   console.log('\n2. A standalone team relay, and the team file committed in the project (both layers in one swap slot)');
   const secret = path.join(dir, 'team.secret');
-  fs.writeFileSync(secret, Buffer.from(Array.from({ length: 32 }, () => Math.floor(Math.random() * 256))).toString('hex') + '\n', { mode: 0o600 });
+  fs.writeFileSync(secret, Buffer.from(Array.from({ length: 32 }, () => Math.floor(Math.random() * 256))).toString('hex') + '\n', {
+    mode: 0o600,
+  });
   const relay = await startRelay(secret);
   cleanups.push(() => relay.stop());
   console.log(`  $ strata relay --listen 127.0.0.1:0 --secret-file ${secret}\n    ${relay.output().trim().split('\n')[0]}`);
@@ -212,16 +262,25 @@ async function main(): Promise<void> {
   // the views are mounted over the checkouts.)
   console.log('\n3. Both join the team');
   for (const who of people) strata(who, 'team', 'join', relay.url, '--secret-file', secret, '--name', who.name);
-  await waitFor(() => {
-    const st = JSON.parse(execFileSync(process.execPath, [cli, 'team', 'status', '--json'], { env: alice.env, encoding: 'utf8', cwd: alice.project }));
-    return (st.peers ?? []).some((p: { active: string[] | null; connection: string }) => p.active !== null && p.connection !== 'gone');
-  }, 20000, 'alice to see bob as a peer');
+  await waitFor(
+    () => {
+      const st = JSON.parse(
+        execFileSync(process.execPath, [cli, 'team', 'status', '--json'], { env: alice.env, encoding: 'utf8', cwd: alice.project }),
+      );
+      return (st.peers ?? []).some((p: { active: string[] | null; connection: string }) => p.active !== null && p.connection !== 'gone');
+    },
+    20000,
+    'alice to see bob as a peer',
+  );
 
   console.log('\n4. Each serves their checkout through Strata, in place');
   for (const who of people) strata(who, 'view', 'add', who.project);
 
   console.log(`\n5. A shell of alice's, started now in ${alice.project}/tools/bin, and bob switching the team`);
-  const shell = spawn('bash', ['--noprofile', '--norc'], { cwd: path.join(alice.project, 'tools/bin'), stdio: ['pipe', 'pipe', 'inherit'] });
+  const shell = spawn('bash', ['--noprofile', '--norc'], {
+    cwd: path.join(alice.project, 'tools/bin'),
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   cleanups.push(() => shell.kill());
   let buf = '';
   shell.stdout!.on('data', (d) => (buf += String(d)));
@@ -243,7 +302,7 @@ async function main(): Promise<void> {
   shell.stdin!.end();
   strata(alice, 'team', 'status');
 
-  console.log('\n6. VS Code in the browser: code-server with the packaged extension, talking to alice\'s agent');
+  console.log("\n6. VS Code in the browser: code-server with the packaged extension, talking to alice's agent");
   const scratch = makeScratch('', { dir: path.join(dir, 'vscode') });
   const { version } = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
   // The same packaging as `npm run package` (its flags live in package.json only).
@@ -294,7 +353,8 @@ Ctrl-C stops code-server, the relay and both agents, and unmounts the views.`);
 /** STRATA_DEMO_CHECK: the page over HTTP, then (with Chromium) the workbench following a switch made on bob's agent. */
 async function check(server: Server, address: string): Promise<void> {
   const res = await httpGet(address);
-  if (res.status !== 200 || !/vscode|workbench/i.test(res.body)) throw new Error(`GET ${address} answered ${res.status}: ${res.body.slice(0, 200)}`);
+  if (res.status !== 200 || !/vscode|workbench/i.test(res.body))
+    throw new Error(`GET ${address} answered ${res.status}: ${res.body.slice(0, 200)}`);
   console.log(`  check: GET ${address} → ${res.status}, ${res.body.length} bytes of workbench page`);
 
   let browser: Browser | null = null;
@@ -306,7 +366,11 @@ async function check(server: Server, address: string): Promise<void> {
     await browser.page.goto(address);
     await waitWorkbench(browser.page);
     await openStrataView(browser.page);
-    await waitFor(async () => (await strataStatusText(browser!.page)).includes('tool-3'), 30000, 'alice\'s VS Code status bar to show tool-3');
+    await waitFor(
+      async () => (await strataStatusText(browser!.page)).includes('tool-3'),
+      30000,
+      "alice's VS Code status bar to show tool-3",
+    );
     console.log(`  check: alice's VS Code shows "${await strataStatusText(browser.page)}"`);
   } else {
     console.log(`  check: no Chromium at ${CHROMIUM}; the workbench itself is not checked`);
@@ -317,10 +381,17 @@ async function check(server: Server, address: string): Promise<void> {
   console.log(`  check: alice's view followed bob's switch in ${await aliceFollows('2.0', t0)} ms: ${toolOf(alice)}`);
   if (browser) {
     const page = browser.page;
-    await waitFor(async () => (await strataStatusText(page)).includes('tool-2'), 15000, 'alice\'s VS Code status bar to follow to tool-2');
-    await waitFor(async () => (await layerRows(page)).some((r) => r.label === 'tool-2' && /(^|\W)active$/.test(r.description)), 15000, 'the Layers tree to mark tool-2 active');
-    await waitFor(async () => (await treeRows(page, 'Team')).some((r) => /active/i.test(r.label) && r.description.includes('tool-2')), 15000,
-      `the Team view to show tool-2 as the team's active set (rows: ${JSON.stringify(await treeRows(page, 'Team'))})`);
+    await waitFor(async () => (await strataStatusText(page)).includes('tool-2'), 15000, "alice's VS Code status bar to follow to tool-2");
+    await waitFor(
+      async () => (await layerRows(page)).some((r) => r.label === 'tool-2' && /(^|\W)active$/.test(r.description)),
+      15000,
+      'the Layers tree to mark tool-2 active',
+    );
+    await waitFor(
+      async () => (await treeRows(page, 'Team')).some((r) => /active/i.test(r.label) && r.description.includes('tool-2')),
+      15000,
+      `the Team view to show tool-2 as the team's active set (rows: ${JSON.stringify(await treeRows(page, 'Team'))})`,
+    );
     console.log(`  check: alice's VS Code followed in ${Date.now() - t0} ms: status bar "${await strataStatusText(page)}"`);
     fs.mkdirSync(path.join(ROOT, 'test-artifacts'), { recursive: true });
     await page.mouse.move(700, 500);

@@ -19,7 +19,10 @@ export interface StrataApi {
   editorMessage(msg: unknown): Promise<HostMessage[]>;
 }
 
-export function makeApi(ctx: Ctx, parts: { layers: LayersProvider; mappings: MappingsProvider; team: TeamProvider; statusBar: StatusBar; editor: LayerEditorProvider }): StrataApi {
+export function makeApi(
+  ctx: Ctx,
+  parts: { layers: LayersProvider; mappings: MappingsProvider; team: TeamProvider; statusBar: StatusBar; editor: LayerEditorProvider },
+): StrataApi {
   return {
     layersProvider: parts.layers,
     mappingsProvider: parts.mappings,

@@ -83,7 +83,11 @@ export class Connection {
     try {
       const status = await c.call('subscribe', {});
       if (status.protocol !== CONTROL_PROTOCOL_VERSION) {
-        throw new StrataError('E_BAD_REQUEST', `the agent speaks control protocol ${status.protocol}, this extension ${CONTROL_PROTOCOL_VERSION}`, 'Restart the agent (Strata: Restart Agent) so the bundled one runs.');
+        throw new StrataError(
+          'E_BAD_REQUEST',
+          `the agent speaks control protocol ${status.protocol}, this extension ${CONTROL_PROTOCOL_VERSION}`,
+          'Restart the agent (Strata: Restart Agent) so the bundled one runs.',
+        );
       }
       this.backoff.reset();
       this.log.info(`connected to the agent (pid ${status.pid}) on ${socket}`);

@@ -40,9 +40,11 @@ export class Ctx implements vscode.Disposable {
     this.own(this.log);
     this.own(this.changes);
     this.connection = this.newConnection();
-    this.own(vscode.workspace.onDidChangeConfiguration((e) => {
-      if (e.affectsConfiguration(`${SETTINGS.section}.${SETTINGS.home}`)) this.relocate();
-    }));
+    this.own(
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration(`${SETTINGS.section}.${SETTINGS.home}`)) this.relocate();
+      }),
+    );
     void vscode.commands.executeCommand('setContext', CONTEXT_KEYS.agent, this._health);
   }
 
@@ -132,7 +134,9 @@ export class Ctx implements vscode.Disposable {
   call<M extends Method>(method: M, params: Params<M>): Promise<Result<M>> {
     const c = this.connection.current;
     if (!c || !this.connected) {
-      return Promise.reject(new StrataError('E_AGENT_UNAVAILABLE', 'the Strata agent is not running', 'Start it with "Strata: Start Agent".'));
+      return Promise.reject(
+        new StrataError('E_AGENT_UNAVAILABLE', 'the Strata agent is not running', 'Start it with "Strata: Start Agent".'),
+      );
     }
     return c.call(method, params);
   }
@@ -147,33 +151,37 @@ export class Ctx implements vscode.Disposable {
   private newConnection(): Connection {
     const where = locateAgent(this.extension.extensionPath);
     this.logger.info(`STRATA_HOME ${where.home} (from the ${where.source}); socket ${where.socket}`);
-    return new Connection(where, {
-      connected: (client, status) => {
-        this.endConnectionLifetime();
-        this.progress = this.ownForConnection(new ProgressTracker(this.log.for('progress')));
-        this.ownForConnection({ dispose: () => clearTimeout(this.teamTimer) });
-        this.ownForConnection({ dispose: () => client.close() });
-        this._status = status; // before the health event, so listeners see a whole state
-        this.setHealth('connected');
-        this.changes.fire('status');
-        this.scheduleTeamRefresh();
+    return new Connection(
+      where,
+      {
+        connected: (client, status) => {
+          this.endConnectionLifetime();
+          this.progress = this.ownForConnection(new ProgressTracker(this.log.for('progress')));
+          this.ownForConnection({ dispose: () => clearTimeout(this.teamTimer) });
+          this.ownForConnection({ dispose: () => client.close() });
+          this._status = status; // before the health event, so listeners see a whole state
+          this.setHealth('connected');
+          this.changes.fire('status');
+          this.scheduleTeamRefresh();
+        },
+        disconnected: (reason) => {
+          if (this._health === 'down') {
+            this._downReason = reason; // a retry failed again: nothing else changed
+            return;
+          }
+          if (this._health === 'connected') this.logger.warn(`lost the agent: ${reason}`);
+          this.endConnectionLifetime();
+          this.progress = null;
+          this._status = null;
+          this._team = null;
+          this.setHealth('down', reason);
+          this.changes.fire('status');
+          this.changes.fire('team');
+        },
+        event: (e) => this.onAgentEvent(e),
       },
-      disconnected: (reason) => {
-        if (this._health === 'down') {
-          this._downReason = reason; // a retry failed again: nothing else changed
-          return;
-        }
-        if (this._health === 'connected') this.logger.warn(`lost the agent: ${reason}`);
-        this.endConnectionLifetime();
-        this.progress = null;
-        this._status = null;
-        this._team = null;
-        this.setHealth('down', reason);
-        this.changes.fire('status');
-        this.changes.fire('team');
-      },
-      event: (e) => this.onAgentEvent(e),
-    }, this.log.for('connection'));
+      this.log.for('connection'),
+    );
   }
 
   /** The home setting changed: drop this connection and connect to the other agent. */

@@ -25,7 +25,12 @@ export function formatError(e: unknown): string {
 }
 
 export function showActions(kind: 'error' | 'warning' | 'info', message: string, actions: Action[]): void {
-  const show = kind === 'error' ? vscode.window.showErrorMessage : kind === 'warning' ? vscode.window.showWarningMessage : vscode.window.showInformationMessage;
+  const show =
+    kind === 'error'
+      ? vscode.window.showErrorMessage
+      : kind === 'warning'
+        ? vscode.window.showWarningMessage
+        : vscode.window.showInformationMessage;
   void show(message, ...actions.map((a) => a.title)).then((picked) => actions.find((a) => a.title === picked)?.run());
 }
 

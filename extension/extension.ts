@@ -30,10 +30,12 @@ export function activate(context: vscode.ExtensionContext): StrataApi {
 
   const editor = ctx.own(new LayerEditorProvider(ctx, context.extensionUri));
   ctx.own(vscode.window.registerWebviewViewProvider(VIEWS.layerEditor, editor));
-  ctx.own(layersView.onDidChangeSelection((e) => {
-    const item = e.selection[0];
-    if (item instanceof LayerItem) editor.select(item.layer.name);
-  }));
+  ctx.own(
+    layersView.onDidChangeSelection((e) => {
+      const item = e.selection[0];
+      if (item instanceof LayerItem) editor.select(item.layer.name);
+    }),
+  );
 
   registerCommands(ctx, [...layerCommands(ctx, editor), ...teamCommands(ctx), ...agentCommands(ctx)]);
   const statusBar = ctx.own(new StatusBar(ctx));

@@ -67,7 +67,14 @@ export function effectiveTable(layers: readonly LayerSpec[], active: readonly st
     const base = { layer: l.name, priority: l.priority };
     for (const m of l.mappings) {
       const r = resolver.resolve(m.original);
-      const row: TableRow = { ...base, kind: 'mapping', path: m.original, destination: '/' + m.destination, state: 'wins', resolvesTo: describeResolution(r) };
+      const row: TableRow = {
+        ...base,
+        kind: 'mapping',
+        path: m.original,
+        destination: '/' + m.destination,
+        state: 'wins',
+        resolvesTo: describeResolution(r),
+      };
       const stop = stopper(m.original);
       if (excluded(l, m.original)) row.state = 'excluded';
       else if (above(stop, l)) Object.assign(row, { state: 'hidden', by: stop!.name });

@@ -19,13 +19,20 @@ export function layerPickItem(l: LayerInfo): LayerPick {
   };
 }
 
-export async function pickLayer(ctx: Ctx, opts: { title: string; placeHolder: string; filter?: (l: LayerInfo) => boolean }): Promise<LayerInfo | undefined> {
+export async function pickLayer(
+  ctx: Ctx,
+  opts: { title: string; placeHolder: string; filter?: (l: LayerInfo) => boolean },
+): Promise<LayerInfo | undefined> {
   const layers = orderedLayers(ctx.status?.layers ?? []).filter(opts.filter ?? (() => true));
   if (!layers.length) {
     void vscode.window.showInformationMessage(`Strata: no layer to choose for ${opts.title.toLowerCase()}.`);
     return undefined;
   }
-  const picked = await vscode.window.showQuickPick(layers.map(layerPickItem), { title: opts.title, placeHolder: opts.placeHolder, matchOnDescription: true });
+  const picked = await vscode.window.showQuickPick(layers.map(layerPickItem), {
+    title: opts.title,
+    placeHolder: opts.placeHolder,
+    matchOnDescription: true,
+  });
   return picked?.layer;
 }
 
@@ -34,7 +41,8 @@ export function layerOfArg(ctx: Ctx, arg: unknown): LayerInfo | undefined {
   let name: string | undefined;
   if (arg instanceof LayerItem || arg instanceof RuleItem) name = arg.layer.name;
   else if (typeof arg === 'string') name = arg;
-  else if (typeof arg === 'object' && arg !== null && typeof (arg as { name?: unknown }).name === 'string') name = (arg as { name: string }).name;
+  else if (typeof arg === 'object' && arg !== null && typeof (arg as { name?: unknown }).name === 'string')
+    name = (arg as { name: string }).name;
   if (name === undefined) return undefined;
   const layer = ctx.status?.layers.find((l) => l.name === name);
   if (!layer) throw new StrataError('E_LAYER_UNKNOWN', `no layer named "${name}"`, 'Refresh the Layers view to see the current layers.');
@@ -42,6 +50,10 @@ export function layerOfArg(ctx: Ctx, arg: unknown): LayerInfo | undefined {
 }
 
 /** The argument's layer, else one the user picks. */
-export async function layerFromArg(ctx: Ctx, arg: unknown, opts: { title: string; placeHolder: string; filter?: (l: LayerInfo) => boolean }): Promise<LayerInfo | undefined> {
+export async function layerFromArg(
+  ctx: Ctx,
+  arg: unknown,
+  opts: { title: string; placeHolder: string; filter?: (l: LayerInfo) => boolean },
+): Promise<LayerInfo | undefined> {
   return layerOfArg(ctx, arg) ?? pickLayer(ctx, opts);
 }

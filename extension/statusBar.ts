@@ -16,17 +16,28 @@ interface Look {
 
 /** Pure: what the item shows for a health, status and team status. */
 export function statusLook(health: Health, status: AgentStatus | null, team: TeamStatus | null, downReason = ''): Look {
-  if (health === 'connecting') return { text: '$(sync~spin) Strata', command: COMMANDS.showLog, tooltip: 'Connecting to the Strata agent…', warning: false };
+  if (health === 'connecting')
+    return { text: '$(sync~spin) Strata', command: COMMANDS.showLog, tooltip: 'Connecting to the Strata agent…', warning: false };
   if (health === 'down' || !status) {
-    return { text: '$(warning) Strata agent down', command: COMMANDS.startAgent, tooltip: `The Strata agent is not running${downReason ? ` (${downReason})` : ''}. Click to start it.`, warning: true };
+    return {
+      text: '$(warning) Strata agent down',
+      command: COMMANDS.startAgent,
+      tooltip: `The Strata agent is not running${downReason ? ` (${downReason})` : ''}. Click to start it.`,
+      warning: true,
+    };
   }
   let text = `$(layers) ${status.active.join(', ') || 'no layers'}`;
-  const tip = [`Active layers: ${status.active.join(', ') || 'none'}`, `Views: ${status.views.map((v) => v.mountpoint).join(', ') || 'none'}`];
+  const tip = [
+    `Active layers: ${status.active.join(', ') || 'none'}`,
+    `Views: ${status.views.map((v) => v.mountpoint).join(', ') || 'none'}`,
+  ];
   if (team?.joined) {
     const d = team.lastDecision;
     const drift = team.drift?.length ? ` $(warning)` : '';
     text += d ? ` · $(sync) team ${d.applied}/${d.of}${drift}` : ` · $(sync) team${drift}`;
-    tip.push(`Team ${team.team}: ${(team.peers ?? []).filter((p) => p.connection !== 'gone').length} peer(s) present${d ? `, last decision applied on ${d.applied} of ${d.of}` : ''}`);
+    tip.push(
+      `Team ${team.team}: ${(team.peers ?? []).filter((p) => p.connection !== 'gone').length} peer(s) present${d ? `, last decision applied on ${d.applied} of ${d.of}` : ''}`,
+    );
     if (team.drift?.length) tip.push(`Drift here: ${team.drift.join(' ')}`);
   }
   tip.push('Click to activate or deactivate a layer.');

@@ -56,15 +56,17 @@ export class TeamFileOffer implements vscode.Disposable {
     for (const uri of await findTeamFiles()) {
       if (this.offered.has(uri.toString())) continue;
       this.offered.add(uri.toString());
-      let team = '';
+      let team: string;
       try {
         team = (await readTeamFile(uri)).team;
       } catch {
         continue; // Join Team… reports a broken file when the user asks for it
       }
-      showActions('info', `This workspace belongs to the Strata team "${team}" (${vscode.workspace.asRelativePath(uri)}). Join it to switch layers together?`, [
-        { title: 'Join Team', run: () => vscode.commands.executeCommand(COMMANDS.joinTeam, uri) },
-      ]);
+      showActions(
+        'info',
+        `This workspace belongs to the Strata team "${team}" (${vscode.workspace.asRelativePath(uri)}). Join it to switch layers together?`,
+        [{ title: 'Join Team', run: () => vscode.commands.executeCommand(COMMANDS.joinTeam, uri) }],
+      );
       return;
     }
   }

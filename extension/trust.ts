@@ -11,6 +11,10 @@ export function refuseUntrustedSource(file: string): void {
   if (vscode.workspace.isTrusted) return;
   const folder = vscode.workspace.workspaceFolders?.find((f) => f.uri.scheme === 'file' && isInside(file, f.uri.fsPath));
   if (folder) {
-    throw new StrataError('E_BAD_REQUEST', `${file} is inside the untrusted workspace folder ${folder.uri.fsPath}`, 'Trust the workspace first (Workspaces: Manage Workspace Trust).');
+    throw new StrataError(
+      'E_BAD_REQUEST',
+      `${file} is inside the untrusted workspace folder ${folder.uri.fsPath}`,
+      'Trust the workspace first (Workspaces: Manage Workspace Trust).',
+    );
   }
 }

@@ -1,23 +1,47 @@
 /**
  * The local control channel: CLI and extension <-> agent, newline-delimited JSON over a Unix socket.
- * Every method is declared once here with its params and result; `checkRequest` validates an
- * incoming line before the agent dispatches it.
+ * Every method is declared once here, in METHODS, as schemas of its params and result; the types
+ * are derived from them. The agent checks incoming params with them (`checkRequest`), the client
+ * checks results and pushed events (`checkIncoming`, `checkResult`).
  */
-import { ErrorInfo, isErrorCode } from './errors';
-import { LayerInfo, LayerSpec } from './layer';
-import type { TeamEvent } from './team';
+import * as v from 'valibot';
+import { ErrorInfo, ErrorInfoSchema } from './errors';
+import { LayerInfoSchema } from './layer';
+import { TeamEventSchema } from './team';
+import {
+  Issue,
+  bool,
+  count,
+  fieldMessages,
+  int,
+  isMissingField,
+  isUnknownField,
+  issueMessage,
+  list,
+  num,
+  obj,
+  plainObject,
+  str,
+  tagged,
+  utf8Length,
+} from './schema';
 
 export const CONTROL_PROTOCOL_VERSION = 1;
 /** Largest accepted line, in bytes. Control messages are small; layer content never travels here. */
 export const MAX_CONTROL_MESSAGE = 256 * 1024;
 
-export interface ViewInfo {
-  base: string;
-  mountpoint: string;
-  inPlace: boolean;
-  state: 'mounted' | 'failed';
-  error?: string;
-}
+// ---- results ----------------------------------------------------------------------------------
+
+const strings = list(str());
+
+export const ViewInfoSchema = obj({
+  base: str(),
+  mountpoint: str(),
+  inPlace: bool(),
+  state: v.picklist(['mounted', 'failed'], 'must be "mounted" or "failed"'),
+  error: v.optional(str()),
+});
+export type ViewInfo = v.InferOutput<typeof ViewInfoSchema>;
 
 export interface OpenFileHolder {
   pid: number;
@@ -25,261 +49,228 @@ export interface OpenFileHolder {
   path: string;
 }
 
-export interface AgentStatus {
-  protocol: number;
-  pid: number;
-  home: string;
-  socket: string;
-  active: string[];
-  layers: LayerInfo[];
-  views: ViewInfo[];
-}
+export const AgentStatusSchema = obj({
+  protocol: int(0),
+  pid: int(0),
+  home: str(),
+  socket: str(),
+  active: strings,
+  layers: list(LayerInfoSchema),
+  views: list(ViewInfoSchema),
+});
+export type AgentStatus = v.InferOutput<typeof AgentStatusSchema>;
 
-export interface TeamPeerInfo {
-  agent: string;
-  user: string;
-  host: string;
+export const TeamPeerInfoSchema = obj({
+  agent: str(),
+  user: str(),
+  host: str(),
   /** connected: a direct link; via-relay: known through another peer; gone: presence is stale. */
-  connection: 'connected' | 'via-relay' | 'gone';
+  connection: v.picklist(['connected', 'via-relay', 'gone'], 'must be "connected", "via-relay" or "gone"'),
   /** null for a standalone relay. */
-  active: string[] | null;
-  held: string[];
-  busy: string[];
+  active: v.nullable(strings),
+  held: strings,
+  busy: strings,
   /** Team layers this peer runs that differ from the team's active set (+name / -name). */
-  drift: string[];
-  lastSeen: number;
-}
+  drift: strings,
+  lastSeen: num(),
+});
+export type TeamPeerInfo = v.InferOutput<typeof TeamPeerInfoSchema>;
 
-export interface TeamStatus {
-  joined: boolean;
-  team?: string;
-  agent?: string;
-  relays?: { url: string; state: string }[];
-  listen?: string | null;
-  teamFile?: string;
+export const TeamStatusSchema = obj({
+  joined: bool(),
+  team: v.optional(str()),
+  agent: v.optional(str()),
+  relays: v.optional(list(obj({ url: str(), state: str() }))),
+  listen: v.optional(v.nullable(str())),
+  teamFile: v.optional(str()),
   /** The team's active set as the replicated registers say. */
-  desired?: string[];
+  desired: v.optional(strings),
   /** This agent's drift from it (+name: active here only, -name: missing here), with held layers. */
-  drift?: string[];
-  held?: string[];
-  peers?: TeamPeerInfo[];
+  drift: v.optional(strings),
+  held: v.optional(strings),
+  peers: v.optional(list(TeamPeerInfoSchema)),
   /** The last decision made here and how many agents applied it. */
-  lastDecision?: { id: string; applied: number; of: number };
+  lastDecision: v.optional(obj({ id: str(), applied: count(), of: count() })),
   /** Team layers missing here and being pulled. */
-  pulling?: { layer: string; done: number; total: number }[];
-}
+  pulling: v.optional(list(obj({ layer: str(), done: num(), total: num() }))),
+});
+export type TeamStatus = v.InferOutput<typeof TeamStatusSchema>;
 
-export interface Methods {
-  'status': { params: Record<string, never>; result: AgentStatus };
-  'layer.list': { params: Record<string, never>; result: LayerInfo[] };
-  'layer.show': { params: { name: string }; result: LayerInfo };
+// ---- methods ----------------------------------------------------------------------------------
+
+// A parameter's message is its type as the errors name it: `parameter "names" must be string[]`.
+const P = {
+  string: v.string('string'),
+  number: v.pipe(v.number('number'), v.finite('number')),
+  boolean: v.boolean('boolean'),
+  strings: v.array(v.string('string[]'), 'string[]'),
+  object: plainObject('object'),
+};
+/** Params: exactly these (unknown keys are refused so typos do not pass silently). */
+function params<const E extends v.ObjectEntries>(entries: E) {
+  return v.strictObject(entries, fieldMessages(entries, 'object'));
+}
+const none = params({});
+const named = params({ name: P.string });
+const opt = v.optional;
+
+export const METHODS = {
+  status: { params: none, result: AgentStatusSchema },
+  'layer.list': { params: none, result: list(LayerInfoSchema) },
+  'layer.show': { params: named, result: LayerInfoSchema },
   'layer.create': {
-    params: { name: string; from: string; priority?: number; version?: string; description?: string };
-    result: LayerInfo;
-  };
-  'layer.rm': { params: { name: string }; result: { removed: string } };
-  'layer.map': { params: { name: string; original: string; destination: string }; result: LayerInfo };
-  'layer.unmap': { params: { name: string; original: string }; result: LayerInfo };
-  'layer.exclude': { params: { name: string; path: string }; result: LayerInfo };
-  'layer.hide': { params: { name: string; path: string }; result: LayerInfo };
-  /** Replace a layer's editable fields (the layer editor's save). Renames when spec.name differs. */
-  'layer.update': { params: { name: string; spec: LayerSpec }; result: LayerInfo };
+    params: params({ name: P.string, from: P.string, priority: opt(P.number), version: opt(P.string), description: opt(P.string) }),
+    result: LayerInfoSchema,
+  },
+  'layer.rm': { params: named, result: obj({ removed: str() }) },
+  'layer.map': { params: params({ name: P.string, original: P.string, destination: P.string }), result: LayerInfoSchema },
+  'layer.unmap': { params: params({ name: P.string, original: P.string }), result: LayerInfoSchema },
+  'layer.exclude': { params: params({ name: P.string, path: P.string }), result: LayerInfoSchema },
+  /** Add a delete entry: the path is hidden while the layer is active. */
+  'layer.hide': { params: params({ name: P.string, path: P.string }), result: LayerInfoSchema },
+  /** Replace a layer's editable fields (the layer editor's save); the agent checks `spec` as a layer.json. */
+  'layer.update': { params: params({ name: P.string, spec: P.object }), result: LayerInfoSchema },
   /** Check a spec without saving it; returns the problems found (empty when valid). */
-  'layer.validate': { params: { spec: unknown }; result: { problems: ErrorInfo[] } };
-  'layer.reset': { params: { name: string }; result: LayerInfo };
-  'layer.export': { params: { name: string; file: string }; result: { file: string; bytes: number; sha256: string } };
-  'layer.import': { params: { file: string }; result: LayerInfo };
-  'view.add': { params: { base: string; at?: string }; result: ViewInfo };
-  'view.list': { params: Record<string, never>; result: ViewInfo[] };
-  'view.rm': { params: { base: string }; result: { removed: string } };
-  'activate': { params: { names: string[]; whenIdle?: boolean; timeoutMs?: number }; result: { active: string[]; decision?: string } };
-  'deactivate': { params: { names: string[]; force?: boolean }; result: { active: string[] } };
-  'swap': { params: { old: string; new: string }; result: { active: string[] } };
+  'layer.validate': { params: params({ spec: opt(v.unknown()) }), result: obj({ problems: list(ErrorInfoSchema) }) },
+  'layer.reset': { params: named, result: LayerInfoSchema },
+  'layer.export': {
+    params: params({ name: P.string, file: P.string }),
+    result: obj({ file: str(), bytes: count(), sha256: str() }),
+  },
+  'layer.import': { params: params({ file: P.string }), result: LayerInfoSchema },
+  'view.add': { params: params({ base: P.string, at: opt(P.string) }), result: ViewInfoSchema },
+  'view.list': { params: none, result: list(ViewInfoSchema) },
+  'view.rm': { params: params({ base: P.string }), result: obj({ removed: str() }) },
+  activate: {
+    params: params({ names: P.strings, whenIdle: opt(P.boolean), timeoutMs: opt(P.number) }),
+    result: obj({ active: strings, decision: v.optional(str()) }),
+  },
+  deactivate: { params: params({ names: P.strings, force: opt(P.boolean) }), result: obj({ active: strings }) },
+  swap: { params: params({ old: P.string, new: P.string }), result: obj({ active: strings }) },
   'team.join': {
     /** teamText: the team file's content, read by the client (the agent never reads inside its views). */
-    params: { url: string; secretFile: string; name?: string; teamFile: string; teamText?: string; listen?: string };
-    result: TeamStatus;
-  };
-  'team.leave': { params: Record<string, never>; result: { left: string } };
-  'team.status': { params: Record<string, never>; result: TeamStatus };
-  'team.history': { params: Record<string, never>; result: TeamEvent[] };
-  'team.revert': { params: { id: string }; result: { decision: string; active: string[] } };
+    params: params({
+      url: P.string,
+      secretFile: P.string,
+      name: opt(P.string),
+      teamFile: P.string,
+      teamText: opt(P.string),
+      listen: opt(P.string),
+    }),
+    result: TeamStatusSchema,
+  },
+  'team.leave': { params: none, result: obj({ left: str() }) },
+  'team.status': { params: none, result: TeamStatusSchema },
+  'team.history': { params: none, result: list(TeamEventSchema) },
+  'team.revert': { params: params({ id: P.string }), result: obj({ decision: str(), active: strings }) },
   /** Keep a team layer as this agent has it (hold: true) or follow the team again (false). */
-  'team.hold': { params: { name: string; hold: boolean }; result: TeamStatus };
+  'team.hold': { params: params({ name: P.string, hold: P.boolean }), result: TeamStatusSchema },
   /** Start receiving `StateEvent`s on this connection. */
-  'subscribe': { params: Record<string, never>; result: AgentStatus };
-  'agent.stop': { params: Record<string, never>; result: { stopping: true } };
+  subscribe: { params: none, result: AgentStatusSchema },
+  'agent.stop': { params: none, result: obj({ stopping: v.literal(true, 'must be true') }) },
+};
+type MethodSchemas = typeof METHODS;
+export type Method = keyof MethodSchemas;
+export type Params<M extends Method> = v.InferOutput<MethodSchemas[M]['params']>;
+export type Result<M extends Method> = v.InferOutput<MethodSchemas[M]['result']>;
+export type Methods = { [M in Method]: { params: Params<M>; result: Result<M> } };
+
+export function isMethod(x: unknown): x is Method {
+  return typeof x === 'string' && Object.prototype.hasOwnProperty.call(METHODS, x);
 }
-export type Method = keyof Methods;
-export type Params<M extends Method> = Methods[M]['params'];
-export type Result<M extends Method> = Methods[M]['result'];
+
+// ---- messages ---------------------------------------------------------------------------------
+
+const requestId = v.pipe(v.number(), v.integer());
 
 export interface Request<M extends Method = Method> {
-  id: number;
+  id: v.InferOutput<typeof requestId>;
   method: M;
   params: Params<M>;
 }
-export type Response =
-  | { id: number; ok: true; result: unknown }
-  | { id: number; ok: false; error: ErrorInfo };
+
+export const ResponseSchema = v.variant('ok', [
+  tagged({ id: num(), ok: v.literal(true), result: v.unknown() }),
+  tagged({ id: num(), ok: v.literal(false), error: ErrorInfoSchema }),
+]);
+export type Response = v.InferOutput<typeof ResponseSchema>;
 
 /** Pushed to subscribers after every change; carries the whole status (small, and never stale). */
-export interface StateEvent {
-  event: 'state';
-  reason: string;
-  status: AgentStatus;
-}
+export const StateEventSchema = tagged({ event: v.literal('state'), reason: str(), status: AgentStatusSchema });
+export type StateEvent = v.InferOutput<typeof StateEventSchema>;
 
 /** Pushed to subscribers during long work (importing or pulling a layer). */
-export interface ProgressEvent {
-  event: 'progress';
-  task: string;
-  message: string;
-  done?: number;
-  total?: number;
-}
+export const ProgressEventSchema = tagged({
+  event: v.literal('progress'),
+  task: str(),
+  message: str(),
+  done: v.optional(num()),
+  total: v.optional(num()),
+});
+export type ProgressEvent = v.InferOutput<typeof ProgressEventSchema>;
 
-// ---- validation -------------------------------------------------------------------------------
+const IncomingSchema = v.union([ResponseSchema, v.variant('event', [StateEventSchema, ProgressEventSchema])]);
 
-type FieldType = 'string' | 'number' | 'boolean' | 'string[]' | 'object' | 'any';
-interface FieldRule { type: FieldType; optional?: boolean }
-const S: FieldRule = { type: 'string' };
-const N_OPT: FieldRule = { type: 'number', optional: true };
-const S_OPT: FieldRule = { type: 'string', optional: true };
-
-/** Shape of every method's params. Unknown keys are refused so typos do not pass silently. */
-export const PARAM_RULES: { [M in Method]: Record<string, FieldRule> } = {
-  'status': {},
-  'layer.list': {},
-  'layer.show': { name: S },
-  'layer.create': { name: S, from: S, priority: N_OPT, version: S_OPT, description: S_OPT },
-  'layer.rm': { name: S },
-  'layer.map': { name: S, original: S, destination: S },
-  'layer.unmap': { name: S, original: S },
-  'layer.exclude': { name: S, path: S },
-  'layer.hide': { name: S, path: S },
-  'layer.update': { name: S, spec: { type: 'object' } },
-  'layer.validate': { spec: { type: 'any' } },
-  'layer.reset': { name: S },
-  'layer.export': { name: S, file: S },
-  'layer.import': { file: S },
-  'view.add': { base: S, at: S_OPT },
-  'view.list': {},
-  'view.rm': { base: S },
-  'activate': { names: { type: 'string[]' }, whenIdle: { type: 'boolean', optional: true }, timeoutMs: N_OPT },
-  'deactivate': { names: { type: 'string[]' }, force: { type: 'boolean', optional: true } },
-  'swap': { old: S, new: S },
-  'team.join': { url: S, secretFile: S, name: S_OPT, teamFile: S, teamText: S_OPT, listen: S_OPT },
-  'team.leave': {},
-  'team.status': {},
-  'team.history': {},
-  'team.revert': { id: S },
-  'team.hold': { name: S, hold: { type: 'boolean' } },
-  'subscribe': {},
-  'agent.stop': {},
-};
-
-export function isMethod(v: unknown): v is Method {
-  return typeof v === 'string' && Object.prototype.hasOwnProperty.call(PARAM_RULES, v);
-}
-
-function fieldOk(rule: FieldRule, v: unknown): boolean {
-  switch (rule.type) {
-    case 'string': return typeof v === 'string';
-    case 'number': return typeof v === 'number' && Number.isFinite(v);
-    case 'boolean': return typeof v === 'boolean';
-    case 'string[]': return Array.isArray(v) && v.every((x) => typeof x === 'string');
-    case 'object': return typeof v === 'object' && v !== null && !Array.isArray(v);
-    case 'any': return true;
-  }
-}
+// ---- checks -----------------------------------------------------------------------------------
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; error: ErrorInfo; id?: number };
 
-/** UTF-8 length without Node's Buffer, so this file also runs in a webview. */
-export function utf8Length(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c < 0xdc00) { n += 4; i++; }
-    else n += 3;
-  }
-  return n;
+const badRequest = (message: string, id?: number): Checked<never> => ({ ok: false, id, error: { code: 'E_BAD_REQUEST', message } });
+
+/** The first problem with a method's params, worded as the agent has always worded it. */
+function paramProblem(issues: readonly Issue[]): string {
+  const issue = issues.find(isUnknownField) ?? issues[0];
+  const key = String(issue.path?.[0]?.key ?? '');
+  if (isUnknownField(issue)) return `unknown parameter "${key}"`;
+  if (isMissingField(issue)) return `missing parameter "${key}" (${issue.message})`;
+  return `parameter "${key}" must be ${issue.message}`;
 }
 
 /** Parse and validate one incoming line. Never throws. */
 export function checkRequest(line: string): Checked<Request> {
   const bytes = utf8Length(line);
   if (bytes > MAX_CONTROL_MESSAGE) {
-    return { ok: false, error: { code: 'E_TOO_LARGE', message: `message of ${bytes} bytes exceeds the ${MAX_CONTROL_MESSAGE}-byte limit` } };
+    return {
+      ok: false,
+      error: { code: 'E_TOO_LARGE', message: `message of ${bytes} bytes exceeds the ${MAX_CONTROL_MESSAGE}-byte limit` },
+    };
   }
   let msg: unknown;
   try {
     msg = JSON.parse(line);
   } catch (e) {
-    return { ok: false, error: { code: 'E_BAD_REQUEST', message: `message is not JSON: ${(e as Error).message}` } };
+    return badRequest(`message is not JSON: ${(e as Error).message}`);
   }
-  if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
-    return { ok: false, error: { code: 'E_BAD_REQUEST', message: 'message must be a JSON object' } };
+  if (!v.is(plainObject(), msg)) return badRequest('message must be a JSON object');
+  if (!v.is(requestId, msg.id)) return badRequest('message needs an integer "id"');
+  const id = msg.id;
+  const method = msg.method;
+  if (!isMethod(method)) {
+    return { ok: false, id, error: { code: 'E_UNKNOWN_METHOD', message: `unknown method ${JSON.stringify(method)}` } };
   }
-  const m = msg as Record<string, unknown>;
-  if (typeof m.id !== 'number' || !Number.isInteger(m.id)) {
-    return { ok: false, error: { code: 'E_BAD_REQUEST', message: 'message needs an integer "id"' } };
-  }
-  const id = m.id;
-  if (!isMethod(m.method)) {
-    return { ok: false, id, error: { code: 'E_UNKNOWN_METHOD', message: `unknown method ${JSON.stringify(m.method)}` } };
-  }
-  const params = m.params === undefined ? {} : m.params;
-  if (typeof params !== 'object' || params === null || Array.isArray(params)) {
-    return { ok: false, id, error: { code: 'E_BAD_REQUEST', message: `${m.method}: "params" must be an object` } };
-  }
-  const rules = PARAM_RULES[m.method];
-  const p = params as Record<string, unknown>;
-  for (const key of Object.keys(p)) {
-    if (!Object.prototype.hasOwnProperty.call(rules, key)) {
-      return { ok: false, id, error: { code: 'E_BAD_REQUEST', message: `${m.method}: unknown parameter "${key}"` } };
-    }
-  }
-  for (const [key, rule] of Object.entries(rules)) {
-    const v = p[key];
-    if (v === undefined) {
-      if (!rule.optional && rule.type !== 'any') {
-        return { ok: false, id, error: { code: 'E_BAD_REQUEST', message: `${m.method}: missing parameter "${key}" (${rule.type})` } };
-      }
-      continue;
-    }
-    if (!fieldOk(rule, v)) {
-      return { ok: false, id, error: { code: 'E_BAD_REQUEST', message: `${m.method}: parameter "${key}" must be ${rule.type}` } };
-    }
-  }
-  return { ok: true, value: { id, method: m.method, params: p as Params<Method> } };
+  const raw = msg.params === undefined ? {} : msg.params;
+  if (!v.is(plainObject(), raw)) return badRequest(`${method}: "params" must be an object`, id);
+  const r = v.safeParse(METHODS[method].params as v.GenericSchema<unknown, Params<Method>>, raw);
+  if (!r.success) return badRequest(`${method}: ${paramProblem(r.issues)}`, id);
+  return { ok: true, value: { id, method, params: r.output } };
 }
 
-/** Validate a response or event line on the client side. */
+/** Validate a response or event line on the client side (a response's result: `checkResult`). */
 export function checkIncoming(line: string): Checked<Response | StateEvent | ProgressEvent> {
   let msg: unknown;
   try {
     msg = JSON.parse(line);
   } catch (e) {
-    return { ok: false, error: { code: 'E_BAD_REQUEST', message: `agent sent non-JSON: ${(e as Error).message}` } };
+    return badRequest(`agent sent non-JSON: ${(e as Error).message}`);
   }
-  if (typeof msg !== 'object' || msg === null) {
-    return { ok: false, error: { code: 'E_BAD_REQUEST', message: 'agent sent a non-object' } };
-  }
-  const m = msg as Record<string, unknown>;
-  if (m.event === 'state' && typeof m.status === 'object' && m.status !== null && !Array.isArray(m.status)) {
-    return { ok: true, value: msg as StateEvent };
-  }
-  if (m.event === 'progress' && typeof m.task === 'string' && typeof m.message === 'string') {
-    return { ok: true, value: msg as ProgressEvent };
-  }
-  if (typeof m.id === 'number' && m.ok === true && 'result' in m) return { ok: true, value: msg as Response };
-  if (typeof m.id === 'number' && m.ok === false && typeof m.error === 'object' && m.error !== null) {
-    const err = m.error as Record<string, unknown>;
-    if (isErrorCode(err.code) && typeof err.message === 'string') return { ok: true, value: msg as Response };
-  }
-  return { ok: false, error: { code: 'E_BAD_REQUEST', message: 'agent sent an unrecognised message' } };
+  if (typeof msg !== 'object' || msg === null) return badRequest('agent sent a non-object');
+  // Checked, not rebuilt: what the agent sent is passed on as it came.
+  return v.is(IncomingSchema, msg) ? { ok: true, value: msg } : badRequest('agent sent an unrecognised message');
+}
+
+/** Check a method's result as the client receives it; a problem names the method and the field. */
+export function checkResult<M extends Method>(method: M, result: unknown): Checked<Result<M>> {
+  const r = v.safeParse(METHODS[method].result as v.GenericSchema, result);
+  if (r.success) return { ok: true, value: result as Result<M> };
+  return badRequest(issueMessage(r.issues[0], `agent sent a malformed ${method} result`));
 }

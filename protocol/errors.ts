@@ -1,3 +1,6 @@
+import * as v from 'valibot';
+import { obj, str } from './schema';
+
 /**
  * Stable error codes. Every error that crosses a boundary (socket, CLI, extension) carries one of
  * these, a message naming what failed, and where useful a hint saying what to do next.
@@ -12,6 +15,7 @@ export const ErrorCodes = [
   'E_LAYER_UNKNOWN',
   'E_LAYER_BUSY', // files of the layer are open
   'E_LAYER_ACTIVE', // operation needs the layer inactive
+  'E_LAYER_INACTIVE', // operation needs the layer active (swap from a layer that is not)
   'E_MAPPING_ESCAPE', // a destination escapes the layer
   'E_MAPPING_UNKNOWN',
   'E_VIEW_EXISTS',
@@ -22,23 +26,28 @@ export const ErrorCodes = [
   'E_ARCHIVE', // export/import problem
   'E_AGENT_UNAVAILABLE', // cannot reach or start the agent
   'E_TEAM_NOT_JOINED',
+  'E_TEAM_JOINED', // already in a team: leave it before joining another
   'E_TEAM_INVALID', // strata.team.json failed validation
   'E_TEAM_SECRET', // the secret file is missing, too open or too short
   'E_TEAM_BUSY', // --when-idle timed out: teammates have files of the layers open
   'E_TEAM_DECISION_UNKNOWN',
   'E_TEAM_PULL', // a team layer could not be fetched from any peer
+  'E_TEAM_SLOT', // two layers of one swap slot named to be active together
+  'E_TEAM_LISTEN', // the --listen address cannot be served (port in use, address not local, no permission)
   'E_IO',
   'E_INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ErrorCodes)[number];
+export const ErrorCodeSchema = v.picklist(ErrorCodes, 'must be a Strata error code');
 
-export interface ErrorInfo {
-  code: ErrorCode;
-  message: string;
+export const ErrorInfoSchema = obj({
+  code: ErrorCodeSchema,
+  message: str(),
   /** What the user can do about it. */
-  hint?: string;
-}
+  hint: v.optional(str()),
+});
+export type ErrorInfo = v.InferOutput<typeof ErrorInfoSchema>;
 
-export function isErrorCode(v: unknown): v is ErrorCode {
-  return typeof v === 'string' && (ErrorCodes as readonly string[]).includes(v);
+export function isErrorCode(x: unknown): x is ErrorCode {
+  return v.is(ErrorCodeSchema, x);
 }

@@ -1,9 +1,11 @@
 /**
  * The team protocol: frames between agents (and standalone relays) over WebSocket, and the team
- * file committed in a repository. Every frame is declared once here and checked by `checkFrame`
- * before use. Frames are JSON text messages.
+ * file committed in a repository. Every frame is declared once here, as a schema its type is derived
+ * from, and checked by `checkFrame` before use. Frames are JSON text messages.
  */
-import { utf8Length } from './control';
+import * as v from 'valibot';
+import { LAYER_NAME_PATTERN, layerName } from './layer';
+import { Message, bool, count, exact, int, issueMessage, list, obj, pathTo, rec, str, tagged, text, utf8Length, whole } from './schema';
 
 export const TEAM_PROTOCOL_VERSION = 1;
 /** Largest frame accepted (ws maxPayload). Layer content travels in chunks well below this. */
@@ -25,158 +27,233 @@ export const CloseCodes = {
   SHUTTING_DOWN: 4012,
 } as const;
 
+// ---- names and ids ------------------------------------------------------------------------------
+
+/** Agent ids: 1-64 of A-Z a-z 0-9 . _ : - */
+export const AGENT_ID_RE = /^[A-Za-z0-9._:-]{1,64}$/;
+export function agentId(message: Message = 'must be an agent id (1-64 of A-Z a-z 0-9 . _ : -)') {
+  return v.pipe(v.string(message), v.regex(AGENT_ID_RE, message));
+}
+export const isAgentId = (x: unknown): x is string => v.is(agentId(), x);
+
+const name = layerName();
+const names = (max = 256) => list(name, max);
+const hex64 = v.pipe(v.string('must be 64 hex digits'), v.regex(/^[0-9a-f]{64}$/, 'must be 64 hex digits'));
+
 // ---- the team file ----------------------------------------------------------------------------
 
 export const TEAM_FILE = 'strata.team.json';
 export const TEAM_FILE_FORMAT = 1;
 
-export interface TeamFile {
-  format: typeof TEAM_FILE_FORMAT;
-  /** Team id: agents refuse peers of another team. */
-  team: string;
-  /** ws:// or wss:// addresses of relays (or agents that listen). */
-  relays: string[];
-  /** Team layers and their content digests ("sha256:<hex>"). Only these are relayed. */
-  layers: Record<string, { digest: string; version?: string }>;
-  /** The team's default active set. */
-  defaults: string[];
-  /** Swap slots: layers of one slot are mutually exclusive; a swap between them is one decision. */
-  slots: Record<string, string[]>;
+// The file is read by people: each field gets one message saying what it must hold.
+const teamFileFields = obj(
+  {
+    format: v.literal(TEAM_FILE_FORMAT, (i) => `must be ${TEAM_FILE_FORMAT}, got ${JSON.stringify(i.input)}`),
+    /** Team id: agents refuse peers of another team. */
+    team: layerName('must be a name (letters, digits, . _ + -)'),
+    /** ws:// or wss:// addresses of relays (or agents that listen). */
+    relays: whole(v.array(v.pipe(v.string(), v.regex(/^wss?:\/\/[^\s]+$/))), 'must be a list of ws:// or wss:// addresses'),
+    /** Team layers and their content digests ("sha256:<hex>"). Only these are relayed. */
+    layers: v.nullish(
+      whole(
+        rec(name, obj({ digest: v.pipe(v.string(), v.regex(/^sha256:[0-9a-f]{64}$/)), version: v.optional(v.string()) })),
+        'must map layer names to {"digest": "sha256:<64 hex>"}',
+      ),
+      {},
+    ),
+    /** The team's default active set. */
+    defaults: v.nullish(whole(names(), 'must be a list of layer names'), []),
+    /** Swap slots: layers of one slot are mutually exclusive; a swap between them is one decision. */
+    slots: v.nullish(whole(rec(name, names()), 'must map slot names to lists of layer names'), {}),
+  },
+  'must be a JSON object',
+);
+
+/** Every name the file uses is a team layer; a layer is in one slot at most; one default per slot. */
+const teamFileRefs = v.rawCheck<v.InferOutput<typeof teamFileFields>>(({ dataset, addIssue }) => {
+  if (!dataset.typed) return;
+  const t = dataset.value;
+  const isLayer = (n: string) => Object.prototype.hasOwnProperty.call(t.layers, n);
+  for (const n of t.defaults) if (!isLayer(n)) addIssue({ message: `"${n}" is not a team layer`, path: pathTo(t, 'defaults') });
+  for (const [s, ls] of Object.entries(t.slots)) {
+    for (const n of ls) if (!isLayer(n)) addIssue({ message: `"${n}" is not a team layer`, path: pathTo(t, 'slots', s) });
+  }
+  const owner = new Map<string, string>();
+  for (const s of Object.keys(t.slots).sort()) {
+    for (const n of t.slots[s]) {
+      const o = owner.get(n);
+      if (o !== undefined && o !== s)
+        addIssue({ message: `"${n}" is already in slot ${o}; a layer belongs to one slot at most`, path: pathTo(t, 'slots', s) });
+      else owner.set(n, s);
+    }
+    const defaults = t.slots[s].filter((n, i, all) => t.defaults.includes(n) && all.indexOf(n) === i);
+    if (defaults.length > 1) {
+      addIssue({
+        message: `${defaults.map((n) => `"${n}"`).join(' and ')} are all in slot ${s}; only one can be active`,
+        path: pathTo(t, 'defaults'),
+      });
+    }
+  }
+});
+
+export const TeamFileSchema = v.pipe(teamFileFields, teamFileRefs);
+export type TeamFile = v.InferOutput<typeof TeamFileSchema>;
+
+/** Check a parsed team file; returns the problems, each naming the file and the field. */
+export function checkTeamFile(raw: unknown, file: string): { team?: TeamFile; problems: string[] } {
+  const r = v.safeParse(TeamFileSchema, raw);
+  return r.success ? { team: r.output, problems: [] } : { problems: r.issues.map((i) => issueMessage(i, file)) };
 }
 
 // ---- replicated state ---------------------------------------------------------------------------
 
 /** A hybrid logical clock timestamp; `agent` breaks ties. */
-export interface Hlc {
-  wall: number;
-  logical: number;
-  agent: string;
-}
+export const HlcSchema = obj({ wall: count(), logical: count(), agent: agentId() }, 'must be an HLC timestamp {wall, logical, agent}');
+export type Hlc = v.InferOutput<typeof HlcSchema>;
+export const isHlc = (x: unknown): x is Hlc => v.is(HlcSchema, x);
 
 /** Register keys: "layer:NAME" holds {active}, "slot:NAME" holds {layer} (null: none). */
-export type RegisterValue = { active: boolean } | { layer: string | null };
+const REGISTER_KEY_RE = new RegExp(`^(?:layer|slot):${LAYER_NAME_PATTERN}$`);
+const registerKey = (what: string) => {
+  const m = (i: v.BaseIssue<unknown>) => `${what} ${JSON.stringify(i.input).slice(0, 80)} (expected "layer:NAME" or "slot:NAME")`;
+  return v.pipe(v.string(m), v.regex(REGISTER_KEY_RE, m));
+};
+export const RegisterValueSchema = v.union(
+  [exact({ active: bool() }), exact({ layer: v.nullable(name) })],
+  'must be {"active": boolean} or {"layer": name | null}',
+);
+export type RegisterValue = v.InferOutput<typeof RegisterValueSchema>;
 
-export interface RegisterWrite {
-  key: string;
-  value: RegisterValue;
-}
+/** A "layer:" register holds {active}; a "slot:" register holds {layer}. */
+const fitsKey = (key: string, value: RegisterValue): boolean => key.startsWith('layer:') === 'active' in value;
+const expectedFor = (key: string) => (key.startsWith('layer:') ? '{"active": boolean}' : '{"layer": name | null}');
 
-export interface TaggedRegister {
-  value: RegisterValue;
-  tag: Hlc;
-}
+export const RegisterWriteSchema = v.pipe(
+  obj({ key: registerKey('bad register key'), value: RegisterValueSchema }),
+  v.check(
+    (w) => fitsKey(w.key, w.value),
+    (i) => {
+      const w = i.input as { key: string; value: unknown };
+      return `bad value for ${w.key}: ${JSON.stringify(w.value)} (expected ${expectedFor(w.key)})`;
+    },
+  ),
+);
+export type RegisterWrite = v.InferOutput<typeof RegisterWriteSchema>;
+
+export const TaggedRegisterSchema = obj({ value: RegisterValueSchema, tag: HlcSchema });
+export type TaggedRegister = v.InferOutput<typeof TaggedRegisterSchema>;
+
+/** Registers by key, each value fitting its key. */
+export const RegistersSchema = v.pipe(
+  rec(registerKey('bad key'), TaggedRegisterSchema),
+  v.rawCheck<Record<string, TaggedRegister>>(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    for (const [k, r] of Object.entries(dataset.value)) {
+      if (!fitsKey(k, r.value)) addIssue({ message: `must hold ${expectedFor(k)}`, path: pathTo(dataset.value, k, 'value') });
+    }
+  }),
+);
+
+/** Highest event seq seen (or applied), per origin. */
+export const SeenSchema = v.pipe(
+  rec(
+    agentId((i) => `bad origin ${JSON.stringify(i.input).slice(0, 80)}`),
+    count(),
+  ),
+  v.maxEntries(10_000, 'must have at most 10000 origins'),
+);
+
+const writes = v.pipe(
+  v.array(RegisterWriteSchema, 'must be a list'),
+  v.maxLength(64, (i) => `at most 64 writes per event, got ${i.input.length}`),
+);
+/** An event's writes: one to 64. */
+export const EventWritesSchema = v.pipe(writes, v.minLength(1, 'an event needs at least one write'));
 
 /** One decision by one agent: writes applied together, never half-way. */
-export interface TeamEvent {
-  origin: string;
-  seq: number;
-  tag: Hlc;
-  writes: RegisterWrite[];
-  user: string;
-  host: string;
+export const TeamEventSchema = obj({
+  origin: agentId(),
+  seq: int(1, Number.MAX_SAFE_INTEGER, 'must be a positive integer'),
+  tag: HlcSchema,
+  writes: EventWritesSchema,
+  user: text(64),
+  host: text(128),
   /** What the registers held before, as the origin saw them (for revert). */
-  prev: RegisterWrite[];
-  /** Set when this event reverts another ("origin:seq"). */
-  reverts?: string;
+  prev: writes,
+  /** Set when this event reverts another (its eventId). */
+  reverts: v.optional(text(140)),
+});
+export type TeamEvent = v.InferOutput<typeof TeamEventSchema>;
+export const isTeamEvent = (x: unknown): x is TeamEvent => v.is(TeamEventSchema, x);
+
+/** The id of an event: "origin:seq". */
+export function eventId(ev: { origin: string; seq: number }): string {
+  return `${ev.origin}:${ev.seq}`;
 }
 
 /** What an agent runs and holds, sent on change and with every heartbeat. */
-export interface Presence {
-  agent: string;
-  pseq: number;
-  user: string;
-  host: string;
+export const PresenceSchema = obj({
+  agent: agentId(),
+  pseq: count(),
+  user: text(64),
+  host: text(128),
   /** null for a standalone relay. */
-  active: string[] | null;
+  active: v.nullable(names()),
   /** Team layers this agent keeps as it wants (does not follow the team). */
-  held: string[];
+  held: names(),
   /** Highest event seq applied, per origin. */
-  applied: Record<string, number>;
+  applied: SeenSchema,
   /** Team layers with files open in this agent's views. */
-  busy: string[];
+  busy: names(),
   /** Team layers this agent has, with their digests (peers pull from it). */
-  has: Record<string, string>;
-  at: number;
-}
+  has: rec(name, text(80)),
+  at: count(),
+});
+export type Presence = v.InferOutput<typeof PresenceSchema>;
+
+/** The exchange on (re)connect: registers, the contiguous seen vector, and recent events. */
+const snapshotEntries = { registers: RegistersSchema, seen: SeenSchema, events: list(TeamEventSchema, 1000) };
+export const TeamSnapshotSchema = obj(snapshotEntries);
+export type TeamSnapshot = v.InferOutput<typeof TeamSnapshotSchema>;
 
 // ---- frames -------------------------------------------------------------------------------------
 
-export type Frame =
-  | { t: 'hello'; v: number; team: string; agent: string; nonce: string }
-  | { t: 'challenge'; v: number; team: string; agent: string; nonce: string; proof: string }
-  | { t: 'auth'; proof: string }
-  | { t: 'welcome' }
+const FRAMES = {
+  hello: tagged({ t: v.literal('hello'), v: count(), team: name, agent: agentId(), nonce: hex64 }),
+  challenge: tagged({ t: v.literal('challenge'), v: count(), team: name, agent: agentId(), nonce: hex64, proof: hex64 }),
+  auth: tagged({ t: v.literal('auth'), proof: hex64 }),
+  welcome: tagged({ t: v.literal('welcome') }),
   /** After welcome: what this side has seen, so the other sends the events it lacks, then its snapshot. */
-  | { t: 'have'; seen: Record<string, number> }
-  | { t: 'snapshot'; registers: Record<string, TaggedRegister>; seen: Record<string, number>; events: TeamEvent[] }
-  | { t: 'event'; event: TeamEvent }
-  | { t: 'presence'; presence: Presence }
+  have: tagged({ t: v.literal('have'), seen: SeenSchema }),
+  snapshot: tagged({ t: v.literal('snapshot'), ...snapshotEntries }),
+  event: tagged({ t: v.literal('event'), event: TeamEventSchema }),
+  presence: tagged({ t: v.literal('presence'), presence: PresenceSchema }),
   // Pulls are routed hop by hop toward `to` (the next hop is the link a peer's presence came in on).
-  | { t: 'pull'; to: string; from: string; layer: string; digest: string; offset: number }
-  | { t: 'chunk'; to: string; from: string; layer: string; digest: string; offset: number; total: number; sha256: string; data: string }
-  | { t: 'pull-error'; to: string; from: string; layer: string; message: string }
-  | { t: 'error'; code: string; message: string };
-
-export type FrameType = Frame['t'];
-
-// ---- checks -------------------------------------------------------------------------------------
-
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isStr = (v: unknown, max = 256): v is string => typeof v === 'string' && v.length <= max;
-const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-const isHex = (v: unknown, len: number): v is string => typeof v === 'string' && v.length === len && /^[0-9a-f]+$/.test(v);
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
-const isName = (v: unknown): v is string => typeof v === 'string' && NAME.test(v);
-const isId = (v: unknown): v is string => typeof v === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(v);
-
-export function isHlc(v: unknown): v is Hlc {
-  return isObj(v) && isInt(v.wall) && isInt(v.logical) && isId(v.agent);
-}
-
-export function isRegisterKey(k: unknown): k is string {
-  if (typeof k !== 'string') return false;
-  const i = k.indexOf(':');
-  return (k.slice(0, i) === 'layer' || k.slice(0, i) === 'slot') && isName(k.slice(i + 1));
-}
-
-export function isRegisterValue(key: string, v: unknown): v is RegisterValue {
-  if (!isObj(v)) return false;
-  if (key.startsWith('layer:')) return Object.keys(v).length === 1 && typeof v.active === 'boolean';
-  return Object.keys(v).length === 1 && (v.layer === null || isName(v.layer));
-}
-
-function isWrites(v: unknown, max = 64): v is RegisterWrite[] {
-  return Array.isArray(v) && v.length <= max && v.every((w) => isObj(w) && isRegisterKey(w.key) && isRegisterValue(w.key as string, w.value));
-}
-
-export function isTeamEvent(v: unknown): v is TeamEvent {
-  return (
-    isObj(v) && isId(v.origin) && isInt(v.seq) && v.seq > 0 && isHlc(v.tag) && isWrites(v.writes) && (v.writes as unknown[]).length > 0 &&
-    isStr(v.user, 64) && isStr(v.host, 128) && isWrites(v.prev) && (v.reverts === undefined || isStr(v.reverts, 140))
-  );
-}
-
-function isNameList(v: unknown, max = 256): v is string[] {
-  return Array.isArray(v) && v.length <= max && v.every(isName);
-}
-
-function isSeen(v: unknown): v is Record<string, number> {
-  return isObj(v) && Object.keys(v).length <= 10_000 && Object.entries(v).every(([k, n]) => isId(k) && isInt(n));
-}
-
-export function isPresence(v: unknown): v is Presence {
-  return (
-    isObj(v) && isId(v.agent) && isInt(v.pseq) && isStr(v.user, 64) && isStr(v.host, 128) &&
-    (v.active === null || isNameList(v.active)) && isNameList(v.held) && isSeen(v.applied) && isNameList(v.busy) &&
-    isObj(v.has) && Object.entries(v.has).every(([k, d]) => isName(k) && isStr(d, 80)) && isInt(v.at)
-  );
-}
+  pull: tagged({ t: v.literal('pull'), to: agentId(), from: agentId(), layer: name, digest: text(80), offset: count() }),
+  chunk: tagged({
+    t: v.literal('chunk'),
+    to: agentId(),
+    from: agentId(),
+    layer: name,
+    digest: text(80),
+    offset: count(),
+    total: count(),
+    sha256: hex64,
+    data: text(MAX_FRAME),
+  }),
+  'pull-error': tagged({ t: v.literal('pull-error'), to: agentId(), from: agentId(), layer: name, message: text(1024) }),
+  error: tagged({ t: v.literal('error'), code: text(64), message: text(1024) }),
+};
+type FrameSchemas = typeof FRAMES;
+export type Frame = { [T in keyof FrameSchemas]: v.InferOutput<FrameSchemas[T]> }[keyof FrameSchemas];
 
 export type FrameCheck = { ok: true; frame: Frame } | { ok: false; close: number; message: string };
 
+const frameHead = obj({ t: str() });
+
 /** Validate one incoming text frame. Never throws. */
 export function checkFrame(text: string): FrameCheck {
-  const bad = (message: string): FrameCheck => ({ ok: false, close: CloseCodes.BAD_FRAME, message });
+  const bad = (message: string): FrameCheck => ({ ok: false, close: CloseCodes.BAD_FRAME, message: message.slice(0, 200) });
   if (utf8Length(text) > MAX_FRAME) return bad(`frame larger than ${MAX_FRAME} bytes`);
   let m: unknown;
   try {
@@ -184,69 +261,10 @@ export function checkFrame(text: string): FrameCheck {
   } catch {
     return bad('frame is not JSON');
   }
-  if (!isObj(m) || typeof m.t !== 'string') return bad('frame is not an object with a type');
-  const f = m;
-  switch (f.t) {
-    case 'hello':
-      return isInt(f.v) && isName(f.team) && isId(f.agent) && isHex(f.nonce, 64) ? { ok: true, frame: f as Frame } : bad('malformed hello');
-    case 'challenge':
-      return isInt(f.v) && isName(f.team) && isId(f.agent) && isHex(f.nonce, 64) && isHex(f.proof, 64) ? { ok: true, frame: f as Frame } : bad('malformed challenge');
-    case 'auth':
-      return isHex(f.proof, 64) ? { ok: true, frame: f as Frame } : bad('malformed auth');
-    case 'welcome':
-      return { ok: true, frame: { t: 'welcome' } };
-    case 'have':
-      return isSeen(f.seen) ? { ok: true, frame: f as Frame } : bad('malformed have');
-    case 'snapshot': {
-      if (!isObj(f.registers) || !isSeen(f.seen) || !Array.isArray(f.events) || f.events.length > 1000) return bad('malformed snapshot');
-      for (const [k, r] of Object.entries(f.registers)) {
-        if (!isRegisterKey(k) || !isObj(r) || !isHlc(r.tag) || !isRegisterValue(k, r.value)) return bad(`malformed register ${k.slice(0, 80)}`);
-      }
-      if (!f.events.every(isTeamEvent)) return bad('malformed event in snapshot');
-      return { ok: true, frame: f as Frame };
-    }
-    case 'event':
-      return isTeamEvent(f.event) ? { ok: true, frame: f as Frame } : bad('malformed event');
-    case 'presence':
-      return isPresence(f.presence) ? { ok: true, frame: f as Frame } : bad('malformed presence');
-    case 'pull':
-      return isId(f.to) && isId(f.from) && isName(f.layer) && isStr(f.digest, 80) && isInt(f.offset) ? { ok: true, frame: f as Frame } : bad('malformed pull');
-    case 'chunk':
-      return isId(f.to) && isId(f.from) && isName(f.layer) && isStr(f.digest, 80) && isInt(f.offset) && isInt(f.total) && isHex(f.sha256, 64) && isStr(f.data, MAX_FRAME)
-        ? { ok: true, frame: f as Frame }
-        : bad('malformed chunk');
-    case 'pull-error':
-      return isId(f.to) && isId(f.from) && isName(f.layer) && isStr(f.message, 1024) ? { ok: true, frame: f as Frame } : bad('malformed pull-error');
-    case 'error':
-      return isStr(f.code, 64) && isStr(f.message, 1024) ? { ok: true, frame: f as Frame } : bad('malformed error');
-    default:
-      return { ok: false, close: CloseCodes.UNKNOWN_FRAME, message: `unknown frame type ${JSON.stringify(f.t).slice(0, 40)}` };
+  if (!v.is(frameHead, m)) return bad('frame is not an object with a type');
+  if (!Object.prototype.hasOwnProperty.call(FRAMES, m.t)) {
+    return { ok: false, close: CloseCodes.UNKNOWN_FRAME, message: `unknown frame type ${JSON.stringify(m.t).slice(0, 40)}` };
   }
-}
-
-/** Validate a parsed team file; returns the problems, naming the field. */
-export function checkTeamFile(v: unknown, file: string): { team?: TeamFile; problems: string[] } {
-  const problems: string[] = [];
-  if (!isObj(v)) return { problems: [`${file}: must be a JSON object`] };
-  if (v.format !== TEAM_FILE_FORMAT) problems.push(`${file}: format: must be ${TEAM_FILE_FORMAT}, got ${JSON.stringify(v.format)}`);
-  if (!isName(v.team)) problems.push(`${file}: team: must be a name (letters, digits, . _ + -)`);
-  if (!Array.isArray(v.relays) || !v.relays.every((r) => typeof r === 'string' && /^wss?:\/\/[^\s]+$/.test(r))) {
-    problems.push(`${file}: relays: must be a list of ws:// or wss:// addresses`);
-  }
-  const layers = v.layers ?? {};
-  if (!isObj(layers) || !Object.entries(layers).every(([k, l]) => isName(k) && isObj(l) && typeof l.digest === 'string' && /^sha256:[0-9a-f]{64}$/.test(l.digest))) {
-    problems.push(`${file}: layers: must map layer names to {"digest": "sha256:<64 hex>"}`);
-  }
-  const defaults = v.defaults ?? [];
-  if (!isNameList(defaults)) problems.push(`${file}: defaults: must be a list of layer names`);
-  const slots = v.slots ?? {};
-  if (!isObj(slots) || !Object.entries(slots).every(([k, l]) => isName(k) && isNameList(l))) problems.push(`${file}: slots: must map slot names to lists of layer names`);
-  if (problems.length) return { problems };
-  const team: TeamFile = {
-    format: TEAM_FILE_FORMAT, team: v.team as string, relays: v.relays as string[],
-    layers: layers as TeamFile['layers'], defaults: defaults as string[], slots: slots as Record<string, string[]>,
-  };
-  for (const n of team.defaults) if (!team.layers[n]) problems.push(`${file}: defaults: "${n}" is not a team layer`);
-  for (const [s, ls] of Object.entries(team.slots)) for (const n of ls) if (!team.layers[n]) problems.push(`${file}: slots.${s}: "${n}" is not a team layer`);
-  return problems.length ? { problems } : { team, problems };
+  const r = v.safeParse(FRAMES[m.t as keyof FrameSchemas] as v.GenericSchema<unknown, Frame>, m);
+  return r.success ? { ok: true, frame: r.output } : bad(`malformed ${m.t}: ${issueMessage(r.issues[0], '')}`);
 }

@@ -6,8 +6,10 @@
  * before that, then answers with `load`. Requests carry a `requestId` that the reply repeats, and a
  * failed request always gets a reply (`error` or `saveFailed`), never silence.
  */
-import { ErrorCode, isErrorCode } from './errors';
-import { LayerSpec } from './layer';
+import * as v from 'valibot';
+import { ErrorCodeSchema } from './errors';
+import { LayerSpecSchema } from './layer';
+import { bool, count, num, obj, tagged, text } from './schema';
 
 export const WEBVIEW_PROTOCOL_VERSION = 1;
 
@@ -16,93 +18,52 @@ export const WEBVIEW_PROTOCOL_VERSION = 1;
  * 'name', 'version', 'description', 'priority', 'mappings', 'mappings[2].destination',
  * 'excludes[0]', 'deletes[1]'; '' when it concerns the whole layer.
  */
-export interface FieldProblem {
-  field: string;
-  code: ErrorCode;
-  message: string;
-}
+export const FieldProblemSchema = obj({ field: text(256), code: ErrorCodeSchema, message: text(65536) });
+export type FieldProblem = v.InferOutput<typeof FieldProblemSchema>;
 
 /** What a browse request picks: a view path (original, exclude, delete) or a layer path (destination). */
-export type PathKind = 'original' | 'destination' | 'exclude' | 'delete';
-export const PATH_KINDS: readonly PathKind[] = ['original', 'destination', 'exclude', 'delete'];
+export const PATH_KINDS = ['original', 'destination', 'exclude', 'delete'] as const;
+export type PathKind = (typeof PATH_KINDS)[number];
+
+const requestId = count();
+const problems = v.array(FieldProblemSchema);
 
 /** Host -> webview. */
-export type HostMessage =
+export const HostMessageSchema = v.variant('type', [
   /** The layer to edit (null: none selected, or the agent is down; `notice` says which). */
-  | {
-      type: 'load';
-      layer: LayerSpec | null;
-      active: boolean;
-      /** The agent refuses renames today; the name field is read-only when false. */
-      canRename: boolean;
-      connected: boolean;
-      notice?: string;
-    }
-  | { type: 'validated'; requestId: number; problems: FieldProblem[] }
-  | { type: 'saved'; requestId: number; layer: LayerSpec }
-  | { type: 'saveFailed'; requestId: number; problems: FieldProblem[] }
+  tagged({
+    type: v.literal('load'),
+    layer: v.nullable(LayerSpecSchema),
+    active: bool(),
+    /** The agent refuses renames today; the name field is read-only when false. */
+    canRename: bool(),
+    connected: bool(),
+    notice: v.optional(text(4096)),
+  }),
+  tagged({ type: v.literal('validated'), requestId, problems }),
+  tagged({ type: v.literal('saved'), requestId, layer: LayerSpecSchema }),
+  tagged({ type: v.literal('saveFailed'), requestId, problems }),
   /** A browse answer: the path to put in the field, or null with the reason when nothing fits. */
-  | { type: 'picked'; requestId: number; value: string | null; problem?: string }
-  | { type: 'error'; requestId?: number; message: string };
+  tagged({ type: v.literal('picked'), requestId, value: v.nullable(text(4096)), problem: v.optional(text(4096)) }),
+  tagged({ type: v.literal('error'), requestId: v.optional(requestId), message: text(65536) }),
+]);
+export type HostMessage = v.InferOutput<typeof HostMessageSchema>;
 
 /** Webview -> host. */
-export type WebviewMessage =
-  | { type: 'ready'; v: number }
-  | { type: 'reload' }
-  | { type: 'validate'; requestId: number; spec: LayerSpec }
+export const WebviewMessageSchema = v.variant('type', [
+  tagged({ type: v.literal('ready'), v: num() }),
+  tagged({ type: v.literal('reload') }),
+  tagged({ type: v.literal('validate'), requestId, spec: LayerSpecSchema }),
   /** Save `spec` over the layer loaded as `name`. */
-  | { type: 'save'; requestId: number; name: string; spec: LayerSpec }
-  | { type: 'browse'; requestId: number; kind: PathKind; layer: string };
+  tagged({ type: v.literal('save'), requestId, name: text(256), spec: LayerSpecSchema }),
+  tagged({ type: v.literal('browse'), requestId, kind: v.picklist(PATH_KINDS), layer: text(256) }),
+]);
+export type WebviewMessage = v.InferOutput<typeof WebviewMessageSchema>;
 
-// ---- guards ------------------------------------------------------------------------------------
-
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isStr = (v: unknown, max = 4096): v is string => typeof v === 'string' && v.length <= max;
-const isReqId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-const isStrList = (v: unknown): v is string[] => Array.isArray(v) && v.length <= 10_000 && v.every((s) => isStr(s));
-
-/**
- * The shape of a spec as typed in the editor. Values are not judged here (the agent's
- * `layer.validate` does that and names the field); a NaN priority is let through for it to refuse.
- */
-export function isLayerSpecShape(v: unknown): v is LayerSpec {
-  return (
-    isObj(v) && typeof v.format === 'number' && isStr(v.name, 256) && isStr(v.version) && isStr(v.description, 65536) &&
-    typeof v.priority === 'number' &&
-    Array.isArray(v.mappings) && v.mappings.length <= 10_000 &&
-    v.mappings.every((m) => isObj(m) && isStr(m.original) && isStr(m.destination)) &&
-    isStrList(v.excludes) && isStrList(v.deletes)
-  );
+export function isWebviewMessage(x: unknown): x is WebviewMessage {
+  return v.is(WebviewMessageSchema, x);
 }
 
-function isProblems(v: unknown): v is FieldProblem[] {
-  return Array.isArray(v) && v.every((p) => isObj(p) && isStr(p.field, 256) && isErrorCode(p.code) && isStr(p.message, 65536));
-}
-
-export function isWebviewMessage(v: unknown): v is WebviewMessage {
-  if (!isObj(v)) return false;
-  switch (v.type) {
-    case 'ready': return typeof v.v === 'number';
-    case 'reload': return true;
-    case 'validate': return isReqId(v.requestId) && isLayerSpecShape(v.spec);
-    case 'save': return isReqId(v.requestId) && isStr(v.name, 256) && isLayerSpecShape(v.spec);
-    case 'browse': return isReqId(v.requestId) && (PATH_KINDS as readonly unknown[]).includes(v.kind) && isStr(v.layer, 256);
-    default: return false;
-  }
-}
-
-export function isHostMessage(v: unknown): v is HostMessage {
-  if (!isObj(v)) return false;
-  switch (v.type) {
-    case 'load':
-      return (v.layer === null || isLayerSpecShape(v.layer)) && typeof v.active === 'boolean' && typeof v.canRename === 'boolean' &&
-        typeof v.connected === 'boolean' && (v.notice === undefined || isStr(v.notice));
-    case 'validated':
-    case 'saveFailed':
-      return isReqId(v.requestId) && isProblems(v.problems);
-    case 'saved': return isReqId(v.requestId) && isLayerSpecShape(v.layer);
-    case 'picked': return isReqId(v.requestId) && (v.value === null || isStr(v.value)) && (v.problem === undefined || isStr(v.problem));
-    case 'error': return (v.requestId === undefined || isReqId(v.requestId)) && isStr(v.message, 65536);
-    default: return false;
-  }
+export function isHostMessage(x: unknown): x is HostMessage {
+  return v.is(HostMessageSchema, x);
 }

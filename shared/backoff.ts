@@ -22,7 +22,8 @@ export class Backoff {
     this.capMs = opts.capMs ?? 10_000;
     this.random = opts.random ?? Math.random;
     if (!(this.baseMs > 0) || !Number.isFinite(this.baseMs)) throw new Error(`Backoff: baseMs must be positive, got ${this.baseMs}`);
-    if (!(this.capMs >= this.baseMs) || !Number.isFinite(this.capMs)) throw new Error(`Backoff: capMs must be at least baseMs, got ${this.capMs}`);
+    if (!(this.capMs >= this.baseMs) || !Number.isFinite(this.capMs))
+      throw new Error(`Backoff: capMs must be at least baseMs, got ${this.capMs}`);
   }
 
   /** Failed attempts since the last reset. */

@@ -3,13 +3,13 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
 import { spawn } from 'child_process';
-import { ErrorInfo, Method, Params, ProgressEvent, Result, StateEvent, checkIncoming } from '../protocol';
+import { ErrorInfo, Method, Params, ProgressEvent, Result, StateEvent, checkIncoming, checkResult } from '../protocol';
 import { StrataError } from './errors';
 
 export class AgentClient {
   private socket: net.Socket | null = null;
   private nextId = 1;
-  private pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private pending = new Map<number, { method: Method; resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private buf = '';
   onEvent: (e: StateEvent | ProgressEvent) => void = () => {};
   onClose: () => void = () => {};
@@ -31,7 +31,9 @@ export class AgentClient {
       s.on('close', () => {
         this.socket = null;
         for (const p of this.pending.values()) {
-          p.reject(new StrataError('E_AGENT_UNAVAILABLE', 'the agent closed the connection', 'Run "strata agent start", or see the agent log.'));
+          p.reject(
+            new StrataError('E_AGENT_UNAVAILABLE', 'the agent closed the connection', 'Run "strata agent start", or see the agent log.'),
+          );
         }
         this.pending.clear();
         this.onClose();
@@ -55,8 +57,20 @@ export class AgentClient {
       const p = this.pending.get(msg.id);
       if (!p) continue;
       this.pending.delete(msg.id);
-      if (msg.ok) p.resolve(msg.result);
-      else p.reject(fromInfo(msg.error));
+      if (!msg.ok) {
+        p.reject(fromInfo(msg.error));
+        continue;
+      }
+      const r = checkResult(p.method, msg.result);
+      if (r.ok) p.resolve(r.value);
+      else
+        p.reject(
+          new StrataError(
+            r.error.code,
+            r.error.message,
+            'The agent may run another version of Strata: restart it with "strata agent stop".',
+          ),
+        );
     }
   }
 
@@ -65,7 +79,7 @@ export class AgentClient {
     if (!s) return Promise.reject(new StrataError('E_AGENT_UNAVAILABLE', 'not connected to the agent', 'Run "strata agent start".'));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.pending.set(id, { method, resolve: resolve as (v: unknown) => void, reject });
       s.write(JSON.stringify({ id, method, params }) + '\n');
     });
   }
@@ -119,7 +133,9 @@ export async function connectOrStart(opts: {
   const tail = readTail(logFile(opts.home));
   throw new StrataError(
     'E_AGENT_UNAVAILABLE',
-    exited !== null ? `the agent exited during start-up (code ${exited})${tail ? `:\n${tail}` : ''}` : `the agent did not answer on ${opts.socket} in time`,
+    exited !== null
+      ? `the agent exited during start-up (code ${exited})${tail ? `:\n${tail}` : ''}`
+      : `the agent did not answer on ${opts.socket} in time`,
     `See ${logFile(opts.home)}.`,
   );
 }

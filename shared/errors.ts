@@ -2,7 +2,11 @@ import { ErrorCode, ErrorInfo } from '../protocol';
 
 /** An error with a stable code, a message naming what failed, and a hint saying what to do. */
 export class StrataError extends Error {
-  constructor(readonly code: ErrorCode, message: string, readonly hint?: string) {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly hint?: string,
+  ) {
     super(message);
   }
   toInfo(): ErrorInfo {

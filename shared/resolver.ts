@@ -1,7 +1,7 @@
 /**
  * The pure path-resolution core. No fs, fuse or socket imports: given the active layers' rules, a
- * view path resolves to the chain of places that may hold it. The FUSE handlers (viewfs.ts) walk
- * that chain with real system calls.
+ * view path resolves to the chain of places that may hold it. The FUSE view (daemon/fuse/viewfs.ts)
+ * walks that chain with real system calls.
  *
  * Within one layer, rules apply in this order: an exclude punches a hole (the layer is transparent
  * there), a delete entry hides the path and everything below it, otherwise the longest mapping
@@ -50,9 +50,7 @@ export interface WritableMarks {
 }
 
 export type Source =
-  | { kind: 'writable'; layer: string; rel: string }
-  | { kind: 'files'; layer: string; rel: string }
-  | { kind: 'base'; path: string };
+  { kind: 'writable'; layer: string; rel: string } | { kind: 'files'; layer: string; rel: string } | { kind: 'base'; path: string };
 
 // ---- paths -------------------------------------------------------------------------------------
 
@@ -76,7 +74,9 @@ export function normalizeLayerPath(p: string): string {
   if (typeof p !== 'string') throw new PathError('path is not a string');
   if (p.includes('\0')) throw new PathError('path contains a NUL byte');
   if (p !== '/' && p.startsWith('/')) {
-    throw new PathError(`"${p}" is absolute; a destination is relative to the layer's files (write "${p.replace(/^\/+/, '')}"), and only "/" may name the whole layer`);
+    throw new PathError(
+      `"${p}" is absolute; a destination is relative to the layer's files (write "${p.replace(/^\/+/, '')}"), and only "/" may name the whole layer`,
+    );
   }
   const parts: string[] = [];
   for (const seg of p.split('/')) {
@@ -87,16 +87,18 @@ export function normalizeLayerPath(p: string): string {
   return parts.join('/');
 }
 
+const SLASH = 0x2f; // '/'
+
 /** True when `p` equals `prefix` or lies below it (both normalized view paths). */
 export function isUnder(p: string, prefix: string): boolean {
   if (prefix === '/') return true;
-  return p === prefix || (p.startsWith(prefix) && p.charCodeAt(prefix.length) === 47 /* / */);
+  return p === prefix || (p.startsWith(prefix) && p.charCodeAt(prefix.length) === SLASH);
 }
 
 /** Layer-relative variant of isUnder ('' is the root). */
 export function isUnderRel(rel: string, prefix: string): boolean {
   if (prefix === '') return true;
-  return rel === prefix || (rel.startsWith(prefix) && rel.charCodeAt(prefix.length) === 47);
+  return rel === prefix || (rel.startsWith(prefix) && rel.charCodeAt(prefix.length) === SLASH);
 }
 
 export function joinRel(base: string, tail: string): string {
@@ -240,9 +242,7 @@ export function sourcesFor(res: Resolution, viewPath: string, marks: (layer: str
 
 /** What one source holds at a directory path, as read by the I/O side. */
 export type SourceListing =
-  | { kind: 'missing' }
-  | { kind: 'nondir' }
-  | { kind: 'dir'; names: readonly string[]; whiteouts?: ReadonlySet<string>; opaque?: boolean };
+  { kind: 'missing' } | { kind: 'nondir' } | { kind: 'dir'; names: readonly string[]; whiteouts?: ReadonlySet<string>; opaque?: boolean };
 
 /**
  * Merge a directory's listings from its sources (same order as `sourcesFor`). The first existing

@@ -19,9 +19,7 @@ export interface FormModel {
 }
 
 /** Where a browse result goes: a row of a list, or its add-row (index -1). */
-export type Target =
-  | { list: 'mappings'; index: number; key: 'original' | 'destination' }
-  | { list: 'excludes' | 'deletes'; index: number };
+export type Target = { list: 'mappings'; index: number; key: 'original' | 'destination' } | { list: 'excludes' | 'deletes'; index: number };
 
 export interface FormActions {
   /** A field changed. */
@@ -58,9 +56,20 @@ function errorSlot(field: string): HTMLElement {
   return h('div', { class: 'error', id: slotId(field), 'data-field': field, role: 'alert' });
 }
 
-function textInput(id: string, field: string | undefined, value: string, onInput: (v: string) => void, extra: Record<string, string | boolean | undefined> = {}): HTMLInputElement {
+function textInput(
+  id: string,
+  field: string | undefined,
+  value: string,
+  onInput: (v: string) => void,
+  extra: Record<string, string | boolean | undefined> = {},
+): HTMLInputElement {
   return h('input', {
-    type: 'text', id, value, spellcheck: 'false', ...(field !== undefined ? { 'data-input-for': field, 'aria-describedby': slotId(field) } : {}), ...extra,
+    type: 'text',
+    id,
+    value,
+    spellcheck: 'false',
+    ...(field !== undefined ? { 'data-input-for': field, 'aria-describedby': slotId(field) } : {}),
+    ...extra,
     onInput: (e: Event) => onInput((e.target as HTMLInputElement).value),
   });
 }
@@ -86,24 +95,74 @@ function scalarField(label: string, field: string, control: HTMLElement, note?: 
 }
 
 function mappingsSection(m: FormModel, a: FormActions): HTMLElement {
-  const cell = (id: string, field: string | undefined, value: string, set: (v: string) => void, label: string, placeholder: string | undefined, t: Target, arrow: boolean) =>
-    h('div', { class: 'cell' },
+  const cell = (
+    id: string,
+    field: string | undefined,
+    value: string,
+    set: (v: string) => void,
+    label: string,
+    placeholder: string | undefined,
+    t: Target,
+    arrow: boolean,
+  ) =>
+    h(
+      'div',
+      { class: 'cell' },
       arrow ? h('span', { class: 'arrow', 'aria-hidden': 'true' }, '→') : null,
       textInput(id, field, value, set, { 'aria-label': label, placeholder }),
-      browseButton(`Browse for the ${label.toLowerCase()}`, a, t));
+      browseButton(`Browse for the ${label.toLowerCase()}`, a, t),
+    );
   // One row per mapping, two lines each (view path, then layer path), so it fits a narrow side bar.
   const rows = m.draft.mappings.map((row, i) => {
     const n = i + 1;
-    return h('li', { class: 'mapping' },
-      cell(`mapping-${i}-original`, `mappings[${i}].original`, row.original, (v) => { row.original = v; a.edited(); }, `Mapping ${n} view path`, undefined, { list: 'mappings', index: i, key: 'original' }, false),
-      h('button', { type: 'button', class: 'secondary', id: `mapping-remove-${i}`, 'aria-label': `Remove mapping ${n} (${row.original})`, title: 'Remove this mapping', onClick: () => {
-        m.draft.mappings.splice(i, 1);
-        a.restructured(m.draft.mappings.length ? `mapping-remove-${Math.min(i, m.draft.mappings.length - 1)}` : 'new-mapping-original');
-      } }, 'Remove'),
+    return h(
+      'li',
+      { class: 'mapping' },
+      cell(
+        `mapping-${i}-original`,
+        `mappings[${i}].original`,
+        row.original,
+        (v) => {
+          row.original = v;
+          a.edited();
+        },
+        `Mapping ${n} view path`,
+        undefined,
+        { list: 'mappings', index: i, key: 'original' },
+        false,
+      ),
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'secondary',
+          id: `mapping-remove-${i}`,
+          'aria-label': `Remove mapping ${n} (${row.original})`,
+          title: 'Remove this mapping',
+          onClick: () => {
+            m.draft.mappings.splice(i, 1);
+            a.restructured(m.draft.mappings.length ? `mapping-remove-${Math.min(i, m.draft.mappings.length - 1)}` : 'new-mapping-original');
+          },
+        },
+        'Remove',
+      ),
       errorSlot(`mappings[${i}].original`),
-      cell(`mapping-${i}-destination`, `mappings[${i}].destination`, row.destination, (v) => { row.destination = v; a.edited(); }, `Mapping ${n} layer path`, undefined, { list: 'mappings', index: i, key: 'destination' }, true),
+      cell(
+        `mapping-${i}-destination`,
+        `mappings[${i}].destination`,
+        row.destination,
+        (v) => {
+          row.destination = v;
+          a.edited();
+        },
+        `Mapping ${n} layer path`,
+        undefined,
+        { list: 'mappings', index: i, key: 'destination' },
+        true,
+      ),
       errorSlot(`mappings[${i}].destination`),
-      errorSlot(`mappings[${i}]`));
+      errorSlot(`mappings[${i}]`),
+    );
   });
   const add = (): void => {
     if (!m.newMapping.original.trim()) return;
@@ -111,29 +170,83 @@ function mappingsSection(m: FormModel, a: FormActions): HTMLElement {
     m.newMapping = { original: '', destination: '' };
     a.restructured('new-mapping-original');
   };
-  const newRow = h('li', { class: 'mapping new', onKeydown: onEnter(add) },
-    cell('new-mapping-original', undefined, m.newMapping.original, (v) => (m.newMapping.original = v), 'New mapping view path', '/tools/node', { list: 'mappings', index: -1, key: 'original' }, false),
+  const newRow = h(
+    'li',
+    { class: 'mapping new', onKeydown: onEnter(add) },
+    cell(
+      'new-mapping-original',
+      undefined,
+      m.newMapping.original,
+      (v) => (m.newMapping.original = v),
+      'New mapping view path',
+      '/tools/node',
+      { list: 'mappings', index: -1, key: 'original' },
+      false,
+    ),
     h('button', { type: 'button', id: 'new-mapping-add', onClick: add, title: 'Add this mapping (Enter)' }, 'Add'),
-    cell('new-mapping-destination', undefined, m.newMapping.destination, (v) => (m.newMapping.destination = v), 'New mapping layer path', 'node-v20, or / for the whole layer', { list: 'mappings', index: -1, key: 'destination' }, true));
-  return h('fieldset', {},
+    cell(
+      'new-mapping-destination',
+      undefined,
+      m.newMapping.destination,
+      (v) => (m.newMapping.destination = v),
+      'New mapping layer path',
+      'node-v20, or / for the whole layer',
+      { list: 'mappings', index: -1, key: 'destination' },
+      true,
+    ),
+  );
+  return h(
+    'fieldset',
+    {},
     h('legend', {}, 'Mappings'),
-    h('p', { class: 'note' }, 'While the layer is active, each view path (first line) is served from the path inside the layer (second line).'),
+    h(
+      'p',
+      { class: 'note' },
+      'While the layer is active, each view path (first line) is served from the path inside the layer (second line).',
+    ),
     h('ul', { class: 'rows' }, ...rows, newRow),
-    errorSlot('mappings'));
+    errorSlot('mappings'),
+  );
 }
 
 function listSection(m: FormModel, a: FormActions, list: 'excludes' | 'deletes', legend: string, note: string, noun: string): HTMLElement {
   const values = m.draft[list];
   const rows = values.map((v, i) =>
-    h('li', {},
-      h('div', { class: 'cell' },
-        textInput(`${list}-${i}`, `${list}[${i}]`, v, (x) => { values[i] = x; a.edited(); }, { 'aria-label': `${noun} ${i + 1}` }),
+    h(
+      'li',
+      {},
+      h(
+        'div',
+        { class: 'cell' },
+        textInput(
+          `${list}-${i}`,
+          `${list}[${i}]`,
+          v,
+          (x) => {
+            values[i] = x;
+            a.edited();
+          },
+          { 'aria-label': `${noun} ${i + 1}` },
+        ),
         browseButton(`Browse for ${noun.toLowerCase()} ${i + 1}`, a, { list, index: i }),
-        h('button', { type: 'button', class: 'secondary', id: `${list}-remove-${i}`, 'aria-label': `Remove ${noun.toLowerCase()} ${v}`, onClick: () => {
-          values.splice(i, 1);
-          a.restructured(values.length ? `${list}-remove-${Math.min(i, values.length - 1)}` : `new-${list}`);
-        } }, 'Remove')),
-      errorSlot(`${list}[${i}]`)));
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'secondary',
+            id: `${list}-remove-${i}`,
+            'aria-label': `Remove ${noun.toLowerCase()} ${v}`,
+            onClick: () => {
+              values.splice(i, 1);
+              a.restructured(values.length ? `${list}-remove-${Math.min(i, values.length - 1)}` : `new-${list}`);
+            },
+          },
+          'Remove',
+        ),
+      ),
+      errorSlot(`${list}[${i}]`),
+    ),
+  );
   const current = (): string => (list === 'excludes' ? m.newExclude : m.newDelete);
   const add = (): void => {
     const v = current().trim();
@@ -143,48 +256,104 @@ function listSection(m: FormModel, a: FormActions, list: 'excludes' | 'deletes',
     else m.newDelete = '';
     a.restructured(`new-${list}`);
   };
-  return h('fieldset', {},
+  return h(
+    'fieldset',
+    {},
     h('legend', {}, legend),
     h('p', { class: 'note' }, note),
-    h('ul', { class: 'rows' }, ...rows,
-      h('li', { class: 'new', onKeydown: onEnter(add) },
-        h('div', { class: 'cell' },
-          textInput(`new-${list}`, undefined, current(), (x) => (list === 'excludes' ? (m.newExclude = x) : (m.newDelete = x)), { 'aria-label': `New ${noun.toLowerCase()}`, placeholder: '/path/in/the/view' }),
+    h(
+      'ul',
+      { class: 'rows' },
+      ...rows,
+      h(
+        'li',
+        { class: 'new', onKeydown: onEnter(add) },
+        h(
+          'div',
+          { class: 'cell' },
+          textInput(`new-${list}`, undefined, current(), (x) => (list === 'excludes' ? (m.newExclude = x) : (m.newDelete = x)), {
+            'aria-label': `New ${noun.toLowerCase()}`,
+            placeholder: '/path/in/the/view',
+          }),
           browseButton(`Browse for a new ${noun.toLowerCase()}`, a, { list, index: -1 }),
-          h('button', { type: 'button', onClick: add }, 'Add')))),
-    errorSlot(list));
+          h('button', { type: 'button', onClick: add }, 'Add'),
+        ),
+      ),
+    ),
+    errorSlot(list),
+  );
 }
 
 export function renderForm(m: FormModel, a: FormActions, header: Child[]): HTMLFormElement {
   const d = m.draft;
-  const name = textInput('name', 'name', d.name, (v) => { d.name = v; a.edited(); }, { readonly: !m.canRename, 'aria-readonly': !m.canRename ? 'true' : undefined });
-  const version = textInput('version', 'version', d.version, (v) => { d.version = v; a.edited(); });
+  const name = textInput(
+    'name',
+    'name',
+    d.name,
+    (v) => {
+      d.name = v;
+      a.edited();
+    },
+    { readonly: !m.canRename, 'aria-readonly': !m.canRename ? 'true' : undefined },
+  );
+  const version = textInput('version', 'version', d.version, (v) => {
+    d.version = v;
+    a.edited();
+  });
   const priority = h('input', {
-    type: 'number', step: '1', id: 'priority', value: d.priority, 'data-input-for': 'priority', 'aria-describedby': slotId('priority'),
-    onInput: (e: Event) => { d.priority = (e.target as HTMLInputElement).value; a.edited(); },
+    type: 'number',
+    step: '1',
+    id: 'priority',
+    value: d.priority,
+    'data-input-for': 'priority',
+    'aria-describedby': slotId('priority'),
+    onInput: (e: Event) => {
+      d.priority = (e.target as HTMLInputElement).value;
+      a.edited();
+    },
   });
   const description = h('textarea', {
-    id: 'description', rows: 3, 'data-input-for': 'description', 'aria-describedby': slotId('description'),
-    onInput: (e: Event) => { d.description = (e.target as HTMLTextAreaElement).value; a.edited(); },
+    id: 'description',
+    rows: 3,
+    'data-input-for': 'description',
+    'aria-describedby': slotId('description'),
+    onInput: (e: Event) => {
+      d.description = (e.target as HTMLTextAreaElement).value;
+      a.edited();
+    },
   });
   description.value = d.description;
-  return h('form', {
-    novalidate: true,
-    onSubmit: (e: Event) => { e.preventDefault(); a.save(); },
-  },
-  ...header,
-  scalarField('Name', 'name', name, m.canRename ? undefined : 'Renaming a layer is not supported: export it and import it under the new name.'),
-  scalarField('Version', 'version', version),
-  scalarField('Priority', 'priority', priority, 'When two active layers map the same path, the higher priority wins.'),
-  scalarField('Description', 'description', description),
-  mappingsSection(m, a),
-  listSection(m, a, 'excludes', 'Excludes', 'These view paths always pass through this layer to what lies below.', 'Exclude'),
-  listSection(m, a, 'deletes', 'Delete entries', 'These view paths are hidden while the layer is active.', 'Delete entry'),
-  errorSlot(''),
-  h('div', { class: 'actions' },
-    h('button', { type: 'submit', id: 'save' }, 'Save'),
-    h('button', { type: 'button', class: 'secondary', id: 'revert', onClick: () => a.revert() }, 'Revert'),
-    h('span', { id: 'save-state', role: 'status' })));
+  return h(
+    'form',
+    {
+      novalidate: true,
+      onSubmit: (e: Event) => {
+        e.preventDefault();
+        a.save();
+      },
+    },
+    ...header,
+    scalarField(
+      'Name',
+      'name',
+      name,
+      m.canRename ? undefined : 'Renaming a layer is not supported: export it and import it under the new name.',
+    ),
+    scalarField('Version', 'version', version),
+    scalarField('Priority', 'priority', priority, 'When two active layers map the same path, the higher priority wins.'),
+    scalarField('Description', 'description', description),
+    mappingsSection(m, a),
+    listSection(m, a, 'excludes', 'Excludes', 'These view paths always pass through this layer to what lies below.', 'Exclude'),
+    listSection(m, a, 'deletes', 'Delete entries', 'These view paths are hidden while the layer is active.', 'Delete entry'),
+    errorSlot(''),
+    h(
+      'div',
+      { class: 'actions' },
+      h('button', { type: 'submit', id: 'save' }, 'Save'),
+      h('button', { type: 'button', class: 'secondary', id: 'revert', onClick: () => a.revert() }, 'Revert'),
+      h('span', { id: 'save-state', role: 'status' }),
+    ),
+  );
 }
 
 /** Put each problem under its field (or the nearest enclosing one); mark the inputs invalid. */
@@ -197,7 +366,14 @@ export function showProblems(form: HTMLElement, problems: readonly FieldProblem[
   form.querySelectorAll<HTMLElement>('[data-input-for]').forEach((el) => el.removeAttribute('aria-invalid'));
   for (const p of problems) {
     const slot = slots.get(slotFor(p.field, (f) => slots.has(f)));
-    slot?.append(h('div', {}, p.field && slotFor(p.field, (f) => slots.has(f)) !== p.field ? `${p.field}: ${p.message}` : p.message, h('span', { class: 'code' }, ` ${p.code}`)));
+    slot?.append(
+      h(
+        'div',
+        {},
+        p.field && slotFor(p.field, (f) => slots.has(f)) !== p.field ? `${p.field}: ${p.message}` : p.message,
+        h('span', { class: 'code' }, ` ${p.code}`),
+      ),
+    );
     form.querySelector(`[data-input-for="${CSS.escape(p.field)}"]`)?.setAttribute('aria-invalid', 'true');
   }
 }

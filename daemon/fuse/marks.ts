@@ -79,11 +79,12 @@ export class LayerMarks implements WritableMarks {
   /** Forget markers at or below a directory that was removed from the writable sublayer. */
   dropBelow(rel: string): void {
     const under = (r: string) => rel === '' || r === rel || r.startsWith(rel + '/');
-    for (const w of [...this.whiteouts]) if (under(w) && w !== rel) {
-      this.whiteouts.delete(w);
-      const { dir, name } = split(w);
-      this.byDir.get(dir)?.delete(name);
-    }
+    for (const w of [...this.whiteouts])
+      if (under(w) && w !== rel) {
+        this.whiteouts.delete(w);
+        const { dir, name } = split(w);
+        this.byDir.get(dir)?.delete(name);
+      }
     for (const o of [...this.opaque]) if (under(o)) this.opaque.delete(o);
   }
 }

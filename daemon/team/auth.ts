@@ -43,12 +43,26 @@ function mac(key: Buffer, fields: string[]): string {
 }
 
 /** What the server sends in `challenge`. */
-export function serverProof(key: Buffer, team: string, clientNonce: string, serverNonce: string, serverId: string, clientId: string): string {
+export function serverProof(
+  key: Buffer,
+  team: string,
+  clientNonce: string,
+  serverNonce: string,
+  serverId: string,
+  clientId: string,
+): string {
   return mac(key, ['server', team, clientNonce, serverNonce, serverId, clientId]);
 }
 
 /** What the client sends in `auth`. */
-export function clientProof(key: Buffer, team: string, serverNonce: string, clientNonce: string, clientId: string, serverId: string): string {
+export function clientProof(
+  key: Buffer,
+  team: string,
+  serverNonce: string,
+  clientNonce: string,
+  clientId: string,
+  serverId: string,
+): string {
   return mac(key, ['client', team, serverNonce, clientNonce, clientId, serverId]);
 }
 
@@ -68,7 +82,11 @@ export function proofEquals(a: string, b: string): boolean {
  */
 export class NonceCache {
   private readonly entries = new Map<string, number>(); // nonce → expiry, oldest first
-  constructor(private readonly ttlMs: number, private readonly max: number, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly ttlMs: number,
+    private readonly max: number,
+    private readonly now: () => number = Date.now,
+  ) {
     if (!(ttlMs > 0)) throw new Error(`NonceCache: ttlMs must be positive, got ${ttlMs}`);
     if (!Number.isSafeInteger(max) || max < 1) throw new Error(`NonceCache: max must be a positive integer, got ${max}`);
   }
@@ -102,20 +120,24 @@ export function readSecretFile(file: string): Buffer {
   try {
     fd = fs.openSync(file, 'r');
   } catch (e) {
-    throw new Error(`cannot read team secret ${file}: ${(e as Error).message}`);
+    throw new Error(`cannot read team secret ${file}: ${(e as Error).message}`, { cause: e });
   }
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) throw new Error(`team secret ${file} is not a regular file`);
     const mode = st.mode & 0o777;
     if (mode & 0o077) {
-      throw new Error(`team secret ${file} is accessible by group or others (mode ${mode.toString(8).padStart(4, '0')}); run: chmod 600 ${file}`);
+      throw new Error(
+        `team secret ${file} is accessible by group or others (mode ${mode.toString(8).padStart(4, '0')}); run: chmod 600 ${file}`,
+      );
     }
     let buf = fs.readFileSync(fd);
     if (buf.length >= 2 && buf[buf.length - 2] === 0x0d && buf[buf.length - 1] === 0x0a) buf = buf.subarray(0, buf.length - 2);
     else if (buf.length >= 1 && buf[buf.length - 1] === 0x0a) buf = buf.subarray(0, buf.length - 1);
-    if (buf.length === 0) throw new Error(`team secret ${file} is empty; put at least 16 random bytes in it (e.g. openssl rand -hex 32 > ${file})`);
-    if (buf.length < 16) throw new Error(`team secret ${file} is too short (${buf.length} bytes); use at least 16 (e.g. openssl rand -hex 32 > ${file})`);
+    if (buf.length === 0)
+      throw new Error(`team secret ${file} is empty; put at least 16 random bytes in it (e.g. openssl rand -hex 32 > ${file})`);
+    if (buf.length < 16)
+      throw new Error(`team secret ${file} is too short (${buf.length} bytes); use at least 16 (e.g. openssl rand -hex 32 > ${file})`);
     return Buffer.from(buf);
   } finally {
     fs.closeSync(fd);

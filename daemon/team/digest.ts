@@ -17,7 +17,10 @@ function canonicalJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
   if (v !== null && typeof v === 'object') {
     const o = v as Record<string, unknown>;
-    return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+    return `{${Object.keys(o)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+      .join(',')}}`;
   }
   return JSON.stringify(v);
 }
@@ -45,7 +48,12 @@ export async function digestLayerDir(layerDir: string): Promise<string> {
     spec = JSON.parse(await fsp.readFile(specFile, 'utf8'));
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new Error(err.code ? `cannot digest layer ${layerDir}: ${specFile}: ${err.message}` : `cannot digest layer ${layerDir}: ${specFile} is not valid JSON`);
+    throw new Error(
+      err.code
+        ? `cannot digest layer ${layerDir}: ${specFile}: ${err.message}`
+        : `cannot digest layer ${layerDir}: ${specFile} is not valid JSON`,
+      { cause: e },
+    );
   }
   put('layer.json');
   put(canonicalJson(spec));

@@ -4,7 +4,7 @@
  * equal timestamps. Pure: time comes from an injected `now`.
  */
 import type { Hlc } from '../../protocol/team';
-import { isHlc } from '../../protocol/team';
+import { isAgentId, isHlc } from '../../protocol/team';
 
 /** Order by wall, then logical, then agent (plain string comparison). */
 export function compareHlc(a: Hlc, b: Hlc): number {
@@ -33,7 +33,7 @@ export class HlcClock {
   driftRejections = 0;
 
   constructor(agent: string, now: () => number = Date.now, opts: HlcOptions = {}) {
-    if (!/^[A-Za-z0-9._:-]{1,64}$/.test(agent)) throw new Error(`HLC agent id ${JSON.stringify(agent)} is not a valid id (1-64 of A-Z a-z 0-9 . _ : -)`);
+    if (!isAgentId(agent)) throw new Error(`HLC agent id ${JSON.stringify(agent)} is not a valid id (1-64 of A-Z a-z 0-9 . _ : -)`);
     this.agent = agent;
     this.now = now;
     this.maxDriftMs = opts.maxDriftMs ?? 60_000;

@@ -6,7 +6,11 @@ export class TokenBucket {
   private tokens: number;
   private last: number;
 
-  constructor(private readonly ratePerSec: number, private readonly burst: number, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly ratePerSec: number,
+    private readonly burst: number,
+    private readonly now: () => number = Date.now,
+  ) {
     if (!(ratePerSec > 0) || !Number.isFinite(ratePerSec)) throw new Error(`TokenBucket: ratePerSec must be positive, got ${ratePerSec}`);
     if (!(burst >= 1) || !Number.isFinite(burst)) throw new Error(`TokenBucket: burst must be at least 1, got ${burst}`);
     this.tokens = burst;

@@ -4,13 +4,12 @@
  */
 import * as os from 'os';
 import * as crypto from 'crypto';
-import * as fsp from 'fs/promises';
 import { TeamNode } from './node';
 import { TeamState } from './state';
+import { loadTeamState, saveTeamState } from './statefile';
 import { HlcClock } from './hlc';
 import { deriveKey, readSecretFile } from './auth';
-import { parseListen } from './service';
-import { writeFileAtomic } from '../atomic';
+import { listenError, parseListen } from './config';
 
 export async function runRelay(opts: {
   listen: string;
@@ -24,17 +23,13 @@ export async function runRelay(opts: {
   const secret = readSecretFile(opts.secretFile);
   const id = `relay-${crypto.randomBytes(4).toString('hex')}`;
   const clock = new HlcClock(id);
-  let state = new TeamState(id, clock);
-  if (opts.stateFile) {
-    try {
-      state = TeamState.fromJSON(id, clock, JSON.parse(await fsp.readFile(opts.stateFile, 'utf8')));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') opts.log(`[relay] starting empty: ${opts.stateFile}: ${(e as Error).message}`);
-    }
-  }
+  const file = opts.stateFile;
+  const state = file
+    ? await loadTeamState(file, id, clock, (e) => opts.log(`[relay] starting empty: ${file}: ${e.message}`))
+    : new TeamState(id, clock);
   const keys = new Map<string, Buffer>();
   const save = async () => {
-    if (opts.stateFile) await writeFileAtomic(opts.stateFile, JSON.stringify(state.toJSON()) + '\n', 0o600);
+    if (file) await saveTeamState(file, state);
   };
   const listen = parseListen(opts.listen);
   const node: TeamNode = new TeamNode({
@@ -53,7 +48,11 @@ export async function runRelay(opts: {
       presence: () => ({ user: 'relay', host: os.hostname(), active: null, held: [], applied: state.seenVector(), busy: [], has: {} }),
     },
   });
-  await node.start();
+  try {
+    await node.start();
+  } catch (e) {
+    throw listenError(opts.listen, e);
+  }
   const url = `${opts.tls ? 'wss' : 'ws'}://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${node.port}`;
   return { node, url, stop: () => node.stop() };
 }

@@ -6,22 +6,30 @@
  * when delivered twice or out of order. Merging is commutative, associative and idempotent, so all
  * replicas that have seen the same events hold the same registers.
  *
- * Pure: no I/O; the clock is injected.
+ * Pure: no I/O; the clock is injected. team-state.json (its format and checks) is statefile.ts.
  */
+import * as v from 'valibot';
 import {
+  EventWritesSchema,
   MAX_FRAME,
   RegisterValue,
   RegisterWrite,
   TaggedRegister,
   TeamEvent,
+  TeamEventSchema,
   TeamFile,
-  isHlc,
-  isRegisterKey,
-  isRegisterValue,
+  TeamSnapshot,
+  TeamSnapshotSchema,
+  eventId,
+  isAgentId,
   isTeamEvent,
 } from '../../protocol/team';
 import type { Hlc } from '../../protocol/team';
+import { TEAM_STATE_FORMAT, TeamStateFile } from '../../protocol/state';
+import { issueMessage } from '../../protocol/schema';
+import { StrataError } from '../../shared/errors';
 import { HlcClock, compareHlc } from './hlc';
+import { SeenSet } from './seen';
 
 export interface Applied {
   /** First time this (origin, seq) was seen. */
@@ -30,29 +38,9 @@ export interface Applied {
   changed: boolean;
 }
 
-export interface TeamSnapshot {
-  registers: Record<string, TaggedRegister>;
-  /** Highest contiguous seq seen, per origin. */
-  seen: Record<string, number>;
-  events: TeamEvent[];
-}
+export { eventId };
+export type { TeamSnapshot };
 
-/** The id of an event: "origin:seq". */
-export function eventId(ev: { origin: string; seq: number }): string {
-  return `${ev.origin}:${ev.seq}`;
-}
-
-/** Per origin: every seq up to `upTo` was seen, plus those in `above` (all > upTo + 1). */
-interface SeenEntry {
-  upTo: number;
-  above: Set<number>;
-}
-
-const STATE_FORMAT = 1;
-
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-const isId = (v: unknown): v is string => typeof v === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(v);
 const has = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
 
 /** A total order on values, used only to break exact tag ties (a forged or corrupt tag) deterministically. */
@@ -79,8 +67,13 @@ function copyWrites(ws: RegisterWrite[]): RegisterWrite[] {
 
 function copyEvent(ev: TeamEvent): TeamEvent {
   const out: TeamEvent = {
-    origin: ev.origin, seq: ev.seq, tag: copyTag(ev.tag), writes: copyWrites(ev.writes),
-    user: ev.user, host: ev.host, prev: copyWrites(ev.prev),
+    origin: ev.origin,
+    seq: ev.seq,
+    tag: copyTag(ev.tag),
+    writes: copyWrites(ev.writes),
+    user: ev.user,
+    host: ev.host,
+    prev: copyWrites(ev.prev),
   };
   if (ev.reverts !== undefined) out.reverts = ev.reverts;
   return out;
@@ -102,7 +95,9 @@ function compareEvents(a: TeamEvent, b: TeamEvent): number {
 
 /** The slots a layer belongs to, sorted. */
 function slotsOf(team: TeamFile, layer: string): string[] {
-  return Object.keys(team.slots).filter((s) => team.slots[s].includes(layer)).sort();
+  return Object.keys(team.slots)
+    .filter((s) => team.slots[s].includes(layer))
+    .sort();
 }
 
 /** The slot's layer when its register is unset: its first member listed in the defaults. */
@@ -110,16 +105,11 @@ function defaultSlotLayer(team: TeamFile, slot: string): string | null {
   return (team.slots[slot] ?? []).find((m) => team.defaults.includes(m)) ?? null;
 }
 
-function checkWrites(writes: unknown, what: string): asserts writes is RegisterWrite[] {
-  if (!Array.isArray(writes)) throw new Error(`${what}: writes must be a list`);
-  if (writes.length === 0) throw new Error(`${what}: an event needs at least one write`);
-  if (writes.length > 64) throw new Error(`${what}: at most 64 writes per event, got ${writes.length}`);
+function checkWrites(writes: RegisterWrite[], what: string): void {
+  const r = v.safeParse(v.object({ writes: EventWritesSchema }), { writes });
+  if (!r.success) throw new Error(issueMessage(r.issues[0], what));
   const keys = new Set<string>();
   for (const w of writes) {
-    if (!isObj(w) || !isRegisterKey(w.key)) throw new Error(`${what}: bad register key ${JSON.stringify(isObj(w) ? w.key : w)} (expected "layer:NAME" or "slot:NAME")`);
-    if (!isRegisterValue(w.key, w.value)) {
-      throw new Error(`${what}: bad value for ${w.key}: ${JSON.stringify(w.value)} (expected ${w.key.startsWith('layer:') ? '{"active": boolean}' : '{"layer": name | null}'})`);
-    }
     if (keys.has(w.key)) throw new Error(`${what}: register ${w.key} written twice in one event`);
     keys.add(w.key);
   }
@@ -135,14 +125,14 @@ export class TeamState {
   registers = new Map<string, TaggedRegister>();
   private readonly clock: HlcClock;
   private readonly historyLimit: number;
-  private readonly seen = new Map<string, SeenEntry>();
+  private readonly seen = new SeenSet();
   private ownSeq = 0;
   /** Sorted by (tag, origin, seq): oldest first. */
   private events: TeamEvent[] = [];
   private readonly byId = new Map<string, TeamEvent>();
 
   constructor(selfId: string, clock: HlcClock, opts: TeamStateOptions = {}) {
-    if (!isId(selfId)) throw new Error(`team state: agent id ${JSON.stringify(selfId)} is not a valid id`);
+    if (!isAgentId(selfId)) throw new Error(`team state: agent id ${JSON.stringify(selfId)} is not a valid id`);
     if (clock.agent !== selfId) throw new Error(`team state: the clock belongs to "${clock.agent}", not "${selfId}"`);
     const limit = opts.historyLimit ?? 1000;
     if (!Number.isSafeInteger(limit) || limit < 1) throw new Error(`team state: historyLimit must be a positive integer, got ${limit}`);
@@ -155,53 +145,17 @@ export class TeamState {
 
   /** Has (origin, seq) been seen? */
   hasSeen(origin: string, seq: number): boolean {
-    const e = this.seen.get(origin);
-    return !!e && (seq <= e.upTo || e.above.has(seq));
-  }
-
-  /** Record (origin, seq) as seen; false if it already was. */
-  private markSeen(origin: string, seq: number): boolean {
-    let e = this.seen.get(origin);
-    if (!e) this.seen.set(origin, (e = { upTo: 0, above: new Set() }));
-    if (seq <= e.upTo || e.above.has(seq)) return false;
-    if (seq === e.upTo + 1) {
-      e.upTo = seq;
-      while (e.above.delete(e.upTo + 1)) e.upTo++;
-    } else {
-      e.above.add(seq);
-    }
-    return true;
-  }
-
-  /** A peer has seen 1..n from origin (and its registers hold their effects). */
-  private markSeenUpTo(origin: string, n: number): void {
-    let e = this.seen.get(origin);
-    if (!e) this.seen.set(origin, (e = { upTo: 0, above: new Set() }));
-    if (n <= e.upTo) return;
-    e.upTo = n;
-    for (const s of e.above) if (s <= n) e.above.delete(s);
-    while (e.above.delete(e.upTo + 1)) e.upTo++;
+    return this.seen.has(origin, seq);
   }
 
   /** Highest contiguous seq seen per origin (the "applied" vector sent in presence). */
   seenVector(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const origin of [...this.seen.keys()].sort()) {
-      const n = this.seen.get(origin)!.upTo;
-      if (n > 0) out[origin] = n;
-    }
-    return out;
+    return this.seen.vector();
   }
 
   /** The next local seq: above anything of ours seen anywhere (so a lost state file cannot reuse a seq peers already hold). */
   private nextSeq(): number {
-    let top = this.ownSeq;
-    const e = this.seen.get(this.selfId);
-    if (e) {
-      top = Math.max(top, e.upTo);
-      for (const s of e.above) if (s > top) top = s;
-    }
-    return top + 1;
+    return Math.max(this.ownSeq, this.seen.highest(this.selfId)) + 1;
   }
 
   // ---- registers ---------------------------------------------------------------------------------
@@ -286,9 +240,12 @@ export class TeamState {
    */
   local(writes: RegisterWrite[], user: string, host: string, reverts?: string, team?: TeamFile): TeamEvent {
     checkWrites(writes, 'local team event');
-    if (typeof user !== 'string' || user.length > 64) throw new Error('local team event: user must be a string of at most 64 characters');
-    if (typeof host !== 'string' || host.length > 128) throw new Error('local team event: host must be a string of at most 128 characters');
-    if (reverts !== undefined && (typeof reverts !== 'string' || reverts.length > 140)) throw new Error('local team event: reverts must be an event id "origin:seq"');
+    const prev = writes.map((w) => ({ key: w.key, value: this.current(w.key, team) }));
+    const seq = this.nextSeq();
+    const ev: TeamEvent = { origin: this.selfId, seq, tag: this.clock.last(), writes: copyWrites(writes), user, host, prev };
+    if (reverts !== undefined) ev.reverts = reverts;
+    const checked = v.safeParse(TeamEventSchema, ev); // before the clock moves: a refusal changes nothing
+    if (!checked.success) throw new Error(issueMessage(checked.issues[0], 'local team event'));
     // A local decision must take effect: if a written register carries a tag from a clock our HLC
     // refused to follow (too far ahead), catch up with it rather than lose to it.
     const last = this.clock.last();
@@ -296,13 +253,9 @@ export class TeamState {
       const r = this.registers.get(w.key);
       if (r && compareHlc(r.tag, last) >= 0) this.clock.restore(r.tag);
     }
-    const prev = writes.map((w) => ({ key: w.key, value: this.current(w.key, team) }));
-    const seq = this.nextSeq();
-    const ev: TeamEvent = { origin: this.selfId, seq, tag: this.clock.tick(), writes: copyWrites(writes), user, host, prev };
-    if (reverts !== undefined) ev.reverts = reverts;
-    if (!isTeamEvent(ev)) throw new Error(`local team event: invalid event ${JSON.stringify(ev).slice(0, 200)}`);
+    ev.tag = this.clock.tick();
     this.ownSeq = seq;
-    this.markSeen(this.selfId, seq);
+    this.seen.mark(this.selfId, seq);
     this.apply(ev.writes, ev.tag);
     this.record(ev);
     return copyEvent(ev);
@@ -312,7 +265,7 @@ export class TeamState {
   receive(ev: TeamEvent): Applied {
     if (!isTeamEvent(ev)) throw new Error(`malformed team event ${JSON.stringify(ev).slice(0, 200)}`);
     this.clock.observe(ev.tag);
-    if (!this.markSeen(ev.origin, ev.seq)) return { fresh: false, changed: false };
+    if (!this.seen.mark(ev.origin, ev.seq)) return { fresh: false, changed: false };
     const changed = this.apply(ev.writes, ev.tag);
     this.record(ev);
     return { fresh: true, changed };
@@ -324,12 +277,12 @@ export class TeamState {
    * vector covers, so those need no replay. Throws on malformed input (checkFrame rejects it first).
    */
   mergeSnapshot(s: TeamSnapshot): { changed: boolean; fresh: TeamEvent[] } {
-    if (!isObj(s) || !isObj(s.registers) || !isObj(s.seen) || !Array.isArray(s.events)) throw new Error('malformed team snapshot');
-    for (const [k, r] of Object.entries(s.registers)) {
-      if (!isRegisterKey(k) || !isObj(r) || !isHlc(r.tag) || !isRegisterValue(k, r.value)) throw new Error(`malformed register ${k.slice(0, 80)} in team snapshot`);
+    const checked = v.safeParse(TeamSnapshotSchema, s);
+    if (!checked.success) {
+      const issue = checked.issues[0];
+      const what = { registers: 'register', seen: 'seen entry', events: 'event' }[String(issue.path?.[0]?.key)] ?? 'team snapshot';
+      throw new Error(issueMessage(issue, `malformed ${what} in team snapshot`).slice(0, 300));
     }
-    for (const [k, n] of Object.entries(s.seen)) if (!isId(k) || !isSeq(n)) throw new Error(`malformed seen entry ${k.slice(0, 80)} in team snapshot`);
-    for (const ev of s.events) if (!isTeamEvent(ev)) throw new Error('malformed event in team snapshot');
 
     for (const r of Object.values(s.registers)) this.clock.observe(r.tag);
     for (const ev of s.events) this.clock.observe(ev.tag);
@@ -337,7 +290,7 @@ export class TeamState {
     let changed = false;
     const fresh: TeamEvent[] = [];
     for (const ev of [...s.events].sort(compareEvents)) {
-      if (this.markSeen(ev.origin, ev.seq)) {
+      if (this.seen.mark(ev.origin, ev.seq)) {
         if (this.apply(ev.writes, ev.tag)) changed = true;
         fresh.push(copyEvent(ev));
       }
@@ -349,7 +302,7 @@ export class TeamState {
       if (!cur || !sameValue(cur.value, r.value)) changed = true;
       this.registers.set(key, { value: copyValue(r.value), tag: copyTag(r.tag) });
     }
-    for (const [origin, n] of Object.entries(s.seen)) this.markSeenUpTo(origin, n);
+    for (const [origin, n] of Object.entries(s.seen)) this.seen.markUpTo(origin, n);
     return { changed, fresh };
   }
 
@@ -382,7 +335,9 @@ export class TeamState {
   revertWrites(id: string): RegisterWrite[] {
     const ev = this.byId.get(id);
     if (!ev) {
-      throw new Error(`cannot revert team event "${id}": it is not in this agent's history (which keeps the last ${this.historyLimit} events)`);
+      throw new Error(
+        `cannot revert team event "${id}": it is not in this agent's history (which keeps the last ${this.historyLimit} events)`,
+      );
     }
     return ev.writes.map((w) => {
       const p = ev.prev.find((x) => x.key === w.key);
@@ -414,8 +369,8 @@ export class TeamState {
    * writes slot:S={layer}; deactivating the slot's current layer writes slot:S={layer:null} (a
    * layer not current in its slot is already inactive: no write); other layers write layer:NAME.
    * A swap within a slot is one slot write. Throws for a layer not in the team file, a layer both
-   * activated and deactivated, or two layers of one slot activated together. May return [] (nothing
-   * to do): do not make an event of that.
+   * activated and deactivated, or two layers of one slot activated together (E_TEAM_SLOT: the
+   * user's mistake). May return [] (nothing to do): do not make an event of that.
    */
   writesFor(team: TeamFile, op: { activate?: string[]; deactivate?: string[]; swap?: [string, string] }): RegisterWrite[] {
     const act = [...(op.activate ?? [])];
@@ -434,7 +389,13 @@ export class TeamState {
     for (const n of new Set(act)) {
       for (const s of slotsOf(team, n)) {
         const other = claimed.get(s);
-        if (other !== undefined) throw new Error(`"${other}" and "${n}" are both in slot ${s}: only one of them can be active`);
+        if (other !== undefined) {
+          throw new StrataError(
+            'E_TEAM_SLOT',
+            `"${other}" and "${n}" are both in slot ${s}: only one of them can be active`,
+            `Name one layer of slot ${s}.`,
+          );
+        }
         claimed.set(s, n);
       }
     }
@@ -452,74 +413,37 @@ export class TeamState {
     return [...writes].map(([key, value]) => ({ key, value }));
   }
 
-  // ---- persistence -------------------------------------------------------------------------------
+  // ---- persistence ------------------------------------------------------------------------------
 
   /** Everything needed to persist: registers, seen (with out-of-order seqs), own seq, history, clock. */
-  toJSON(): unknown {
-    const seen: Record<string, { upTo: number; above: number[] }> = {};
-    for (const origin of [...this.seen.keys()].sort()) {
-      const e = this.seen.get(origin)!;
-      seen[origin] = { upTo: e.upTo, above: [...e.above].sort((a, b) => a - b) };
-    }
+  toJSON(): TeamStateFile {
     return {
-      format: STATE_FORMAT,
+      format: TEAM_STATE_FORMAT,
       self: this.selfId,
       seq: this.ownSeq,
       clock: this.clock.last(),
       registers: this.snapshot({ maxEvents: 0 }).registers,
-      seen,
+      seen: this.seen.toJSON(),
       history: this.history(),
     };
   }
 
-  /** Rebuild from toJSON output. Validates everything; throws an Error naming the first problem. */
-  static fromJSON(selfId: string, clock: HlcClock, data: unknown, opts: TeamStateOptions = {}): TeamState {
-    const bad = (what: string): never => {
-      throw new Error(`team state: ${what}`);
-    };
-    if (!isObj(data)) return bad('not a JSON object');
-    if (data.format !== STATE_FORMAT) bad(`format must be ${STATE_FORMAT}, got ${JSON.stringify(data.format)}`);
-    if (data.self !== selfId) bad(`it belongs to agent ${JSON.stringify(data.self)}, not "${selfId}"`);
-    if (!isSeq(data.seq)) bad('seq must be a non-negative integer');
-    if (!isHlc(data.clock)) bad('clock must be an HLC timestamp {wall, logical, agent}');
-    if (!isObj(data.registers)) bad('registers must be an object');
-    const registers = data.registers as Record<string, unknown>;
-    for (const [k, r] of Object.entries(registers)) {
-      if (!isRegisterKey(k)) bad(`registers: bad key ${JSON.stringify(String(k).slice(0, 80))}`);
-      if (!isObj(r) || !isHlc(r.tag) || !isRegisterValue(k, r.value)) bad(`registers.${k}: must be {value, tag} with a valid value and tag`);
-    }
-    if (!isObj(data.seen)) bad('seen must be an object');
-    const seen = data.seen as Record<string, unknown>;
-    for (const [origin, e] of Object.entries(seen)) {
-      if (!isId(origin)) bad(`seen: bad origin ${JSON.stringify(String(origin).slice(0, 80))}`);
-      if (!isObj(e) || !isSeq(e.upTo) || !Array.isArray(e.above) || !e.above.every((s) => isSeq(s) && s > (e.upTo as number) + 1)) {
-        bad(`seen.${origin}: must be {upTo, above} with every seq in above greater than upTo + 1`);
-      }
-    }
-    if (!Array.isArray(data.history)) bad('history must be a list');
-    const history = data.history as unknown[];
-    history.forEach((ev, i) => {
-      if (!isTeamEvent(ev)) bad(`history[${i}] is not a valid team event`);
-    });
-
-    const st = new TeamState(selfId, clock, opts);
+  /** Rebuild from a saved state that statefile.ts has checked. */
+  static restore(clock: HlcClock, saved: TeamStateFile, opts: TeamStateOptions = {}): TeamState {
+    const st = new TeamState(saved.self, clock, opts);
     // Our own persisted timestamp is trusted; stored remote tags pass the drift guard again, as
     // they did on arrival (a peer's absurd wall must not enter the clock through a restart).
-    clock.restore(data.clock as Hlc);
-    for (const [k, r] of Object.entries(registers as Record<string, TaggedRegister>)) {
+    clock.restore(saved.clock);
+    for (const [k, r] of Object.entries(saved.registers)) {
       clock.observe(r.tag);
       st.registers.set(k, { value: copyValue(r.value), tag: copyTag(r.tag) });
     }
-    for (const [origin, e] of Object.entries(seen as Record<string, { upTo: number; above: number[] }>)) {
-      const entry: SeenEntry = { upTo: e.upTo, above: new Set(e.above) };
-      while (entry.above.delete(entry.upTo + 1)) entry.upTo++;
-      st.seen.set(origin, entry);
-    }
-    for (const ev of history as TeamEvent[]) {
+    for (const [origin, e] of Object.entries(saved.seen)) st.seen.restore(origin, e);
+    for (const ev of saved.history) {
       clock.observe(ev.tag);
       st.record(ev);
     }
-    st.ownSeq = data.seq as number;
+    st.ownSeq = saved.seq;
     return st;
   }
 }

@@ -66,10 +66,20 @@ export function missingTools(): string[];
 export function makeScratch(prefix: string, opts?: { dir?: string }): Scratch;
 export function writeSettings(userDataDir: string, extra?: Record<string, unknown>): void;
 export function waitFor<T>(pred: () => T | Promise<T>, timeoutMs: number, what: string, intervalMs?: number): Promise<NonNullable<T>>;
-export function startGroup(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; logFile?: string; ready: RegExp; timeoutMs?: number; name: string }): Promise<Group & { match: RegExpMatchArray }>;
+export function startGroup(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; logFile?: string; ready: RegExp; timeoutMs?: number; name: string },
+): Promise<Group & { match: RegExpMatchArray }>;
 export function killGroup(proc: ChildProcess): Promise<void>;
-export function startVscodeServer(scratch: Scratch, opts?: { env?: NodeJS.ProcessEnv; extraArgs?: string[]; timeoutMs?: number }): Promise<Server>;
-export function startCodeServer(scratch: Scratch, opts?: { env?: NodeJS.ProcessEnv; folder?: string; port?: number; extraArgs?: string[]; timeoutMs?: number }): Promise<Server>;
+export function startVscodeServer(
+  scratch: Scratch,
+  opts?: { env?: NodeJS.ProcessEnv; extraArgs?: string[]; timeoutMs?: number },
+): Promise<Server>;
+export function startCodeServer(
+  scratch: Scratch,
+  opts?: { env?: NodeJS.ProcessEnv; folder?: string; port?: number; extraArgs?: string[]; timeoutMs?: number },
+): Promise<Server>;
 export function installExtension(scratch: Scratch, vsix: string): string;
 export function workbenchUrl(server: Server, folder: string, payload?: [string, string][]): string;
 export function launchChromium(scratch: Scratch, opts?: { viewport?: { width: number; height: number } }): Promise<Browser>;

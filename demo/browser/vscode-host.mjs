@@ -36,8 +36,16 @@ export const CHROMIUM = process.env.STRATA_CHROMIUM || '/usr/bin/chromium';
 export const CLI = join(ROOT, 'dist/cli.js');
 
 // Flags measured to work for Debian's Chromium in a container (playwright adds --headless itself).
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-dev-shm-usage',
+];
 
 /** What is missing to run a VS Code host here, as sentences; empty when all is in place. */
 export function missingTools() {
@@ -49,7 +57,9 @@ export function missingTools() {
     /* not installed */
   }
   if (!existsSync(SERVER_MAIN) || version !== CODE_SERVER_VERSION)
-    missing.push(`code-server ${CODE_SERVER_VERSION} is not installed in .tools/code-server (run scripts/install-code-server.sh, which ./dev does)`);
+    missing.push(
+      `code-server ${CODE_SERVER_VERSION} is not installed in .tools/code-server (run scripts/install-code-server.sh, which ./dev does)`,
+    );
   if (!existsSync(CHROMIUM)) missing.push(`Chromium is not at ${CHROMIUM} (Debian package chromium, which ./dev installs)`);
   try {
     requireHere.resolve('playwright-core');
@@ -74,7 +84,16 @@ export function makeScratch(prefix, { dir: fixed } = {}) {
     mkdirSync(p, { recursive: true });
     return p;
   };
-  const s = { dir, user: d('user'), server: d('server'), exts: d('exts'), browser: d('browser'), tmp: d('tmp'), home: d('home'), logs: d('logs') };
+  const s = {
+    dir,
+    user: d('user'),
+    server: d('server'),
+    exts: d('exts'),
+    browser: d('browser'),
+    tmp: d('tmp'),
+    home: d('home'),
+    logs: d('logs'),
+  };
   s.env = {
     ...process.env,
     HOME: s.home,
@@ -145,10 +164,14 @@ export async function startGroup(cmd, args, { env, cwd, logFile, ready, timeoutM
     output: () => out.join(''),
     stop: () => killGroup(proc),
   };
-  group.match = await waitFor(() => {
-    if (exited) throw new Error(`${name} exited (${exited.code ?? exited.signal}) before it was ready:\n${tail(out.join(''))}`);
-    return out.join('').match(ready);
-  }, timeoutMs, `${name} to start; its output:\n${tail(out.join(''))}`);
+  group.match = await waitFor(
+    () => {
+      if (exited) throw new Error(`${name} exited (${exited.code ?? exited.signal}) before it was ready:\n${tail(out.join(''))}`);
+      return out.join('').match(ready);
+    },
+    timeoutMs,
+    `${name} to start; its output:\n${tail(out.join(''))}`,
+  );
   return group;
 }
 
@@ -171,15 +194,45 @@ export async function killGroup(proc) {
   }
   const end = Date.now() + 3000;
   while (alive() && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-  if (alive()) try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* gone */ }
+  if (alive())
+    try {
+      process.kill(-proc.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
 }
 
 /** The bare VS Code server (the test flags need it: code-server's own CLI rejects them). */
 export async function startVscodeServer(scratch, { env = scratch.env, extraArgs = [], timeoutMs = 60000 } = {}) {
-  const g = await startGroup(process.execPath, [SERVER_MAIN, '--host', '127.0.0.1', '--port', '0', '--without-connection-token',
-    '--accept-server-license-terms', '--enable-smoke-test-driver', '--disable-telemetry',
-    '--user-data-dir', scratch.user, '--server-data-dir', scratch.server, '--extensions-dir', scratch.exts, ...extraArgs],
-  { env, cwd: scratch.dir, logFile: join(scratch.logs, 'server.log'), ready: /Extension host agent listening on (\d+)/, timeoutMs, name: 'the VS Code server' });
+  const g = await startGroup(
+    process.execPath,
+    [
+      SERVER_MAIN,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--without-connection-token',
+      '--accept-server-license-terms',
+      '--enable-smoke-test-driver',
+      '--disable-telemetry',
+      '--user-data-dir',
+      scratch.user,
+      '--server-data-dir',
+      scratch.server,
+      '--extensions-dir',
+      scratch.exts,
+      ...extraArgs,
+    ],
+    {
+      env,
+      cwd: scratch.dir,
+      logFile: join(scratch.logs, 'server.log'),
+      ready: /Extension host agent listening on (\d+)/,
+      timeoutMs,
+      name: 'the VS Code server',
+    },
+  );
   g.port = Number(g.match[1]);
   g.origin = `http://127.0.0.1:${g.port}`;
   g.authority = `127.0.0.1:${g.port}`;
@@ -188,10 +241,34 @@ export async function startVscodeServer(scratch, { env = scratch.env, extraArgs 
 
 /** code-server itself, as a person runs it: --auth none on 127.0.0.1, a free port. */
 export async function startCodeServer(scratch, { env = scratch.env, folder, port = 0, extraArgs = [], timeoutMs = 60000 } = {}) {
-  const g = await startGroup(process.execPath, [CODE_SERVER_ENTRY, '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`,
-    '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override',
-    '--user-data-dir', scratch.user, '--extensions-dir', scratch.exts, ...extraArgs, ...(folder ? [folder] : [])],
-  { env, cwd: scratch.dir, logFile: join(scratch.logs, 'code-server.log'), ready: /HTTP server listening on http:\/\/127\.0\.0\.1:(\d+)/, timeoutMs, name: 'code-server' });
+  const g = await startGroup(
+    process.execPath,
+    [
+      CODE_SERVER_ENTRY,
+      '--auth',
+      'none',
+      '--bind-addr',
+      `127.0.0.1:${port}`,
+      '--disable-telemetry',
+      '--disable-update-check',
+      '--disable-workspace-trust',
+      '--disable-getting-started-override',
+      '--user-data-dir',
+      scratch.user,
+      '--extensions-dir',
+      scratch.exts,
+      ...extraArgs,
+      ...(folder ? [folder] : []),
+    ],
+    {
+      env,
+      cwd: scratch.dir,
+      logFile: join(scratch.logs, 'code-server.log'),
+      ready: /HTTP server listening on http:\/\/127\.0\.0\.1:(\d+)/,
+      timeoutMs,
+      name: 'code-server',
+    },
+  );
   g.port = Number(g.match[1]);
   g.origin = `http://127.0.0.1:${g.port}`;
   g.authority = `127.0.0.1:${g.port}`;
@@ -200,9 +277,13 @@ export async function startCodeServer(scratch, { env = scratch.env, folder, port
 
 /** `code-server --install-extension FILE` into scratch's extensions dir. */
 export function installExtension(scratch, vsix) {
-  const r = spawnSync(process.execPath, [CODE_SERVER_ENTRY, '--user-data-dir', scratch.user, '--extensions-dir', scratch.exts, '--install-extension', vsix],
-    { env: scratch.env, cwd: scratch.dir, encoding: 'utf8', timeout: 120000 });
-  if (r.status !== 0) throw new Error(`code-server --install-extension ${vsix} failed (${r.status ?? r.signal}):\n${tail(r.stdout + r.stderr)}`);
+  const r = spawnSync(
+    process.execPath,
+    [CODE_SERVER_ENTRY, '--user-data-dir', scratch.user, '--extensions-dir', scratch.exts, '--install-extension', vsix],
+    { env: scratch.env, cwd: scratch.dir, encoding: 'utf8', timeout: 120000 },
+  );
+  if (r.status !== 0)
+    throw new Error(`code-server --install-extension ${vsix} failed (${r.status ?? r.signal}):\n${tail(r.stdout + r.stderr)}`);
   return r.stdout;
 }
 
@@ -235,14 +316,18 @@ export function stopAgent(home, env = process.env) {
 
 /** Lazily unmounts every FUSE mount at or under dir (a safety net after the agents are stopped). */
 export function unmountUnder(dir) {
-  let mounts = '';
+  let mounts;
   try {
     mounts = readFileSync('/proc/self/mounts', 'utf8');
   } catch {
     return;
   }
-  const points = mounts.split('\n').map((l) => l.split(' ')[1]).filter(Boolean)
-    .map((p) => p.replace(/\\040/g, ' ')).filter((p) => p === dir || p.startsWith(dir + '/'));
+  const points = mounts
+    .split('\n')
+    .map((l) => l.split(' ')[1])
+    .filter(Boolean)
+    .map((p) => p.replace(/\\040/g, ' '))
+    .filter((p) => p === dir || p.startsWith(dir + '/'));
   for (const p of points.reverse()) {
     const r = spawnSync('fusermount3', ['-u', '-z', p], { stdio: 'ignore' });
     if (r.status !== 0) spawnSync('umount', ['-l', p], { stdio: 'ignore' });

@@ -11,4 +11,8 @@ export function layerRows(page: Page): Promise<{ label: string; description: str
 export function clearToasts(page: Page): Promise<void>;
 export function armSwitchTimer(page: Page, layer: string): Promise<void>;
 export function readSwitchTimer(page: Page, timeoutMs?: number): Promise<{ tree: number; status: number }>;
-export function readActivationTimes(page: Page, extensionId: string, timeoutMs?: number): Promise<{ loadCode: number; callActivate: number; finishActivate: number; event: string }>;
+export function readActivationTimes(
+  page: Page,
+  extensionId: string,
+  timeoutMs?: number,
+): Promise<{ loadCode: number; callActivate: number; finishActivate: number; event: string }>;

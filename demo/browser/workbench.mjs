@@ -36,7 +36,7 @@ export async function focusPick(page, text, timeoutMs = 20000) {
  * View" from the palette. Not by clicking the activity bar: a click on a container that is being
  * restored as the open one closes the side bar instead.
  */
-export async function openStrataView(page, timeoutMs = 30000) {
+export async function openStrataView(page, timeoutMs = 60000) {
   const header = page.locator('.pane-header', { hasText: 'Layers' }).first();
   const end = Date.now() + timeoutMs;
   for (;;) {
@@ -47,7 +47,11 @@ export async function openStrataView(page, timeoutMs = 30000) {
       if (Date.now() > end) throw e;
     }
     await page.keyboard.press('Escape');
-    await runCommand(page, 'Strata: Focus on Layers View', Math.max(1000, end - Date.now()));
+    // A palette opened before the extension's views were registered never lists the command while
+    // it stays open: give each attempt a few seconds, then close it and ask again.
+    await runCommand(page, 'Strata: Focus on Layers View', 4000).catch((e) => {
+      if (Date.now() > end) throw e;
+    });
   }
 }
 
@@ -107,8 +111,10 @@ export async function armSwitchTimer(page, layer) {
       }
       return false;
     };
-    const statusNames = () => [...document.querySelectorAll('.part.statusbar .statusbar-item')]
-      .some((el) => (el.id || '').includes('strata.status') && (el.textContent || '').includes(name));
+    const statusNames = () =>
+      [...document.querySelectorAll('.part.statusbar .statusbar-item')].some(
+        (el) => (el.id || '').includes('strata.status') && (el.textContent || '').includes(name),
+      );
     const onKey = (e) => {
       if (e.key === 'Enter' && t.t0 === null) t.t0 = performance.now();
     };
@@ -129,10 +135,14 @@ export async function armSwitchTimer(page, layer) {
 
 /** {tree, status}: ms from the Enter key to the tree and to the status bar showing the switch. */
 export async function readSwitchTimer(page, timeoutMs = 30000) {
-  const handle = await page.waitForFunction(() => {
-    const t = window.__strataSwitch;
-    return t && t.t0 !== null && t.tree !== null && t.status !== null ? { tree: t.tree - t.t0, status: t.status - t.t0 } : null;
-  }, undefined, { timeout: timeoutMs, polling: 50 });
+  const handle = await page.waitForFunction(
+    () => {
+      const t = window.__strataSwitch;
+      return t && t.t0 !== null && t.tree !== null && t.status !== null ? { tree: t.tree - t.t0, status: t.status - t.t0 } : null;
+    },
+    undefined,
+    { timeout: timeoutMs, polling: 50 },
+  );
   return handle.jsonValue();
 }
 
@@ -154,7 +164,10 @@ export async function readActivationTimes(page, extensionId, timeoutMs = 20000) 
   await row.waitFor({ timeout: timeoutMs });
   await page.keyboard.press('Escape');
   const text = (await row.textContent()).replace(/\u00a0/g, ' ');
-  const cells = text.split('|').map((c) => c.trim()).filter((c, i, a) => i > 0 && i < a.length - 1);
+  const cells = text
+    .split('|')
+    .map((c) => c.trim())
+    .filter((c, i, a) => i > 0 && i < a.length - 1);
   // Extension | Eager | Load Code | Call Activate | Finish Activate | Event | By
   const [id, , load, call, finish, event] = cells;
   if (id !== extensionId || [load, call, finish].some((n) => !/^\d+$/.test(n))) throw new Error(`unexpected activation stats row: ${text}`);

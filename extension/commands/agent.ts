@@ -33,7 +33,9 @@ export function agentCommands(ctx: Ctx): CommandSpec[] {
 
   return [
     {
-      id: COMMANDS.showLog, title: 'Show Agent Log', needsAgent: false,
+      id: COMMANDS.showLog,
+      title: 'Show Agent Log',
+      needsAgent: false,
       run: async () => {
         ctx.log.show();
         const file = logFile(ctx.where.home);
@@ -41,7 +43,9 @@ export function agentCommands(ctx: Ctx): CommandSpec[] {
       },
     },
     {
-      id: COMMANDS.startAgent, title: 'Start Agent', needsAgent: false,
+      id: COMMANDS.startAgent,
+      title: 'Start Agent',
+      needsAgent: false,
       run: async () => {
         if (ctx.connected) {
           void vscode.window.showInformationMessage(`Strata: the agent is running (pid ${ctx.status?.pid}).`);
@@ -51,7 +55,9 @@ export function agentCommands(ctx: Ctx): CommandSpec[] {
       },
     },
     {
-      id: COMMANDS.restartAgent, title: 'Restart Agent', needsAgent: false,
+      id: COMMANDS.restartAgent,
+      title: 'Restart Agent',
+      needsAgent: false,
       run: async () => {
         const pid = ctx.status?.pid;
         if (ctx.connected && pid) {
@@ -65,30 +71,53 @@ export function agentCommands(ctx: Ctx): CommandSpec[] {
       },
     },
     {
-      id: COMMANDS.refresh, title: 'Refresh', needsAgent: false,
+      id: COMMANDS.refresh,
+      title: 'Refresh',
+      needsAgent: false,
       run: () => ctx.refresh(),
     },
     {
-      id: COMMANDS.addView, title: 'Add View…', needsAgent: true,
+      id: COMMANDS.addView,
+      title: 'Add View…',
+      needsAgent: true,
       run: async (arg) => {
-        const base = (arg instanceof vscode.Uri ? arg : undefined)?.fsPath ?? (await vscode.window.showOpenDialog({
-          title: 'Add View: the base folder to serve', canSelectFolders: true, canSelectFiles: false, openLabel: 'Serve Folder',
-          defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri,
-        }))?.[0]?.fsPath;
+        const base =
+          (arg instanceof vscode.Uri ? arg : undefined)?.fsPath ??
+          (
+            await vscode.window.showOpenDialog({
+              title: 'Add View: the base folder to serve',
+              canSelectFolders: true,
+              canSelectFiles: false,
+              openLabel: 'Serve Folder',
+              defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri,
+            })
+          )?.[0]?.fsPath;
         if (!base) return undefined;
         refuseUntrustedSource(base);
-        const how = await vscode.window.showQuickPick([
-          { label: '$(root-folder) In place', description: `over ${base} itself`, inPlace: true },
-          { label: '$(folder-opened) At another folder…', description: 'an empty folder outside the base', inPlace: false },
-        ], { title: `Add View of ${base}` });
+        const how = await vscode.window.showQuickPick(
+          [
+            { label: '$(root-folder) In place', description: `over ${base} itself`, inPlace: true },
+            { label: '$(folder-opened) At another folder…', description: 'an empty folder outside the base', inPlace: false },
+          ],
+          { title: `Add View of ${base}` },
+        );
         if (!how) return undefined;
         let at: string | undefined;
         if (!how.inPlace) {
-          at = (await vscode.window.showOpenDialog({ title: 'Add View: the mountpoint', canSelectFolders: true, canSelectFiles: false, openLabel: 'Mount Here' }))?.[0]?.fsPath;
+          at = (
+            await vscode.window.showOpenDialog({
+              title: 'Add View: the mountpoint',
+              canSelectFolders: true,
+              canSelectFiles: false,
+              openLabel: 'Mount Here',
+            })
+          )?.[0]?.fsPath;
           if (!at) return undefined;
         }
-        const v = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Strata: mounting a view of ${base}…` },
-          () => ctx.call('view.add', { base, ...(at ? { at } : {}) }));
+        const v = await vscode.window.withProgress(
+          { location: vscode.ProgressLocation.Notification, title: `Strata: mounting a view of ${base}…` },
+          () => ctx.call('view.add', { base, ...(at ? { at } : {}) }),
+        );
         log.info(`view of ${v.base} at ${v.mountpoint}: ${v.state}`);
         return v;
       },

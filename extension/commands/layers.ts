@@ -37,7 +37,9 @@ export function layerCommands(ctx: Ctx, editor: LayerEditorProvider): CommandSpe
     } catch (e) {
       if (errorCode(e) !== 'E_LAYER_BUSY' || force) throw e;
       // Open files keep their old content; let the user decide.
-      reportError(log, `Deactivating ${name}`, e, [{ title: 'Deactivate Anyway', run: () => deactivate(name, true).catch((err) => reportError(log, `Deactivating ${name}`, err)) }]);
+      reportError(log, `Deactivating ${name}`, e, [
+        { title: 'Deactivate Anyway', run: () => deactivate(name, true).catch((err) => reportError(log, `Deactivating ${name}`, err)) },
+      ]);
       return undefined;
     }
   }
@@ -50,32 +52,53 @@ export function layerCommands(ctx: Ctx, editor: LayerEditorProvider): CommandSpe
 
   return [
     {
-      id: COMMANDS.activateLayer, title: 'Activate Layer…', needsAgent: true,
+      id: COMMANDS.activateLayer,
+      title: 'Activate Layer…',
+      needsAgent: true,
       run: async (arg) => {
         const given = layerOfArg(ctx, arg);
         if (given) return given.active ? { active: ctx.status?.active ?? [] } : activate(given.name);
         // From the palette or the status bar: one pick for both directions.
-        const l = await pickLayer(ctx, { title: 'Activate Layer', placeHolder: 'Pick a layer to activate (pick an active one to deactivate it)' });
+        const l = await pickLayer(ctx, {
+          title: 'Activate Layer',
+          placeHolder: 'Pick a layer to activate (pick an active one to deactivate it)',
+        });
         if (!l) return undefined;
         return l.active ? deactivate(l.name, false) : activate(l.name);
       },
     },
     {
-      id: COMMANDS.deactivateLayer, title: 'Deactivate Layer…', needsAgent: true,
+      id: COMMANDS.deactivateLayer,
+      title: 'Deactivate Layer…',
+      needsAgent: true,
       run: async (arg) => {
-        const l = await layerFromArg(ctx, arg, { title: 'Deactivate Layer', placeHolder: 'Pick an active layer to deactivate', filter: (x) => x.active });
+        const l = await layerFromArg(ctx, arg, {
+          title: 'Deactivate Layer',
+          placeHolder: 'Pick an active layer to deactivate',
+          filter: (x) => x.active,
+        });
         return l ? deactivate(l.name, false) : undefined;
       },
     },
     {
-      id: COMMANDS.swapLayer, title: 'Swap Layer…', needsAgent: true,
+      id: COMMANDS.swapLayer,
+      title: 'Swap Layer…',
+      needsAgent: true,
       run: async (arg) => {
         const given = layerOfArg(ctx, arg);
         let oldL: LayerInfo | undefined = given?.active ? given : undefined;
         let newL: LayerInfo | undefined = given && !given.active ? given : undefined;
-        oldL ??= await pickLayer(ctx, { title: 'Swap Layer', placeHolder: `Pick the active layer to replace${newL ? ` with ${newL.name}` : ''}`, filter: (x) => x.active });
+        oldL ??= await pickLayer(ctx, {
+          title: 'Swap Layer',
+          placeHolder: `Pick the active layer to replace${newL ? ` with ${newL.name}` : ''}`,
+          filter: (x) => x.active,
+        });
         if (!oldL) return undefined;
-        newL ??= await pickLayer(ctx, { title: 'Swap Layer', placeHolder: `Pick the layer to run instead of ${oldL.name}`, filter: (x) => !x.active });
+        newL ??= await pickLayer(ctx, {
+          title: 'Swap Layer',
+          placeHolder: `Pick the layer to run instead of ${oldL.name}`,
+          filter: (x) => !x.active,
+        });
         if (!newL) return undefined;
         const r = await ctx.call('swap', { old: oldL.name, new: newL.name });
         log.info(`swapped ${oldL.name} for ${newL.name}; active: ${r.active.join(', ')}`);
@@ -83,74 +106,138 @@ export function layerCommands(ctx: Ctx, editor: LayerEditorProvider): CommandSpe
       },
     },
     {
-      id: COMMANDS.createLayer, title: 'Create Layer from Folder…', needsAgent: true,
+      id: COMMANDS.createLayer,
+      title: 'Create Layer from Folder…',
+      needsAgent: true,
       run: async (arg) => {
-        const from = uriArg(arg)?.fsPath ?? (await vscode.window.showOpenDialog({
-          title: 'Create Layer from Folder', canSelectFolders: true, canSelectFiles: false, openLabel: 'Capture Folder',
-        }))?.[0]?.fsPath;
+        const from =
+          uriArg(arg)?.fsPath ??
+          (
+            await vscode.window.showOpenDialog({
+              title: 'Create Layer from Folder',
+              canSelectFolders: true,
+              canSelectFiles: false,
+              openLabel: 'Capture Folder',
+            })
+          )?.[0]?.fsPath;
         if (!from) return undefined;
         refuseUntrustedSource(from);
         const taken = new Set(ctx.status?.layers.map((l) => l.name));
         const name = await vscode.window.showInputBox({
-          title: 'Create Layer from Folder', prompt: `Name of the layer captured from ${from}`,
-          value: path.basename(from).replace(/[^A-Za-z0-9._+-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64),
-          validateInput: (v) => (!LAYER_NAME_RE.test(v) ? 'Letters, digits, ".", "_", "+" and "-" (up to 64), starting with a letter or digit' : taken.has(v) ? `A layer named ${v} exists` : undefined),
+          title: 'Create Layer from Folder',
+          prompt: `Name of the layer captured from ${from}`,
+          value: path
+            .basename(from)
+            .replace(/[^A-Za-z0-9._+-]/g, '-')
+            .replace(/^[^A-Za-z0-9]+/, '')
+            .slice(0, 64),
+          validateInput: (v) =>
+            !LAYER_NAME_RE.test(v)
+              ? 'Letters, digits, ".", "_", "+" and "-" (up to 64), starting with a letter or digit'
+              : taken.has(v)
+                ? `A layer named ${v} exists`
+                : undefined,
         });
         if (!name) return undefined;
-        const version = await vscode.window.showInputBox({ title: 'Create Layer from Folder', prompt: `Version of ${name} (optional), like 20.11.0` });
+        const version = await vscode.window.showInputBox({
+          title: 'Create Layer from Folder',
+          prompt: `Version of ${name} (optional), like 20.11.0`,
+        });
         if (version === undefined) return undefined;
-        const l = await withNotification(`Strata: capturing ${from} as layer ${name}…`, () => ctx.call('layer.create', { name, from, ...(version ? { version } : {}) }));
+        const l = await withNotification(`Strata: capturing ${from} as layer ${name}…`, () =>
+          ctx.call('layer.create', { name, from, ...(version ? { version } : {}) }),
+        );
         log.info(`created layer ${l.name} from ${from}`);
-        void vscode.window.showInformationMessage(`Strata: created layer ${l.name}. It maps the whole folder over each view's root until you change its mappings.`, 'Edit Layer')
+        void vscode.window
+          .showInformationMessage(
+            `Strata: created layer ${l.name}. It maps the whole folder over each view's root until you change its mappings.`,
+            'Edit Layer',
+          )
           .then((a) => a && editor.show(l.name));
         return l;
       },
     },
     {
-      id: COMMANDS.addMapping, title: 'Add Mapping…', needsAgent: true,
+      id: COMMANDS.addMapping,
+      title: 'Add Mapping…',
+      needsAgent: true,
       run: async (arg) => {
         const l = await layerFromArg(ctx, arg, { title: 'Add Mapping', placeHolder: 'Pick the layer to add a mapping to' });
         if (!l) return undefined;
-        const original = await vscode.window.showInputBox({ title: `Add Mapping to ${l.name}`, prompt: 'The view path to redirect', placeHolder: '/tools/node', validateInput: checkViewPath });
+        const original = await vscode.window.showInputBox({
+          title: `Add Mapping to ${l.name}`,
+          prompt: 'The view path to redirect',
+          placeHolder: '/tools/node',
+          validateInput: checkViewPath,
+        });
         if (!original) return undefined;
         const destination = await vscode.window.showInputBox({
-          title: `Add Mapping to ${l.name}`, prompt: `Where ${original} comes from inside ${l.name} ("/" is the whole layer)`, value: original.replace(/^\/+/, '') || '/',
+          title: `Add Mapping to ${l.name}`,
+          prompt: `Where ${original} comes from inside ${l.name} ("/" is the whole layer)`,
+          value: original.replace(/^\/+/, '') || '/',
         });
         if (destination === undefined) return undefined;
         return ctx.call('layer.map', { name: l.name, original, destination: destination || '/' });
       },
     },
     {
-      id: COMMANDS.removeMapping, title: 'Remove Mapping', needsAgent: true,
+      id: COMMANDS.removeMapping,
+      title: 'Remove Mapping',
+      needsAgent: true,
       run: async (arg) => {
         if (arg instanceof RuleItem && arg.kind === 'mapping') return ctx.call('layer.unmap', { name: arg.layer.name, original: arg.path });
-        const l = await layerFromArg(ctx, arg, { title: 'Remove Mapping', placeHolder: 'Pick the layer', filter: (x) => x.mappings.length > 0 });
+        const l = await layerFromArg(ctx, arg, {
+          title: 'Remove Mapping',
+          placeHolder: 'Pick the layer',
+          filter: (x) => x.mappings.length > 0,
+        });
         if (!l) return undefined;
-        const m = await vscode.window.showQuickPick(l.mappings.map((x) => ({ label: x.original, description: `→ ${x.destination}` })), { title: `Remove Mapping from ${l.name}` });
+        const m = await vscode.window.showQuickPick(
+          l.mappings.map((x) => ({ label: x.original, description: `→ ${x.destination}` })),
+          { title: `Remove Mapping from ${l.name}` },
+        );
         return m ? ctx.call('layer.unmap', { name: l.name, original: m.label }) : undefined;
       },
     },
     {
-      id: COMMANDS.resetLayer, title: 'Reset Layer', needsAgent: true,
+      id: COMMANDS.resetLayer,
+      title: 'Reset Layer',
+      needsAgent: true,
       run: async (arg) => {
         const l = await layerFromArg(ctx, arg, { title: 'Reset Layer', placeHolder: 'Pick the layer to reset' });
         if (!l) return undefined;
-        const ok = await vscode.window.showWarningMessage(`Reset ${l.name}? This discards what tools wrote into it (${l.writableBytes} bytes).`, { modal: true }, 'Reset');
+        const ok = await vscode.window.showWarningMessage(
+          `Reset ${l.name}? This discards what tools wrote into it (${l.writableBytes} bytes).`,
+          { modal: true },
+          'Reset',
+        );
         return ok ? ctx.call('layer.reset', { name: l.name }) : undefined;
       },
     },
     {
-      id: COMMANDS.removeLayer, title: 'Remove Layer…', needsAgent: true,
+      id: COMMANDS.removeLayer,
+      title: 'Remove Layer…',
+      needsAgent: true,
       run: async (arg) => {
-        const l = await layerFromArg(ctx, arg, { title: 'Remove Layer', placeHolder: 'Pick the layer to remove', filter: (x) => !x.active });
+        const l = await layerFromArg(ctx, arg, {
+          title: 'Remove Layer',
+          placeHolder: 'Pick the layer to remove',
+          filter: (x) => !x.active,
+        });
         if (!l) return undefined;
         if (l.active) throw new StrataError('E_LAYER_ACTIVE', `layer "${l.name}" is active`, 'Deactivate it first.');
-        const ok = await vscode.window.showWarningMessage(`Remove layer ${l.name} from the layer store?`, { modal: true, detail: 'Its files and what tools wrote into it are deleted. Export it first to keep a copy.' }, 'Remove');
+        const ok = await vscode.window.showWarningMessage(
+          `Remove layer ${l.name} from the layer store?`,
+          { modal: true, detail: 'Its files and what tools wrote into it are deleted. Export it first to keep a copy.' },
+          'Remove',
+        );
         return ok ? ctx.call('layer.rm', { name: l.name }) : undefined;
       },
     },
     {
-      id: COMMANDS.editLayer, title: 'Edit Layer', needsAgent: true,
+      id: COMMANDS.editLayer,
+      title: 'Edit Layer',
+      needsAgent: true,
       run: async (arg) => {
         const l = await layerFromArg(ctx, arg, { title: 'Edit Layer', placeHolder: 'Pick the layer to edit' });
         if (l) await editor.show(l.name);
@@ -158,11 +245,21 @@ export function layerCommands(ctx: Ctx, editor: LayerEditorProvider): CommandSpe
       },
     },
     {
-      id: COMMANDS.importLayer, title: 'Import Layer…', needsAgent: true,
+      id: COMMANDS.importLayer,
+      title: 'Import Layer…',
+      needsAgent: true,
       run: async (arg) => {
-        const file = uriArg(arg)?.fsPath ?? (await vscode.window.showOpenDialog({
-          title: 'Import Layer', canSelectFiles: true, canSelectMany: false, openLabel: 'Import', filters: { 'Strata layer archive': ['gz', 'tgz'], 'All files': ['*'] },
-        }))?.[0]?.fsPath;
+        const file =
+          uriArg(arg)?.fsPath ??
+          (
+            await vscode.window.showOpenDialog({
+              title: 'Import Layer',
+              canSelectFiles: true,
+              canSelectMany: false,
+              openLabel: 'Import',
+              filters: { 'Strata layer archive': ['gz', 'tgz'], 'All files': ['*'] },
+            })
+          )?.[0]?.fsPath;
         if (!file) return undefined;
         refuseUntrustedSource(file);
         const l = await withNotification(`Strata: importing ${path.basename(file)}…`, () => ctx.call('layer.import', { file }));
@@ -172,19 +269,27 @@ export function layerCommands(ctx: Ctx, editor: LayerEditorProvider): CommandSpe
       },
     },
     {
-      id: COMMANDS.exportLayer, title: 'Export Layer…', needsAgent: true,
+      id: COMMANDS.exportLayer,
+      title: 'Export Layer…',
+      needsAgent: true,
       run: async (arg) => {
         const l = await layerFromArg(ctx, arg, { title: 'Export Layer', placeHolder: 'Pick the layer to export' });
         if (!l) return undefined;
         const dir = vscode.workspace.workspaceFolders?.[0]?.uri ?? vscode.Uri.file(ctx.where.home);
         const target = await vscode.window.showSaveDialog({
-          title: `Export ${l.name}`, saveLabel: 'Export', defaultUri: vscode.Uri.joinPath(dir, `${l.name}${l.version ? '-' + l.version : ''}.tar.gz`),
+          title: `Export ${l.name}`,
+          saveLabel: 'Export',
+          defaultUri: vscode.Uri.joinPath(dir, `${l.name}${l.version ? '-' + l.version : ''}.tar.gz`),
           filters: { 'Strata layer archive': ['gz'] },
         });
         if (!target) return undefined;
-        const r = await withNotification(`Strata: exporting ${l.name}…`, () => ctx.call('layer.export', { name: l.name, file: target.fsPath }));
+        const r = await withNotification(`Strata: exporting ${l.name}…`, () =>
+          ctx.call('layer.export', { name: l.name, file: target.fsPath }),
+        );
         log.info(`exported ${l.name} to ${r.file} (${r.bytes} bytes, sha256 ${r.sha256})`);
-        void vscode.window.showInformationMessage(`Strata: exported ${l.name} to ${r.file} (${r.bytes} bytes, sha256 ${r.sha256.slice(0, 12)}…).`);
+        void vscode.window.showInformationMessage(
+          `Strata: exported ${l.name} to ${r.file} (${r.bytes} bytes, sha256 ${r.sha256.slice(0, 12)}…).`,
+        );
         return r;
       },
     },

@@ -22,21 +22,25 @@ export function registerCommands(ctx: Ctx, specs: readonly CommandSpec[]): void 
   const log = ctx.log.for('commands');
   for (const spec of specs) {
     const what = spec.title.replace(/…$/, '');
-    ctx.own(vscode.commands.registerCommand(spec.id, async (...args: unknown[]) => {
-      if (spec.needsTrust && !vscode.workspace.isTrusted) {
-        void vscode.window.showWarningMessage(`Strata: ${what} is not available in an untrusted workspace. Trust the workspace to use it.`);
-        return undefined;
-      }
-      if (spec.needsAgent && !ctx.connected) {
-        reportAgentDown(what);
-        return undefined;
-      }
-      try {
-        return await spec.run(...args);
-      } catch (e) {
-        reportError(log, what, e);
-        return undefined;
-      }
-    }));
+    ctx.own(
+      vscode.commands.registerCommand(spec.id, async (...args: unknown[]) => {
+        if (spec.needsTrust && !vscode.workspace.isTrusted) {
+          void vscode.window.showWarningMessage(
+            `Strata: ${what} is not available in an untrusted workspace. Trust the workspace to use it.`,
+          );
+          return undefined;
+        }
+        if (spec.needsAgent && !ctx.connected) {
+          reportAgentDown(what);
+          return undefined;
+        }
+        try {
+          return await spec.run(...args);
+        } catch (e) {
+          reportError(log, what, e);
+          return undefined;
+        }
+      }),
+    );
   }
 }

@@ -1,7 +1,7 @@
 /** Team commands: join (secret from SecretStorage), leave, history, revert. */
 import * as os from 'os';
 import * as vscode from 'vscode';
-import { TeamEvent } from '../../protocol';
+import { TeamEvent, eventId } from '../../protocol';
 import { COMMANDS, secretKey } from '../constants';
 import { Ctx } from '../ctx';
 import { showActions } from '../errors';
@@ -11,16 +11,14 @@ import { CommandSpec } from './table';
 
 /** "activate node20", "slot node → node18". */
 export function describeWrites(ev: TeamEvent): string {
-  return ev.writes.map((w) => {
-    const [kind, name] = [w.key.slice(0, w.key.indexOf(':')), w.key.slice(w.key.indexOf(':') + 1)];
-    if (kind === 'layer' && 'active' in w.value) return `${w.value.active ? 'activate' : 'deactivate'} ${name}`;
-    if ('layer' in w.value) return w.value.layer ? `slot ${name} → ${w.value.layer}` : `slot ${name} cleared`;
-    return w.key;
-  }).join(', ');
-}
-
-export function eventId(ev: TeamEvent): string {
-  return `${ev.origin}:${ev.seq}`;
+  return ev.writes
+    .map((w) => {
+      const [kind, name] = [w.key.slice(0, w.key.indexOf(':')), w.key.slice(w.key.indexOf(':') + 1)];
+      if (kind === 'layer' && 'active' in w.value) return `${w.value.active ? 'activate' : 'deactivate'} ${name}`;
+      if ('layer' in w.value) return w.value.layer ? `slot ${name} → ${w.value.layer}` : `slot ${name} cleared`;
+      return w.key;
+    })
+    .join(', ');
 }
 
 interface EventPick extends vscode.QuickPickItem {
@@ -41,10 +39,19 @@ async function teamFileFromArg(arg: unknown): Promise<vscode.Uri | undefined> {
   const found = await findTeamFiles();
   if (found.length === 1) return found[0];
   if (found.length > 1) {
-    const p = await vscode.window.showQuickPick(found.map((u) => ({ label: vscode.workspace.asRelativePath(u), uri: u })), { title: 'Join Team: which team file?' });
+    const p = await vscode.window.showQuickPick(
+      found.map((u) => ({ label: vscode.workspace.asRelativePath(u), uri: u })),
+      { title: 'Join Team: which team file?' },
+    );
     return p?.uri;
   }
-  return (await vscode.window.showOpenDialog({ title: 'Join Team: the team file (strata.team.json)', canSelectFiles: true, filters: { 'Strata team file': ['json'] } }))?.[0];
+  return (
+    await vscode.window.showOpenDialog({
+      title: 'Join Team: the team file (strata.team.json)',
+      canSelectFiles: true,
+      filters: { 'Strata team file': ['json'] },
+    })
+  )?.[0];
 }
 
 export function teamCommands(ctx: Ctx): CommandSpec[] {
@@ -59,7 +66,10 @@ export function teamCommands(ctx: Ctx): CommandSpec[] {
 
   return [
     {
-      id: COMMANDS.joinTeam, title: 'Join Team…', needsAgent: true, needsTrust: true,
+      id: COMMANDS.joinTeam,
+      title: 'Join Team…',
+      needsAgent: true,
+      needsTrust: true,
       run: async (arg) => {
         if (ctx.team?.joined) {
           void vscode.window.showInformationMessage(`Strata: this agent is already in team ${ctx.team.team}. Leave it first.`);
@@ -70,23 +80,34 @@ export function teamCommands(ctx: Ctx): CommandSpec[] {
         const spec = await readTeamFile(uri);
         const title = `Join Team ${spec.team}`;
         const url = await vscode.window.showInputBox({
-          title, prompt: 'Relay address', value: spec.relays[0] ?? 'ws://', ignoreFocusOut: true,
+          title,
+          prompt: 'Relay address',
+          value: spec.relays[0] ?? 'ws://',
+          ignoreFocusOut: true,
           validateInput: (v) => (/^wss?:\/\/\S+$/.test(v) ? undefined : 'A ws:// or wss:// address, like ws://relay.example:7450'),
         });
         if (!url) return undefined;
         const stored = await ctx.extension.secrets.get(secretKey(spec.team));
         const typed = await vscode.window.showInputBox({
-          title, password: true, ignoreFocusOut: true,
+          title,
+          password: true,
+          ignoreFocusOut: true,
           prompt: stored ? 'Team secret (leave empty to use the one stored for this team)' : 'Team secret (at least 16 characters)',
           validateInput: (v) => (!v && stored ? undefined : v.length < 16 ? 'The team secret has at least 16 characters' : undefined),
         });
         if (typed === undefined) return undefined;
         const secret = typed || stored!;
-        const name = await vscode.window.showInputBox({ title, prompt: 'Your name in the team', value: os.userInfo().username, ignoreFocusOut: true });
+        const name = await vscode.window.showInputBox({
+          title,
+          prompt: 'Your name in the team',
+          value: os.userInfo().username,
+          ignoreFocusOut: true,
+        });
         if (name === undefined) return undefined;
         const st = await withSecretFile(ctx.extension.globalStorageUri.fsPath, secret, (secretFile) =>
           // Send the file's text: the agent must not read inside a view it serves itself.
-          ctx.call('team.join', { url, secretFile, teamFile: uri.fsPath, teamText: JSON.stringify(spec), ...(name ? { name } : {}) }));
+          ctx.call('team.join', { url, secretFile, teamFile: uri.fsPath, teamText: JSON.stringify(spec), ...(name ? { name } : {}) }),
+        );
         await ctx.extension.secrets.store(secretKey(spec.team), secret);
         log.info(`joined team ${st.team} as ${st.agent} through ${url}`);
         void vscode.window.showInformationMessage(`Strata: joined team ${st.team} as ${st.agent}.`);
@@ -94,10 +115,16 @@ export function teamCommands(ctx: Ctx): CommandSpec[] {
       },
     },
     {
-      id: COMMANDS.leaveTeam, title: 'Leave Team', needsAgent: true,
+      id: COMMANDS.leaveTeam,
+      title: 'Leave Team',
+      needsAgent: true,
       run: async () => {
         const team = ctx.team?.team ?? 'the team';
-        const ok = await vscode.window.showWarningMessage(`Leave ${team}?`, { modal: true, detail: 'Layers stay as they are; this machine stops following the team.' }, 'Leave');
+        const ok = await vscode.window.showWarningMessage(
+          `Leave ${team}?`,
+          { modal: true, detail: 'Layers stay as they are; this machine stops following the team.' },
+          'Leave',
+        );
         if (!ok) return undefined;
         const r = await ctx.call('team.leave', {});
         log.info(`left team ${r.left}`);
@@ -105,23 +132,37 @@ export function teamCommands(ctx: Ctx): CommandSpec[] {
       },
     },
     {
-      id: COMMANDS.showTeamHistory, title: 'Show Team History', needsAgent: true,
+      id: COMMANDS.showTeamHistory,
+      title: 'Show Team History',
+      needsAgent: true,
       run: async () => {
         const history = await ctx.call('team.history', {});
         if (!history.length) {
           void vscode.window.showInformationMessage('Strata: the team has made no decisions yet.');
           return history;
         }
-        const p = await vscode.window.showQuickPick(eventPicks(history), { title: 'Team History (newest first)', placeHolder: 'Pick a change to revert it', matchOnDescription: true });
-        if (p) showActions('info', `Team change ${p.id}: ${p.label.replace('$(history) ', '')} (${p.description}).`, [{ title: 'Revert', run: () => vscode.commands.executeCommand(COMMANDS.revertTeamChange, p.id) }]);
+        const p = await vscode.window.showQuickPick(eventPicks(history), {
+          title: 'Team History (newest first)',
+          placeHolder: 'Pick a change to revert it',
+          matchOnDescription: true,
+        });
+        if (p)
+          showActions('info', `Team change ${p.id}: ${p.label.replace('$(history) ', '')} (${p.description}).`, [
+            { title: 'Revert', run: () => vscode.commands.executeCommand(COMMANDS.revertTeamChange, p.id) },
+          ]);
         return history;
       },
     },
     {
-      id: COMMANDS.revertTeamChange, title: 'Revert Team Change', needsAgent: true,
+      id: COMMANDS.revertTeamChange,
+      title: 'Revert Team Change',
+      needsAgent: true,
       run: async (arg) => {
         if (typeof arg === 'string') return revert(arg);
-        const p = await vscode.window.showQuickPick(eventPicks(await ctx.call('team.history', {})), { title: 'Revert Team Change', placeHolder: 'Pick the change to undo' });
+        const p = await vscode.window.showQuickPick(eventPicks(await ctx.call('team.history', {})), {
+          title: 'Revert Team Change',
+          placeHolder: 'Pick the change to undo',
+        });
         return p ? revert(p.id) : undefined;
       },
     },

@@ -18,7 +18,10 @@ export class LayerEditorProvider implements vscode.WebviewViewProvider, vscode.D
   private lastLoad = '';
   private readonly sub: vscode.Disposable;
 
-  constructor(ctx: Ctx, private readonly extensionUri: vscode.Uri) {
+  constructor(
+    ctx: Ctx,
+    private readonly extensionUri: vscode.Uri,
+  ) {
     this.session = new EditorSession(ctx, (kind, start) => this.openDialog(kind, start), ctx.log.for('editor'));
     this.sub = ctx.onDidChange((c) => {
       if (c !== 'team') this.pushLoad(false);
@@ -102,4 +105,3 @@ export class LayerEditorProvider implements vscode.WebviewViewProvider, vscode.D
     this.sub.dispose();
   }
 }
-

@@ -34,7 +34,13 @@ export class EditorSession {
     if (!isWebviewMessage(raw)) {
       this.log.warn(`ignored a malformed message from the editor: ${JSON.stringify(raw)?.slice(0, 200)}`);
       const id = typeof raw === 'object' && raw !== null ? (raw as { requestId?: unknown }).requestId : undefined;
-      return [{ type: 'error', ...(typeof id === 'number' && Number.isSafeInteger(id) && id >= 0 ? { requestId: id } : {}), message: 'The editor sent a message the extension does not understand; reload the view.' }];
+      return [
+        {
+          type: 'error',
+          ...(typeof id === 'number' && Number.isSafeInteger(id) && id >= 0 ? { requestId: id } : {}),
+          message: 'The editor sent a message the extension does not understand; reload the view.',
+        },
+      ];
     }
     try {
       return await this.dispatch(raw);
@@ -48,7 +54,9 @@ export class EditorSession {
     switch (m.type) {
       case 'ready':
         if (m.v !== WEBVIEW_PROTOCOL_VERSION) {
-          return [{ type: 'error', message: `The editor speaks protocol ${m.v}, the extension ${WEBVIEW_PROTOCOL_VERSION}; reload the window.` }];
+          return [
+            { type: 'error', message: `The editor speaks protocol ${m.v}, the extension ${WEBVIEW_PROTOCOL_VERSION}; reload the window.` },
+          ];
         }
         return [this.load()];
       case 'reload':
@@ -78,7 +86,13 @@ export class EditorSession {
         const picked = await this.browse(m.kind, start);
         if (picked === undefined) return [{ type: 'picked', requestId: m.requestId, value: null }];
         const mapped = m.kind === 'destination' ? toLayerPath(picked, files) : toViewPath(picked, views);
-        return [{ type: 'picked', requestId: m.requestId, ...('value' in mapped ? { value: mapped.value } : { value: null, problem: mapped.problem }) }];
+        return [
+          {
+            type: 'picked',
+            requestId: m.requestId,
+            ...('value' in mapped ? { value: mapped.value } : { value: null, problem: mapped.problem }),
+          },
+        ];
       }
     }
   }

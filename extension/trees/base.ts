@@ -8,7 +8,10 @@ export abstract class CtxTree<T extends vscode.TreeItem> implements vscode.TreeD
   private readonly sub: vscode.Disposable;
 
   /** `ignore`: the kind of change this tree does not show (e.g. team changes for the Layers tree). */
-  constructor(protected readonly ctx: Ctx, ignore: Change) {
+  constructor(
+    protected readonly ctx: Ctx,
+    ignore: Change,
+  ) {
     this.sub = ctx.onDidChange((c) => {
       if (c !== ignore) this.refresh();
     });

@@ -23,11 +23,15 @@ export class LayerItem extends vscode.TreeItem {
     this.id = `layer:${layer.name}`;
     this.description = layerDescription(layer);
     this.contextValue = layer.active ? ITEMS.layerActive : ITEMS.layerInactive;
-    this.iconPath = layer.active ? new vscode.ThemeIcon('layers-active', new vscode.ThemeColor('charts.green')) : new vscode.ThemeIcon('layers');
+    this.iconPath = layer.active
+      ? new vscode.ThemeIcon('layers-active', new vscode.ThemeColor('charts.green'))
+      : new vscode.ThemeIcon('layers');
     const md = new vscode.MarkdownString(undefined, true);
     md.appendMarkdown(`**${layer.name}** ${layer.version}  \n`);
     if (layer.description) md.appendText(layer.description + '\n\n');
-    md.appendMarkdown(`${layer.active ? '$(check) active' : 'inactive'} · priority ${layer.priority} · ${layer.mappings.length} mapping(s)`);
+    md.appendMarkdown(
+      `${layer.active ? '$(check) active' : 'inactive'} · priority ${layer.priority} · ${layer.mappings.length} mapping(s)`,
+    );
     if (layer.writableBytes) md.appendMarkdown(` · ${layer.writableBytes} bytes written since the last reset`);
     this.tooltip = md;
     this.command = { command: COMMANDS.editLayer, title: 'Edit Layer', arguments: [this] };
@@ -55,10 +59,10 @@ export class RuleItem extends vscode.TreeItem {
       this.iconPath = new vscode.ThemeIcon('pass');
       this.tooltip = `${path} always passes through ${layer.name} to what lies below`;
     } else {
-      this.description = 'hidden';
+      this.description = 'delete entry';
       this.contextValue = ITEMS.delete;
       this.iconPath = new vscode.ThemeIcon('trash');
-      this.tooltip = `${path} is hidden while ${layer.name} is active`;
+      this.tooltip = `Delete entry: ${path} is hidden while ${layer.name} is active`;
     }
   }
 }

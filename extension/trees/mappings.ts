@@ -22,12 +22,18 @@ const ICONS: Record<RowState, [string, string?]> = {
 
 function rowDescription(r: TableRow): string {
   switch (r.state) {
-    case 'wins': return `→ ${r.layer}:${r.destination}`;
-    case 'shadowed': return `→ ${r.layer}:${r.destination} · shadowed by ${r.by}`;
-    case 'hidden': return `${r.kind === 'delete' ? 'delete' : `→ ${r.layer}:${r.destination}`} · hidden by ${r.by}`;
-    case 'excluded': return `${r.layer} · excluded by its own rule`;
-    case 'hides': return `deleted by ${r.layer}${r.resolvesTo !== 'hidden' ? ` · still served by ${r.resolvesTo}` : ''}`;
-    case 'passes': return `excluded by ${r.layer} · resolves to ${r.resolvesTo}`;
+    case 'wins':
+      return `→ ${r.layer}:${r.destination}`;
+    case 'shadowed':
+      return `→ ${r.layer}:${r.destination} · shadowed by ${r.by}`;
+    case 'hidden':
+      return `${r.kind === 'delete' ? 'delete' : `→ ${r.layer}:${r.destination}`} · hidden by ${r.by}`;
+    case 'excluded':
+      return `${r.layer} · excluded by its own rule`;
+    case 'hides':
+      return `deleted by ${r.layer}${r.resolvesTo !== 'hidden' ? ` · still served by ${r.resolvesTo}` : ''}`;
+    case 'passes':
+      return `excluded by ${r.layer} · resolves to ${r.resolvesTo}`;
   }
 }
 
@@ -35,7 +41,8 @@ export class ViewItem extends vscode.TreeItem {
   constructor(readonly view: ViewInfo) {
     super(view.mountpoint, vscode.TreeItemCollapsibleState.Expanded);
     this.id = `view:${view.base}`;
-    this.description = view.state === 'failed' ? `failed: ${view.error ?? 'not mounted'}` : view.inPlace ? 'in place' : `view of ${view.base}`;
+    this.description =
+      view.state === 'failed' ? `failed: ${view.error ?? 'not mounted'}` : view.inPlace ? 'in place' : `view of ${view.base}`;
     this.contextValue = view.state === 'failed' ? ITEMS.viewFailed : ITEMS.view;
     this.iconPath = new vscode.ThemeIcon(view.state === 'failed' ? 'warning' : 'root-folder');
     this.tooltip = `${view.inPlace ? 'In place over' : 'Serving'} ${view.base}${view.inPlace ? '' : ` at ${view.mountpoint}`}`;
@@ -43,7 +50,10 @@ export class ViewItem extends vscode.TreeItem {
 }
 
 export class RowItem extends vscode.TreeItem {
-  constructor(readonly view: ViewInfo, readonly row: TableRow) {
+  constructor(
+    readonly view: ViewInfo,
+    readonly row: TableRow,
+  ) {
     super(row.path, vscode.TreeItemCollapsibleState.None);
     this.id = `row:${view.base}:${row.kind}:${row.layer}:${row.path}`;
     this.description = rowDescription(row);
@@ -74,7 +84,10 @@ export class MappingsProvider extends CtxTree<MappingNode> {
     if (!node) return st.views.map((v) => new ViewItem(v));
     if (!(node instanceof ViewItem)) return [];
     const rows = effectiveTable(st.layers, st.active);
-    if (!rows.length) return [new InfoItem(st.active.length ? 'The active layers have no rules' : 'No active layers: every path passes through to the base')];
+    if (!rows.length)
+      return [
+        new InfoItem(st.active.length ? 'The active layers have no rules' : 'No active layers: every path passes through to the base'),
+      ];
     return rows.map((r) => new RowItem(node.view, r));
   }
 }

@@ -26,8 +26,14 @@ export class PeerItem extends TeamItem {
     if (peer.held.length) parts.push(`holds ${peer.held.join(', ')}`);
     if (peer.busy.length) parts.push(`busy: ${peer.busy.join(', ')}`);
     const colour = peer.connection === 'gone' ? 'disabledForeground' : peer.drift.length ? 'list.warningForeground' : 'charts.green';
-    super(`${peer.user}@${peer.host}`, parts.join(' · '), ITEMS.teamPeer, relay ? 'radio-tower' : 'person',
-      `agent ${peer.agent}\nlast seen ${new Date(peer.lastSeen).toLocaleTimeString()}`, colour);
+    super(
+      `${peer.user}@${peer.host}`,
+      parts.join(' · '),
+      ITEMS.teamPeer,
+      relay ? 'radio-tower' : 'person',
+      `agent ${peer.agent}\nlast seen ${new Date(peer.lastSeen).toLocaleTimeString()}`,
+      colour,
+    );
     this.id = `peer:${peer.agent}`;
   }
 }
@@ -38,15 +44,46 @@ export function teamItems(t: TeamStatus): TeamItem[] {
     item.command = { command: COMMANDS.joinTeam, title: 'Join Team…' };
     return [item];
   }
-  const items: TeamItem[] = [new TeamItem(`Team ${t.team}`, `as ${t.agent}${t.listen ? ` · listening on ${t.listen}` : ''}`, ITEMS.teamHeader, 'organization', t.teamFile)];
+  const items: TeamItem[] = [
+    new TeamItem(
+      `Team ${t.team}`,
+      `as ${t.agent}${t.listen ? ` · listening on ${t.listen}` : ''}`,
+      ITEMS.teamHeader,
+      'organization',
+      t.teamFile,
+    ),
+  ];
   items.push(new TeamItem('Team layers active', (t.desired ?? []).join(', ') || 'none', ITEMS.teamInfo, 'layers'));
   if (t.lastDecision) {
     const d = t.lastDecision;
-    items.push(new TeamItem(`Applied on ${d.applied} of ${d.of}`, `last decision ${d.id}`, ITEMS.teamDecision, d.applied === d.of ? 'check-all' : 'sync', undefined, d.applied === d.of ? 'charts.green' : undefined));
+    items.push(
+      new TeamItem(
+        `Applied on ${d.applied} of ${d.of}`,
+        `last decision ${d.id}`,
+        ITEMS.teamDecision,
+        d.applied === d.of ? 'check-all' : 'sync',
+        undefined,
+        d.applied === d.of ? 'charts.green' : undefined,
+      ),
+    );
   }
-  if (t.drift?.length) items.push(new TeamItem('Drift here', t.drift.join(' '), ITEMS.teamInfo, 'warning', 'Team layers this machine runs differently from the team (held layers included)', 'list.warningForeground'));
-  for (const p of t.pulling ?? []) items.push(new TeamItem(`Pulling ${p.layer}`, p.total ? `${Math.floor((p.done / p.total) * 100)}%` : '', ITEMS.teamInfo, 'cloud-download'));
-  for (const r of t.relays ?? []) items.push(new TeamItem(r.url, r.state, ITEMS.teamRelay, r.state === 'open' || r.state === 'connected' ? 'plug' : 'debug-disconnect'));
+  if (t.drift?.length)
+    items.push(
+      new TeamItem(
+        'Drift here',
+        t.drift.join(' '),
+        ITEMS.teamInfo,
+        'warning',
+        'Team layers this machine runs differently from the team (held layers included)',
+        'list.warningForeground',
+      ),
+    );
+  for (const p of t.pulling ?? [])
+    items.push(
+      new TeamItem(`Pulling ${p.layer}`, p.total ? `${Math.floor((p.done / p.total) * 100)}%` : '', ITEMS.teamInfo, 'cloud-download'),
+    );
+  for (const r of t.relays ?? [])
+    items.push(new TeamItem(r.url, r.state, ITEMS.teamRelay, r.state === 'open' || r.state === 'connected' ? 'plug' : 'debug-disconnect'));
   for (const p of t.peers ?? []) items.push(new PeerItem(p));
   return items;
 }

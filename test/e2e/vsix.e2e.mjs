@@ -11,16 +11,44 @@ import { spawnSync } from 'child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import {
-  CLI, ROOT, installExtension, launchChromium, makeScratch, missingTools, removeScratch, startCodeServer, stopAgent, tail, waitFor, withCleanup,
+  CLI,
+  ROOT,
+  installExtension,
+  launchChromium,
+  makeScratch,
+  missingTools,
+  removeScratch,
+  startCodeServer,
+  stopAgent,
+  tail,
+  waitFor,
+  withCleanup,
   workbenchUrl,
 } from '../../demo/browser/vscode-host.mjs';
-import { clearToasts, focusPick, layerRows, openStrataView, runCommand, strataStatusText, waitWorkbench } from '../../demo/browser/workbench.mjs';
+import {
+  clearToasts,
+  focusPick,
+  layerRows,
+  openStrataView,
+  runCommand,
+  strataStatusText,
+  waitWorkbench,
+} from '../../demo/browser/workbench.mjs';
 import { zipEntries } from '../../demo/browser/zip-list.mjs';
 
 const keep = process.argv.includes('--keep') || !!process.env.STRATA_KEEP_SCRATCH;
 const artifacts = join(ROOT, 'test-artifacts');
 const LAYER = 'tool-2';
-const REQUIRED_IN_VSIX = ['dist/extension.js', 'dist/agent.js', 'dist/cli.js', 'dist/webview.js', 'build/Release/strata_fuse.node', 'package.json', 'media/'];
+const REQUIRED_IN_VSIX = [
+  'dist/extension.js',
+  'dist/agent.js',
+  'dist/relay.js',
+  'dist/cli.js',
+  'dist/webview.js',
+  'build/Release/strata_fuse.node',
+  'package.json',
+  'media/',
+];
 
 const total = { passed: 0, failed: 0, skipped: 0, failures: [] };
 let blocked = null; // once a step fails, the checks after it cannot run: they fail with this reason
@@ -48,7 +76,8 @@ async function check(title, fn) {
 
 function run(cmd, args, opts) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 180000, ...opts });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}:\n${tail((r.stdout ?? '') + (r.stderr ?? ''))}`);
+  if (r.status !== 0)
+    throw new Error(`${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}:\n${tail((r.stdout ?? '') + (r.stderr ?? ''))}`);
   return r.stdout;
 }
 
@@ -71,7 +100,9 @@ async function main() {
     const entries = zipEntries(vsix).map((e) => e.replace(/^extension\//, ''));
     const absent = REQUIRED_IN_VSIX.filter((f) => !entries.some((e) => (f.endsWith('/') ? e.startsWith(f) : e === f)));
     if (absent.length) throw new Error(`missing from the vsix: ${absent.join(', ')} (.vscodeignore is an allow-list)`);
-    const stray = entries.filter((e) => /^(node_modules|test|agent|extension|webview|protocol|bench|docs)\//.test(e) || e.endsWith('.map') || e.endsWith('.ts'));
+    const stray = entries.filter(
+      (e) => /^(node_modules|test|agent|extension|webview|protocol|bench|docs)\//.test(e) || e.endsWith('.map') || e.endsWith('.ts'),
+    );
     if (stray.length) throw new Error(`the vsix holds files it should not: ${stray.slice(0, 10).join(', ')}`);
   });
 
@@ -126,17 +157,21 @@ async function main() {
       await runCommand(page, 'Strata: Activate Layer');
       const enter = await focusPick(page, LAYER);
       await enter();
-      await waitFor(async () => {
-        const row = (await layerRows(page)).find((r) => r.label === LAYER);
-        return row && /(^|\W)active$/.test(row.description) && !/inactive/.test(row.description);
-      }, 30000, `the ${LAYER} row to be described as active; rows: ${JSON.stringify(await layerRows(page))}`);
+      await waitFor(
+        async () => {
+          const row = (await layerRows(page)).find((r) => r.label === LAYER);
+          return row && /(^|\W)active$/.test(row.description) && !/inactive/.test(row.description);
+        },
+        30000,
+        `the ${LAYER} row to be described as active; rows: ${JSON.stringify(await layerRows(page))}`,
+      );
     });
 
     await check('the status bar shows the active layer', async () => {
       await waitFor(async () => (await strataStatusText(page)).includes(LAYER), 15000, `the status bar to name ${LAYER}`);
     });
 
-    await check('the file in the view changed on disk: tools/bin/tool is the layer\'s', () => {
+    await check("the file in the view changed on disk: tools/bin/tool is the layer's", () => {
       const text = readFileSync(toolFile, 'utf8');
       if (!text.includes('tool 2.0 (from a Strata layer)')) throw new Error(`${toolFile} holds: ${text}`);
       const out = run(toolFile, [], {});

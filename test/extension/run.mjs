@@ -11,7 +11,17 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'fs';
 import { join, resolve } from 'path';
 import {
-  ROOT, launchChromium, makeScratch, missingTools, removeScratch, startVscodeServer, stopAgent, tail, waitFor, withCleanup, workbenchUrl,
+  ROOT,
+  launchChromium,
+  makeScratch,
+  missingTools,
+  removeScratch,
+  startVscodeServer,
+  stopAgent,
+  tail,
+  waitFor,
+  withCleanup,
+  workbenchUrl,
 } from '../../demo/browser/vscode-host.mjs';
 
 const argv = process.argv.slice(2);
@@ -27,7 +37,8 @@ const timeoutMs = Number(process.env.STRATA_EXT_TIMEOUT_MS || 5 * 60 * 1000);
 const total = { passed: 0, failed: 0, skipped: 0, failures: [] };
 
 function report(results, label) {
-  for (const t of results.tests ?? []) console.log(`  ${t.state === 'passed' ? 'ok  ' : t.state === 'failed' ? 'FAIL' : 'skip'} ${t.title}`);
+  for (const t of results.tests ?? [])
+    console.log(`  ${t.state === 'passed' ? 'ok  ' : t.state === 'failed' ? 'FAIL' : 'skip'} ${t.title}`);
   for (const f of results.failures ?? []) console.log(`  FAIL ${f.title}\n       ${String(f.error).split('\n').join('\n       ')}`);
   total.passed += results.passed | 0;
   total.failed += results.failed | 0;
@@ -54,10 +65,15 @@ function makeWorkspace(dir) {
 function extHostLog(userDir) {
   const logs = join(userDir, 'logs');
   try {
-    return readdirSync(logs).sort().flatMap((session) => {
-      const f = join(logs, session, 'exthost1', 'remoteexthost.log');
-      return existsSync(f) ? [readFileSync(f, 'utf8')] : [];
-    }).join('\n') || '(none written)';
+    return (
+      readdirSync(logs)
+        .sort()
+        .flatMap((session) => {
+          const f = join(logs, session, 'exthost1', 'remoteexthost.log');
+          return existsSync(f) ? [readFileSync(f, 'utf8')] : [];
+        })
+        .join('\n') || '(none written)'
+    );
   } catch {
     return '(none written)';
   }
@@ -67,7 +83,12 @@ function extHostLog(userDir) {
 const NOISE = /open-vsx\.org|ENOTFOUND|ERR_NAME_NOT_RESOLVED|status of 404|ServiceWorker|serviceWorker|allow-same-origin|^\s+at /;
 
 function consoleErrors(lines) {
-  return lines.flatMap((l) => l.split('\n')).filter((l) => /ERR|rror|Extension Host|exthost/i.test(l) && !NOISE.test(l)).join('\n') || '(none)';
+  return (
+    lines
+      .flatMap((l) => l.split('\n'))
+      .filter((l) => /ERR|rror|Extension Host|exthost/i.test(l) && !NOISE.test(l))
+      .join('\n') || '(none)'
+  );
 }
 
 /** In the browser: the VS Code server's extension host. */
@@ -81,7 +102,13 @@ async function runInBrowser() {
     const results = join(scratch.dir, 'results.json');
     const ws = makeWorkspace(scratch.dir);
     // The extension host inherits the server's environment.
-    const env = { ...scratch.env, STRATA_HOME: home, STRATA_EXT_RESULTS: results, STRATA_EXT_WORKSPACE: ws, STRATA_EXT_SCRATCH: scratch.dir };
+    const env = {
+      ...scratch.env,
+      STRATA_HOME: home,
+      STRATA_EXT_RESULTS: results,
+      STRATA_EXT_WORKSPACE: ws,
+      STRATA_EXT_SCRATCH: scratch.dir,
+    };
     cleanups.push(() => stopAgent(home, env));
 
     const t0 = Date.now();
@@ -94,23 +121,35 @@ async function runInBrowser() {
     browser.page.on('console', (m) => hostLog.push(m.text()));
     browser.page.on('pageerror', (e) => hostLog.push(`pageerror: ${e.message}`));
     const remote = (p) => `vscode-remote://${server.authority}${p}`;
-    await browser.page.goto(workbenchUrl(server, ws, [['extensionDevelopmentPath', remote(extensionDir)], ['extensionTestsPath', remote(testsFile)]]));
+    await browser.page.goto(
+      workbenchUrl(server, ws, [
+        ['extensionDevelopmentPath', remote(extensionDir)],
+        ['extensionTestsPath', remote(testsFile)],
+      ]),
+    );
 
     try {
       await waitFor(() => existsSync(results), timeoutMs, `the suite to write ${results}`, 250);
     } catch (e) {
-      fail('extension host: the suite wrote no results', `${e.message}\n-- server log:\n${tail(server.output(), 10)}\n` +
-        `-- extension host log:\n${tail(extHostLog(scratch.user), 15)}\n-- browser console (errors):\n${tail(consoleErrors(hostLog), 15)}`);
+      fail(
+        'extension host: the suite wrote no results',
+        `${e.message}\n-- server log:\n${tail(server.output(), 10)}\n` +
+          `-- extension host log:\n${tail(extHostLog(scratch.user), 15)}\n-- browser console (errors):\n${tail(consoleErrors(hostLog), 15)}`,
+      );
       return;
     }
     // The file may be mid-write when it appears.
-    const parsed = await waitFor(() => {
-      try {
-        return JSON.parse(readFileSync(results, 'utf8'));
-      } catch {
-        return null;
-      }
-    }, 10000, 'a complete results file');
+    const parsed = await waitFor(
+      () => {
+        try {
+          return JSON.parse(readFileSync(results, 'utf8'));
+        } catch {
+          return null;
+        }
+      },
+      10000,
+      'a complete results file',
+    );
     report(parsed, 'extension host');
     console.log(`  (${((Date.now() - t0) / 1000).toFixed(1)} s, server, browser and suite)`);
   });
@@ -120,7 +159,9 @@ async function runInBrowser() {
 async function runInDesktop() {
   const exe = process.env.VSCODE_EXECUTABLE;
   if (!exe) {
-    console.log('\n-- desktop VS Code: not run (set VSCODE_EXECUTABLE to a VS Code binary to run the suite there too;\n   none can be downloaded on this machine)');
+    console.log(
+      '\n-- desktop VS Code: not run (set VSCODE_EXECUTABLE to a VS Code binary to run the suite there too;\n   none can be downloaded on this machine)',
+    );
     return;
   }
   console.log(`\n-- desktop VS Code at ${exe} (@vscode/test-electron)`);
@@ -138,8 +179,23 @@ async function runInDesktop() {
         vscodeExecutablePath: exe,
         extensionDevelopmentPath: extensionDir,
         extensionTestsPath: testsFile,
-        launchArgs: [ws, '--disable-extensions', '--user-data-dir', scratch.user, '--extensions-dir', scratch.exts, '--disable-workspace-trust'],
-        extensionTestsEnv: { STRATA_HOME: home, STRATA_EXT_RESULTS: results, STRATA_EXT_WORKSPACE: ws, STRATA_EXT_SCRATCH: scratch.dir, HOME: scratch.home, TMPDIR: scratch.tmp },
+        launchArgs: [
+          ws,
+          '--disable-extensions',
+          '--user-data-dir',
+          scratch.user,
+          '--extensions-dir',
+          scratch.exts,
+          '--disable-workspace-trust',
+        ],
+        extensionTestsEnv: {
+          STRATA_HOME: home,
+          STRATA_EXT_RESULTS: results,
+          STRATA_EXT_WORKSPACE: ws,
+          STRATA_EXT_SCRATCH: scratch.dir,
+          HOME: scratch.home,
+          TMPDIR: scratch.tmp,
+        },
         timeout: timeoutMs,
       });
     } catch (e) {

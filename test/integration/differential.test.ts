@@ -12,7 +12,6 @@ import { mulberry32 } from '../prng';
 const OPS = Number(process.env.STRATA_DIFF_OPS ?? 10000);
 const SEED = Number(process.env.STRATA_DIFF_SEED ?? 20261125);
 
-
 type Outcome = string;
 
 function attempt(fn: () => unknown): Outcome {
@@ -80,7 +79,7 @@ describe(`differential: ${OPS} random operations, view vs plain directory`, func
   before(async () => {
     e = makeEnv('strata-diff-');
     ref = path.join(e.dir, 'ref');
-    writeTree(e.base, { 'a/f1': 'base a f1\n', 'a/b/f2': 'base f2\n', 'c/f3': 'base f3\n', 'top': 'top\n' }, 0o644);
+    writeTree(e.base, { 'a/f1': 'base a f1\n', 'a/b/f2': 'base f2\n', 'c/f3': 'base f3\n', top: 'top\n' }, 0o644);
     const src = path.join(e.dir, 'src');
     writeTree(src, { 'a/f1': 'layer a f1 longer\n', 'a/l1': 'layer l1\n', 'a/b/': '', 'd/f4': 'layer f4\n' }, 0o644);
     await e.ok('layer', 'create', 'lay', '--from', src);
@@ -121,8 +120,19 @@ describe(`differential: ${OPS} random operations, view vs plain directory`, func
       chmod: (r, p, _q, n) => fs.chmodSync(path.join(r, p), n % 2 ? 0o600 : 0o755),
     };
     const weights: [string, number][] = [
-      ['write', 14], ['append', 8], ['read', 14], ['truncate', 4], ['unlink', 8], ['mkdir', 10], ['rmdir', 6],
-      ['rename', 8], ['symlink', 3], ['readlink', 2], ['stat', 12], ['readdir', 8], ['chmod', 3],
+      ['write', 14],
+      ['append', 8],
+      ['read', 14],
+      ['truncate', 4],
+      ['unlink', 8],
+      ['mkdir', 10],
+      ['rmdir', 6],
+      ['rename', 8],
+      ['symlink', 3],
+      ['readlink', 2],
+      ['stat', 12],
+      ['readdir', 8],
+      ['chmod', 3],
     ];
     const total = weights.reduce((s, [, w]) => s + w, 0);
     const chooseOp = (): string => {

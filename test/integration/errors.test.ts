@@ -47,6 +47,13 @@ describe('errors: bad input is refused clearly and loses nothing', function () {
     assert.match(r.stderr, /strata layer list/);
   });
 
+  it('says a layer is not active when swapping from it', async () => {
+    const r = await e.cli('swap', 'good', 'victim');
+    assert.strictEqual(r.code, 1);
+    assert.match(r.stderr, /E_LAYER_INACTIVE: layer "good" is not active/);
+    assert.match(r.stderr, /strata activate victim/);
+  });
+
   it('refuses mapping destinations that escape the layer, keeping layer.json as it was', async () => {
     const file = path.join(e.home, 'layers/good/layer.json');
     const before = fs.readFileSync(file, 'utf8');
@@ -72,7 +79,10 @@ describe('errors: bad input is refused clearly and loses nothing', function () {
     assert.ok(r.stderr.includes(`${file}: priority: must be an integer`), r.stderr);
     assert.ok(r.stderr.includes('mappings[0].destination'), r.stderr);
     const list = await e.json<{ name: string }[]>('layer', 'list');
-    assert.deepStrictEqual(list.map((l) => l.name), ['good']);
+    assert.deepStrictEqual(
+      list.map((l) => l.name),
+      ['good'],
+    );
     assert.strictEqual(JSON.parse(fs.readFileSync(file, 'utf8')).priority, 'high', 'the broken file is left for the user to fix');
     fs.writeFileSync(file, 'not json {');
     const r2 = await e.cli('layer', 'show', 'victim');
@@ -95,8 +105,14 @@ describe('errors: bad input is refused clearly and loses nothing', function () {
   it('refuses garbled, unknown and oversized control messages, and keeps serving', async () => {
     const sock = socketPath(e.home);
     assert.match(await exchange(sock, 'this is not json\n'), /"code":"E_BAD_REQUEST"/);
-    assert.match(await exchange(sock, '{"id":7,"method":"format.disk","params":{}}\n'), /"id":7,"ok":false,"error":\{"code":"E_UNKNOWN_METHOD"/);
-    assert.match(await exchange(sock, '{"id":8,"method":"activate","params":{"names":"good"}}\n'), /E_BAD_REQUEST.*names.{0,3} must be string\[\]/);
+    assert.match(
+      await exchange(sock, '{"id":7,"method":"format.disk","params":{}}\n'),
+      /"id":7,"ok":false,"error":\{"code":"E_UNKNOWN_METHOD"/,
+    );
+    assert.match(
+      await exchange(sock, '{"id":8,"method":"activate","params":{"names":"good"}}\n'),
+      /E_BAD_REQUEST.*names.{0,3} must be string\[\]/,
+    );
     assert.match(await exchange(sock, 'x'.repeat(300 * 1024)), /E_TOO_LARGE/);
     const list = await e.json<{ name: string }[]>('layer', 'list');
     assert.ok(list.some((l) => l.name === 'good'));
@@ -108,7 +124,13 @@ describe('errors: bad input is refused clearly and loses nothing', function () {
     const r = await e.cli('layer', 'import', junk);
     assert.strictEqual(r.code, 1);
     assert.match(r.stderr, /E_ARCHIVE: .*junk\.tar\.gz: not a readable layer archive/);
-    assert.deepStrictEqual(fs.readdirSync(path.join(e.home, 'layers')).filter((n) => !n.startsWith('.')).sort(), ['good', 'victim']);
+    assert.deepStrictEqual(
+      fs
+        .readdirSync(path.join(e.home, 'layers'))
+        .filter((n) => !n.startsWith('.'))
+        .sort(),
+      ['good', 'victim'],
+    );
   });
 
   it('refuses views that would cover the layer store or nest in themselves', async () => {
@@ -132,7 +154,7 @@ describe('control socket: permissions and subscriptions', function () {
   let e: Env;
   before(async () => {
     e = makeEnv();
-    writeTree(path.join(e.dir, 'src'), { 'f': 'layer\n' });
+    writeTree(path.join(e.dir, 'src'), { f: 'layer\n' });
     await e.ok('layer', 'create', 'sub', '--from', path.join(e.dir, 'src'));
   });
   after(async () => e.cleanup());
@@ -195,7 +217,8 @@ describe('agent: never reads a client path inside its own views', function () {
     const other = await new Promise<{ code: number; out: string }>((res) => {
       const tmp = fs.mkdtempSync(path.join(e.dir, 'tmp-'));
       execFile(process.execPath, [CLI, 'status', '--json'], { env: { ...e.env, TMPDIR: tmp } }, (err, stdout, stderr) =>
-        res({ code: err ? 1 : 0, out: String(stdout) + String(stderr) }));
+        res({ code: err ? 1 : 0, out: String(stdout) + String(stderr) }),
+      );
     });
     assert.strictEqual(other.code, 0, other.out);
     assert.strictEqual(JSON.parse(other.out).pid, pid, 'the same agent answered');

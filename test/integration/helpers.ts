@@ -33,11 +33,20 @@ export function makeEnv(prefix = 'strata-it-'): Env {
   const base = path.join(dir, 'base');
   const mnt = path.join(dir, 'mnt');
   fs.mkdirSync(base);
-  const env = { ...process.env, STRATA_HOME: home, STRATA_CACHE_TIMEOUT: process.env.STRATA_CACHE_TIMEOUT ?? '60', STRATA_TEAM_HEARTBEAT_MS: '500' };
+  const env = {
+    ...process.env,
+    STRATA_HOME: home,
+    STRATA_CACHE_TIMEOUT: process.env.STRATA_CACHE_TIMEOUT ?? '60',
+    STRATA_TEAM_HEARTBEAT_MS: '500',
+  };
   const cli = (...args: string[]): Promise<CliResult> =>
     new Promise((res) => {
       execFile(process.execPath, [CLI, ...args], { env, timeout: 60000 }, (e, stdout, stderr) => {
-        const code = e ? (typeof (e as NodeJS.ErrnoException & { code?: unknown }).code === 'number' ? ((e as unknown as { code: number }).code) : 1) : 0;
+        const code = e
+          ? typeof (e as NodeJS.ErrnoException & { code?: unknown }).code === 'number'
+            ? (e as unknown as { code: number }).code
+            : 1
+          : 0;
         res({ code, stdout: String(stdout), stderr: String(stderr) });
       });
     });
@@ -47,7 +56,13 @@ export function makeEnv(prefix = 'strata-it-'): Env {
     return r.stdout;
   };
   return {
-    dir, home, base, mnt, env, cli, ok,
+    dir,
+    home,
+    base,
+    mnt,
+    env,
+    cli,
+    ok,
     json: async <T>(...args: string[]) => JSON.parse(await ok(...args, '--json')) as T,
     cleanup: async () => {
       await cli('agent', 'stop');
@@ -84,5 +99,8 @@ export function isRoot(): boolean {
 }
 
 export function mounted(p: string): boolean {
-  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === p);
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[4] === p);
 }

@@ -37,14 +37,19 @@ function errnoOf(err: unknown): number {
   return (code && os.constants.errno[code as keyof typeof os.constants.errno]) || os.constants.errno.EIO;
 }
 /** run fn, reply(0, ...result) or reply(errno) */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- each handler's reply takes its own result types
 function serve(reply: (errno: number, ...r: any[]) => void, fn: () => Promise<unknown[]>): void {
-  fn().then((r) => reply(0, ...r), (err: unknown) => reply(errnoOf(err)));
+  fn().then(
+    (r) => reply(0, ...r),
+    (err: unknown) => reply(errnoOf(err)),
+  );
 }
 const BILLION = 1000000000n;
 /** plain numbers: integers are exact up to 2^53, and times are split in sec + nsec */
 function tuple(s: fs.BigIntStats): StatTuple {
   const t = (ns: bigint): number[] => [Number(ns / BILLION), Number(ns % BILLION)];
-  return [s.mode, s.uid, s.gid, s.size, s.nlink, s.ino, s.rdev, s.blksize, s.blocks].map(Number)
+  return [s.mode, s.uid, s.gid, s.size, s.nlink, s.ino, s.rdev, s.blksize, s.blocks]
+    .map(Number)
     .concat(t(s.atimeNs), t(s.mtimeNs), t(s.ctimeNs));
 }
 function typeBits(d: fs.Dirent): number {
@@ -60,7 +65,11 @@ function passthrough(root: string): FuseHandlers {
   return {
     getattr: (p, fd, reply) =>
       serve(reply, async () => [tuple(p === null ? await fstat(fd, { bigint: true }) : await fsp.lstat(b(p), { bigint: true }))]),
-    access: (p, mask, reply) => serve(reply, async () => { await fsp.access(b(p), mask); return []; }),
+    access: (p, mask, reply) =>
+      serve(reply, async () => {
+        await fsp.access(b(p), mask);
+        return [];
+      }),
     readdir: (p, reply) =>
       serve(reply, async () => {
         const ents = await fsp.readdir(b(p), { withFileTypes: true });
@@ -68,19 +77,59 @@ function passthrough(root: string): FuseHandlers {
       }),
     open: (p, flags, _pid, reply) => serve(reply, async () => [await openFd(b(p), flags)]),
     create: (p, mode, flags, _pid, reply) => serve(reply, async () => [await openFd(b(p), flags | C.O_CREAT, mode)]),
-    release: (_p, fd, reply) => serve(reply, async () => { await closeFd(fd); return []; }),
+    release: (_p, fd, reply) =>
+      serve(reply, async () => {
+        await closeFd(fd);
+        return [];
+      }),
     truncate: (p, size, fd, reply) =>
-      serve(reply, async () => { await (fd >= 0 ? ftruncate(fd, size) : fsp.truncate(b(p ?? ''), size)); return []; }),
-    unlink: (p, reply) => serve(reply, async () => { await fsp.unlink(b(p)); return []; }),
-    rmdir: (p, reply) => serve(reply, async () => { await fsp.rmdir(b(p)); return []; }),
-    mkdir: (p, mode, reply) => serve(reply, async () => { await fsp.mkdir(b(p), mode); return []; }),
+      serve(reply, async () => {
+        await (fd >= 0 ? ftruncate(fd, size) : fsp.truncate(b(p ?? ''), size));
+        return [];
+      }),
+    unlink: (p, reply) =>
+      serve(reply, async () => {
+        await fsp.unlink(b(p));
+        return [];
+      }),
+    rmdir: (p, reply) =>
+      serve(reply, async () => {
+        await fsp.rmdir(b(p));
+        return [];
+      }),
+    mkdir: (p, mode, reply) =>
+      serve(reply, async () => {
+        await fsp.mkdir(b(p), mode);
+        return [];
+      }),
     rename: (from, to, flags, reply) =>
-      flags ? reply(os.constants.errno.EINVAL) : serve(reply, async () => { await fsp.rename(b(from), b(to)); return []; }),
-    symlink: (target, p, reply) => serve(reply, async () => { await fsp.symlink(target, b(p)); return []; }),
+      flags
+        ? reply(os.constants.errno.EINVAL)
+        : serve(reply, async () => {
+            await fsp.rename(b(from), b(to));
+            return [];
+          }),
+    symlink: (target, p, reply) =>
+      serve(reply, async () => {
+        await fsp.symlink(target, b(p));
+        return [];
+      }),
     readlink: (p, reply) => serve(reply, async () => [await fsp.readlink(b(p))]),
-    link: (from, to, reply) => serve(reply, async () => { await fsp.link(b(from), b(to)); return []; }),
-    chmod: (p, mode, _fd, reply) => serve(reply, async () => { await fsp.chmod(b(p ?? ''), mode); return []; }),
-    chown: (p, uid, gid, _fd, reply) => serve(reply, async () => { await fsp.chown(b(p ?? ''), uid, gid); return []; }),
+    link: (from, to, reply) =>
+      serve(reply, async () => {
+        await fsp.link(b(from), b(to));
+        return [];
+      }),
+    chmod: (p, mode, _fd, reply) =>
+      serve(reply, async () => {
+        await fsp.chmod(b(p ?? ''), mode);
+        return [];
+      }),
+    chown: (p, uid, gid, _fd, reply) =>
+      serve(reply, async () => {
+        await fsp.chown(b(p ?? ''), uid, gid);
+        return [];
+      }),
     utimens: (p, as, an, ms, mn, _fd, reply) =>
       serve(reply, async () => {
         const st = await fsp.stat(b(p ?? ''));
@@ -124,7 +173,7 @@ describe('native FUSE binding (libfuse 3)', function () {
     if (tmp) await fsp.rm(tmp, { recursive: true, force: true });
   });
 
-  it('reports a clear error for a bad mountpoint, and closes none of the process\'s descriptors', function () {
+  it("reports a clear error for a bad mountpoint, and closes none of the process's descriptors", function () {
     // A failed mount once closed fd 0 (its helper-socket field was still zero on the failure path).
     let stdin: fs.Stats;
     try {
@@ -180,7 +229,8 @@ describe('native FUSE binding (libfuse 3)', function () {
   });
 
   it('serves the cached view until invalidate() and the new content after it', async function () {
-    const back2 = path.join(tmp, 'back2'), view2 = path.join(tmp, 'view2');
+    const back2 = path.join(tmp, 'back2'),
+      view2 = path.join(tmp, 'view2');
     await fsp.mkdir(back2);
     await fsp.mkdir(view2);
     await fsp.writeFile(path.join(back2, 'f'), 'old');
@@ -200,7 +250,8 @@ describe('native FUSE binding (libfuse 3)', function () {
   });
 
   it('answers EIO when a handler throws and keeps serving', async function () {
-    const back3 = path.join(tmp, 'back3'), view3 = path.join(tmp, 'view3');
+    const back3 = path.join(tmp, 'back3'),
+      view3 = path.join(tmp, 'view3');
     await fsp.mkdir(back3);
     await fsp.mkdir(view3);
     await fsp.writeFile(path.join(back3, 'ok'), 'fine');
@@ -208,7 +259,13 @@ describe('native FUSE binding (libfuse 3)', function () {
     const errors: string[] = [];
     const m3 = mount(
       view3,
-      { ...h, getattr: (p, fd, reply) => { if (p === '/boom') throw new Error('boom'); h.getattr(p, fd, reply); } },
+      {
+        ...h,
+        getattr: (p, fd, reply) => {
+          if (p === '/boom') throw new Error('boom');
+          h.getattr(p, fd, reply);
+        },
+      },
       { ...OPTS, onHandlerError: (op, err) => errors.push(`${op}: ${(err as Error).message}`) },
     );
     try {

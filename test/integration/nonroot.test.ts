@@ -56,7 +56,10 @@ describe('non-root: an ordinary user runs the agent and a view', function () {
     assert.strictEqual(r.code, 0, r.out);
     r = cli(`view add ${dir}/base --at ${dir}/mnt`);
     assert.strictEqual(r.code, 0, r.out);
-    const line = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === path.join(dir, 'mnt'));
+    const line = fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.split(' ')[4] === path.join(dir, 'mnt'));
     assert.ok(line && / - fuse\.strata /.test(line), `expected a fuse.strata mount, got ${line}`);
     assert.match(line!, new RegExp(`user_id=${uid}`));
     assert.strictEqual(as(`cat ${dir}/mnt/bin/tool`).out, 'base\n');

@@ -27,7 +27,7 @@ import { AgentClient } from '../../shared/client';
 import { socketPath } from '../../shared/paths';
 import { digestLayerDir } from '../../daemon/team/digest';
 import { compareHlc } from '../../daemon/team/hlc';
-import { Hlc, Method, TeamEvent, TeamStatus } from '../../protocol';
+import { Hlc, Method, TeamEvent, TeamStatus, eventId } from '../../protocol';
 import { mulberry32 } from '../prng';
 
 const N = 5;
@@ -43,7 +43,12 @@ const PREFIX_RE = /^strata-p[0-9a-f]{6}-(?:[0-9]+|br)$/;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function exec(cmd: string, args: string[], env?: NodeJS.ProcessEnv, timeoutMs = 60000): Promise<{ code: number; stdout: string; stderr: string }> {
+function exec(
+  cmd: string,
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+  timeoutMs = 60000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((res) => {
     execFile(cmd, args, { env: env ?? process.env, timeout: timeoutMs, maxBuffer: 16 << 20 }, (e, stdout, stderr) => {
       const code = e ? (typeof (e as { code?: unknown }).code === 'number' ? (e as unknown as { code: number }).code : 1) : 0;
@@ -77,7 +82,10 @@ function removeNetns(name: string): void {
 
 function leftoverNetns(): string[] {
   const out = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
-  return out.split('\n').map((l) => l.split(' ')[0]).filter((n) => PREFIX_RE.test(n));
+  return out
+    .split('\n')
+    .map((l) => l.split(' ')[0])
+    .filter((n) => PREFIX_RE.test(n));
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -98,7 +106,7 @@ interface AgentBox {
   client: AgentClient | null;
 }
 
-const eventKey = (e: { origin: string; seq: number }) => `${e.origin}:${e.seq}`;
+const eventKey = eventId;
 function compareEvents(a: TeamEvent, b: TeamEvent): number {
   const c = compareHlc(a.tag, b.tag);
   if (c !== 0) return c;
@@ -139,7 +147,10 @@ describe('team: partition and heal, 5 agents in network namespaces', function ()
   function logTail(a: AgentBox, lines = 40): string {
     try {
       const all = fs.readFileSync(path.join(a.home, 'agent.log'), 'utf8').trimEnd().split('\n');
-      return all.slice(-lines).map((l) => `    a${a.n}| ${l}`).join('\n');
+      return all
+        .slice(-lines)
+        .map((l) => `    a${a.n}| ${l}`)
+        .join('\n');
     } catch {
       return `    a${a.n}| (no log)`;
     }
@@ -179,16 +190,24 @@ describe('team: partition and heal, 5 agents in network namespaces', function ()
       await must('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
       const home = path.join(dir, `a${n}`, 'home');
       agents.push({
-        n, ns, addr: `${subnet}.${n}`, home, id: '', client: null,
+        n,
+        ns,
+        addr: `${subnet}.${n}`,
+        home,
+        id: '',
+        client: null,
         env: { ...process.env, STRATA_HOME: home, STRATA_TEAM_HEARTBEAT_MS: '500' },
       });
     }
 
     // A real agent in each namespace; layers from the same sources, so their digests agree.
-    await Promise.all(agents.map(async (a) => {
-      await cli(a, 'agent', 'start', '--listen', `${a.addr}:${PORT}`);
-      for (const l of LAYERS) await cli(a, 'layer', 'create', l, '--from', path.join(shared, l), '--version', l.replace(/\D/g, '') || '1');
-    }));
+    await Promise.all(
+      agents.map(async (a) => {
+        await cli(a, 'agent', 'start', '--listen', `${a.addr}:${PORT}`);
+        for (const l of LAYERS)
+          await cli(a, 'layer', 'create', l, '--from', path.join(shared, l), '--version', l.replace(/\D/g, '') || '1');
+      }),
+    );
     const digests: Record<string, { digest: string }> = {};
     for (const l of LAYERS) {
       const ds = await Promise.all(agents.map((a) => digestLayerDir(path.join(a.home, 'layers', l))));
@@ -196,7 +215,10 @@ describe('team: partition and heal, 5 agents in network namespaces', function ()
       digests[l] = { digest: ds[0] };
     }
     const teamFile = path.join(shared, 'strata.team.json');
-    fs.writeFileSync(teamFile, JSON.stringify({ format: 1, team: 'partition', relays: [], layers: digests, defaults: [], slots: { node: SLOT } }, null, 2));
+    fs.writeFileSync(
+      teamFile,
+      JSON.stringify({ format: 1, team: 'partition', relays: [], layers: digests, defaults: [], slots: { node: SLOT } }, null, 2),
+    );
 
     const hub = `ws://${agents[0].addr}:${PORT}`;
     for (const a of agents) {
@@ -212,14 +234,18 @@ describe('team: partition and heal, 5 agents in network namespaces', function ()
     await cli(a5, 'agent', 'start', '--listen', `${a5.addr}:${PORT}`);
 
     for (const a of agents) a.id = (await call<TeamStatus>(a, 'team.status')).agent!;
-    await eventuallyAll('every agent to see its 4 teammates', async () => {
-      for (const a of agents) {
-        const s = await call<TeamStatus>(a, 'team.status');
-        if ((s.peers ?? []).filter((p) => p.connection !== 'gone').length !== N - 1) return false;
-      }
-      const s5 = await call<TeamStatus>(a5, 'team.status');
-      return s5.relays?.length === 2 && s5.relays.every((r) => r.state === 'connected');
-    }, 30000);
+    await eventuallyAll(
+      'every agent to see its 4 teammates',
+      async () => {
+        for (const a of agents) {
+          const s = await call<TeamStatus>(a, 'team.status');
+          if ((s.peers ?? []).filter((p) => p.connection !== 'gone').length !== N - 1) return false;
+        }
+        const s5 = await call<TeamStatus>(a5, 'team.status');
+        return s5.relays?.length === 2 && s5.relays.every((r) => r.state === 'connected');
+      },
+      30000,
+    );
   });
 
   async function eventuallyAll(what: string, fn: () => Promise<boolean>, ms: number): Promise<number> {
@@ -231,7 +257,8 @@ describe('team: partition and heal, 5 agents in network namespaces', function ()
       } catch (e) {
         last = e;
       }
-      if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+      if (Date.now() - t0 > ms)
+        throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
       await sleep(250);
     }
   }
@@ -246,7 +273,11 @@ describe('team: partition and heal, 5 agents in network namespaces', function ()
     }
     for (const a of agents) fs.rmSync(path.dirname(socketPath(a.home, a.env)), { recursive: true, force: true });
     if (dir && !process.env.STRATA_PARTITION_KEEP) fs.rmSync(dir, { recursive: true, force: true });
-    assert.deepStrictEqual(leftoverNetns().filter((n) => n.startsWith(prefix)), [], 'namespaces left behind');
+    assert.deepStrictEqual(
+      leftoverNetns().filter((n) => n.startsWith(prefix)),
+      [],
+      'namespaces left behind',
+    );
   });
 
   it(`converges after ${DECISIONS} decisions made across random partitions`, async function () {
@@ -409,16 +440,22 @@ describe('team: partition and heal, 5 agents in network namespaces', function ()
     const teamOnly = (xs: string[]) => xs.filter((l) => LAYERS.includes(l)).sort();
     let convergeMs: number;
     try {
-      convergeMs = await eventuallyAll('all 5 agents to agree and apply', async () => {
-        const view = await Promise.all(agents.map(async (a) => {
-          const [t, s] = await Promise.all([call<TeamStatus>(a, 'team.status'), call<{ active: string[] }>(a, 'status')]);
-          return { desired: [...(t.desired ?? [])].sort().join(','), active: teamOnly(s.active).join(',') };
-        }));
-        lastView = view.map((v, i) => `a${i + 1} desired=[${v.desired}] active=[${v.active}]`).join('\n');
-        return view.every((v) => v.desired === view[0].desired && v.active === v.desired);
-      }, CONVERGE_MS);
+      convergeMs = await eventuallyAll(
+        'all 5 agents to agree and apply',
+        async () => {
+          const view = await Promise.all(
+            agents.map(async (a) => {
+              const [t, s] = await Promise.all([call<TeamStatus>(a, 'team.status'), call<{ active: string[] }>(a, 'status')]);
+              return { desired: [...(t.desired ?? [])].sort().join(','), active: teamOnly(s.active).join(',') };
+            }),
+          );
+          lastView = view.map((v, i) => `a${i + 1} desired=[${v.desired}] active=[${v.active}]`).join('\n');
+          return view.every((v) => v.desired === view[0].desired && v.active === v.desired);
+        },
+        CONVERGE_MS,
+      );
     } catch (e) {
-      throw new Error(`${(e as Error).message}\n${lastView}\n${agents.map((a) => logTail(a)).join('\n')}`);
+      throw new Error(`${(e as Error).message}\n${lastView}\n${agents.map((a) => logTail(a)).join('\n')}`, { cause: e });
     }
 
     // ---- history: every decision exactly once ------------------------------------------------------
@@ -450,10 +487,14 @@ describe('team: partition and heal, 5 agents in network namespaces', function ()
       for (const id of newest) expected.add(id);
     }
     try {
-      await eventuallyAll('every history to hold every decision once', async () => {
-        histories = await Promise.all(agents.map((a) => call<TeamEvent[]>(a, 'team.history')));
-        return diffs().length === 0;
-      }, 10000);
+      await eventuallyAll(
+        'every history to hold every decision once',
+        async () => {
+          histories = await Promise.all(agents.map((a) => call<TeamEvent[]>(a, 'team.history')));
+          return diffs().length === 0;
+        },
+        10000,
+      );
     } catch {
       const counts = histories.map((h, i) => `a${i + 1}: ${h.length} events`).join(', ');
       const logs = agents.map((a) => logTail(a, 15)).join('\n');
@@ -461,7 +502,10 @@ describe('team: partition and heal, 5 agents in network namespaces', function ()
     }
     // Same events, same tags, same order on every agent.
     const canon = histories.map((h) => JSON.stringify(h.map((e) => [eventKey(e), e.tag, e.writes])));
-    assert.ok(canon.every((c) => c === canon[0]), 'histories hold the same ids but differ in content or order');
+    assert.ok(
+      canon.every((c) => c === canon[0]),
+      'histories hold the same ids but differ in content or order',
+    );
 
     // No lost update: replaying the history last-writer-wins gives the registers every agent must
     // hold, and so the set every agent must want. The persisted registers must hold those values too.
@@ -474,23 +518,47 @@ describe('team: partition and heal, 5 agents in network namespaces', function ()
           if (!cur || compareHlc(ev.tag, cur.tag) > 0) oracle.set(w.key, { value: w.value, tag: ev.tag });
         }
       }
-      const want = LAYERS.filter((l) => (SLOT.includes(l) ? oracle.get('slot:node')?.value.layer === l : oracle.get(`layer:${l}`)?.value.active === true));
+      const want = LAYERS.filter((l) =>
+        SLOT.includes(l) ? oracle.get('slot:node')?.value.layer === l : oracle.get(`layer:${l}`)?.value.active === true,
+      );
       for (const a of agents) {
         const t = await call<TeamStatus>(a, 'team.status');
         assert.deepStrictEqual([...(t.desired ?? [])].sort(), want.sort(), `a${a.n} wants what the last writers did not decide`);
       }
-      const valuesOf = (r: Record<string, { value: unknown }>) => JSON.stringify(Object.keys(r).sort().map((k) => [k, r[k].value]));
+      const valuesOf = (r: Record<string, { value: unknown }>) =>
+        JSON.stringify(
+          Object.keys(r)
+            .sort()
+            .map((k) => [k, r[k].value]),
+        );
       const oracleObj = Object.fromEntries(oracle);
-      await eventuallyAll('persisted register values to match the last writers', async () => {
-        const disk = agents.map((a) => JSON.parse(fs.readFileSync(path.join(a.home, 'team-state.json'), 'utf8')).registers);
-        lagging = agents.filter((_, i) => JSON.stringify(disk[i]) !== JSON.stringify(Object.fromEntries(Object.keys(disk[i]).sort().map((k) => [k, oracleObj[k]])))).map((a) => `a${a.n}`);
-        return disk.every((d) => valuesOf(d) === valuesOf(oracleObj));
-      }, 15000);
+      await eventuallyAll(
+        'persisted register values to match the last writers',
+        async () => {
+          const disk = agents.map((a) => JSON.parse(fs.readFileSync(path.join(a.home, 'team-state.json'), 'utf8')).registers);
+          lagging = agents
+            .filter(
+              (_, i) =>
+                JSON.stringify(disk[i]) !==
+                JSON.stringify(
+                  Object.fromEntries(
+                    Object.keys(disk[i])
+                      .sort()
+                      .map((k) => [k, oracleObj[k]]),
+                  ),
+                ),
+            )
+            .map((a) => `a${a.n}`);
+          return disk.every((d) => valuesOf(d) === valuesOf(oracleObj));
+        },
+        15000,
+      );
     }
 
     // Never two layers of the slot, sampled throughout and at the end.
     const final = await Promise.all(agents.map((a) => call<{ active: string[] }>(a, 'status')));
-    for (const [i, s] of final.entries()) assert.ok(s.active.filter((l) => SLOT.includes(l)).length <= 1, `a${i + 1} ends with ${s.active}`);
+    for (const [i, s] of final.entries())
+      assert.ok(s.active.filter((l) => SLOT.includes(l)).length <= 1, `a${i + 1} ends with ${s.active}`);
     assert.deepStrictEqual(violations, [], `slot violations or failed samples:\n${violations.slice(0, 20).join('\n')}`);
 
     // The schedule really made decisions on both sides of a cut.
@@ -501,8 +569,8 @@ describe('team: partition and heal, 5 agents in network namespaces', function ()
     const histNote = trimmed ? `newest ${HISTORY_LIMIT} of ${made.length} (history limit)` : `all ${made.length}`;
     console.log(
       `      ${made.length} decisions (+${noops} no-op deactivations) in ${toggleSecs.toFixed(1)} s; ${duringCuts} made while partitioned, ` +
-      `${bothSides} cuts with decisions on 2+ sides; ${phases.length} network phases; ${samples} samples; ` +
-      `converged ${convergeMs} ms after the last heal (${Date.now() - healedAt} ms incl. checks); histories hold ${histNote}`,
+        `${bothSides} cuts with decisions on 2+ sides; ${phases.length} network phases; ${samples} samples; ` +
+        `converged ${convergeMs} ms after the last heal (${Date.now() - healedAt} ms incl. checks); histories hold ${histNote}`,
     );
     // Not a failure: an event that changes no value is not persisted (node.ts calls stateChanged only on a change).
     if (lagging.length) console.log(`      persisted register tags lag the newest writer on ${lagging.join(', ')} (values agree)`);
@@ -514,19 +582,30 @@ describe('team: partition and heal, 5 agents in network namespaces', function ()
     // seen vector always travel whole. Agent 2 is cut off, decides on `tools` once, then swaps the slot
     // 400 times. On heal it sends agent 1 its snapshot; agents 3..5 hear only what agent 1 forwards.
     const teamOnly = (xs: string[]) => xs.filter((l) => LAYERS.includes(l)).sort();
-    const view = async () => Promise.all(agents.map(async (a) => {
-      const [t, s] = await Promise.all([call<TeamStatus>(a, 'team.status'), call<{ active: string[] }>(a, 'status')]);
-      return { desired: [...(t.desired ?? [])].sort().join(','), active: teamOnly(s.active).join(','), relays: t.relays ?? [] };
-    }));
-    await eventuallyAll('the team to agree before the cut', async () => {
-      const v = await view();
-      return v.every((x) => x.desired === v[0].desired && x.active === x.desired);
-    }, CONVERGE_MS);
+    const view = async () =>
+      Promise.all(
+        agents.map(async (a) => {
+          const [t, s] = await Promise.all([call<TeamStatus>(a, 'team.status'), call<{ active: string[] }>(a, 'status')]);
+          return { desired: [...(t.desired ?? [])].sort().join(','), active: teamOnly(s.active).join(','), relays: t.relays ?? [] };
+        }),
+      );
+    await eventuallyAll(
+      'the team to agree before the cut',
+      async () => {
+        const v = await view();
+        return v.every((x) => x.desired === v[0].desired && x.active === x.desired);
+      },
+      CONVERGE_MS,
+    );
     const a2 = agents[1];
     const before = (await view())[0].desired.split(',').filter(Boolean);
     await ipb('link', 'set', 'v2', 'down');
     try {
-      await eventuallyAll('agent 2 to notice it is alone', async () => (await call<TeamStatus>(a2, 'team.status')).relays!.every((r) => r.state !== 'connected'), 15000);
+      await eventuallyAll(
+        'agent 2 to notice it is alone',
+        async () => (await call<TeamStatus>(a2, 'team.status')).relays!.every((r) => r.state !== 'connected'),
+        15000,
+      );
       const made: string[] = [];
       const toolsOn = !before.includes('tools');
       const first = await call<{ decision?: string }>(a2, toolsOn ? 'activate' : 'deactivate', { names: ['tools'] });
@@ -540,21 +619,29 @@ describe('team: partition and heal, 5 agents in network namespaces', function ()
       await ipb('link', 'set', 'v2', 'up');
       let last = '';
       try {
-        await eventuallyAll('all 5 agents to take agent 2\'s decisions', async () => {
-          const v = await view();
-          last = v.map((x, i) => `a${i + 1} desired=[${x.desired}] active=[${x.active}]`).join('\n');
-          return v.every((x) => x.desired === want && x.active === want);
-        }, CONVERGE_MS);
+        await eventuallyAll(
+          "all 5 agents to take agent 2's decisions",
+          async () => {
+            const v = await view();
+            last = v.map((x, i) => `a${i + 1} desired=[${x.desired}] active=[${x.active}]`).join('\n');
+            return v.every((x) => x.desired === want && x.active === want);
+          },
+          CONVERGE_MS,
+        );
       } catch (e) {
         const logs = agents.map((a) => logTail(a, 6)).join('\n');
-        throw new Error(`${(e as Error).message}; agent 2 decided [${want}]:\n${last}\n${logs}`);
+        throw new Error(`${(e as Error).message}; agent 2 decided [${want}]:\n${last}\n${logs}`, { cause: e });
       }
       const histories = await Promise.all(agents.map((a) => call<TeamEvent[]>(a, 'team.history')));
-      const missing = histories.map((h, i) => {
-        const have = new Set(h.map(eventKey));
-        const lost = made.filter((id) => !have.has(id));
-        return lost.length ? `a${i + 1} misses ${lost.length} of agent 2's ${made.length} decisions, e.g. ${lost.slice(0, 4).join(' ')}` : '';
-      }).filter(Boolean);
+      const missing = histories
+        .map((h, i) => {
+          const have = new Set(h.map(eventKey));
+          const lost = made.filter((id) => !have.has(id));
+          return lost.length
+            ? `a${i + 1} misses ${lost.length} of agent 2's ${made.length} decisions, e.g. ${lost.slice(0, 4).join(' ')}`
+            : '';
+        })
+        .filter(Boolean);
       assert.deepStrictEqual(missing, [], missing.join('\n'));
     } finally {
       await ipb('link', 'set', 'v2', 'up').catch(() => {});

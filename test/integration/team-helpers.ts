@@ -17,7 +17,9 @@ export interface Relay {
 }
 
 export async function startRelay(secretFile: string, extra: string[] = []): Promise<Relay> {
-  const proc = spawn(process.execPath, [CLI, 'relay', '--listen', '127.0.0.1:0', '--secret-file', secretFile, '--json', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [CLI, 'relay', '--listen', '127.0.0.1:0', '--secret-file', secretFile, '--json', ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   proc.stdout!.on('data', (d) => (out += String(d)));
@@ -35,4 +37,3 @@ export function writeSecret(dir: string, secret = 'correct horse battery staple 
   fs.writeFileSync(f, secret + '\n', { mode: 0o600 });
   return f;
 }
-

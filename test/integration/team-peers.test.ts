@@ -23,7 +23,10 @@ class RawPeer {
   closed: { code: number; reason: string } | null = null;
   opened: Promise<void>;
   nonce = newNonce();
-  constructor(url: string, readonly agent = `raw-${crypto.randomBytes(3).toString('hex')}`) {
+  constructor(
+    url: string,
+    readonly agent = `raw-${crypto.randomBytes(3).toString('hex')}`,
+  ) {
     this.ws = new WebSocket(url, { perMessageDeflate: false });
     this.ws.on('message', (d) => {
       try {
@@ -44,14 +47,18 @@ class RawPeer {
     this.ws.send(typeof f === 'string' ? f : JSON.stringify(f));
   }
   next<T extends Frame['t']>(t: T): Promise<Extract<Frame, { t: T }>> {
-    return eventually(`a ${t} frame`, () => {
-      const i = this.frames.findIndex((f) => f.t === t);
-      if (i < 0) {
-        if (this.closed) throw new Error(`closed ${this.closed.code} ${this.closed.reason}`);
-        return null;
-      }
-      return this.frames.splice(i, 1)[0] as Extract<Frame, { t: T }>;
-    }, 5000);
+    return eventually(
+      `a ${t} frame`,
+      () => {
+        const i = this.frames.findIndex((f) => f.t === t);
+        if (i < 0) {
+          if (this.closed) throw new Error(`closed ${this.closed.code} ${this.closed.reason}`);
+          return null;
+        }
+        return this.frames.splice(i, 1)[0] as Extract<Frame, { t: T }>;
+      },
+      5000,
+    );
   }
   /** hello → challenge → auth (with `key`, or a wrong proof) → welcome. */
   async handshake(team: string, key: Buffer | null): Promise<void> {
@@ -100,7 +107,9 @@ describe('team: bad peers get nothing, and everyone else is unaffected', functio
     await other.handshake(TEAM, key);
     const ev = event(other.agent, 1, [{ key: 'layer:probe', value: { active: true } }]);
     other.send({ t: 'event', event: ev });
-    await eventually('the good peer to receive the probe', () => good.frames.some((f) => f.t === 'event' && f.event.origin === other.agent));
+    await eventually('the good peer to receive the probe', () =>
+      good.frames.some((f) => f.t === 'event' && f.event.origin === other.agent),
+    );
     other.close();
   }
 
@@ -208,10 +217,17 @@ describe('team: duplicated and reordered delivery, corrupted chunks', function (
     archive = path.join(dir, 'node20.tar.gz');
     await store.exportTo('node20', archive);
     teamFile = path.join(dir, 'strata.team.json');
-    fs.writeFileSync(teamFile, JSON.stringify({
-      format: 1, team: TEAM, relays: [relay.url],
-      layers: { node20: { digest }, node18: { digest: await digestLayerDir(store.dir('node18')) } }, defaults: [], slots: {},
-    }));
+    fs.writeFileSync(
+      teamFile,
+      JSON.stringify({
+        format: 1,
+        team: TEAM,
+        relays: [relay.url],
+        layers: { node20: { digest }, node18: { digest: await digestLayerDir(store.dir('node18')) } },
+        defaults: [],
+        slots: {},
+      }),
+    );
     e = makeEnv('strata-dup-agent-');
     writeTree(e.base, { 'bin/node': '#!/bin/sh\necho system\n' });
     await e.ok('layer', 'create', 'node18', '--from', path.join(dir, 'src18'), '--version', '18');
@@ -236,7 +252,10 @@ describe('team: duplicated and reordered delivery, corrupted chunks', function (
       const hist = await e.json<TeamEvent[]>('team', 'history');
       return hist.filter((x) => x.origin === p.agent).length >= 3 ? hist : null;
     });
-    const mine = h.filter((x) => x.origin === p.agent).map((x) => x.seq).sort();
+    const mine = h
+      .filter((x) => x.origin === p.agent)
+      .map((x) => x.seq)
+      .sort();
     assert.deepStrictEqual(mine, [1, 2, 3], 'each (origin, seq) once');
     // The newest tag wins, even though it arrived first.
     await eventually('node18 active', async () => (await e.json<{ active: string[] }>('status')).active.includes('node18'));
@@ -262,10 +281,34 @@ describe('team: duplicated and reordered delivery, corrupted chunks', function (
         sent[10] ^= 0xff; // damaged on the way: the hash no longer matches
       }
       served++;
-      p.send({ t: 'chunk', to: f.from, from: p.agent, layer: f.layer, digest: f.digest, offset: f.offset, total: data.length, sha256, data: sent.toString('base64') });
+      p.send({
+        t: 'chunk',
+        to: f.from,
+        from: p.agent,
+        layer: f.layer,
+        digest: f.digest,
+        offset: f.offset,
+        total: data.length,
+        sha256,
+        data: sent.toString('base64'),
+      });
     });
     // Announce that this peer has node20, then decide to activate it.
-    p.send({ t: 'presence', presence: { agent: p.agent, pseq: 1, user: 'mallory', host: 'test', active: [], held: [], applied: {}, busy: [], has: { node20: digest }, at: Date.now() } });
+    p.send({
+      t: 'presence',
+      presence: {
+        agent: p.agent,
+        pseq: 1,
+        user: 'mallory',
+        host: 'test',
+        active: [],
+        held: [],
+        applied: {},
+        busy: [],
+        has: { node20: digest },
+        at: Date.now(),
+      },
+    });
     p.send({ t: 'event', event: event(p.agent, 1, [{ key: 'layer:node20', value: { active: true } }]) });
     // node18 (active, same priority, earlier name) still wins bin/node; lib/blob is node20's alone.
     await eventually('the agent to pull, verify and serve node20', () => fs.existsSync(path.join(e.mnt, 'lib/blob')), 30000);
@@ -290,8 +333,27 @@ describe('team: wss:// with a certificate', function () {
     dir = fs.mkdtempSync('/tmp/strata-tls-');
     const cert = path.join(dir, 'cert.pem');
     const keyFile = path.join(dir, 'key.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
-      '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', cert], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        keyFile,
+        '-out',
+        cert,
+      ],
+      { stdio: 'ignore' },
+    );
     const secret = writeSecret(dir);
     relay = await startRelay(secret, ['--tls-cert', cert, '--tls-key', keyFile]);
     const teamFile = path.join(dir, 'strata.team.json');

@@ -10,7 +10,7 @@ import { spawn } from 'child_process';
 import { Env, makeEnv, writeTree } from './helpers';
 import { Relay, eventually, startRelay, writeSecret } from './team-helpers';
 import { digestLayerDir } from '../../daemon/team/digest';
-import { TeamStatus } from '../../protocol';
+import { TeamStatus, eventId } from '../../protocol';
 
 const read = (p: string): string | null => {
   try {
@@ -36,7 +36,7 @@ describe('team: activations relayed between agents', function () {
   async function agent(withLayers: string[]): Promise<Env> {
     const e = makeEnv('strata-team-');
     agents.push(e);
-    writeTree(e.base, { 'bin/node': '#!/bin/sh\necho system\n', 'README': 'project\n' });
+    writeTree(e.base, { 'bin/node': '#!/bin/sh\necho system\n', README: 'project\n' });
     for (const l of withLayers) await e.ok('layer', 'create', l, '--from', path.join(shared, l), '--version', l.slice(4));
     await e.ok('view', 'add', e.base, '--at', e.mnt);
     return e;
@@ -54,10 +54,19 @@ describe('team: activations relayed between agents', function () {
     const digests: Record<string, { digest: string }> = {};
     for (const l of ['node18', 'node20']) digests[l] = { digest: await digestLayerDir(path.join(a.home, 'layers', l)) };
     teamFile = path.join(shared, 'strata.team.json');
-    fs.writeFileSync(teamFile, JSON.stringify({ format: 1, team: 'acme', relays: [relay.url], layers: digests, defaults: [], slots: { node: ['node18', 'node20'] } }, null, 2));
+    fs.writeFileSync(
+      teamFile,
+      JSON.stringify(
+        { format: 1, team: 'acme', relays: [relay.url], layers: digests, defaults: [], slots: { node: ['node18', 'node20'] } },
+        null,
+        2,
+      ),
+    );
     await a.ok('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, '--name', 'alice');
     await b.ok('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, '--name', 'bob');
-    await eventually('both agents to see each other', async () => (await a.json<TeamStatus>('team', 'status')).peers?.some((p) => p.user === 'bob'));
+    await eventually('both agents to see each other', async () =>
+      (await a.json<TeamStatus>('team', 'status')).peers?.some((p) => p.user === 'bob'),
+    );
   });
 
   after(async () => {
@@ -66,7 +75,7 @@ describe('team: activations relayed between agents', function () {
     fs.rmSync(shared, { recursive: true, force: true });
   });
 
-  it('activate on A makes B\'s view redirect', async () => {
+  it("activate on A makes B's view redirect", async () => {
     assert.strictEqual(node(b), '#!/bin/sh\necho system\n');
     const r = await a.json<{ decision: string }>('activate', 'node20');
     assert.match(r.decision, /^alice-[0-9a-f]{8}:\d+$/);
@@ -93,8 +102,58 @@ describe('team: activations relayed between agents', function () {
     assert.deepStrictEqual(sa.active, ['node20']);
     const h = await a.json<{ writes: { key: string }[]; user: string }[]>('team', 'history');
     const last = h[h.length - 1];
-    assert.deepStrictEqual(last.writes.map((w) => w.key), ['slot:node']);
+    assert.deepStrictEqual(
+      last.writes.map((w) => w.key),
+      ['slot:node'],
+    );
     assert.strictEqual(last.user, 'bob');
+  });
+
+  it('switches personal and team layers named together: personal ones here only, team ones for everyone', async () => {
+    writeTree(path.join(shared, 'tools'), { 'opt/tools/tool': 'tool\n' });
+    await a.ok('layer', 'create', 'tools', '--from', path.join(shared, 'tools'));
+    const r = await a.json<{ active: string[]; decision?: string }>('activate', 'tools', 'node18');
+    assert.deepStrictEqual([...r.active].sort(), ['node18', 'tools']);
+    assert.match(r.decision ?? '', /^alice-[0-9a-f]{8}:\d+$/);
+    await eventually('B on node 18', () => node(b) === NODE18);
+    assert.deepStrictEqual((await b.json<{ active: string[] }>('status')).active, ['node18']);
+    const d = await a.json<{ active: string[]; decision?: string }>('deactivate', 'tools');
+    assert.deepStrictEqual(d.active, ['node18']);
+    assert.strictEqual(d.decision, undefined, 'a personal switch makes no team decision');
+    await a.ok('swap', 'node18', 'node20');
+    await eventually('B on node 20', () => node(b) === NODE20);
+  });
+
+  it("names the user's team mistakes with their own codes", async () => {
+    const slot = await a.cli('activate', 'node18', 'node20');
+    assert.strictEqual(slot.code, 1);
+    assert.match(slot.stderr, /E_TEAM_SLOT: "node18" and "node20" are both in slot node/);
+    const mixed = await a.cli('swap', 'node20', 'tools');
+    assert.match(mixed.stderr, /E_BAD_REQUEST: cannot swap team layer and personal layer/);
+    const again = await a.cli('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile);
+    assert.strictEqual(again.code, 1);
+    assert.match(again.stderr, /E_TEAM_JOINED: already in team "acme"/);
+    assert.match(again.stderr, /strata team leave/);
+  });
+
+  it('says a busy --listen port is in use (join --listen, agent start --listen, relay), and joins nothing', async () => {
+    const port = new URL(relay.url).port; // the relay holds it
+    const busy = `127.0.0.1:${port}`;
+    const d = makeEnv('strata-team-');
+    agents.push(d);
+    const join = (...extra: string[]) => d.cli('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, ...extra);
+    const r = await join('--listen', busy);
+    assert.strictEqual(r.code, 1);
+    assert.match(r.stderr, new RegExp(`E_TEAM_LISTEN: cannot listen on ${busy}: port ${port} is in use`));
+    assert.match(r.stderr, new RegExp(`Stop what uses port ${port}`));
+    assert.deepStrictEqual(await d.json<TeamStatus>('team', 'status'), { joined: false });
+    assert.ok(!fs.existsSync(path.join(d.home, 'team.json')), 'a failed join saves no membership');
+    await d.ok('agent', 'stop');
+    await d.ok('agent', 'start', '--listen', busy);
+    assert.match((await join()).stderr, /E_TEAM_LISTEN: .* is in use/);
+    const rl = await d.cli('relay', '--listen', busy, '--secret-file', secret);
+    assert.strictEqual(rl.code, 1);
+    assert.match(rl.stderr, /E_TEAM_LISTEN: .* is in use/);
   });
 
   it('lets a late joiner catch up, pulling the layer it lacks and verifying it', async () => {
@@ -103,7 +162,10 @@ describe('team: activations relayed between agents', function () {
     await eventually('C to pull node 20 and serve it', () => node(c) === NODE20, 30000);
     const layer = await c.json<{ name: string }>('layer', 'show', 'node20');
     assert.strictEqual(layer.name, 'node20');
-    assert.strictEqual(await digestLayerDir(path.join(c.home, 'layers/node20')), JSON.parse(fs.readFileSync(teamFile, 'utf8')).layers.node20.digest);
+    assert.strictEqual(
+      await digestLayerDir(path.join(c.home, 'layers/node20')),
+      JSON.parse(fs.readFileSync(teamFile, 'utf8')).layers.node20.digest,
+    );
   });
 
   it('shows a held layer as drift and does not follow the team for it', async () => {
@@ -112,7 +174,7 @@ describe('team: activations relayed between agents', function () {
     await eventually('A to pass through', () => node(a) === '#!/bin/sh\necho system\n');
     await eventually('B to pass through', () => node(b) === '#!/bin/sh\necho system\n');
     assert.strictEqual(node(c), NODE20);
-    const st = await eventually('A to see C\'s drift', async () => {
+    const st = await eventually("A to see C's drift", async () => {
       const s = await a.json<TeamStatus>('team', 'status');
       const carol = s.peers?.find((p) => p.user === 'carol');
       return carol && carol.drift.includes('+node20') ? carol : null;
@@ -126,7 +188,7 @@ describe('team: activations relayed between agents', function () {
     await a.ok('activate', 'node18');
     await eventually('B on node 18', () => node(b) === NODE18);
     const h = await b.json<{ origin: string; seq: number }[]>('team', 'history');
-    const id = `${h[h.length - 1].origin}:${h[h.length - 1].seq}`;
+    const id = eventId(h[h.length - 1]);
     await b.ok('team', 'revert', id);
     await eventually('A back to system', () => node(a) === '#!/bin/sh\necho system\n');
   });

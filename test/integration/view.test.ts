@@ -59,7 +59,7 @@ class Shell {
 
 async function twoLayerEnv(): Promise<Env> {
   const e = makeEnv();
-  writeTree(e.base, { 'bin/tool': '#!/bin/sh\necho base\n', 'bin/only-base': 'base-only\n', 'README': 'base readme\n' });
+  writeTree(e.base, { 'bin/tool': '#!/bin/sh\necho base\n', 'bin/only-base': 'base-only\n', README: 'base readme\n' });
   const l1 = path.join(e.dir, 'src-one');
   const l2 = path.join(e.dir, 'src-two');
   writeTree(l1, { 'bin/tool': '#!/bin/sh\necho layer-one-longer-output\n', 'bin/extra': 'one\n' });
@@ -169,7 +169,10 @@ describe('view: writes, copy-up and reset', function () {
     fs.appendFileSync(path.join(e.mnt, 'bin/tool'), 'echo appended\n');
     assert.strictEqual(read(path.join(e.mnt, 'bin/tool')), '#!/bin/sh\necho layer-one-longer-output\necho appended\n');
     assert.strictEqual(read(path.join(e.home, 'layers/one/files/bin/tool')), '#!/bin/sh\necho layer-one-longer-output\n');
-    assert.strictEqual(read(path.join(e.home, 'layers/one/writable/files/bin/tool')), '#!/bin/sh\necho layer-one-longer-output\necho appended\n');
+    assert.strictEqual(
+      read(path.join(e.home, 'layers/one/writable/files/bin/tool')),
+      '#!/bin/sh\necho layer-one-longer-output\necho appended\n',
+    );
     assert.strictEqual(read(path.join(e.base, 'bin/tool')), '#!/bin/sh\necho base\n');
   });
 
@@ -277,14 +280,17 @@ describe('agent: restart, stale mounts, export and import', function () {
     const { pid } = await e.json<{ pid: number }>('status');
     // The fusermount3 watchdog lives in its own session: kill it with the agent, as an OOM kill of
     // the whole service would.
-    const watchdogs = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
-      try {
-        const argv = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-        return argv[0].endsWith('fusermount3') && argv.includes(e.mnt);
-      } catch {
-        return false;
-      }
-    });
+    const watchdogs = fs
+      .readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .filter((d) => {
+        try {
+          const argv = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+          return argv[0].endsWith('fusermount3') && argv.includes(e.mnt);
+        } catch {
+          return false;
+        }
+      });
     assert.strictEqual(watchdogs.length, 1, 'one watchdog serves the view');
     for (const w of watchdogs) process.kill(Number(w), 'SIGKILL');
     process.kill(pid, 'SIGKILL');
@@ -295,7 +301,13 @@ describe('agent: restart, stale mounts, export and import', function () {
     assert.notStrictEqual(s.pid, pid);
     assert.strictEqual(s.views[0].state, 'mounted');
     assert.strictEqual(read(path.join(e.mnt, 'bin/tool')), '#!/bin/sh\necho layer-one-longer-output\n');
-    assert.strictEqual(fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4] === e.mnt).length, 1);
+    assert.strictEqual(
+      fs
+        .readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .filter((l) => l.split(' ')[4] === e.mnt).length,
+      1,
+    );
   });
 
   it('round-trips a layer through export and import', async () => {

@@ -84,20 +84,28 @@ describe('layerspec: checkLayerSpec (format 2)', () => {
   });
 
   it('normalizes originals to absolute view paths', () => {
-    const s = specOf(valid({
-      mappings: [
-        { original: 'usr/bin', destination: 'a' },
-        { original: '/opt//x/./y/', destination: 'b' },
-        { original: '/', destination: 'c' },
-      ],
-    }));
-    assert.deepEqual(s.mappings.map((m) => m.original), ['/usr/bin', '/opt/x/y', '/']);
+    const s = specOf(
+      valid({
+        mappings: [
+          { original: 'usr/bin', destination: 'a' },
+          { original: '/opt//x/./y/', destination: 'b' },
+          { original: '/', destination: 'c' },
+        ],
+      }),
+    );
+    assert.deepEqual(
+      s.mappings.map((m) => m.original),
+      ['/usr/bin', '/opt/x/y', '/'],
+    );
   });
 
   it("normalizes destinations; the whole layer is written '/'", () => {
     const dests = ['', '/', '.', './', 'a/b/', './a//b', 'x'];
     const s = specOf(valid({ mappings: dests.map((d, i) => ({ original: `/m${i}`, destination: d })) }));
-    assert.deepEqual(s.mappings.map((m) => m.destination), ['/', '/', '/', '/', 'a/b', 'a/b', 'x']);
+    assert.deepEqual(
+      s.mappings.map((m) => m.destination),
+      ['/', '/', '/', '/', 'a/b', 'a/b', 'x'],
+    );
   });
 
   it('normalizes and de-duplicates excludes and deletes, keeping first-seen order', () => {
@@ -297,10 +305,13 @@ describe('layerspec: checkLayerSpec (format 2)', () => {
 
     it('reports both original and destination problems of one mapping', () => {
       const ps = problemsOf(valid({ mappings: [{ original: '/..', destination: '..' }] }));
-      assert.deepEqual(ps.map((p) => [p.code, p.message.split(': ')[1]]), [
-        ['E_LAYER_INVALID', 'mappings[0].original'],
-        ['E_MAPPING_ESCAPE', 'mappings[0].destination'],
-      ]);
+      assert.deepEqual(
+        ps.map((p) => [p.code, p.message.split(': ')[1]]),
+        [
+          ['E_LAYER_INVALID', 'mappings[0].original'],
+          ['E_MAPPING_ESCAPE', 'mappings[0].destination'],
+        ],
+      );
     });
   });
 
@@ -349,7 +360,10 @@ describe('layerspec: checkLayerSpec (format 2)', () => {
       assert.ok(p.message.startsWith(FILE + ': '), p.message);
       return p.message.slice(FILE.length + 2).split(': ')[0];
     });
-    assert.deepEqual(fields.sort(), ['deletes', 'excludes[0]', 'extra', 'mappings[0].destination', 'mappings[1]', 'name', 'priority'].sort());
+    assert.deepEqual(
+      fields.sort(),
+      ['deletes', 'excludes[0]', 'extra', 'mappings[0].destination', 'mappings[1]', 'name', 'priority'].sort(),
+    );
     assert.equal(ps.find((p) => p.message.includes('mappings[0].destination'))?.code, 'E_MAPPING_ESCAPE');
     assert.ok(ps.filter((p) => !p.message.includes('mappings[0].destination')).every((p) => p.code === 'E_LAYER_INVALID'));
   });
@@ -405,7 +419,10 @@ describe('layerspec: checkLayerSpec (format 1 upgrade)', () => {
 
   it('refuses unknown fields in a format-1 file', () => {
     const ps = problemsOf({ format: 1, name: 'old', map: {}, colour: 1 });
-    assert.deepEqual(ps.map((p) => p.message), [`${FILE}: colour: unknown field`]);
+    assert.deepEqual(
+      ps.map((p) => p.message),
+      [`${FILE}: colour: unknown field`],
+    );
   });
 
   it('refuses a bad hide entry', () => {
@@ -472,7 +489,11 @@ describe('layerspec: parseLayerJson', () => {
 
   it('converts to ErrorInfo with code, message and hint', () => {
     const e = throwsStrata(() => parseLayerJson('[]', FILE), 'E_LAYER_INVALID');
-    assert.deepEqual(e.toInfo(), { code: 'E_LAYER_INVALID', message: `${FILE}: (top level): must be a JSON object`, hint: 'Fix the field named above; nothing was changed.' });
+    assert.deepEqual(e.toInfo(), {
+      code: 'E_LAYER_INVALID',
+      message: `${FILE}: (top level): must be a JSON object`,
+      hint: 'Fix the field named above; nothing was changed.',
+    });
   });
 
   it('accepts text of exactly MAX_LAYER_JSON bytes and refuses one byte more', () => {
@@ -494,7 +515,8 @@ describe('layerspec: parseLayerJson', () => {
     // characters, well over it in bytes.
     const longSeg = '€'.repeat(200);
     const mappings: { original: string; destination: string }[] = [];
-    for (let i = 0; mappings.length * (longSeg.length + 40) < 500_000; i++) mappings.push({ original: `/${i}/${longSeg}`, destination: `d${i}` });
+    for (let i = 0; mappings.length * (longSeg.length + 40) < 500_000; i++)
+      mappings.push({ original: `/${i}/${longSeg}`, destination: `d${i}` });
     const text = JSON.stringify(valid({ mappings }));
     assert.ok(text.length <= MAX_LAYER_JSON, `chars ${text.length}`);
     assert.ok(Buffer.byteLength(text) > MAX_LAYER_JSON, `bytes ${Buffer.byteLength(text)}`);

@@ -64,24 +64,39 @@ describe('resolver: sourcesFor', () => {
   };
 
   it('is just the base for a pass-through path', () => {
-    assert.deepEqual(sourcesFor({ branches: [], base: true, owner: null, hidden: false }, '/usr/bin', () => NO_MARKS), [base('/usr/bin')]);
+    assert.deepEqual(
+      sourcesFor({ branches: [], base: true, owner: null, hidden: false }, '/usr/bin', () => NO_MARKS),
+      [base('/usr/bin')],
+    );
   });
 
   it('is empty for a hidden path', () => {
-    assert.deepEqual(sourcesFor({ branches: [], base: false, owner: null, hidden: true }, '/gone', () => NO_MARKS), []);
+    assert.deepEqual(
+      sourcesFor({ branches: [], base: false, owner: null, hidden: true }, '/gone', () => NO_MARKS),
+      [],
+    );
   });
 
   it('lists writable then files for one branch, then the base (with the view path, not the rel)', () => {
-    assert.deepEqual(sourcesFor(one, '/opt/t/bin', () => NO_MARKS), [w('L', 't/bin'), f('L', 't/bin'), base('/opt/t/bin')]);
+    assert.deepEqual(
+      sourcesFor(one, '/opt/t/bin', () => NO_MARKS),
+      [w('L', 't/bin'), f('L', 't/bin'), base('/opt/t/bin')],
+    );
   });
 
   it('lists every branch in order, each writable before its files', () => {
-    assert.deepEqual(sourcesFor(two, '/x', () => NO_MARKS), [w('A', 'a/x'), f('A', 'a/x'), w('B', 'b/x'), f('B', 'b/x'), base('/x')]);
+    assert.deepEqual(
+      sourcesFor(two, '/x', () => NO_MARKS),
+      [w('A', 'a/x'), f('A', 'a/x'), w('B', 'b/x'), f('B', 'b/x'), base('/x')],
+    );
   });
 
   it('leaves out the base when a lower delete stopped the chain', () => {
     const res: Resolution = { ...two, base: false };
-    assert.deepEqual(sourcesFor(res, '/x', () => NO_MARKS), [w('A', 'a/x'), f('A', 'a/x'), w('B', 'b/x'), f('B', 'b/x')]);
+    assert.deepEqual(
+      sourcesFor(res, '/x', () => NO_MARKS),
+      [w('A', 'a/x'), f('A', 'a/x'), w('B', 'b/x'), f('B', 'b/x')],
+    );
   });
 
   it('asks for the marks of each branch layer in order', () => {
@@ -113,7 +128,11 @@ describe('resolver: sourcesFor', () => {
   });
 
   it('does NOT stop when the path itself is opaque (only strict ancestors count)', () => {
-    assert.deepEqual(sourcesFor(one, '/opt/t/bin', marksOf({ L: { opaque: ['t/bin'] } })), [w('L', 't/bin'), f('L', 't/bin'), base('/opt/t/bin')]);
+    assert.deepEqual(sourcesFor(one, '/opt/t/bin', marksOf({ L: { opaque: ['t/bin'] } })), [
+      w('L', 't/bin'),
+      f('L', 't/bin'),
+      base('/opt/t/bin'),
+    ]);
   });
 
   it('stops after the writable sublayer when a strict ancestor is opaque', () => {
@@ -166,13 +185,10 @@ describe('resolver: sourcesFor', () => {
       { name: 'lo', priority: 1, mappings: [{ original: '/', destination: '' }], excludes: [], deletes: [] },
     ]);
     const p = '/opt/tool/bin';
-    assert.deepEqual(sourcesFor(r.resolve(p), p, () => NO_MARKS), [
-      w('hi', 'o/tool/bin'),
-      f('hi', 'o/tool/bin'),
-      w('lo', 'opt/tool/bin'),
-      f('lo', 'opt/tool/bin'),
-      base(p),
-    ]);
+    assert.deepEqual(
+      sourcesFor(r.resolve(p), p, () => NO_MARKS),
+      [w('hi', 'o/tool/bin'), f('hi', 'o/tool/bin'), w('lo', 'opt/tool/bin'), f('lo', 'opt/tool/bin'), base(p)],
+    );
     assert.deepEqual(sourcesFor(r.resolve(p), p, marksOf({ lo: { opaque: ['opt/tool'] } })), [
       w('hi', 'o/tool/bin'),
       f('hi', 'o/tool/bin'),

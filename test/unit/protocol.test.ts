@@ -1,6 +1,6 @@
 /**
  * Unit tests for the control-channel validation (protocol/control.ts): checkRequest, checkIncoming,
- * PARAM_RULES, isMethod and utf8Length.
+ * the params of METHODS, isMethod and utf8Length.
  */
 import assert from 'node:assert/strict';
 import {
@@ -8,8 +8,8 @@ import {
   Checked,
   ErrorCodes,
   MAX_CONTROL_MESSAGE,
+  METHODS,
   Method,
-  PARAM_RULES,
   Request,
   checkIncoming,
   checkRequest,
@@ -18,31 +18,90 @@ import {
   utf8Length,
 } from '../../protocol';
 
-type Rule = (typeof PARAM_RULES)[Method][string];
+type Rule = { type: 'string' | 'number' | 'boolean' | 'string[]' | 'object' | 'any'; optional?: boolean };
+const S: Rule = { type: 'string' };
+const N_OPT: Rule = { type: 'number', optional: true };
+const S_OPT: Rule = { type: 'string', optional: true };
+
+/** Every method's params as the agent and its clients have always spelled them: METHODS must match. */
+const PARAM_RULES: { [M in Method]: Record<string, Rule> } = {
+  status: {},
+  'layer.list': {},
+  'layer.show': { name: S },
+  'layer.create': { name: S, from: S, priority: N_OPT, version: S_OPT, description: S_OPT },
+  'layer.rm': { name: S },
+  'layer.map': { name: S, original: S, destination: S },
+  'layer.unmap': { name: S, original: S },
+  'layer.exclude': { name: S, path: S },
+  'layer.hide': { name: S, path: S },
+  'layer.update': { name: S, spec: { type: 'object' } },
+  'layer.validate': { spec: { type: 'any' } },
+  'layer.reset': { name: S },
+  'layer.export': { name: S, file: S },
+  'layer.import': { file: S },
+  'view.add': { base: S, at: S_OPT },
+  'view.list': {},
+  'view.rm': { base: S },
+  activate: { names: { type: 'string[]' }, whenIdle: { type: 'boolean', optional: true }, timeoutMs: N_OPT },
+  deactivate: { names: { type: 'string[]' }, force: { type: 'boolean', optional: true } },
+  swap: { old: S, new: S },
+  'team.join': { url: S, secretFile: S, name: S_OPT, teamFile: S, teamText: S_OPT, listen: S_OPT },
+  'team.leave': {},
+  'team.status': {},
+  'team.history': {},
+  'team.revert': { id: S },
+  'team.hold': { name: S, hold: { type: 'boolean' } },
+  subscribe: {},
+  'agent.stop': {},
+};
 
 const ALL_METHODS: Method[] = [
-  'status', 'layer.list', 'layer.show', 'layer.create', 'layer.rm', 'layer.map', 'layer.unmap', 'layer.exclude',
-  'layer.hide', 'layer.update', 'layer.validate', 'layer.reset', 'layer.export', 'layer.import', 'view.add',
-  'view.list', 'view.rm', 'activate', 'deactivate', 'swap', 'subscribe', 'agent.stop',
-  'team.join', 'team.leave', 'team.status', 'team.history', 'team.revert', 'team.hold',
+  'status',
+  'layer.list',
+  'layer.show',
+  'layer.create',
+  'layer.rm',
+  'layer.map',
+  'layer.unmap',
+  'layer.exclude',
+  'layer.hide',
+  'layer.update',
+  'layer.validate',
+  'layer.reset',
+  'layer.export',
+  'layer.import',
+  'view.add',
+  'view.list',
+  'view.rm',
+  'activate',
+  'deactivate',
+  'swap',
+  'subscribe',
+  'agent.stop',
+  'team.join',
+  'team.leave',
+  'team.status',
+  'team.history',
+  'team.revert',
+  'team.hold',
 ];
 
 const GOOD: Record<Rule['type'], unknown> = {
-  'string': 'gcc-13',
-  'number': 7,
-  'boolean': true,
+  string: 'gcc-13',
+  number: 7,
+  boolean: true,
   'string[]': ['a', 'b'],
-  'object': { k: 1 },
-  'any': { anything: [1, 'x'] },
+  object: { k: 1 },
+  any: { anything: [1, 'x'] },
 };
 
 const WRONG: Record<Rule['type'], unknown[]> = {
-  'string': [5, null, ['x'], {}, true],
-  'number': ['5', null, true, [1], {}],
-  'boolean': ['true', 1, 0, null, []],
+  string: [5, null, ['x'], {}, true],
+  number: ['5', null, true, [1], {}],
+  boolean: ['true', 1, 0, null, []],
   'string[]': ['a', [1], ['a', null], {}, null, [['a']]],
-  'object': [null, [], 'x', 5, false],
-  'any': [],
+  object: [null, [], 'x', 5, false],
+  any: [],
 };
 
 function line(o: unknown): string {
@@ -70,9 +129,14 @@ function fullParams(m: Method, onlyRequired = false): Record<string, unknown> {
   return out;
 }
 
-describe('protocol: PARAM_RULES and isMethod', () => {
+describe('protocol: METHODS and isMethod', () => {
   it('declares exactly the documented methods', () => {
+    assert.deepEqual(Object.keys(METHODS).sort(), [...ALL_METHODS].sort());
     assert.deepEqual(Object.keys(PARAM_RULES).sort(), [...ALL_METHODS].sort());
+  });
+
+  it('declares exactly the documented parameters of every method', () => {
+    for (const m of ALL_METHODS) assert.deepEqual(Object.keys(METHODS[m].params.entries).sort(), Object.keys(PARAM_RULES[m]).sort(), m);
   });
 
   it('isMethod accepts every declared method', () => {
@@ -80,27 +144,23 @@ describe('protocol: PARAM_RULES and isMethod', () => {
   });
 
   it('isMethod refuses unknown names, inherited Object properties and non-strings', () => {
-    for (const v of ['nope', 'Status', 'layer', 'layer.', '', 'toString', 'constructor', '__proto__', 'hasOwnProperty', 5, null, undefined, {}]) {
+    for (const v of [
+      'nope',
+      'Status',
+      'layer',
+      'layer.',
+      '',
+      'toString',
+      'constructor',
+      '__proto__',
+      'hasOwnProperty',
+      5,
+      null,
+      undefined,
+      {},
+    ]) {
       assert.equal(isMethod(v), false, String(v));
     }
-  });
-
-  it('uses only known field types', () => {
-    const types = new Set(['string', 'number', 'boolean', 'string[]', 'object', 'any']);
-    for (const m of ALL_METHODS) for (const r of Object.values(PARAM_RULES[m] as Record<string, Rule>)) assert.ok(types.has(r.type), m);
-  });
-
-  it('spells a few methods as the agent and CLI expect', () => {
-    assert.deepEqual(PARAM_RULES['layer.create'], {
-      name: { type: 'string' },
-      from: { type: 'string' },
-      priority: { type: 'number', optional: true },
-      version: { type: 'string', optional: true },
-      description: { type: 'string', optional: true },
-    });
-    assert.deepEqual(PARAM_RULES['deactivate'], { names: { type: 'string[]' }, force: { type: 'boolean', optional: true } });
-    assert.deepEqual(PARAM_RULES['layer.validate'], { spec: { type: 'any' } });
-    assert.deepEqual(PARAM_RULES['status'], {});
   });
 
   it('exposes the protocol version and message limit', () => {
@@ -205,7 +265,19 @@ describe('protocol: checkRequest, framing and envelope', () => {
     assert.equal(bad(checkRequest('{"method":"nope"}')).code, 'E_BAD_REQUEST');
   });
 
-  for (const method of ['nope', 'Status', 'layer.delete', '', 'toString', 'constructor', '__proto__', 'hasOwnProperty', 5, null, ['status']]) {
+  for (const method of [
+    'nope',
+    'Status',
+    'layer.delete',
+    '',
+    'toString',
+    'constructor',
+    '__proto__',
+    'hasOwnProperty',
+    5,
+    null,
+    ['status'],
+  ]) {
     it(`refuses the unknown method ${JSON.stringify(method)} with E_UNKNOWN_METHOD and the id echoed`, () => {
       const e = bad(checkRequest(line({ id: 41, method, params: {} })));
       assert.deepEqual(e, { code: 'E_UNKNOWN_METHOD', id: 41, message: `unknown method ${JSON.stringify(method)}` });
@@ -298,7 +370,27 @@ describe('protocol: checkRequest, framing and envelope', () => {
       seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
       return seed % n;
     };
-    const pieces = ['{', '}', '[', ']', '"id"', ':', '1', ',', '"method"', '"status"', '"params"', 'null', '"layer.show"', '"name"', '1.5', '"__proto__"', 'é', '\\u0000', ' '];
+    const pieces = [
+      '{',
+      '}',
+      '[',
+      ']',
+      '"id"',
+      ':',
+      '1',
+      ',',
+      '"method"',
+      '"status"',
+      '"params"',
+      'null',
+      '"layer.show"',
+      '"name"',
+      '1.5',
+      '"__proto__"',
+      'é',
+      '\\u0000',
+      ' ',
+    ];
     for (let i = 0; i < 3000; i++) {
       let s = '';
       const n = rnd(14);
@@ -348,13 +440,23 @@ describe('protocol: checkIncoming', () => {
     }
   });
 
+  const status = { protocol: 1, pid: 7, home: '/h', socket: '/s', active: ['a'], layers: [], views: [] };
+
   it('accepts a state event', () => {
-    const ev = { event: 'state', reason: 'activate', status: { protocol: 1, active: ['a'] } };
+    const ev = { event: 'state', reason: 'activate', status };
     assert.deepEqual(checkIncoming(line(ev)), { ok: true, value: ev });
   });
 
-  it('refuses an event without a status object or of another kind', () => {
-    for (const ev of [{ event: 'state', reason: 'x' }, { event: 'state', status: null }, { event: 'state', status: 'up' }, { event: 'other', status: {} }]) {
+  it('refuses an event without a whole status or of another kind', () => {
+    const partial = { protocol: 1, active: ['a'] };
+    for (const ev of [
+      { event: 'state', reason: 'x' },
+      { event: 'state', status: null },
+      { event: 'state', status: 'up' },
+      { event: 'other', status: {} },
+      { event: 'state', reason: 'x', status: partial },
+      { event: 'state', reason: 'x', status: { ...status, active: [1] } },
+    ]) {
       assert.equal(bad(checkIncoming(line(ev))).message, 'agent sent an unrecognised message', JSON.stringify(ev));
     }
   });
@@ -409,7 +511,13 @@ describe('protocol: utf8Length', () => {
       seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
       return seed % n;
     };
-    const ranges: Array<[number, number]> = [[0, 0x80], [0x80, 0x800], [0x800, 0xd800], [0xe000, 0x10000], [0x10000, 0x110000]];
+    const ranges: Array<[number, number]> = [
+      [0, 0x80],
+      [0x80, 0x800],
+      [0x800, 0xd800],
+      [0xe000, 0x10000],
+      [0x10000, 0x110000],
+    ];
     for (let i = 0; i < 2000; i++) {
       let s = '';
       const len = rnd(20);

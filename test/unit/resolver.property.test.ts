@@ -20,7 +20,6 @@ import { mulberry32 } from '../prng';
 
 // ---- seeded randomness -------------------------------------------------------------------------
 
-
 class Gen {
   private readonly next: () => number;
   constructor(seed: number) {
@@ -165,10 +164,12 @@ function refSpecialChildren(layers: readonly RuleLayer[], dir: string): string[]
 
 function refIsMappingAncestor(layers: readonly RuleLayer[], p: string): boolean {
   const ps = segs(p);
-  return layers.some((l) => l.mappings.some((m) => {
-    const ms = segs(m.original);
-    return ms.length > ps.length && covers(ps, ms);
-  }));
+  return layers.some((l) =>
+    l.mappings.some((m) => {
+      const ms = segs(m.original);
+      return ms.length > ps.length && covers(ps, ms);
+    }),
+  );
 }
 
 function refSources(res: Resolution, viewPath: string, marks: (l: string) => WritableMarks): Source[] {
@@ -198,8 +199,14 @@ function refMerge(ls: readonly SourceListing[]): string[] | null {
   let end = ls.length;
   for (let i = first; i < ls.length; i++) {
     const l = ls[i];
-    if (l.kind === 'nondir') { end = i; break; }
-    if (l.kind === 'dir' && l.opaque) { end = i + 1; break; }
+    if (l.kind === 'nondir') {
+      end = i;
+      break;
+    }
+    if (l.kind === 'dir' && l.opaque) {
+      end = i + 1;
+      break;
+    }
   }
   const inRange: { names: readonly string[]; whiteouts: ReadonlySet<string> }[] = [];
   for (let i = first; i < end; i++) {
@@ -258,8 +265,16 @@ describe('resolver: property tests against a reference implementation', () => {
       const layers = randomLayers(g);
       const r = new Resolver(layers);
       const order = byPriority(layers).map((l) => l.name);
-      assert.deepEqual(order, refOrder(layers).map((l) => l.name), `case ${c}: layer order`);
-      assert.deepEqual(r.layers.map((l) => l.name), order, `case ${c}: Resolver.layers order`);
+      assert.deepEqual(
+        order,
+        refOrder(layers).map((l) => l.name),
+        `case ${c}: layer order`,
+      );
+      assert.deepEqual(
+        r.layers.map((l) => l.name),
+        order,
+        `case ${c}: Resolver.layers order`,
+      );
       for (let q = 0; q < 5; q++) {
         const p = queryPath(g, layers);
         const ctx = `case ${c}, path ${p}, layers ${JSON.stringify(layers)}`;
@@ -269,12 +284,19 @@ describe('resolver: property tests against a reference implementation', () => {
         assert.equal(got.owner, got.branches.length ? got.branches[0].layer : null, ctx);
         // branches respect priority order, each layer at most once
         const idx = got.branches.map((b) => order.indexOf(b.layer));
-        assert.ok(idx.every((i) => i >= 0), ctx);
+        assert.ok(
+          idx.every((i) => i >= 0),
+          ctx,
+        );
         for (let i = 1; i < idx.length; i++) assert.ok(idx[i - 1] < idx[i], ctx);
         // hidden means nothing claimed the path and the base is not consulted
         if (got.hidden) assert.ok(!got.base && got.branches.length === 0, ctx);
         // the base is dropped only by a delete entry covering the path
-        if (!got.base) assert.ok(layers.some((l) => l.deletes.some((d) => covers(segs(d), segs(p)))), ctx);
+        if (!got.base)
+          assert.ok(
+            layers.some((l) => l.deletes.some((d) => covers(segs(d), segs(p)))),
+            ctx,
+          );
         // rels are normalized layer paths
         for (const b of got.branches) assert.ok(b.rel === '' || !/^\/|\/$|\/\//.test(b.rel), ctx);
         if (got.branches.length) mapped++;

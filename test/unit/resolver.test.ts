@@ -69,17 +69,26 @@ describe('resolver: path helpers', () => {
     });
 
     it('refuses the empty string', () => {
-      assert.throws(() => normalizeViewPath(''), (e: unknown) => e instanceof PathError && /empty/.test((e as Error).message));
+      assert.throws(
+        () => normalizeViewPath(''),
+        (e: unknown) => e instanceof PathError && /empty/.test((e as Error).message),
+      );
     });
 
     for (const bad of ['..', '/..', '/a/..', '/a/../b', '../a', 'a/b/../../..']) {
       it(`refuses ".." in ${JSON.stringify(bad)}`, () => {
-        assert.throws(() => normalizeViewPath(bad), (e: unknown) => e instanceof PathError && (e as Error).message.includes('".."'));
+        assert.throws(
+          () => normalizeViewPath(bad),
+          (e: unknown) => e instanceof PathError && (e as Error).message.includes('".."'),
+        );
       });
     }
 
     it('refuses a NUL byte', () => {
-      assert.throws(() => normalizeViewPath('/a\0b'), (e: unknown) => e instanceof PathError && /NUL/.test((e as Error).message));
+      assert.throws(
+        () => normalizeViewPath('/a\0b'),
+        (e: unknown) => e instanceof PathError && /NUL/.test((e as Error).message),
+      );
     });
 
     it('refuses a non-string with a PathError', () => {
@@ -113,19 +122,27 @@ describe('resolver: path helpers', () => {
         assert.throws(
           () => normalizeLayerPath(abs),
           (e: unknown) =>
-            e instanceof PathError && /absolute/.test((e as Error).message) && (e as Error).message.includes(`"${abs.replace(/^\/+/, '')}"`),
+            e instanceof PathError &&
+            /absolute/.test((e as Error).message) &&
+            (e as Error).message.includes(`"${abs.replace(/^\/+/, '')}"`),
         );
       });
     }
 
     for (const bad of ['..', '../x', 'a/..', 'a/../../b', './..']) {
       it(`refuses ${JSON.stringify(bad)} as escaping the layer`, () => {
-        assert.throws(() => normalizeLayerPath(bad), (e: unknown) => e instanceof PathError && /escape/.test((e as Error).message));
+        assert.throws(
+          () => normalizeLayerPath(bad),
+          (e: unknown) => e instanceof PathError && /escape/.test((e as Error).message),
+        );
       });
     }
 
     it('refuses a NUL byte', () => {
-      assert.throws(() => normalizeLayerPath('a\0'), (e: unknown) => e instanceof PathError && /NUL/.test((e as Error).message));
+      assert.throws(
+        () => normalizeLayerPath('a\0'),
+        (e: unknown) => e instanceof PathError && /NUL/.test((e as Error).message),
+      );
     });
 
     it('refuses a non-string', () => {
@@ -175,8 +192,10 @@ describe('resolver: path helpers', () => {
       ['a', 'a/b'],
       ['b/a', 'a'],
     ];
-    for (const [p, prefix] of yes) it(`${JSON.stringify(p)} is under ${JSON.stringify(prefix)}`, () => assert.equal(isUnderRel(p, prefix), true));
-    for (const [p, prefix] of no) it(`${JSON.stringify(p)} is not under ${JSON.stringify(prefix)}`, () => assert.equal(isUnderRel(p, prefix), false));
+    for (const [p, prefix] of yes)
+      it(`${JSON.stringify(p)} is under ${JSON.stringify(prefix)}`, () => assert.equal(isUnderRel(p, prefix), true));
+    for (const [p, prefix] of no)
+      it(`${JSON.stringify(p)} is not under ${JSON.stringify(prefix)}`, () => assert.equal(isUnderRel(p, prefix), false));
   });
 
   describe('joinRel', () => {
@@ -214,14 +233,23 @@ describe('resolver: path helpers', () => {
       const input = [layer('b', 1), layer('a', 1), layer('z', 5), layer('m', -3), layer('c', 5), layer('n', 0)];
       const before = input.map((l) => l.name);
       const out = byPriority(input);
-      assert.deepEqual(out.map((l) => l.name), ['c', 'z', 'a', 'b', 'n', 'm']);
-      assert.deepEqual(input.map((l) => l.name), before);
+      assert.deepEqual(
+        out.map((l) => l.name),
+        ['c', 'z', 'a', 'b', 'n', 'm'],
+      );
+      assert.deepEqual(
+        input.map((l) => l.name),
+        before,
+      );
       assert.notEqual(out, input);
     });
 
     it('breaks ties by code-unit order of names (uppercase before lowercase, digits first)', () => {
       const out = byPriority([layer('alpha', 7), layer('Zed', 7), layer('9lives', 7), layer('al', 7)]);
-      assert.deepEqual(out.map((l) => l.name), ['9lives', 'Zed', 'al', 'alpha']);
+      assert.deepEqual(
+        out.map((l) => l.name),
+        ['9lives', 'Zed', 'al', 'alpha'],
+      );
     });
 
     it('handles an empty list', () => {
@@ -328,9 +356,7 @@ describe('resolver: Resolver.resolve', () => {
   describe('longest mapping within a layer wins', () => {
     const maps = { '/': 'root', '/usr': 'u', '/usr/lib': 'lib64', '/usr/lib/x/y': 'deep' };
     const forward = new Resolver([layer('L', 1, { map: maps })]);
-    const reversed = new Resolver([
-      layer('L', 1, { map: Object.fromEntries(Object.entries(maps).reverse()) }),
-    ]);
+    const reversed = new Resolver([layer('L', 1, { map: Object.fromEntries(Object.entries(maps).reverse()) })]);
     const expect: Array<[string, string]> = [
       ['/', 'root'],
       ['/etc', 'root/etc'],
@@ -369,7 +395,10 @@ describe('resolver: Resolver.resolve', () => {
       };
       assert.deepEqual(new Resolver([lo, hi]).resolve('/opt/x/bin'), want);
       assert.deepEqual(new Resolver([hi, lo]).resolve('/opt/x/bin'), want);
-      assert.deepEqual(new Resolver([lo, hi]).layers.map((l) => l.name), ['hi', 'lo']);
+      assert.deepEqual(
+        new Resolver([lo, hi]).layers.map((l) => l.name),
+        ['hi', 'lo'],
+      );
     });
 
     it('breaks priority ties by name ascending', () => {
@@ -379,13 +408,19 @@ describe('resolver: Resolver.resolve', () => {
         layer('gamma', 5, { map: { '/': '' } }),
       ]);
       const res = r.resolve('/f');
-      assert.deepEqual(res.branches.map((b) => b.layer), ['alpha', 'beta', 'gamma']);
+      assert.deepEqual(
+        res.branches.map((b) => b.layer),
+        ['alpha', 'beta', 'gamma'],
+      );
       assert.equal(res.owner, 'alpha');
     });
 
     it('handles negative priorities', () => {
       const r = new Resolver([layer('neg', -5, { map: { '/a': 'n' } }), layer('zero', 0, { map: { '/a': 'z' } })]);
-      assert.deepEqual(r.resolve('/a').branches.map((b) => b.layer), ['zero', 'neg']);
+      assert.deepEqual(
+        r.resolve('/a').branches.map((b) => b.layer),
+        ['zero', 'neg'],
+      );
     });
 
     it('makes the owner the highest layer that maps the path, not the highest layer overall', () => {
@@ -404,7 +439,12 @@ describe('resolver: Resolver.resolve', () => {
         hidden: false,
       });
       assert.deepEqual(r.resolve('/opt/other'), { branches: [{ layer: 'low', rel: 'o/other' }], base: true, owner: 'low', hidden: false });
-      assert.deepEqual(r.resolve('/usr/share/doc'), { branches: [{ layer: 'top', rel: 's/doc' }], base: true, owner: 'top', hidden: false });
+      assert.deepEqual(r.resolve('/usr/share/doc'), {
+        branches: [{ layer: 'top', rel: 's/doc' }],
+        base: true,
+        owner: 'top',
+        hidden: false,
+      });
     });
 
     it('lets each layer choose its own longest mapping', () => {
@@ -443,17 +483,22 @@ describe('resolver: Resolver.resolve', () => {
 
     it('leave the layer below applying (it becomes the owner)', () => {
       const r = new Resolver([top, below]);
-      assert.deepEqual(r.resolve('/home/user'), { branches: [{ layer: 'below', rel: 'h/user' }], base: true, owner: 'below', hidden: false });
+      assert.deepEqual(r.resolve('/home/user'), {
+        branches: [{ layer: 'below', rel: 'h/user' }],
+        base: true,
+        owner: 'below',
+        hidden: false,
+      });
       assert.deepEqual(r.resolve('/etc').branches, [{ layer: 'top', rel: 'etc' }]);
     });
 
     it('in a lower layer only affect that layer', () => {
-      const r = new Resolver([
-        layer('hi', 2, { map: { '/opt': 'hi' } }),
-        layer('lo', 1, { map: { '/opt': 'lo' }, excludes: ['/opt/x'] }),
-      ]);
+      const r = new Resolver([layer('hi', 2, { map: { '/opt': 'hi' } }), layer('lo', 1, { map: { '/opt': 'lo' }, excludes: ['/opt/x'] })]);
       assert.deepEqual(r.resolve('/opt/x/y'), { branches: [{ layer: 'hi', rel: 'hi/x/y' }], base: true, owner: 'hi', hidden: false });
-      assert.deepEqual(r.resolve('/opt/z').branches.map((b) => b.layer), ['hi', 'lo']);
+      assert.deepEqual(
+        r.resolve('/opt/z').branches.map((b) => b.layer),
+        ['hi', 'lo'],
+      );
     });
 
     it('take precedence over a delete entry in the same layer', () => {
@@ -513,12 +558,12 @@ describe('resolver: Resolver.resolve', () => {
     });
 
     it('in a lower layer stop its own mapping from applying', () => {
-      const r = new Resolver([
-        layer('hi', 2, { map: { '/a': 'h' } }),
-        layer('lo', 1, { map: { '/a': 'l' }, deletes: ['/a/gone'] }),
-      ]);
+      const r = new Resolver([layer('hi', 2, { map: { '/a': 'h' } }), layer('lo', 1, { map: { '/a': 'l' }, deletes: ['/a/gone'] })]);
       assert.deepEqual(r.resolve('/a/gone/x'), { branches: [{ layer: 'hi', rel: 'h/gone/x' }], base: false, owner: 'hi', hidden: false });
-      assert.deepEqual(r.resolve('/a/kept').branches.map((b) => b.layer), ['hi', 'lo']);
+      assert.deepEqual(
+        r.resolve('/a/kept').branches.map((b) => b.layer),
+        ['hi', 'lo'],
+      );
     });
 
     it('do not hide paths that merely share a string prefix', () => {
@@ -531,17 +576,24 @@ describe('resolver: Resolver.resolve', () => {
   });
 
   describe('prefix-sharing names never match', () => {
-    const r = new Resolver([
-      layer('tool', 2, { map: { '/opt/tool': 'tool' } }),
-      layer('box', 1, { map: { '/opt/toolbox': 'box' } }),
-    ]);
+    const r = new Resolver([layer('tool', 2, { map: { '/opt/tool': 'tool' } }), layer('box', 1, { map: { '/opt/toolbox': 'box' } })]);
     it('/opt/toolbox resolves only through its own mapping', () => {
-      assert.deepEqual(r.resolve('/opt/toolbox/bin'), { branches: [{ layer: 'box', rel: 'box/bin' }], base: true, owner: 'box', hidden: false });
+      assert.deepEqual(r.resolve('/opt/toolbox/bin'), {
+        branches: [{ layer: 'box', rel: 'box/bin' }],
+        base: true,
+        owner: 'box',
+        hidden: false,
+      });
     });
     it('/opt/tool resolves only through its own mapping', () => {
-      assert.deepEqual(r.resolve('/opt/tool/bin'), { branches: [{ layer: 'tool', rel: 'tool/bin' }], base: true, owner: 'tool', hidden: false });
+      assert.deepEqual(r.resolve('/opt/tool/bin'), {
+        branches: [{ layer: 'tool', rel: 'tool/bin' }],
+        base: true,
+        owner: 'tool',
+        hidden: false,
+      });
     });
-    it('within one layer, the shorter prefix-sharing mapping is not chosen as the longer path\'s ancestor', () => {
+    it("within one layer, the shorter prefix-sharing mapping is not chosen as the longer path's ancestor", () => {
       const one = new Resolver([layer('L', 1, { map: { '/opt/tool': 't', '/opt': 'o' } })]);
       assert.deepEqual(one.resolve('/opt/toolbox').branches, [{ layer: 'L', rel: 'o/toolbox' }]);
     });
@@ -627,7 +679,10 @@ describe('resolver: a realistic toolchain switch', () => {
   const r = new Resolver([gcc12, slim, gcc13]);
 
   it('orders the layers by priority', () => {
-    assert.deepEqual(r.layers.map((l) => l.name), ['slim', 'gcc-13', 'gcc-12']);
+    assert.deepEqual(
+      r.layers.map((l) => l.name),
+      ['slim', 'gcc-13', 'gcc-12'],
+    );
   });
 
   it('resolves the compiler through both layers with the newer one owning it', () => {

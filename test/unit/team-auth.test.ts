@@ -188,7 +188,11 @@ describe('team auth: readSecretFile', () => {
   it('refuses a file readable by group or others, naming the file and chmod 600', () => {
     for (const mode of [0o644, 0o640, 0o604, 0o620, 0o601]) {
       const f = write(`m${mode.toString(8)}`, 'abcdefghijklmnop-secret', mode);
-      assert.throws(() => readSecretFile(f), (e: Error) => e.message.includes(f) && e.message.includes('chmod 600') && e.message.includes(`0${mode.toString(8)}`), mode.toString(8));
+      assert.throws(
+        () => readSecretFile(f),
+        (e: Error) => e.message.includes(f) && e.message.includes('chmod 600') && e.message.includes(`0${mode.toString(8)}`),
+        mode.toString(8),
+      );
     }
   });
 
@@ -201,7 +205,10 @@ describe('team auth: readSecretFile', () => {
 
   it('refuses a missing file or a directory with the path in the message', () => {
     const missing = path.join(dir, 'nope');
-    assert.throws(() => readSecretFile(missing), (e: Error) => e.message.includes(missing));
+    assert.throws(
+      () => readSecretFile(missing),
+      (e: Error) => e.message.includes(missing),
+    );
     const d = path.join(dir, 'd');
     fs.mkdirSync(d, { mode: 0o700 });
     assert.throws(() => readSecretFile(d), /not a regular file/);

@@ -12,7 +12,6 @@ function fakeClock(start = 1_000_000): { now: () => number; set: (t: number) => 
   return { now: () => t, set: (v) => (t = v), advance: (d) => (t += d) };
 }
 
-
 const hlc = (wall: number, logical: number, agent: string): Hlc => ({ wall, logical, agent });
 
 describe('team: compareHlc', () => {
@@ -145,7 +144,8 @@ describe('team: HlcClock', () => {
       let max: Hlc | null = null;
       for (let i = 0; i < 400; i++) {
         const r = rnd();
-        if (r < 0.2) t -= Math.floor(rnd() * 5000); // steps back
+        if (r < 0.2)
+          t -= Math.floor(rnd() * 5000); // steps back
         else if (r < 0.6) t += Math.floor(rnd() * 50);
         if (rnd() < 0.4) {
           const remote = hlc(Math.max(1, t + Math.floor((rnd() - 0.5) * 100_000)), Math.floor(rnd() * 5), rnd() < 0.5 ? 'a' : 'z');

@@ -12,7 +12,6 @@ import { digestLayerDir } from '../../daemon/team/digest';
 import { findTeamFile, loadTeamFile } from '../../daemon/team/teamfile';
 import { mulberry32 as prng } from '../prng';
 
-
 describe('team: Backoff', () => {
   it('stays within [0, min(cap, base * 2^n)] and counts attempts', () => {
     const rnd = prng(7);
@@ -121,7 +120,12 @@ describe('team: digestLayerDir', () => {
     const dir = path.join(tmp, name);
     fs.mkdirSync(path.join(dir, 'writable', 'files'), { recursive: true });
     fs.writeFileSync(path.join(dir, 'writable', 'files', 'junk'), String(Math.random()));
-    fs.writeFileSync(path.join(dir, 'layer.json'), reverse ? '{"name":"n20","format":2,"mappings":[{"destination":"node","original":"/opt/node"}]}' : JSON.stringify({ format: 2, name: 'n20', mappings: [{ original: '/opt/node', destination: 'node' }] }, null, 2));
+    fs.writeFileSync(
+      path.join(dir, 'layer.json'),
+      reverse
+        ? '{"name":"n20","format":2,"mappings":[{"destination":"node","original":"/opt/node"}]}'
+        : JSON.stringify({ format: 2, name: 'n20', mappings: [{ original: '/opt/node', destination: 'node' }] }, null, 2),
+    );
     const steps: (() => void)[] = [
       () => fs.mkdirSync(path.join(dir, 'files', 'node', 'bin'), { recursive: true }),
       () => fs.writeFileSync(path.join(dir, 'files', 'node', 'bin', 'node'), 'ELF...binary'),
@@ -154,7 +158,7 @@ describe('team: digestLayerDir', () => {
     assert.equal(await digestLayerDir(a), da, 'repeatable');
   });
 
-  it('changes when a file\'s content changes', async () => {
+  it("changes when a file's content changes", async () => {
     const a = makeLayer('a');
     const before = await digestLayerDir(a);
     fs.writeFileSync(path.join(a, 'files', 'node', 'README'), 'hellO');
@@ -182,12 +186,44 @@ describe('team: digestLayerDir', () => {
       assert.equal(await digestLayerDir(a), before, `${what} undone`);
     };
     const f = (...p: string[]): string => path.join(a, 'files', ...p);
-    await change(() => fs.renameSync(f('node', 'z'), f('node', 'y')), () => fs.renameSync(f('node', 'y'), f('node', 'z')), 'rename');
-    await change(() => { fs.unlinkSync(f('node', 'link')); fs.symlinkSync('bin/other', f('node', 'link')); }, () => { fs.unlinkSync(f('node', 'link')); fs.symlinkSync('bin/node', f('node', 'link')); }, 'symlink target');
-    await change(() => fs.mkdirSync(f('new')), () => fs.rmdirSync(f('new')), 'empty dir');
-    await change(() => { fs.unlinkSync(f('node', 'a')); fs.symlinkSync('first', f('node', 'a')); }, () => { fs.unlinkSync(f('node', 'a')); fs.writeFileSync(f('node', 'a'), 'first'); }, 'file → symlink with the content as target');
+    await change(
+      () => fs.renameSync(f('node', 'z'), f('node', 'y')),
+      () => fs.renameSync(f('node', 'y'), f('node', 'z')),
+      'rename',
+    );
+    await change(
+      () => {
+        fs.unlinkSync(f('node', 'link'));
+        fs.symlinkSync('bin/other', f('node', 'link'));
+      },
+      () => {
+        fs.unlinkSync(f('node', 'link'));
+        fs.symlinkSync('bin/node', f('node', 'link'));
+      },
+      'symlink target',
+    );
+    await change(
+      () => fs.mkdirSync(f('new')),
+      () => fs.rmdirSync(f('new')),
+      'empty dir',
+    );
+    await change(
+      () => {
+        fs.unlinkSync(f('node', 'a'));
+        fs.symlinkSync('first', f('node', 'a'));
+      },
+      () => {
+        fs.unlinkSync(f('node', 'a'));
+        fs.writeFileSync(f('node', 'a'), 'first');
+      },
+      'file → symlink with the content as target',
+    );
     const spec = fs.readFileSync(path.join(a, 'layer.json'), 'utf8');
-    await change(() => fs.writeFileSync(path.join(a, 'layer.json'), spec.replace('n20', 'n21')), () => fs.writeFileSync(path.join(a, 'layer.json'), spec), 'layer.json');
+    await change(
+      () => fs.writeFileSync(path.join(a, 'layer.json'), spec.replace('n20', 'n21')),
+      () => fs.writeFileSync(path.join(a, 'layer.json'), spec),
+      'layer.json',
+    );
   });
 
   it('does not let content move across a file boundary unnoticed', async () => {
@@ -233,9 +269,12 @@ describe('team: team file', () => {
   });
   const D = `sha256:${'a'.repeat(64)}`;
   const good = {
-    format: 1, team: 'acme', relays: ['wss://relay.example/team'],
+    format: 1,
+    team: 'acme',
+    relays: ['wss://relay.example/team'],
     layers: { node18: { digest: D }, node20: { digest: D }, py: { digest: D } },
-    defaults: ['node18', 'py'], slots: { node: ['node18', 'node20'] },
+    defaults: ['node18', 'py'],
+    slots: { node: ['node18', 'node20'] },
   };
   const write = (v: unknown, name = 'strata.team.json'): string => {
     const f = path.join(tmp, name);
@@ -249,25 +288,35 @@ describe('team: team file', () => {
 
   it('lists every problem, each with the file and field', () => {
     const f = write({ format: 2, team: 'has space', relays: ['http://x'], layers: { a: { digest: 'md5:1' } }, defaults: 'a', slots: [] });
-    assert.throws(() => loadTeamFile(f), (e: Error) => {
-      for (const field of ['format', 'team', 'relays', 'layers', 'defaults', 'slots']) assert.ok(e.message.includes(`${f}: ${field}:`), `${field} in ${e.message}`);
-      assert.match(e.message, /has 6 problems/);
-      return true;
-    });
+    assert.throws(
+      () => loadTeamFile(f),
+      (e: Error) => {
+        for (const field of ['format', 'team', 'relays', 'layers', 'defaults', 'slots'])
+          assert.ok(e.message.includes(`${f}: ${field}:`), `${field} in ${e.message}`);
+        assert.match(e.message, /has 6 problems/);
+        return true;
+      },
+    );
   });
 
   it('reports references to unknown layers', () => {
     const f = write({ ...good, defaults: ['node18', 'ghost'], slots: { node: ['node18', 'phantom'] } });
-    assert.throws(() => loadTeamFile(f), (e: Error) => /defaults: "ghost" is not a team layer/.test(e.message) && /slots.node: "phantom" is not a team layer/.test(e.message));
+    assert.throws(
+      () => loadTeamFile(f),
+      (e: Error) => /defaults: "ghost" is not a team layer/.test(e.message) && /slots.node: "phantom" is not a team layer/.test(e.message),
+    );
   });
 
   it('refuses two defaults in one slot and a layer in two slots', () => {
     const f = write({ ...good, defaults: ['node18', 'node20'], slots: { node: ['node18', 'node20'], other: ['node20', 'py'] } });
-    assert.throws(() => loadTeamFile(f), (e: Error) => {
-      assert.match(e.message, /defaults: "node18" and "node20" are all in slot node/);
-      assert.match(e.message, /slots.other: "node20" is already in slot node/);
-      return true;
-    });
+    assert.throws(
+      () => loadTeamFile(f),
+      (e: Error) => {
+        assert.match(e.message, /defaults: "node18" and "node20" are all in slot node/);
+        assert.match(e.message, /slots.other: "node20" is already in slot node/);
+        return true;
+      },
+    );
   });
 
   it('reports unreadable and non-JSON files with the path', () => {

@@ -7,6 +7,7 @@ import type { Hlc, RegisterWrite, TeamEvent, TeamFile } from '../../protocol/tea
 import { MAX_FRAME, checkFrame } from '../../protocol/team';
 import { HlcClock, compareHlc } from '../../daemon/team/hlc';
 import { TeamState, eventId } from '../../daemon/team/state';
+import { teamStateFromJSON } from '../../daemon/team/statefile';
 import { mulberry32 as prng } from '../prng';
 
 const D = `sha256:${'0'.repeat(64)}`;
@@ -14,11 +15,18 @@ const TEAM: TeamFile = {
   format: 1,
   team: 'acme',
   relays: ['ws://relay.example:7700'],
-  layers: { node18: { digest: D }, node20: { digest: D }, node22: { digest: D }, gcc: { digest: D }, clang: { digest: D }, py: { digest: D }, docs: { digest: D } },
+  layers: {
+    node18: { digest: D },
+    node20: { digest: D },
+    node22: { digest: D },
+    gcc: { digest: D },
+    clang: { digest: D },
+    py: { digest: D },
+    docs: { digest: D },
+  },
   defaults: ['node18', 'py'],
   slots: { node: ['node18', 'node20', 'node22'], cc: ['gcc', 'clang'] },
 };
-
 
 function replica(id: string, now: () => number = () => 1_000_000, opts?: { historyLimit?: number }): TeamState {
   return new TeamState(id, new HlcClock(id, now), opts);
@@ -29,7 +37,15 @@ const off = (name: string): RegisterWrite => ({ key: `layer:${name}`, value: { a
 const slot = (name: string, layer: string | null): RegisterWrite => ({ key: `slot:${name}`, value: { layer } });
 
 function ev(origin: string, seq: number, tag: Hlc, writes: RegisterWrite[]): TeamEvent {
-  return { origin, seq, tag, writes, user: 'u', host: 'h', prev: writes.map((w) => ({ key: w.key, value: 'active' in w.value ? { active: false } : { layer: null } })) };
+  return {
+    origin,
+    seq,
+    tag,
+    writes,
+    user: 'u',
+    host: 'h',
+    prev: writes.map((w) => ({ key: w.key, value: 'active' in w.value ? { active: false } : { layer: null } })),
+  };
 }
 
 /** Registers as a plain sorted object, for comparing replicas. */
@@ -92,7 +108,15 @@ describe('team state: local events', () => {
     assert.throws(() => s.local([{ key: 'slot:x', value: { active: true } }], 'u', 'h'), /bad value for slot:x/);
     assert.throws(() => s.local([on('x'), off('x')], 'u', 'h'), /written twice/);
     assert.throws(() => s.local([on('x')], 'u'.repeat(65), 'h'), /user/);
-    assert.throws(() => s.local(Array.from({ length: 65 }, (_, i) => on(`l${i}`)), 'u', 'h'), /at most 64/);
+    assert.throws(
+      () =>
+        s.local(
+          Array.from({ length: 65 }, (_, i) => on(`l${i}`)),
+          'u',
+          'h',
+        ),
+      /at most 64/,
+    );
     assert.equal(s.history().length, 0, 'nothing recorded');
     assert.equal(s.local([on('x')], 'u', 'h').seq, 1, 'no seq consumed by the refusals');
   });
@@ -135,7 +159,10 @@ describe('team state: receive, dedupe and LWW', () => {
   it('the logical counter orders events with equal walls', () => {
     const a = ev('a', 1, { wall: 100, logical: 2, agent: 'a' }, [on('docs')]);
     const b = ev('b', 1, { wall: 100, logical: 1, agent: 'b' }, [off('docs')]);
-    for (const order of [[a, b], [b, a]]) {
+    for (const order of [
+      [a, b],
+      [b, a],
+    ]) {
       const s = replica('r');
       order.forEach((e) => s.receive(e));
       assert.deepEqual(s.registers.get('layer:docs')!.value, { active: true });
@@ -145,7 +172,10 @@ describe('team state: receive, dedupe and LWW', () => {
   it('breaks exact wall and logical ties by agent id', () => {
     const a = ev('alice', 1, { wall: 100, logical: 0, agent: 'alice' }, [slot('node', 'node20')]);
     const b = ev('bob', 1, { wall: 100, logical: 0, agent: 'bob' }, [slot('node', 'node22')]);
-    for (const order of [[a, b], [b, a]]) {
+    for (const order of [
+      [a, b],
+      [b, a],
+    ]) {
       const s = replica('r');
       order.forEach((e) => s.receive(e));
       assert.deepEqual(s.registers.get('slot:node')!.value, { layer: 'node22' }, 'bob > alice');
@@ -231,7 +261,8 @@ describe('team state: the active set and slots', () => {
     const s = replica('r');
     const check = (): void => {
       const active = s.desiredActive(bad);
-      for (const members of Object.values(bad.slots)) assert.ok(members.filter((m) => active.includes(m)).length <= 1, JSON.stringify(active));
+      for (const members of Object.values(bad.slots))
+        assert.ok(members.filter((m) => active.includes(m)).length <= 1, JSON.stringify(active));
     };
     check();
     s.local([slot('x', 'node20')], 'u', 'h');
@@ -251,7 +282,7 @@ describe('team state: the active set and slots', () => {
       assert.deepEqual(replica('r').writesFor(TEAM, { activate: ['node22'] }), [slot('node', 'node22')]);
     });
 
-    it('deactivating the slot\'s current layer clears the slot; another member needs no write', () => {
+    it("deactivating the slot's current layer clears the slot; another member needs no write", () => {
       const s = replica('r');
       assert.deepEqual(s.writesFor(TEAM, { deactivate: ['node18'] }), [slot('node', null)], 'node18 is current by default');
       assert.deepEqual(s.writesFor(TEAM, { deactivate: ['node20'] }), []);
@@ -282,6 +313,7 @@ describe('team state: the active set and slots', () => {
       assert.throws(() => s.writesFor(TEAM, { activate: ['nope'] }), /"nope" is not a layer of team acme/);
       assert.throws(() => s.writesFor(TEAM, { activate: ['docs'], deactivate: ['docs'] }), /activate and deactivate "docs"/);
       assert.throws(() => s.writesFor(TEAM, { activate: ['node20', 'node22'] }), /both in slot node/);
+      assert.throws(() => s.writesFor(TEAM, { activate: ['node20', 'node22'] }), { code: 'E_TEAM_SLOT' });
       assert.throws(() => s.writesFor(TEAM, { swap: ['docs', 'docs'] }), /itself/);
       assert.throws(() => s.writesFor(TEAM, { swap: ['node18', 'node20'], activate: ['node22'] }), /both in slot node/);
     });
@@ -409,7 +441,15 @@ describe('team state: snapshots', () => {
 
   it('refuses a malformed snapshot', () => {
     const s = replica('r');
-    assert.throws(() => s.mergeSnapshot({ registers: { 'layer:x': { value: { layer: 'y' }, tag: { wall: 1, logical: 0, agent: 'x' } } }, seen: {}, events: [] }), /malformed register/);
+    assert.throws(
+      () =>
+        s.mergeSnapshot({
+          registers: { 'layer:x': { value: { layer: 'y' }, tag: { wall: 1, logical: 0, agent: 'x' } } },
+          seen: {},
+          events: [],
+        }),
+      /malformed register/,
+    );
     assert.throws(() => s.mergeSnapshot({ registers: {}, seen: { x: -1 }, events: [] }), /malformed seen/);
     assert.throws(() => s.mergeSnapshot({ registers: {}, seen: {}, events: [{} as TeamEvent] }), /malformed event/);
   });
@@ -432,7 +472,7 @@ describe('team state: persistence', () => {
     const data = JSON.parse(JSON.stringify(s.toJSON()));
     t.v = 1; // the machine's clock went back across the restart
     const backClock = new HlcClock('me', () => t.v);
-    const back = TeamState.fromJSON('me', backClock, data);
+    const back = teamStateFromJSON('me', backClock, data);
     assert.deepEqual(backClock.last(), (data as { clock: Hlc }).clock, 'clock restored to the persisted timestamp');
     assert.equal(regs(back), regs(s));
     assert.deepEqual(back.history(), s.history());
@@ -445,7 +485,7 @@ describe('team state: persistence', () => {
     const next = back.local([on('docs')], 'u', 'h');
     assert.equal(next.seq, 3);
     for (const r of s.registers.values()) assert.ok(compareHlc(next.tag, r.tag) > 0, 'clock restored past every tag');
-    assert.deepEqual(JSON.parse(JSON.stringify(TeamState.fromJSON('me', new HlcClock('me', () => 1), data).toJSON())), data);
+    assert.deepEqual(JSON.parse(JSON.stringify(teamStateFromJSON('me', new HlcClock('me', () => 1), data).toJSON())), data);
   });
 
   it('restores the persisted clock, and does not let a stored absurd remote wall into it', () => {
@@ -458,30 +498,38 @@ describe('team state: persistence', () => {
     assert.equal(data.clock.wall, now);
     data.clock = { wall: now + 500, logical: 7, agent: 'me' };
     const clock = new HlcClock('me', () => now);
-    TeamState.fromJSON('me', clock, data);
+    teamStateFromJSON('me', clock, data);
     assert.deepEqual(clock.last(), { wall: now + 500, logical: 7, agent: 'me' });
   });
 
   it('refuses garbage with a clear message', () => {
     const { s } = populated();
     const good = (): Record<string, unknown> => JSON.parse(JSON.stringify(s.toJSON()));
-    const load = (d: unknown): TeamState => TeamState.fromJSON('me', new HlcClock('me', () => 1), d);
+    const load = (d: unknown): TeamState => teamStateFromJSON('me', new HlcClock('me', () => 1), d);
     const cases: [unknown, RegExp][] = [
       [null, /not a JSON object/],
       [[], /not a JSON object/],
-      [{ ...good(), format: 2 }, /format must be 1/],
+      [{ ...good(), format: 2 }, /format: must be 1, got 2/],
       [{ ...good(), self: 'other' }, /belongs to agent "other"/],
       [{ ...good(), seq: -1 }, /seq/],
       [{ ...good(), clock: { wall: 'x' } }, /clock/],
-      [{ ...good(), registers: { 'bad key': { value: { active: true }, tag: { wall: 1, logical: 0, agent: 'a' } } } }, /registers: bad key/],
+      [
+        { ...good(), registers: { 'bad key': { value: { active: true }, tag: { wall: 1, logical: 0, agent: 'a' } } } },
+        /registers: bad key/,
+      ],
       [{ ...good(), registers: { 'layer:x': { value: { active: 1 }, tag: { wall: 1, logical: 0, agent: 'a' } } } }, /registers.layer:x/],
       [{ ...good(), registers: { 'layer:x': { value: { active: true } } } }, /registers.layer:x/],
       [{ ...good(), seen: { x: { upTo: 3, above: [2] } } }, /seen.x/],
       [{ ...good(), seen: { x: 5 } }, /seen.x/],
       [{ ...good(), history: [{ origin: 'x' }] }, /history\[0\]/],
-      [{ ...good(), history: 'none' }, /history must be a list/],
+      [{ ...good(), history: 'none' }, /history: must be a list/],
     ];
-    for (const [d, re] of cases) assert.throws(() => load(d), (e: Error) => re.test(e.message) && e.message.startsWith('team state: '), JSON.stringify(d).slice(0, 120));
+    for (const [d, re] of cases)
+      assert.throws(
+        () => load(d),
+        (e: Error) => re.test(e.message) && e.message.startsWith('team state: '),
+        JSON.stringify(d).slice(0, 120),
+      );
     assert.doesNotThrow(() => load(good()));
   });
 });
@@ -561,14 +609,22 @@ describe('team state: property — random interleavings converge', () => {
         made++;
         if (!writes.length) continue;
         const e = s.local(writes, 'u', 'h', undefined, TEAM);
-        if (e.writes.length === 1 && e.writes[0].key.startsWith('slot:') && e.prev[0].value && 'layer' in e.prev[0].value && e.prev[0].value.layer) stats.swaps++;
+        if (
+          e.writes.length === 1 &&
+          e.writes[0].key.startsWith('slot:') &&
+          e.prev[0].value &&
+          'layer' in e.prev[0].value &&
+          e.prev[0].value.layer
+        )
+          stats.swaps++;
         all.add(eventId(e));
         noteFresh(id, eventId(e));
         checkInvariant(id);
         for (const to of replicas.keys()) {
           if (to === id && rnd() < 0.8) continue; // sometimes echoed back to its origin
           const copies = 1 + Math.floor(rnd() * 3); // duplicates
-          for (let i = 0; i < copies; i++) inflight.splice(Math.floor(rnd() * (inflight.length + 1)), 0, { to, event: JSON.parse(JSON.stringify(e)) });
+          for (let i = 0; i < copies; i++)
+            inflight.splice(Math.floor(rnd() * (inflight.length + 1)), 0, { to, event: JSON.parse(JSON.stringify(e)) });
         }
       } else if (r > 0.95) {
         const ids = [...replicas.keys()];

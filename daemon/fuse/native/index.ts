@@ -41,15 +41,7 @@ export interface FuseHandlers {
   /** uid/gid -1 = leave unchanged. */
   chown(path: string | null, uid: number, gid: number, fd: number, reply: Reply): void;
   /** nsec may be UTIME_NOW / UTIME_OMIT. */
-  utimens(
-    path: string | null,
-    atimeSec: number,
-    atimeNsec: number,
-    mtimeSec: number,
-    mtimeNsec: number,
-    fd: number,
-    reply: Reply,
-  ): void;
+  utimens(path: string | null, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number, fd: number, reply: Reply): void;
   /** st: [bsize, frsize, blocks, bfree, bavail, files, ffree, namemax] */
   statfs(path: string, reply: (errno: number, st?: number[]) => void): void;
 }
@@ -120,6 +112,7 @@ function load(): NativeAddon {
     const errors: string[] = [];
     for (const file of candidates()) {
       try {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports -- the addon's path is found at run time
         addon = require(file) as NativeAddon;
         return addon;
       } catch (err) {
@@ -207,16 +200,15 @@ export function mount(mountpoint: string, handlers: FuseHandlers, options: Mount
       throw new Error(`strata_fuse: cannot mount at ${abs}: it is inside ${mp}, served by this process`);
     }
   }
-  let m: Mount | undefined;
   const onExit = options.onExit;
   const opts: MountOptions = {
     ...options,
     onExit: (reason) => {
-      m?.ended();
+      m.ended(); // EXIT reaches JS through the callback queue: always after m exists
       onExit?.(reason);
     },
   };
-  m = new Mount(abs, native, native.mount(abs, guard(handlers, options.onHandlerError), opts));
+  const m: Mount = new Mount(abs, native, native.mount(abs, guard(handlers, options.onHandlerError), opts));
   active.add(abs);
   return m;
 }

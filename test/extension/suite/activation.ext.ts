@@ -49,12 +49,19 @@ export function activationTests(): void {
       assert.strictEqual(a.description, '1.0.0 · priority 1000');
       assert.ok(items.indexOf(b) < items.indexOf(a), 'priority 2000 is listed above priority 1000');
       const rules = api.layersProvider.getChildren(a);
-      assert.deepStrictEqual(rules.map((r) => [r.label, r.contextValue]), [[fx.original, ITEMS.mapping]]);
+      assert.deepStrictEqual(
+        rules.map((r) => [r.label, r.contextValue]),
+        [[fx.original, ITEMS.mapping]],
+      );
     });
 
     it('registers every command its manifest contributes, and its menus name only context values it sets', async () => {
       const pkg = extension().packageJSON as {
-        contributes: { commands: { command: string }[]; menus: Record<string, { command: string; when?: string }[]>; views: Record<string, { id: string }[]> };
+        contributes: {
+          commands: { command: string }[];
+          menus: Record<string, { command: string; when?: string }[]>;
+          views: Record<string, { id: string }[]>;
+        };
       };
       const contributed = pkg.contributes.commands.map((x) => x.command).sort();
       assert.deepStrictEqual(contributed, Object.values(COMMANDS).sort());
@@ -63,10 +70,14 @@ export function activationTests(): void {
       const known = new Set<string>(Object.values(ITEMS));
       for (const entries of Object.values(pkg.contributes.menus)) {
         for (const e of entries) {
-          for (const m of (e.when ?? '').matchAll(/viewItem == ([\w.]+)/g)) assert.ok(known.has(m[1]), `menu for ${e.command} names unknown context value ${m[1]}`);
+          for (const m of (e.when ?? '').matchAll(/viewItem == ([\w.]+)/g))
+            assert.ok(known.has(m[1]), `menu for ${e.command} names unknown context value ${m[1]}`);
         }
       }
-      assert.deepStrictEqual(pkg.contributes.views[VIEWS.container].map((v) => v.id), [VIEWS.layers, VIEWS.mappings, VIEWS.team, VIEWS.layerEditor]);
+      assert.deepStrictEqual(
+        pkg.contributes.views[VIEWS.container].map((v) => v.id),
+        [VIEWS.layers, VIEWS.mappings, VIEWS.team, VIEWS.layerEditor],
+      );
     });
   });
 }

@@ -51,14 +51,25 @@ export function editorTests(): void {
     });
 
     it('saves a new mapping through the agent', async () => {
-      const spec: LayerSpec = { ...loaded, version: '1.0.1', mappings: [...loaded.mappings, { original: `${fx.original}-extra`, destination: 'extra' }] };
+      const spec: LayerSpec = {
+        ...loaded,
+        version: '1.0.1',
+        mappings: [...loaded.mappings, { original: `${fx.original}-extra`, destination: 'extra' }],
+      };
       const replies = await api.editorMessage({ type: 'save', requestId: 7, name: fx.a, spec });
-      assert.deepStrictEqual(replies.map((r) => r.type), ['saved'], JSON.stringify(replies));
+      assert.deepStrictEqual(
+        replies.map((r) => r.type),
+        ['saved'],
+        JSON.stringify(replies),
+      );
       const saved = replies[0] as Extract<HostMessage, { type: 'saved' }>;
       assert.strictEqual(saved.requestId, 7);
       const onDisk = await c.call('layer.show', { name: fx.a });
       assert.strictEqual(onDisk.version, '1.0.1');
-      assert.deepStrictEqual(onDisk.mappings, [{ original: fx.original, destination: '/' }, { original: `${fx.original}-extra`, destination: 'extra' }]);
+      assert.deepStrictEqual(onDisk.mappings, [
+        { original: fx.original, destination: '/' },
+        { original: `${fx.original}-extra`, destination: 'extra' },
+      ]);
       assert.deepStrictEqual(saved.layer.mappings, onDisk.mappings);
       await eventually('the new mapping in the Layers tree', () => {
         const item = (api.layersProvider.getChildren() as LayerItem[]).find((i) => i.label === fx.a);
@@ -66,16 +77,28 @@ export function editorTests(): void {
       });
     });
 
-    it('shows the agent\'s E_MAPPING_ESCAPE on the destination field and saves nothing', async () => {
+    it("shows the agent's E_MAPPING_ESCAPE on the destination field and saves nothing", async () => {
       const before = await c.call('layer.show', { name: fx.a });
       const { format, name, version, description, priority, mappings, excludes, deletes } = before;
-      const spec: LayerSpec = { format, name, version, description, priority, excludes, deletes, mappings: [...mappings, { original: '/x', destination: '../x' }] };
+      const spec: LayerSpec = {
+        format,
+        name,
+        version,
+        description,
+        priority,
+        excludes,
+        deletes,
+        mappings: [...mappings, { original: '/x', destination: '../x' }],
+      };
       const field = `mappings[${mappings.length}].destination`;
 
       const validated = await api.editorMessage({ type: 'validate', requestId: 8, spec });
       assert.strictEqual(validated[0].type, 'validated');
       const problems = (validated[0] as Extract<HostMessage, { type: 'validated' }>).problems;
-      assert.deepStrictEqual(problems.map((p) => [p.field, p.code]), [[field, 'E_MAPPING_ESCAPE']]);
+      assert.deepStrictEqual(
+        problems.map((p) => [p.field, p.code]),
+        [[field, 'E_MAPPING_ESCAPE']],
+      );
       assert.match(problems[0].message, /"\.\.\/x" contains "\.\." and would escape the layer/);
 
       const replies = await api.editorMessage({ type: 'save', requestId: 9, name: fx.a, spec });
@@ -90,12 +113,18 @@ export function editorTests(): void {
       const spec = { ...loaded, priority: 1.5 };
       const [r] = await api.editorMessage({ type: 'validate', requestId: 10, spec });
       assert.strictEqual(r.type, 'validated');
-      assert.deepStrictEqual((r as Extract<HostMessage, { type: 'validated' }>).problems.map((p) => [p.field, p.code]), [['priority', 'E_LAYER_INVALID']]);
+      assert.deepStrictEqual(
+        (r as Extract<HostMessage, { type: 'validated' }>).problems.map((p) => [p.field, p.code]),
+        [['priority', 'E_LAYER_INVALID']],
+      );
     });
 
     it('answers a malformed message with an error naming its request', async () => {
       const replies = await api.editorMessage({ type: 'save', requestId: 11, name: fx.a });
-      assert.deepStrictEqual(replies.map((r) => [r.type, 'requestId' in r ? r.requestId : undefined]), [['error', 11]]);
+      assert.deepStrictEqual(
+        replies.map((r) => [r.type, 'requestId' in r ? r.requestId : undefined]),
+        [['error', 11]],
+      );
     });
   });
 }

@@ -51,10 +51,15 @@ export interface CliResult {
 /** Run the real CLI against `home` (a separate process, like a user's shell). */
 export function cli(home: string, ...args: string[]): Promise<CliResult> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [cliPath(), ...args], { env: { ...process.env, STRATA_HOME: home, ELECTRON_RUN_AS_NODE: '1' }, timeout: 60000 }, (e, stdout, stderr) => {
-      const code = e ? (typeof (e as { code?: unknown }).code === 'number' ? (e as { code: number }).code : 1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
+    execFile(
+      process.execPath,
+      [cliPath(), ...args],
+      { env: { ...process.env, STRATA_HOME: home, ELECTRON_RUN_AS_NODE: '1' }, timeout: 60000 },
+      (e, stdout, stderr) => {
+        const code = e ? (typeof (e as { code?: unknown }).code === 'number' ? (e as { code: number }).code : 1) : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      },
+    );
   });
 }
 
@@ -91,21 +96,41 @@ export async function makeFixture(c: AgentClient, prefix: string): Promise<Fixtu
   const base = path.join(dir, 'base');
   const mnt = path.join(dir, 'mnt');
   const original = `/${id}`;
-  for (const [where, text] of [[path.join(base, id), 'base'], [path.join(dir, 'src-a'), 'A'], [path.join(dir, 'src-b'), 'B']]) {
+  for (const [where, text] of [
+    [path.join(base, id), 'base'],
+    [path.join(dir, 'src-a'), 'A'],
+    [path.join(dir, 'src-b'), 'B'],
+  ]) {
     fs.mkdirSync(where, { recursive: true });
     fs.writeFileSync(path.join(where, 'tool.txt'), text);
   }
   fs.mkdirSync(mnt);
   const a = `${id}-a`;
   const b = `${id}-b`;
-  for (const [name, src, priority] of [[a, 'src-a', 1000], [b, 'src-b', 2000]] as const) {
-    await c.call('layer.create', { name, from: path.join(dir, src), priority, version: '1.0.0', description: `extension test layer ${name}` });
+  for (const [name, src, priority] of [
+    [a, 'src-a', 1000],
+    [b, 'src-b', 2000],
+  ] as const) {
+    await c.call('layer.create', {
+      name,
+      from: path.join(dir, src),
+      priority,
+      version: '1.0.0',
+      description: `extension test layer ${name}`,
+    });
     await c.call('layer.unmap', { name, original: '/' });
     await c.call('layer.map', { name, original, destination: '/' });
   }
   await c.call('view.add', { base, at: mnt });
   return {
-    id, dir, a, b, base, mnt, original, file: path.join(mnt, id, 'tool.txt'),
+    id,
+    dir,
+    a,
+    b,
+    base,
+    mnt,
+    original,
+    file: path.join(mnt, id, 'tool.txt'),
     cleanup: async () => {
       await c.call('deactivate', { names: [a, b], force: true }).catch(() => {});
       await c.call('view.rm', { base }).catch(() => {});

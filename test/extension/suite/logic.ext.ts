@@ -13,7 +13,15 @@ import { statusLook } from '../../../extension/statusBar';
 import { withSecretFile } from '../../../extension/secrets';
 
 const layer = (name: string, priority: number, rules: Partial<LayerSpec>): LayerSpec => ({
-  format: LAYER_FORMAT, name, version: '', description: '', priority, mappings: [], excludes: [], deletes: [], ...rules,
+  format: LAYER_FORMAT,
+  name,
+  version: '',
+  description: '',
+  priority,
+  mappings: [],
+  excludes: [],
+  deletes: [],
+  ...rules,
 });
 
 export function logicTests(): void {
@@ -22,7 +30,12 @@ export function logicTests(): void {
       const layers = [
         layer('top', 300, { mappings: [{ original: '/', destination: 'root' }], excludes: ['/src'] }),
         layer('mid', 200, { mappings: [{ original: '/tools/node', destination: 'node' }], deletes: ['/tools/old'] }),
-        layer('low', 100, { mappings: [{ original: '/tools/old', destination: '/' }, { original: '/src', destination: 'src' }] }),
+        layer('low', 100, {
+          mappings: [
+            { original: '/tools/old', destination: '/' },
+            { original: '/src', destination: 'src' },
+          ],
+        }),
         layer('off', 900, { mappings: [{ original: '/tools/node', destination: 'x' }] }),
       ];
       const rows = effectiveTable(layers, ['top', 'mid', 'low']).map((r) => [r.kind, r.path, r.layer, r.state, r.by ?? '', r.resolvesTo]);
@@ -48,12 +61,19 @@ export function logicTests(): void {
     });
 
     it('splits a failed save into problems per field', () => {
-      const e = new StrataError('E_LAYER_INVALID', '/h/layers/n/layer.json: priority: must be an integer; /h/layers/n/layer.json: excludes[1]: path "a/../b" contains ".."', 'Nothing was changed.');
+      const e = new StrataError(
+        'E_LAYER_INVALID',
+        '/h/layers/n/layer.json: priority: must be an integer; /h/layers/n/layer.json: excludes[1]: path "a/../b" contains ".."',
+        'Nothing was changed.',
+      );
       assert.deepStrictEqual(problemsFromError(e), [
         { field: 'priority', code: 'E_LAYER_INVALID', message: 'must be an integer' },
         { field: 'excludes[1]', code: 'E_LAYER_INVALID', message: 'path "a/../b" contains ".."' },
       ]);
-      assert.deepStrictEqual(problemsFromError(new StrataError('E_LAYER_INVALID', 'renaming "a" to "b" is not supported yet')).map((p) => p.field), ['name']);
+      assert.deepStrictEqual(
+        problemsFromError(new StrataError('E_LAYER_INVALID', 'renaming "a" to "b" is not supported yet')).map((p) => p.field),
+        ['name'],
+      );
     });
 
     it('the status bar shows layers and team sync, or the agent down', () => {
@@ -76,10 +96,13 @@ export function logicTests(): void {
       });
       assert.strictEqual(got, 'correct horse battery staple');
       assert.strictEqual(fs.existsSync(seen), false);
-      await assert.rejects(withSecretFile(path.join(dir, 'storage'), 's', async (file) => {
-        seen = file;
-        throw new Error('join failed');
-      }), /join failed/);
+      await assert.rejects(
+        withSecretFile(path.join(dir, 'storage'), 's', async (file) => {
+          seen = file;
+          throw new Error('join failed');
+        }),
+        /join failed/,
+      );
       assert.strictEqual(fs.existsSync(seen), false);
       fs.rmSync(dir, { recursive: true, force: true });
     });
@@ -89,7 +112,10 @@ export function logicTests(): void {
       assert.strictEqual(isWebviewMessage({ type: 'browse', requestId: 1, kind: 'elsewhere', layer: 'x' }), false);
       assert.strictEqual(isWebviewMessage({ type: 'save', requestId: -1, name: 'x', spec: layer('x', 1, {}) }), false);
       assert.strictEqual(isWebviewMessage({ type: 'eval', code: 'x' }), false);
-      assert.strictEqual(isHostMessage({ type: 'validated', requestId: 2, problems: [{ field: 'name', code: 'E_NOPE', message: 'm' }] }), false);
+      assert.strictEqual(
+        isHostMessage({ type: 'validated', requestId: 2, problems: [{ field: 'name', code: 'E_NOPE', message: 'm' }] }),
+        false,
+      );
       assert.strictEqual(isHostMessage({ type: 'picked', requestId: 2, value: '/a' }), true);
     });
   });

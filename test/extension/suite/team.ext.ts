@@ -41,13 +41,17 @@ export function teamTests(): void {
       secretFile = path.join(dir, 'team.secret');
       fs.writeFileSync(secretFile, 'extension host test secret 2026', { mode: 0o600 });
       relay = spawn(process.execPath, [cliPath(), 'relay', '--listen', '127.0.0.1:0', '--secret-file', secretFile, '--json'], {
-        stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
       });
       let out = '';
       relay.stdout!.on('data', (d) => (out += String(d)));
       url = await eventually('the relay to print its address', () => /"url":\s*"([^"]+)"/.exec(out)?.[1]);
       teamFile = path.join(dir, TEAM_FILE);
-      fs.writeFileSync(teamFile, JSON.stringify({ format: 1, team: 'ext-test', relays: [url], layers: {}, defaults: [], slots: {} }, null, 2));
+      fs.writeFileSync(
+        teamFile,
+        JSON.stringify({ format: 1, team: 'ext-test', relays: [url], layers: {}, defaults: [], slots: {} }, null, 2),
+      );
 
       const bobHome = path.join(dir, 'bob-home');
       const env = { ...process.env, STRATA_HOME: bobHome, STRATA_TEAM_HEARTBEAT_MS: '500', ELECTRON_RUN_AS_NODE: '1' };
@@ -61,7 +65,19 @@ export function teamTests(): void {
       if (joined) await c.call('team.leave', {}).catch(() => {});
       await bob?.call('agent.stop', {}).catch(() => {});
       bob?.close();
-      if (bobPid) await eventually('the second agent to exit', () => { try { process.kill(bobPid!, 0); return false; } catch { return true; } }, 15000).catch(() => {});
+      if (bobPid)
+        await eventually(
+          'the second agent to exit',
+          () => {
+            try {
+              process.kill(bobPid!, 0);
+              return false;
+            } catch {
+              return true;
+            }
+          },
+          15000,
+        ).catch(() => {});
       relay?.kill('SIGTERM');
       c?.close();
       if (dir) fs.rmSync(dir, { recursive: true, force: true });

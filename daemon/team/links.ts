@@ -1,0 +1,295 @@
+/**
+ * The team transport: WebSocket links to peers. It accepts peers (a ws server behind an HTTP
+ * upgrade handler), dials relays (with capped full-jitter backoff), enforces the limits (peers,
+ * pending handshakes, handshake time, frame rate, slow consumers, silent peers) and checks every
+ * frame before handing it on. It only moves frames: handshake.ts and node.ts say what they mean.
+ */
+import * as http from 'http';
+import * as https from 'https';
+import { WebSocket, WebSocketServer, RawData } from 'ws';
+import { CloseCodes, Frame, MAX_FRAME, checkFrame } from '../../protocol/team';
+import { newNonce } from './auth';
+import { Backoff } from '../../shared/backoff';
+import { TokenBucket } from './ratelimit';
+
+export interface NodeLimits {
+  /** Authenticated and pending connections, together. */
+  maxPeers: number;
+  /** Connections that have not finished the handshake. */
+  maxPending: number;
+  authTimeoutMs: number;
+  heartbeatMs: number;
+  /** Frames per second per connection, and the burst above it. */
+  rate: number;
+  burst: number;
+  /** A peer whose unsent backlog passes this is dropped as a slow consumer. */
+  maxBufferedBytes: number;
+}
+
+export const DEFAULT_LIMITS: NodeLimits = {
+  maxPeers: 1024,
+  maxPending: 64,
+  authTimeoutMs: 5000,
+  heartbeatMs: 10000,
+  rate: 500,
+  burst: 2000,
+  maxBufferedBytes: 4 * 1024 * 1024,
+};
+
+export interface ListenOptions {
+  host: string;
+  port: number;
+  tls?: { cert: Buffer; key: Buffer };
+}
+
+/** One link. The handshake fields are filled in by handshake.ts. */
+export interface Conn {
+  ws: WebSocket;
+  direction: 'in' | 'out';
+  url?: string;
+  state: 'authenticating' | 'connected';
+  agent?: string;
+  team?: string;
+  myNonce: string;
+  theirNonce?: string;
+  bucket: TokenBucket;
+  /** Heartbeats without any frame or pong since; two in a row end the connection. */
+  missed: number;
+  since: number;
+  timer?: NodeJS.Timeout;
+}
+
+export interface PeerInfo {
+  agent: string;
+  direction: 'in' | 'out';
+  url?: string;
+  state: 'connecting' | 'authenticating' | 'connected';
+  since: number;
+}
+
+export interface LinkHandlers {
+  /** A checked frame arrived. */
+  frame(c: Conn, f: Frame): void;
+  /** A dialed link opened: start the handshake. */
+  opened(c: Conn): void;
+  /** A link went away; `wasConnected` when it had finished the handshake. */
+  closed(c: Conn, wasConnected: boolean): void;
+}
+
+interface Dialer {
+  url: string;
+  backoff: Backoff;
+  conn?: Conn;
+  timer?: NodeJS.Timeout;
+  stopped: boolean;
+}
+
+export class Links {
+  readonly limits: NodeLimits;
+  port = 0;
+  private server: http.Server | https.Server | null = null;
+  private wss: WebSocketServer | null = null;
+  private conns = new Set<Conn>();
+  private dialers: Dialer[] = [];
+  private stopped = false;
+
+  constructor(
+    private readonly o: {
+      handlers: LinkHandlers;
+      log: (msg: string) => void;
+      limits?: Partial<NodeLimits>;
+      /** For tests: a deterministic random source for backoff jitter. */
+      random?: () => number;
+    },
+  ) {
+    this.limits = { ...DEFAULT_LIMITS, ...(o.limits ?? {}) };
+  }
+
+  listen(l: ListenOptions): Promise<void> {
+    const server = l.tls ? https.createServer({ cert: l.tls.cert, key: l.tls.key }) : http.createServer();
+    server.on('request', (_req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain' });
+      res.end('Strata team relay: connect with WebSocket\n');
+    });
+    const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME, perMessageDeflate: false, clientTracking: false });
+    server.on('upgrade', (req, socket, head) => {
+      socket.on('error', () => {});
+      // Browsers always send Origin; agents never do. A page must not reach the relay.
+      const refuse = (status: number, text: string) => {
+        socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      };
+      if (req.headers.origin) return refuse(403, 'Forbidden');
+      const pending = [...this.conns].filter((c) => c.state === 'authenticating').length;
+      if (this.stopped || this.conns.size >= this.limits.maxPeers || pending >= this.limits.maxPending) return refuse(503, 'Busy');
+      wss.handleUpgrade(req, socket, head, (ws) => this.adopt(ws, 'in'));
+    });
+    this.server = server;
+    this.wss = wss;
+    return new Promise((res, rej) => {
+      server.once('error', rej);
+      server.listen(l.port, l.host, () => {
+        const a = server.address();
+        this.port = typeof a === 'object' && a ? a.port : l.port;
+        res();
+      });
+    });
+  }
+
+  /** Keep a link to `url` open, redialing with backoff whenever it drops. */
+  dial(url: string): void {
+    const d: Dialer = { url, backoff: new Backoff({ baseMs: 200, capMs: 10000, random: this.o.random }), stopped: false };
+    this.dialers.push(d);
+    this.connectDialer(d);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const d of this.dialers) {
+      d.stopped = true;
+      if (d.timer) clearTimeout(d.timer);
+    }
+    for (const c of this.conns) this.close(c, CloseCodes.SHUTTING_DOWN, 'shutting down');
+    this.wss?.close();
+    await new Promise<void>((res) => (this.server ? this.server.close(() => res()) : res()));
+    for (const c of this.conns) c.ws.terminate();
+  }
+
+  /** The handshake on `c` succeeded. */
+  established(c: Conn): void {
+    c.state = 'connected';
+    if (c.timer) clearTimeout(c.timer);
+    c.since = Date.now();
+    this.dialers.find((x) => x.conn === c)?.backoff.reset();
+    this.o.log(`[team] ${this.label(c)} connected`);
+  }
+
+  /** Send a frame (or one already serialized, when the same goes to many peers). */
+  send(c: Conn, f: Frame | string): boolean {
+    if (c.ws.readyState !== WebSocket.OPEN) return false;
+    if (c.ws.bufferedAmount > this.limits.maxBufferedBytes) {
+      this.o.log(`[team] dropping slow ${this.label(c)}: ${c.ws.bufferedAmount} bytes unsent`);
+      c.ws.terminate();
+      return false;
+    }
+    c.ws.send(typeof f === 'string' ? f : JSON.stringify(f));
+    return true;
+  }
+
+  /** Send to every authenticated peer except the one it came from. */
+  forward(from: Conn | null, f: Frame): void {
+    let text: string | null = null;
+    for (const c of this.conns) {
+      if (c !== from && c.state === 'connected') this.send(c, (text ??= JSON.stringify(f)));
+    }
+  }
+
+  close(c: Conn, code: number, why: string): void {
+    if (c.ws.readyState === WebSocket.OPEN || c.ws.readyState === WebSocket.CONNECTING) {
+      this.o.log(`[team] closing ${this.label(c)}: ${why} (${code})`);
+      try {
+        if (c.ws.readyState === WebSocket.OPEN) this.send(c, { t: 'error', code: String(code), message: why });
+        c.ws.close(code, why.slice(0, 120));
+      } catch {
+        c.ws.terminate();
+      }
+    }
+    // A peer that ignores the close handshake is cut off.
+    setTimeout(() => c.ws.terminate(), 2000).unref();
+  }
+
+  /** Ping every authenticated link; end those silent for two beats. */
+  beat(): void {
+    for (const c of this.conns) {
+      if (c.state !== 'connected') continue;
+      if (c.missed >= 2) {
+        this.o.log(`[team] ${this.label(c)} is silent; terminating`);
+        c.ws.terminate();
+        continue;
+      }
+      c.missed++;
+      try {
+        c.ws.ping();
+      } catch {
+        /* closing */
+      }
+    }
+  }
+
+  peers(): PeerInfo[] {
+    const out: PeerInfo[] = [];
+    for (const c of this.conns) {
+      out.push({ agent: c.agent ?? '?', direction: c.direction, url: c.url, state: c.state, since: c.since });
+    }
+    for (const d of this.dialers) {
+      if (!d.conn) out.push({ agent: '?', direction: 'out', url: d.url, state: 'connecting', since: Date.now() });
+    }
+    return out;
+  }
+
+  connectedAgents(): string[] {
+    return [...this.conns].filter((c) => c.state === 'connected' && c.agent).map((c) => c.agent!);
+  }
+
+  label(c: Conn): string {
+    return `${c.direction === 'out' ? `relay ${c.url}` : 'peer'}${c.agent ? ` ${c.agent}` : ''}`;
+  }
+
+  private connectDialer(d: Dialer): void {
+    if (d.stopped || this.stopped) return;
+    const ws = new WebSocket(d.url, { maxPayload: MAX_FRAME, perMessageDeflate: false, handshakeTimeout: this.limits.authTimeoutMs });
+    const conn = this.adopt(ws, 'out', d.url);
+    d.conn = conn;
+    ws.on('open', () => this.o.handlers.opened(conn));
+    ws.on('close', () => {
+      d.conn = undefined;
+      if (d.stopped || this.stopped) return;
+      const wait = d.backoff.next();
+      d.timer = setTimeout(() => this.connectDialer(d), wait);
+      d.timer.unref();
+    });
+  }
+
+  private adopt(ws: WebSocket, direction: 'in' | 'out', url?: string): Conn {
+    const conn: Conn = {
+      ws,
+      direction,
+      url,
+      state: 'authenticating',
+      myNonce: newNonce(),
+      missed: 0,
+      since: Date.now(),
+      bucket: new TokenBucket(this.limits.rate, this.limits.burst),
+    };
+    this.conns.add(conn);
+    // Without an error listener one bad frame would crash the process (see relay-notes.md).
+    ws.on('error', (e) => this.o.log(`[team] ${this.label(conn)}: ${e.message}`));
+    ws.on('pong', () => (conn.missed = 0));
+    ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(conn, data, isBinary));
+    ws.on('close', (code, reason) => {
+      this.conns.delete(conn);
+      if (conn.timer) clearTimeout(conn.timer);
+      const wasConnected = conn.state === 'connected';
+      if (wasConnected) this.o.log(`[team] ${this.label(conn)} disconnected (${code}${reason.length ? ` ${reason.toString()}` : ''})`);
+      this.o.handlers.closed(conn, wasConnected);
+    });
+    conn.timer = setTimeout(() => {
+      if (conn.state !== 'connected') this.close(conn, CloseCodes.AUTH_TIMEOUT, 'handshake timed out');
+    }, this.limits.authTimeoutMs);
+    conn.timer.unref();
+    return conn;
+  }
+
+  private onMessage(c: Conn, data: RawData, isBinary: boolean): void {
+    c.missed = 0; // any frame is a sign of life
+    if (!c.bucket.take()) return this.close(c, CloseCodes.RATE_LIMITED, 'too many frames');
+    if (isBinary) return this.close(c, CloseCodes.BAD_FRAME, 'binary frames are not part of the protocol');
+    const checked = checkFrame(data.toString());
+    if (!checked.ok) return this.close(c, checked.close, checked.message);
+    try {
+      this.o.handlers.frame(c, checked.frame);
+    } catch (e) {
+      this.o.log(`[team] ${this.label(c)}: ${(e as Error).stack ?? e}`);
+      this.close(c, CloseCodes.BAD_FRAME, 'frame could not be handled');
+    }
+  }
+}

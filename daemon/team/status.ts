@@ -1,0 +1,66 @@
+/**
+ * The team status report: what the team decided, how this agent and each teammate differ from it
+ * (drift), the links, pulls under way, and how far the last decision has been applied.
+ */
+import { TeamEvent, TeamPeerInfo, TeamStatus } from '../../protocol';
+import { TeamConfig } from './config';
+import { TeamNode } from './node';
+import { TeamState, eventId } from './state';
+
+export interface StatusInputs {
+  cfg: TeamConfig;
+  state: TeamState;
+  node: TeamNode;
+  /** "host:port" this agent accepts teammates on, or null. */
+  listen: string | null;
+  /** This agent's active layers. */
+  active: string[];
+  pulling: { layer: string; done: number; total: number }[];
+  lastDecision: TeamEvent | null;
+}
+
+export function teamStatus(s: StatusInputs): TeamStatus {
+  const { cfg, node } = s;
+  const team = Object.keys(cfg.spec.layers);
+  const desired = s.state.desiredActive(cfg.spec);
+  const driftOf = (active: string[]): string[] => {
+    const a = active.filter((n) => team.includes(n));
+    return [...a.filter((n) => !desired.includes(n)).map((n) => `+${n}`), ...desired.filter((n) => !a.includes(n)).map((n) => `-${n}`)];
+  };
+  const connected = new Set(node.connectedAgents());
+  const stale = 3 * node.limits.heartbeatMs;
+  const peers: TeamPeerInfo[] = [...node.presences.values()].map((p) => ({
+    agent: p.agent,
+    user: p.user,
+    host: p.host,
+    connection: connected.has(p.agent) ? 'connected' : Date.now() - p.at < stale ? 'via-relay' : 'gone',
+    active: p.active,
+    held: p.held,
+    busy: p.busy,
+    drift: p.active ? driftOf(p.active) : [],
+    lastSeen: p.at,
+  }));
+  const out: TeamStatus = {
+    joined: true,
+    team: cfg.spec.team,
+    agent: cfg.agentId,
+    relays: node
+      .peers()
+      .filter((p) => p.direction === 'out')
+      .map((p) => ({ url: p.url ?? '', state: p.state })),
+    listen: s.listen,
+    teamFile: cfg.teamFile,
+    desired,
+    drift: driftOf(s.active),
+    held: cfg.held,
+    peers,
+    pulling: s.pulling,
+  };
+  if (s.lastDecision) {
+    const ev = s.lastDecision;
+    const agents = [...node.presences.values()].filter((p) => p.active !== null && Date.now() - p.at < stale);
+    const applied = 1 + agents.filter((p) => (p.applied[ev.origin] ?? 0) >= ev.seq).length;
+    out.lastDecision = { id: eventId(ev), applied, of: agents.length + 1 };
+  }
+  return out;
+}
