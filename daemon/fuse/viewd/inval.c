@@ -1,9 +1,10 @@
 /*
  * A table swap and the exact kernel invalidation that follows. The rule paths of layers that
- * changed (added, removed, edited or reordered) are the only places resolution can differ; the
- * known names at and below them are re-resolved with both tables and only those whose chain
- * changed are invalidated (entry on the parent, and the inode: attributes, pages, listing). The
- * cost follows what changed, not how much of the tree the kernel holds.
+ * changed (added, removed, edited, reordered, or reset: a new writable folder) are the only
+ * places resolution can differ; the known names at and below them are re-resolved with both
+ * tables and only those whose chain changed are invalidated (entry on the parent, and the
+ * inode: attributes, pages, listing). The cost follows what changed, not how much of the tree
+ * the kernel holds.
  */
 #include "viewd.h"
 
@@ -63,8 +64,19 @@ static long send_all(struct notes *ns) {
 
 static int eq(const char *a, const char *b) { return strcmp(a, b) == 0; }
 
+/* A reset replaces a layer's writable folder under the same path: compare the folders themselves. */
+static int same_folder(int a, int b) {
+  struct stat x, y;
+  if (a < 0 || b < 0) return a < 0 && b < 0;
+  return fstat(a, &x) == 0 && fstat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+/* Layers of the new table whose writable folder is a new one (control thread only). */
+static char renewed[MAX_LAYERS];
+
 static int layer_same(const struct rlayer *x, const struct rlayer *y) {
   if (!eq(x->name, y->name) || !eq(x->files, y->files) || !eq(x->writable, y->writable) || !eq(x->meta, y->meta)) return 0;
+  if (!same_folder(x->writable_fd, y->writable_fd)) return 0;
   if (x->nmaps != y->nmaps || x->nexcl != y->nexcl || x->ndel != y->ndel) return 0;
   for (int i = 0; i < x->nmaps; i++)
     if (!eq(x->maps[i].orig, y->maps[i].orig) || !eq(x->maps[i].dest, y->maps[i].dest)) return 0;
@@ -150,6 +162,7 @@ static int chain_same(const struct table *a, const struct table *b, const char *
   for (int i = 0; i < ra.nb; i++) {
     const struct rlayer *la = &a->layers[ra.b[i].layer], *lb = &b->layers[rb.b[i].layer];
     if (!eq(la->name, lb->name) || !eq(la->files, lb->files) || !eq(la->writable, lb->writable)) return 0;
+    if (renewed[rb.b[i].layer]) return 0;
     int nx = branch_rel(a, &ra.b[i], p, plen, x, sizeof x);
     int ny = branch_rel(b, &rb.b[i], p, plen, y, sizeof y);
     if (nx != ny || (nx > 0 && memcmp(x, y, (size_t)nx) != 0)) return 0;
@@ -201,7 +214,14 @@ static void collect(const struct table *a, const struct table *b, const char *p,
   struct node *cur = node_root();
   size_t i = 1;
   if (plen == 1) {
-    /* '/' itself changed: its listing and attributes */
+    /* '/' itself changed: what is known below it, then its listing and attributes */
+    for (struct dentry *c = cur->children; c; c = c->sib_next) {
+      if (c->nlen + 2 > sizeof w.path) continue;
+      w.path[0] = '/';
+      memcpy(w.path + 1, c->name, c->nlen);
+      w.path[1 + c->nlen] = 0;
+      visit(&w, c, 1 + c->nlen, 0);
+    }
     add(ns, FUSE_ROOT_ID, 0, NULL, 0);
     pthread_mutex_unlock(&g_nodes);
     return;
@@ -244,6 +264,10 @@ long rules_apply(struct table *nt) {
   /* Requests that resolved with the old table reply before the kernel is told; a reply that
      raced with the notification would otherwise cache an old answer. */
   table_drain(old);
+  for (int i = 0; i < nt->nlayers && i < MAX_LAYERS; i++) {
+    const struct rlayer *was = by_name(old, nt->layers[i].name);
+    renewed[i] = was && !same_folder(was->writable_fd, nt->layers[i].writable_fd);
+  }
   struct paths ps = { 0 };
   changed_prefixes(old, nt, &ps);
   struct notes ns = { 0 };

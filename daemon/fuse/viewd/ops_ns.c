@@ -22,8 +22,10 @@ static void vd_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
   node_unuse(pn);
   table_put(t);
   if (r == -ENOENT) {
-    memset(&e, 0, sizeof e); /* a negative entry, cached like the others */
-    e.entry_timeout = g.timeout;
+    /* A negative entry, cached like the others; but not directly under the root: a switch of a
+       layer mapped at '/' could not name them to drop (below, dropping the parent's entry does). */
+    memset(&e, 0, sizeof e);
+    e.entry_timeout = parent == FUSE_ROOT_ID ? 0 : g.timeout;
     fuse_reply_entry(req, &e);
   } else if (r) {
     fuse_reply_err(req, -r);
