@@ -23,7 +23,7 @@ interface Conn {
 export class ControlServer {
   private server: net.Server | null = null;
   private conns = new Set<Conn>();
-  private stopHandler: () => void = () => {};
+  private stopHandler: (keepViews: boolean) => void = () => {};
   private handlers: { [M in Method]: Handler<M> };
 
   constructor(
@@ -64,8 +64,8 @@ export class ControlServer {
         conn.subscribed = true;
         return a.status();
       },
-      'agent.stop': () => {
-        setImmediate(() => this.stopHandler());
+      'agent.stop': (p) => {
+        setImmediate(() => this.stopHandler(p.keepViews === true));
         return { stopping: true };
       },
     };
@@ -110,7 +110,7 @@ export class ControlServer {
     return { team: names.filter((n) => this.team.isTeamLayer(n)), personal: names.filter((n) => !this.team.isTeamLayer(n)) };
   }
 
-  onStop(fn: () => void): void {
+  onStop(fn: (keepViews: boolean) => void): void {
     this.stopHandler = fn;
   }
 
