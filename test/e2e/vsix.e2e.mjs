@@ -45,7 +45,7 @@ const REQUIRED_IN_VSIX = [
   'dist/relay.js',
   'dist/cli.js',
   'dist/webview.js',
-  'build/Release/strata_fuse.node',
+  'build/Release/strata-viewd',
   'package.json',
   'media/',
 ];
