@@ -14,6 +14,7 @@
         "daemon/fuse/viewd/ident.c",
         "daemon/fuse/viewd/copyup.c",
         "daemon/fuse/viewd/inval.c",
+        "daemon/fuse/viewd/watch.c",
         "daemon/fuse/viewd/ops_ns.c",
         "daemon/fuse/viewd/ops_rename.c",
         "daemon/fuse/viewd/ops_attr.c",

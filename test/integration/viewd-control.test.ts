@@ -6,8 +6,8 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { spawn, spawnSync } from 'child_process';
-import { writeTree } from './helpers';
+import { execFileSync, spawn, spawnSync } from 'child_process';
+import { isRoot, writeTree } from './helpers';
 import { VIEWD, Viewd, detach, exited, layerDirs, mounted, rule, startViewd, table, viewdArgs } from './viewd-helpers';
 import { ViewdControl, ViewdError } from '../../daemon/fuse/viewdctl';
 import { eventually } from '../wait';
@@ -132,6 +132,38 @@ describe('viewd: start-up and control', function () {
     assert.strictEqual(spawnSync('umount', [mnt]).status, 0);
     assert.ok(await exited(v.proc), 'the server ends when its mount goes');
     v = null;
+  });
+
+  it('runs as an ordinary user, mounting through fusermount3', async function () {
+    if (!isRoot()) this.skip(); // already an ordinary user: every other test here is this case
+    const user = 'strata-test';
+    if (spawnSync('id', ['-u', user]).status !== 0) execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/bin/sh', user]);
+    const bin = path.join(dir, 'strata-viewd');
+    fs.copyFileSync(VIEWD, bin);
+    fs.chmodSync(bin, 0o755);
+    const run = path.join(dir, 'run');
+    fs.mkdirSync(run, { mode: 0o700 });
+    execFileSync('chown', ['-R', `${user}:`, base, mnt, run]);
+    fs.chmodSync(dir, 0o755);
+    sock = path.join(run, 'ctl.sock');
+    const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
+    const as = (cmd: string) => spawnSync('runuser', ['-u', user, '--', 'sh', '-c', cmd], { encoding: 'utf8', env, timeout: 30000 });
+    const started = as(`${bin} ${mnt} ${base} ${sock} >${run}/out 2>${run}/err & echo $!`);
+    const pid = Number(started.stdout.trim());
+    await eventually('the mount', () => mounted(mnt) && fs.existsSync(sock));
+    const line = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === mnt)!;
+    assert.match(line, / - fuse\.strata strata .*default_permissions/);
+    const r = as(`cat ${mnt}/a.txt && echo mine > ${mnt}/made`);
+    assert.strictEqual(r.stdout, 'base a\n', r.stderr);
+    assert.strictEqual(fs.statSync(path.join(base, 'made')).uid, Number(execFileSync('id', ['-u', user], { encoding: 'utf8' })));
+    assert.notStrictEqual(as(`${bin} --allow-other ${mnt} ${base} ${sock}.2`).status, 0, '--allow-other is for root');
+    const ctl = await ViewdControl.connect(sock);
+    try {
+      await ctl.unmount();
+    } finally {
+      ctl.close();
+    }
+    await eventually('the server to end and its mount to go', () => !alive(pid) && !mounted(mnt));
   });
 
   it('outlives the process that started it, even its whole process group killed', async function () {

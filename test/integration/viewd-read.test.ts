@@ -10,6 +10,7 @@ import * as path from 'path';
 import { ChildProcessWithoutNullStreams, spawn } from 'child_process';
 import { writeTree } from './helpers';
 import { VIEWD, Viewd, detach, layerDirs, rule, startViewd, table } from './viewd-helpers';
+import { eventually } from '../wait';
 
 /** A long-running shell to type commands into (its cwd stays inside the view). */
 class Shell {
@@ -74,7 +75,7 @@ describe('viewd: read side', function () {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('a shell whose cwd is inside a redirected folder sees every switch at once (0 stale reads)', async function () {
+  it('a shell whose cwd is inside a redirected folder sees every switch at once (0 stale reads) and keeps its cwd', async function () {
     const sh = new Shell(path.join(mnt, 'bin'));
     try {
       assert.strictEqual(await sh.run('cat tool; ./tool'), '#!/bin/sh\necho base\nbase\n');
@@ -88,9 +89,10 @@ describe('viewd: read side', function () {
       for (let i = 0; i < 24; i++) {
         const s = states[i % states.length];
         await v!.ctl.rules(table(layers, s.layers, i + 1));
-        const got = await sh.run('./tool; ls | tr "\\n" " "; echo');
-        if (got !== `${s.out}${s.ls} \n`) stale++;
-        assert.strictEqual(got, `${s.out}${s.ls} \n`, `switch ${i + 1}`);
+        const got = await sh.run('./tool; ls | tr "\\n" " "; echo; /bin/pwd');
+        const want = `${s.out}${s.ls} \n${path.join(mnt, 'bin')}\n`;
+        if (got !== want) stale++;
+        assert.strictEqual(got, want, `switch ${i + 1}`);
       }
       assert.strictEqual(stale, 0);
     } finally {
@@ -126,6 +128,58 @@ describe('viewd: read side', function () {
     const lots = await count(400);
     assert.ok(few > 0, 'the switch invalidated something');
     assert.strictEqual(lots, few, 'visiting 400 unrelated files does not change what a switch invalidates');
+  });
+
+  it('a layer rebuilt or reset in place, sent again in the same table, is seen at once', async function () {
+    const tools = layerDirs(layers, 'tools');
+    const t = (g: number) => table(layers, [rule('tools', { '/bin': 'bin' })], g);
+    await v!.ctl.rules(t(1));
+    assert.strictEqual(fs.readFileSync(path.join(mnt, 'bin/tool'), 'utf8'), '#!/bin/sh\necho layer-tools-is-longer\n');
+    fs.appendFileSync(path.join(mnt, 'bin/tool'), 'echo appended\n');
+    assert.match(fs.readFileSync(path.join(mnt, 'bin/tool'), 'utf8'), /appended/);
+    // A reset: the store renames the writable sublayer away and makes a new one.
+    fs.renameSync(path.dirname(tools.writable), path.join(layers, 'tools', 'writable-old'));
+    fs.mkdirSync(tools.writable, { recursive: true });
+    await v!.ctl.rules(t(2));
+    assert.strictEqual(fs.readFileSync(path.join(mnt, 'bin/tool'), 'utf8'), '#!/bin/sh\necho layer-tools-is-longer\n');
+    // A rebuilt layer: a new files folder renamed over the old.
+    writeTree(path.join(layers, 'tools', 'files-new'), { 'bin/tool': 'rebuilt\n' });
+    fs.renameSync(tools.files, path.join(layers, 'tools', 'files-old'));
+    fs.renameSync(path.join(layers, 'tools', 'files-new'), tools.files);
+    await v!.ctl.rules(t(3));
+    assert.strictEqual(fs.readFileSync(path.join(mnt, 'bin/tool'), 'utf8'), 'rebuilt\n');
+    assert.deepStrictEqual(fs.readdirSync(path.join(mnt, 'bin')).sort(), ['only-base', 'tool']);
+  });
+
+  it('a table that maps / is seen at once, names looked up in vain before included', async function () {
+    writeTree(layerDirs(layers, 'all').files, { 'README': 'layer readme\n', 'newtop': 'n\n', 'src/extra.c': 'x\n' });
+    assert.strictEqual(fs.readFileSync(path.join(mnt, 'README'), 'utf8'), 'r\n');
+    assert.ok(!fs.existsSync(path.join(mnt, 'newtop')));
+    assert.ok(!fs.existsSync(path.join(mnt, 'src/extra.c')));
+    const sh = new Shell(path.join(mnt, 'src'));
+    try {
+      await v!.ctl.rules(table(layers, [rule('all', { '/': '' })], 1));
+      assert.strictEqual(fs.readFileSync(path.join(mnt, 'README'), 'utf8'), 'layer readme\n');
+      assert.strictEqual(fs.readFileSync(path.join(mnt, 'newtop'), 'utf8'), 'n\n');
+      assert.strictEqual(await sh.run('ls | tr "\\n" " "; cat extra.c'), 'extra.c main.c x\n');
+      await v!.ctl.rules(table(layers, [], 2));
+      assert.strictEqual(fs.readFileSync(path.join(mnt, 'README'), 'utf8'), 'r\n');
+      assert.ok(!fs.existsSync(path.join(mnt, 'newtop')));
+      assert.strictEqual(await sh.run('ls | tr "\\n" " "; echo'), 'main.c \n');
+    } finally {
+      sh.close();
+    }
+  });
+
+  it('honours forget: nodes of deleted files go when the kernel lets them go', async function () {
+    const before = await v!.ctl.stats();
+    for (let i = 0; i < 20; i++) fs.writeFileSync(path.join(mnt, `tmp${i}`), 'x');
+    assert.ok((await v!.ctl.stats()).nodes >= before.nodes + 20);
+    for (let i = 0; i < 20; i++) fs.unlinkSync(path.join(mnt, `tmp${i}`));
+    await eventually('the forgets', async () => {
+      const s = await v!.ctl.stats();
+      return s.nodes <= before.nodes && s.forgets >= before.forgets + 20;
+    });
   });
 
   it('merges listings: layer over base, mapping ancestors, deletes and excludes', async function () {

@@ -124,7 +124,7 @@ print(os.listxattr(sys.argv[1]))`, m('b'), m('m/ld/x')], { encoding: 'utf8' });
     assert.strictEqual(fs.readFileSync(m('m/ld/x'), 'utf8'), 'l');
   });
 
-  it('does what real tools do: O_DIRECT, fallocate, copy_file_range, flock, FIFOs, devices as root', function () {
+  it('does what real tools do: O_DIRECT, fallocate, copy_file_range, flock and POSIX locks, FIFOs, devices as root', function () {
     execFileSync('dd', ['if=/dev/zero', `of=${m('direct')}`, 'bs=4096', 'count=8', 'oflag=direct'], { stdio: 'ignore' });
     assert.strictEqual(fs.statSync(m('direct')).size, 32768);
     execFileSync('fallocate', ['-l', '1M', m('fa')]);
@@ -135,6 +135,11 @@ print(os.copy_file_range(i, o, 5))`, m('d/f'), m('cfr')], { encoding: 'utf8' });
     assert.strictEqual(r.stdout.trim(), '5', r.stderr);
     assert.strictEqual(fs.readFileSync(m('cfr'), 'utf8'), 'base ');
     assert.strictEqual(execFileSync('flock', [m('a'), '-c', 'flock -n ' + m('a') + ' -c true || echo busy'], { encoding: 'utf8' }), 'busy\n');
+    const lk = spawnSync(PY, ['-c', `import fcntl,os,subprocess,sys
+f = open(sys.argv[1], 'r+'); fcntl.lockf(f, fcntl.LOCK_EX)
+probe = 'import fcntl,sys\\ntry:\\n  fcntl.lockf(open(sys.argv[1], "r+"), fcntl.LOCK_EX | fcntl.LOCK_NB); print("free")\\nexcept OSError: print("held")'
+print(subprocess.run([sys.executable, '-c', probe, sys.argv[1]], capture_output=True, text=True).stdout.strip())`, m('b')], { encoding: 'utf8' });
+    assert.strictEqual(lk.stdout.trim(), 'held', lk.stderr);
     assert.strictEqual(execFileSync('sh', ['-c', `mkfifo ${m('m/fifo')} && (echo through > ${m('m/fifo')} &) && cat ${m('m/fifo')}`], { encoding: 'utf8' }), 'through\n');
     assert.ok(fs.statSync(path.join(tools.writable, 'm/fifo')).isFIFO());
     if (isRoot()) {

@@ -94,7 +94,7 @@ static size_t do_line(struct client *c, char *line) {
     }
     return n;
   } else if (!strcmp(line, "resolve")) {
-    char p[PATH_MAX];
+    char p[VPATH_MAX];
     ssize_t n = arg && strlen(arg) < sizeof p ? pct_decode(arg, strlen(arg), p) : -1;
     if (n < 0 || !is_view_path(p, (size_t)n)) {
       sayf(c, "err E_PATH resolve needs a normalized view path\n");
@@ -251,16 +251,7 @@ int control_start(const char *path) {
   return 0;
 }
 
-int control_run(void) {
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old); /* signals go to the main thread */
-  pthread_t th;
-  int r = pthread_create(&th, NULL, control_main, NULL);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (r == 0) pthread_detach(th);
-  return r;
-}
+int control_run(void) { return start_thread(control_main, NULL); }
 
 void control_stop(void) {
   if (sock_path) unlink(sock_path);

@@ -44,7 +44,7 @@ static void proc_path(char *out, size_t cap, int dirfd, const char *rel) {
 int ensure_writable_parents(const struct table *t, const struct branch *b, const char *p, size_t plen) {
   const struct rlayer *l = &t->layers[b->layer];
   const struct rmap *m = &l->maps[b->map];
-  char rel[PATH_MAX];
+  char rel[VPATH_MAX];
   int rlen = branch_rel(t, b, p, plen, rel, sizeof rel);
   if (rlen < 0) return rlen;
   if (l->writable_fd < 0) return -EROFS;
@@ -111,10 +111,9 @@ out:
   return r;
 }
 
-static int copy_file(const struct table *t, const struct rlayer *l, const char *rel, const struct found *f) {
-  (void)t;
+static int copy_file(const struct rlayer *l, const char *rel, const struct found *f) {
   const char *slash = strrchr(rel, '/');
-  char parent[PATH_MAX];
+  char parent[VPATH_MAX];
   const char *name = slash ? slash + 1 : rel;
   if (slash) {
     memcpy(parent, rel, (size_t)(slash - rel));
@@ -164,7 +163,7 @@ done:
 
 int copy_up(const struct table *t, const struct branch *b, const char *p, size_t plen, const struct found *f) {
   const struct rlayer *l = &t->layers[b->layer];
-  char rel[PATH_MAX];
+  char rel[VPATH_MAX];
   int rlen = branch_rel(t, b, p, plen, rel, sizeof rel);
   if (rlen < 0) return rlen;
   int r = ensure_writable_parents(t, b, p, plen);
@@ -185,7 +184,7 @@ int copy_up(const struct table *t, const struct branch *b, const char *p, size_t
       copy_xattrs(src, dst);
       return 0;
     case S_IFLNK: {
-      char target[PATH_MAX];
+      char target[VPATH_MAX];
       ssize_t n = readlinkat(f->dirfd, f->rel, target, sizeof target - 1);
       if (n < 0) return -errno;
       target[n] = 0;
@@ -194,7 +193,7 @@ int copy_up(const struct table *t, const struct branch *b, const char *p, size_t
       return 0;
     }
     case S_IFREG:
-      return copy_file(t, l, rel, f);
+      return copy_file(l, rel, f);
     default:
       if (mknodat(l->writable_fd, rel, f->st.st_mode, f->st.st_rdev) != 0) return -errno;
       set_attrs(l->writable_fd, rel, &f->st);

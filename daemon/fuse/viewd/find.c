@@ -74,7 +74,7 @@ int child_path(struct node *parent, const char *name, char *buf, size_t cap) {
 }
 
 int do_lookup(const struct table *t, struct node *parent, const char *name, struct fuse_entry_param *e) {
-  char path[PATH_MAX];
+  char path[VPATH_MAX];
   struct found f;
   size_t nl = strlen(name);
   if (nl > NAME_MAX) return -ENAMETOOLONG;
@@ -84,6 +84,7 @@ int do_lookup(const struct table *t, struct node *parent, const char *name, stru
   if (r) return r;
   struct node *n = node_bind(parent, name, nl, f.synthetic ? NULL : &f.st);
   if (!n) return -ENOMEM;
+  if (!f.synthetic && f.src.kind == SRC_BASE && S_ISDIR(f.st.st_mode)) watch_add(n, f.rel);
   fill_entry(e, n, &f.st);
   return 0;
 }

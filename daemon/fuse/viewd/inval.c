@@ -1,14 +1,14 @@
 /*
  * A table swap and the exact kernel invalidation that follows. The rule paths of layers that
- * changed (added, removed, edited, reordered, or reset: a new writable folder) are the only
- * places resolution can differ; the known names at and below them are re-resolved with both
- * tables and only those whose chain changed are invalidated (entry on the parent, and the
- * inode: attributes, pages, listing). The cost follows what changed, not how much of the tree
- * the kernel holds.
+ * changed (added, removed, edited or reordered) are the only places resolution can differ; the
+ * known names at and below them are re-resolved with both tables and only those whose chain
+ * changed are invalidated (entry on the parent, and the inode: attributes, pages, listing). The
+ * cost follows what changed, not how much of the tree the kernel holds.
  */
 #include "viewd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,7 +22,21 @@ struct note {
 struct notes {
   struct note *v;
   size_t n, cap;
+  /* folders whose entry goes: walked again afterwards (see rewalk) */
+  char **dirs;
+  size_t ndirs, capdirs;
 };
+
+static void add_dir(struct notes *ns, const char *p) {
+  if (ns->ndirs == ns->capdirs) {
+    size_t cap = ns->capdirs ? ns->capdirs * 2 : 16;
+    char **d = realloc(ns->dirs, cap * sizeof *d);
+    if (!d) return;
+    ns->dirs = d;
+    ns->capdirs = cap;
+  }
+  if ((ns->dirs[ns->ndirs] = strdup(p))) ns->ndirs++;
+}
 
 static void add(struct notes *ns, fuse_ino_t ino, fuse_ino_t parent, const char *name, size_t nlen) {
   if (ns->n == ns->cap) {
@@ -64,19 +78,16 @@ static long send_all(struct notes *ns) {
 
 static int eq(const char *a, const char *b) { return strcmp(a, b) == 0; }
 
-/* A reset replaces a layer's writable folder under the same path: compare the folders themselves. */
-static int same_folder(int a, int b) {
-  struct stat x, y;
-  if (a < 0 || b < 0) return a < 0 && b < 0;
-  return fstat(a, &x) == 0 && fstat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+/* Same folders, and the same folders on disk (the store replaces a layer or its writable
+   sublayer by renaming a new folder in: that is a change of everything the layer maps). */
+static int places_same(const struct rlayer *x, const struct rlayer *y) {
+  return eq(x->files, y->files) && eq(x->writable, y->writable) && x->files_st.st_dev == y->files_st.st_dev &&
+         x->files_st.st_ino == y->files_st.st_ino && x->writable_st.st_dev == y->writable_st.st_dev &&
+         x->writable_st.st_ino == y->writable_st.st_ino;
 }
 
-/* Layers of the new table whose writable folder is a new one (control thread only). */
-static char renewed[MAX_LAYERS];
-
 static int layer_same(const struct rlayer *x, const struct rlayer *y) {
-  if (!eq(x->name, y->name) || !eq(x->files, y->files) || !eq(x->writable, y->writable) || !eq(x->meta, y->meta)) return 0;
-  if (!same_folder(x->writable_fd, y->writable_fd)) return 0;
+  if (!eq(x->name, y->name) || !places_same(x, y) || !eq(x->meta, y->meta)) return 0;
   if (x->nmaps != y->nmaps || x->nexcl != y->nexcl || x->ndel != y->ndel) return 0;
   for (int i = 0; i < x->nmaps; i++)
     if (!eq(x->maps[i].orig, y->maps[i].orig) || !eq(x->maps[i].dest, y->maps[i].dest)) return 0;
@@ -158,11 +169,10 @@ static int chain_same(const struct table *a, const struct table *b, const char *
   resolve(b, p, plen, &rb);
   if (ra.hidden != rb.hidden || ra.base != rb.base || ra.nb != rb.nb) return 0;
   if (is_mapping_ancestor(a, p, plen) != is_mapping_ancestor(b, p, plen)) return 0;
-  char x[PATH_MAX], y[PATH_MAX];
+  char x[VPATH_MAX], y[VPATH_MAX];
   for (int i = 0; i < ra.nb; i++) {
     const struct rlayer *la = &a->layers[ra.b[i].layer], *lb = &b->layers[rb.b[i].layer];
-    if (!eq(la->name, lb->name) || !eq(la->files, lb->files) || !eq(la->writable, lb->writable)) return 0;
-    if (renewed[rb.b[i].layer]) return 0;
+    if (!eq(la->name, lb->name) || !places_same(la, lb)) return 0;
     int nx = branch_rel(a, &ra.b[i], p, plen, x, sizeof x);
     int ny = branch_rel(b, &rb.b[i], p, plen, y, sizeof y);
     if (nx != ny || (nx > 0 && memcmp(x, y, (size_t)nx) != 0)) return 0;
@@ -175,26 +185,56 @@ static int chain_same(const struct table *a, const struct table *b, const char *
 struct walk {
   const struct table *a, *b;
   struct notes *ns;
-  char path[PATH_MAX];
+  char path[VPATH_MAX];
 };
 
-/* Known names at and below d (path already holds d's path, length len), deepest first. */
-static void visit(struct walk *w, struct dentry *d, size_t len, int depth) {
+/* Known names below n (w->path holds n's path, length len), deepest first: those whose chain
+   changed lose their entry and their node's caches. */
+static void visit(struct walk *w, struct node *n, size_t len, int depth) {
   if (depth > 512) return;
-  for (struct dentry *c = d->child->children; c; c = c->sib_next) {
+  for (struct dentry *c = n->children; c; c = c->sib_next) {
     size_t nl = len + (len == 1 ? 0 : 1) + c->nlen;
     if (nl + 1 > sizeof w->path) continue;
     size_t at = len == 1 ? 1 : len + 1;
     if (len != 1) w->path[len] = '/';
     memcpy(w->path + at, c->name, c->nlen);
     w->path[nl] = 0;
-    visit(w, c, nl, depth + 1);
+    visit(w, c->child, nl, depth + 1);
+    if (!chain_same(w->a, w->b, w->path, nl)) {
+      add(w->ns, node_id(c->child), 0, NULL, 0);
+      add(w->ns, 0, node_id(n), c->name, c->nlen);
+      if (S_ISDIR(c->child->type)) add_dir(w->ns, w->path);
+    }
   }
   w->path[len] = 0;
-  if (!chain_same(w->a, w->b, w->path, len)) {
-    add(w->ns, node_id(d->child), 0, NULL, 0);
-    add(w->ns, 0, node_id(d->parent), d->name, d->nlen);
+}
+
+/* Names the root was asked for and does not hold: the root has no parent entry whose
+   invalidation would drop them, so a table that maps '/' invalidates them one by one. */
+#define ROOT_MISSES 4096
+static char *root_misses[ROOT_MISSES];
+static size_t nmisses;
+static pthread_mutex_t misses_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void note_root_miss(const char *name) {
+  pthread_mutex_lock(&misses_lock);
+  if (nmisses < ROOT_MISSES) {
+    int dup = 0;
+    for (size_t i = 0; i < nmisses && !dup; i++) dup = strcmp(root_misses[i], name) == 0;
+    if (!dup) root_misses[nmisses] = strdup(name);
+    if (!dup && root_misses[nmisses]) nmisses++;
   }
+  pthread_mutex_unlock(&misses_lock);
+}
+
+static void drop_root_misses(struct notes *ns) {
+  pthread_mutex_lock(&misses_lock);
+  for (size_t i = 0; i < nmisses; i++) {
+    add(ns, 0, FUSE_ROOT_ID, root_misses[i], strlen(root_misses[i]));
+    free(root_misses[i]);
+  }
+  nmisses = 0;
+  pthread_mutex_unlock(&misses_lock);
 }
 
 static struct dentry *dentry_of(struct node *parent, const char *name, size_t len) {
@@ -214,16 +254,12 @@ static void collect(const struct table *a, const struct table *b, const char *p,
   struct node *cur = node_root();
   size_t i = 1;
   if (plen == 1) {
-    /* '/' itself changed: what is known below it, then its listing and attributes */
-    for (struct dentry *c = cur->children; c; c = c->sib_next) {
-      if (c->nlen + 2 > sizeof w.path) continue;
-      w.path[0] = '/';
-      memcpy(w.path + 1, c->name, c->nlen);
-      w.path[1 + c->nlen] = 0;
-      visit(&w, c, 1 + c->nlen, 0);
-    }
+    /* '/' itself changed: what is known below it, its listing and attributes, its misses */
+    strcpy(w.path, "/");
+    visit(&w, cur, 1, 0);
     add(ns, FUSE_ROOT_ID, 0, NULL, 0);
     pthread_mutex_unlock(&g_nodes);
+    drop_root_misses(ns);
     return;
   }
   while (i < plen) {
@@ -231,7 +267,7 @@ static void collect(const struct table *a, const struct table *b, const char *p,
     const char *e = memchr(c, '/', plen - i);
     size_t cl = e ? (size_t)(e - c) : plen - i;
     int last = !e;
-    char sub[PATH_MAX];
+    char sub[VPATH_MAX];
     memcpy(sub, p, i + cl);
     sub[i + cl] = 0;
     /* The parent's listing changes when the child's existence may: P itself, or a folder that
@@ -250,7 +286,12 @@ static void collect(const struct table *a, const struct table *b, const char *p,
     if (last) {
       memcpy(w.path, p, plen);
       w.path[plen] = 0;
-      visit(&w, d, plen, 0);
+      visit(&w, d->child, plen, 0);
+      if (!chain_same(a, b, p, plen)) {
+        add(ns, node_id(d->child), 0, NULL, 0);
+        add(ns, 0, node_id(cur), c, cl);
+        if (S_ISDIR(d->child->type)) add_dir(ns, w.path);
+      }
       break;
     }
     cur = d->child;
@@ -259,15 +300,30 @@ static void collect(const struct table *a, const struct table *b, const char *p,
   pthread_mutex_unlock(&g_nodes);
 }
 
+/* Dropping a folder's entry prunes the names cached below it, cached misses included, but it
+   also unhashes the folder: a shell whose cwd it is would get ENOENT from getcwd(). A lookup of
+   the same path that finds the same node (folders keep theirs) moves that old entry back into
+   place, so the folders that still exist are looked up again, through the mount, here. */
+static void rewalk(const struct table *t, struct notes *ns) {
+  static int mfd = -1;
+  if (mfd < 0) mfd = open(g.mountpoint, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  for (size_t i = 0; i < ns->ndirs; i++) {
+    const char *p = ns->dirs[i];
+    struct found f;
+    if (mfd >= 0 && find_path(t, p, strlen(p), &f) == 0 && S_ISDIR(f.st.st_mode)) {
+      struct stat st;
+      fstatat(mfd, p + 1, &st, AT_SYMLINK_NOFOLLOW);
+    }
+    free(ns->dirs[i]);
+  }
+  free(ns->dirs);
+}
+
 long rules_apply(struct table *nt) {
   struct table *old = table_install(nt);
   /* Requests that resolved with the old table reply before the kernel is told; a reply that
      raced with the notification would otherwise cache an old answer. */
   table_drain(old);
-  for (int i = 0; i < nt->nlayers && i < MAX_LAYERS; i++) {
-    const struct rlayer *was = by_name(old, nt->layers[i].name);
-    renewed[i] = was && !same_folder(was->writable_fd, nt->layers[i].writable_fd);
-  }
   struct paths ps = { 0 };
   changed_prefixes(old, nt, &ps);
   struct notes ns = { 0 };
@@ -275,6 +331,7 @@ long rules_apply(struct table *nt) {
   long sent = g.se ? send_all(&ns) : 0;
   for (size_t i = 0; i < ns.n; i++) free(ns.v[i].name);
   free(ns.v);
+  rewalk(nt, &ns);
   free(ps.v);
   free(ps.len);
   table_put(old);
@@ -315,9 +372,4 @@ static void *notifier(void *arg) {
   return NULL;
 }
 
-int notifier_start(void) {
-  pthread_t th;
-  int r = pthread_create(&th, NULL, notifier, NULL);
-  if (r == 0) pthread_detach(th);
-  return r;
-}
+int notifier_start(void) { return start_thread(notifier, NULL); }

@@ -19,12 +19,6 @@
 
 struct viewd g;
 
-void file_ops(struct fuse_lowlevel_ops *o);
-void attr_ops(struct fuse_lowlevel_ops *o);
-void dir_ops(struct fuse_lowlevel_ops *o);
-void ns_ops(struct fuse_lowlevel_ops *o);
-void rename_ops(struct fuse_lowlevel_ops *o);
-
 static void vd_init(void *userdata, struct fuse_conn_info *conn) {
   (void)userdata;
   /* The kernel clears set-id bits before a write (a setattr we run as the caller): our own
@@ -165,7 +159,7 @@ int main(int argc, char **argv) {
     fuse_session_destroy(g.se);
     return 1;
   }
-  if (notifier_start() != 0 || control_run() != 0) {
+  if (notifier_start() != 0 || control_run() != 0 || watch_start() != 0) {
     fuse_session_unmount(g.se);
     control_stop();
     return 1;

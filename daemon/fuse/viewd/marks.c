@@ -23,7 +23,7 @@ struct marks {
   ino_t wino;
   pthread_rwlock_t lock;
   struct strset *wh, *opq;
-  int log_fd, work_fd;
+  int log_fd;
   struct marks *next;
 };
 
@@ -56,7 +56,7 @@ static void walk_legacy(struct marks *m, int dirfd, const char *rel, size_t rlen
   DIR *d = fdopendir(fd);
   if (!d) { close(fd); return; }
   struct dirent *e;
-  char sub[PATH_MAX];
+  char sub[VPATH_MAX];
   size_t slen;
   while ((e = readdir(d))) {
     const char *n = e->d_name;
@@ -99,14 +99,14 @@ static void drop_below_sets(struct marks *m, const char *rel, size_t len) {
 }
 
 static void replay_log(struct marks *m) {
-  char path[PATH_MAX];
+  char path[VPATH_MAX];
   snprintf(path, sizeof path, "%s/marks", m->meta);
   FILE *f = fopen(path, "re");
   if (!f) return;
   char *line = NULL;
   size_t cap = 0;
   ssize_t n;
-  char rel[PATH_MAX];
+  char rel[VPATH_MAX];
   while ((n = getline(&line, &cap, f)) > 0) {
     if (line[n - 1] == '\n') line[--n] = 0;
     if (n < 4 || line[2] != ' ') continue;
@@ -144,7 +144,7 @@ static void write_one(const char *p, size_t len, void *arg) {
 
 /* Rewrites the record with what is in memory (compaction), atomically. */
 static void compact(struct marks *m) {
-  char path[PATH_MAX], tmp[PATH_MAX];
+  char path[VPATH_MAX], tmp[VPATH_MAX];
   snprintf(path, sizeof path, "%s/marks", m->meta);
   snprintf(tmp, sizeof tmp, "%s/marks.new", m->meta);
   if (access(m->meta, F_OK) != 0 && strset_count(m->wh) == 0 && strset_count(m->opq) == 0) return;
@@ -165,8 +165,7 @@ static void load(struct marks *m) {
   m->wh = strset_new();
   m->opq = strset_new();
   if (m->log_fd >= 0) close(m->log_fd);
-  if (m->work_fd >= 0) close(m->work_fd);
-  m->log_fd = m->work_fd = -1;
+  m->log_fd = -1;
   int wfd = open(m->writable, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (wfd >= 0) {
     walk_legacy(m, wfd, "", 0, 0);
@@ -187,7 +186,7 @@ struct marks *marks_attach(const char *layer, const char *writable_dir, const ch
     m = calloc(1, sizeof *m);
     if (!m) { pthread_mutex_unlock(&reg_lock); return NULL; }
     m->name = strdup(layer);
-    m->log_fd = m->work_fd = -1;
+    m->log_fd = -1;
     pthread_rwlock_init(&m->lock, NULL);
     m->next = registry;
     registry = m;
@@ -257,7 +256,7 @@ int marks_is_opaque(struct marks *m, const char *rel, size_t len) {
 static int record(struct marks *m, const char *tag, const char *rel, size_t len) {
   if (m->log_fd < 0) {
     mkdir(m->meta, 0700);
-    char path[PATH_MAX];
+    char path[VPATH_MAX];
     snprintf(path, sizeof path, "%s/marks", m->meta);
     m->log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (m->log_fd < 0) return -errno;
@@ -287,7 +286,7 @@ static void unlink_legacy(struct marks *m, const char *rel, size_t len) {
   const char *slash = memrchr(rel, '/', len);
   size_t dlen = slash ? (size_t)(slash - rel) : 0;
   const char *name = slash ? slash + 1 : rel;
-  char path[PATH_MAX];
+  char path[VPATH_MAX];
   int n = snprintf(path, sizeof path, "%s/%.*s%s" WH_PREFIX "%.*s", m->writable, (int)dlen, rel, dlen ? "/" : "",
                    (int)(len - (size_t)(name - rel)), name);
   if (n > 0 && (size_t)n < sizeof path) unlink(path);
@@ -316,14 +315,4 @@ void marks_drop_below(struct marks *m, const char *rel, size_t len) {
   drop_below_sets(m, rel, len);
   pthread_rwlock_unlock(&m->lock);
   record(m, "-b", rel, len);
-}
-
-int marks_work_fd(struct marks *m) {
-  if (m->work_fd >= 0) return m->work_fd;
-  char path[PATH_MAX];
-  snprintf(path, sizeof path, "%s/work", m->meta);
-  mkdir(m->meta, 0700);
-  mkdir(path, 0700);
-  m->work_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  return m->work_fd;
 }

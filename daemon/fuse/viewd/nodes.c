@@ -186,6 +186,7 @@ static void maybe_free(struct node *n) {
   n->refs++;
   while (n->aliases) dentry_drop(n->aliases);
   n->refs--;
+  watch_drop_locked(n);
   ihash_del(n);
   live--;
   free(n);

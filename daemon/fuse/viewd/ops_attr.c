@@ -10,15 +10,13 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-int fh_fd(struct fuse_file_info *fi);
-
 static void show(struct stat *st) {
   if (!(st->st_ino >> 63)) st->st_ino = shown_ino(st->st_dev, st->st_ino);
 }
 
 /* The node's file now: its path resolved, or an open handle when it has no name left. */
 static int stat_node(const struct table *t, struct node *n, struct stat *st) {
-  char path[PATH_MAX];
+  char path[VPATH_MAX];
   struct found f;
   int plen = node_path(n, path, sizeof path);
   if (plen == -ESTALE) {
@@ -58,13 +56,15 @@ static void vd_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static int apply(fuse_req_t req, int fd, const struct found *f, struct stat *attr, int valid) {
   struct ident id;
   int r = 0;
-  ident_enter(req, &id);
   if (valid & FUSE_SET_ATTR_MODE) {
+    /* With the server's credentials: the kernel checked it (default_permissions), and clearing
+       set-id bits before another user's write must work for a file that user does not own. */
     mode_t m = attr->st_mode & 07777;
     if (fd >= 0) r = fchmod(fd, m);
     else if (!S_ISLNK(f->st.st_mode)) r = fchmodat(f->dirfd, f->rel, m, 0); /* Linux keeps no symlink modes */
-    if (r) goto fail;
+    if (r) return -errno;
   }
+  ident_enter(req, &id);
   if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
     uid_t u = valid & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
     gid_t gr = valid & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
@@ -107,7 +107,7 @@ fail:
 static void vd_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid, struct fuse_file_info *fi) {
   struct table *t = table_get();
   struct node *n = node_use(ino);
-  char path[PATH_MAX];
+  char path[VPATH_MAX];
   struct found f;
   int fd = fh_fd(fi);
   int r = 0;
@@ -135,7 +135,7 @@ static void vd_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 static int with_found(fuse_req_t req, fuse_ino_t ino, int writable, struct found *f, struct table **tp, struct node **np) {
   *tp = table_get();
   *np = node_use(ino);
-  char path[PATH_MAX];
+  char path[VPATH_MAX];
   int plen = node_path(*np, path, sizeof path);
   int r = plen < 0 ? plen : writable ? make_writable(*tp, path, (size_t)plen, f, *np) : find_path(*tp, path, (size_t)plen, f);
   if (r) {
@@ -172,7 +172,7 @@ static void vd_readlink(fuse_req_t req, fuse_ino_t ino) {
   struct table *t;
   struct node *n;
   if (with_found(req, ino, 0, &f, &t, &n)) return;
-  char buf[PATH_MAX];
+  char buf[VPATH_MAX];
   ssize_t len = f.synthetic ? -1 : readlinkat(f.dirfd, f.rel, buf, sizeof buf - 1);
   int e = f.synthetic ? EINVAL : errno;
   done(t, n);

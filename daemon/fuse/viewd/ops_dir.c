@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,6 +29,9 @@ struct dirh {
   size_t n, cap;
   int fds[MAX_SOURCES];
   int nfds;
+  int built;
+  int base_fd_idx;       /* which of fds is the base folder, -1 if none */
+  char *base_rel;        /* its path relative to the base */
 };
 
 struct listing_ctx {
@@ -61,6 +65,9 @@ static void clear(struct dirh *h) {
   h->n = 0;
   for (int i = 0; i < h->nfds; i++) close(h->fds[i]);
   h->nfds = 0;
+  h->base_fd_idx = -1;
+  free(h->base_rel);
+  h->base_rel = NULL;
 }
 
 static unsigned char dtype(mode_t m) { return (unsigned char)((m & S_IFMT) >> 12); }
@@ -68,7 +75,7 @@ static unsigned char dtype(mode_t m) { return (unsigned char)((m & S_IFMT) >> 12
 /* Rule paths below the folder appear or vanish by their own resolution. */
 static void fix_special(const char *name, size_t len, void *arg) {
   struct listing_ctx *c = arg;
-  char child[PATH_MAX];
+  char child[VPATH_MAX];
   if (c->plen + 1 + len + 1 > sizeof child) return;
   memcpy(child, c->path, c->plen);
   size_t at = c->plen == 1 ? 1 : c->plen + 1;
@@ -115,7 +122,7 @@ static int merge_one(struct listing_ctx *c, int dfd, const struct source *s, con
     return 0;
   }
   struct dirent *e;
-  char rel[PATH_MAX];
+  char rel[VPATH_MAX];
   while ((e = readdir(d))) {
     const char *nm = e->d_name;
     size_t len = strlen(nm);
@@ -152,7 +159,7 @@ static int build(const struct table *t, const char *p, size_t plen, struct dirh 
   if (!c.seen) return -ENOMEM;
   int found = 0, nondir = 0, err = 0;
   for (int i = 0; i < ns; i++) {
-    char rel[PATH_MAX];
+    char rel[VPATH_MAX];
     int fd = source_at(t, &src[i], p, plen, rel, sizeof rel);
     if (fd < 0) continue;
     int dfd = openat(fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -185,6 +192,10 @@ static int build(const struct table *t, const char *p, size_t plen, struct dirh 
     int keep = dup(dfd);
     if (keep < 0) { close(dfd); err = -errno; break; }
     h->fds[h->nfds] = keep;
+    if (src[i].kind == SRC_BASE) {
+      h->base_fd_idx = h->nfds;
+      h->base_rel = strdup(rel);
+    }
     int end = merge_one(&c, dfd, &src[i], rel, st.st_dev);
     h->nfds++;
     if (end) break;
@@ -222,33 +233,30 @@ static struct dirh *dh_of(struct fuse_file_info *fi) { return (struct dirh *)(ui
 
 static int rebuild(struct dirh *h, fuse_ino_t ino, const struct table *t) {
   struct node *n = node_use(ino);
-  char path[PATH_MAX];
+  char path[VPATH_MAX];
   int plen = node_path(n, path, sizeof path);
   node_unuse(n);
   return plen < 0 ? plen : build(t, path, (size_t)plen, h);
 }
 
+/* The listing is built on the first readdir that reaches the server: when the kernel serves the
+   folder from its cache, opendir is all it asks, and that stays cheap. */
 static void vd_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  (void)ino;
   struct dirh *h = calloc(1, sizeof *h);
   if (!h) {
     fuse_reply_err(req, ENOMEM);
     return;
   }
   pthread_mutex_init(&h->lock, NULL);
-  struct table *t = table_get();
-  int r = rebuild(h, ino, t);
-  table_put(t);
-  if (r) {
-    clear(h);
-    free(h->ents);
-    free(h);
-    fuse_reply_err(req, -r);
-    return;
-  }
+  h->base_fd_idx = -1;
   fi->fh = (uintptr_t)h;
   fi->cache_readdir = 1;
   fi->keep_cache = 1;
-  fuse_reply_open(req, fi);
+  if (fuse_reply_open(req, fi) == -ENOENT) {
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+  }
 }
 
 /* Fills one reply from offset off; plus: readdirplus (entries with attributes, looked up). */
@@ -257,7 +265,8 @@ static void fill(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
   struct table *t = table_get();
   pthread_mutex_lock(&h->lock);
   int r = 0;
-  if (h->generation != t->generation) r = rebuild(h, ino, t); /* a switch since opendir */
+  if (!h->built || h->generation != t->generation) r = rebuild(h, ino, t); /* first read, or a switch since */
+  if (!r) h->built = 1;
   char *buf = r ? NULL : malloc(size);
   if (!r && !buf) r = -ENOMEM;
   size_t pos = 0;
@@ -284,6 +293,12 @@ static void fill(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
       struct node *n = ok ? node_bind(dir, d->name, strlen(d->name), &st) : NULL;
       if (n) fill_entry(&e, n, &st);
       else ok = 0;
+      if (n && S_ISDIR(st.st_mode) && d->src == h->base_fd_idx && h->base_rel) {
+        char rel[VPATH_MAX];
+        int k = strcmp(h->base_rel, ".") == 0 ? snprintf(rel, sizeof rel, "%s", d->name)
+                                              : snprintf(rel, sizeof rel, "%s/%s", h->base_rel, d->name);
+        if (k > 0 && (size_t)k < sizeof rel) watch_add(n, rel);
+      }
     } else {
       ok = do_lookup(t, dir, d->name, &e) == 0;
     }

@@ -18,12 +18,13 @@ static struct fh *all_files;
 
 static struct fh *fh_of(struct fuse_file_info *fi) { return (struct fh *)(uintptr_t)fi->fh; }
 
-struct fh *fh_new(int fd, struct node *n, fuse_req_t req, const char *layer, const char *path) {
+struct fh *fh_new(int fd, struct node *n, fuse_req_t req, const char *layer, const char *path, int writing) {
   struct fh *h = calloc(1, sizeof *h);
   if (!h) return NULL;
   h->fd = fd;
   h->node = n;
   h->pid = fuse_req_ctx(req)->pid;
+  h->writing = writing;
   if (layer) h->layer = strdup(layer);
   h->path = strdup(path);
   node_attach_fh(n, h);
@@ -41,6 +42,11 @@ static void fh_free(struct fh *h) {
   else all_files = h->next;
   if (h->next) h->next->prev = h->prev;
   pthread_mutex_unlock(&fh_lock);
+  if (h->writing) {
+    pthread_mutex_lock(&g_nodes);
+    h->node->self_written = 1; /* before close(): its IN_CLOSE_WRITE is ours */
+    pthread_mutex_unlock(&g_nodes);
+  }
   node_detach_fh(h->node, h);
   close(h->fd);
   free(h->layer);
@@ -76,7 +82,7 @@ void open_files_text(char **out, size_t *len) {
 static void vd_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   struct table *t = table_get();
   struct node *n = node_use(ino);
-  char path[PATH_MAX];
+  char path[VPATH_MAX];
   struct found f;
   int plen = node_path(n, path, sizeof path);
   int r = plen < 0 ? plen : 0;
@@ -94,7 +100,7 @@ static void vd_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     ident_leave(&id);
   }
   struct fh *h = NULL;
-  if (!r && !(h = fh_new(fd, n, req, f.src.kind == SRC_BASE ? NULL : t->layers[f.src.layer].name, path))) {
+  if (!r && !(h = fh_new(fd, n, req, f.src.kind == SRC_BASE ? NULL : t->layers[f.src.layer].name, path, writing))) {
     close(fd);
     r = -ENOMEM;
   }

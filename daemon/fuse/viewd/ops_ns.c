@@ -10,10 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-struct fh *fh_new(int fd, struct node *n, fuse_req_t req, const char *layer, const char *path);
-int reply_created(fuse_req_t req, struct fuse_entry_param *e, struct fuse_file_info *fi, struct fh *h);
-int dir_is_empty(const struct table *t, const char *p, size_t plen);
-
 static void vd_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
   struct table *t = table_get();
   struct node *pn = node_use(parent);
@@ -22,10 +18,9 @@ static void vd_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
   node_unuse(pn);
   table_put(t);
   if (r == -ENOENT) {
-    /* A negative entry, cached like the others; but not directly under the root: a switch of a
-       layer mapped at '/' could not name them to drop (below, dropping the parent's entry does). */
-    memset(&e, 0, sizeof e);
-    e.entry_timeout = parent == FUSE_ROOT_ID ? 0 : g.timeout;
+    if (parent == FUSE_ROOT_ID) note_root_miss(name);
+    memset(&e, 0, sizeof e); /* a negative entry, cached like the others */
+    e.entry_timeout = g.timeout;
     fuse_reply_entry(req, &e);
   } else if (r) {
     fuse_reply_err(req, -r);
@@ -46,8 +41,6 @@ static void vd_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 
 /* ---- where a new name goes -------------------------------------------------- */
 
-/* Something below the owner's writable sublayer holds p: visible (through its whiteouts and
-   opaque folders) or, raw, whatever marks say (a removal must then leave a whiteout). */
 int exists_below_owner(const struct table *t, const char *p, size_t plen, int raw) {
   struct resolution r;
   struct source src[MAX_SOURCES];
@@ -63,7 +56,7 @@ int exists_below_owner(const struct table *t, const char *p, size_t plen, int ra
   } else {
     n = sources_for(t, &r, p, plen, src);
   }
-  char rel[PATH_MAX];
+  char rel[VPATH_MAX];
   struct stat st;
   for (int i = 0; i < n; i++) {
     if (src[i].kind == SRC_WRITABLE && src[i].layer == r.b[0].layer) continue;
@@ -82,7 +75,7 @@ int target_for(const struct table *t, struct node *parent, const char *name, str
   tg->plen = (size_t)plen;
   resolve(t, tg->path, tg->plen, &tg->r);
   if (tg->r.hidden) return -EACCES;
-  char ppath[PATH_MAX];
+  char ppath[VPATH_MAX];
   struct found pf;
   int pl = node_path(parent, ppath, sizeof ppath);
   int r = pl < 0 ? pl : find_path(t, ppath, (size_t)pl, &pf);
@@ -96,6 +89,7 @@ int target_for(const struct table *t, struct node *parent, const char *name, str
   }
   if (tg->r.nb == 0) {
     if (pf.synthetic) return -EROFS; /* nothing real beneath a folder that only leads to a mapping */
+    watch_self(node_id(parent), name);
     tg->owner = -1;
     tg->dirfd = g.base_fd;
     memcpy(tg->rel, tg->path + 1, tg->plen);
@@ -200,7 +194,7 @@ static void vd_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
   if (!r) r = do_lookup(t, pn, name, &e);
   struct fh *h = NULL;
   if (!r) {
-    h = fh_new(fd, (struct node *)(uintptr_t)e.ino, req, layer, tg.path);
+    h = fh_new(fd, (struct node *)(uintptr_t)e.ino, req, layer, tg.path, (fi->flags & O_ACCMODE) != O_RDONLY);
     if (!h) {
       node_forget(e.ino, 1);
       r = -ENOMEM;
@@ -220,7 +214,7 @@ static void vd_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
   struct table *t = table_get();
   struct node *n = node_use(ino), *pn = node_use(newparent);
   struct target tg;
-  char spath[PATH_MAX];
+  char spath[VPATH_MAX];
   struct found sf;
   pthread_mutex_lock(&g.ns_lock);
   int r = target_for(t, pn, newname, &tg, 1);
@@ -253,7 +247,7 @@ static void vd_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int dir) {
   struct table *t = table_get();
   struct node *pn = node_use(parent);
-  char path[PATH_MAX];
+  char path[VPATH_MAX];
   struct found f;
   pthread_mutex_lock(&g.ns_lock);
   int plen = child_path(pn, name, path, sizeof path);
@@ -272,13 +266,14 @@ static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int
       r = -EBUSY;
     } else {
       struct ident id;
+      watch_self(parent, name);
       ident_enter(req, &id);
       r = unlinkat(f.dirfd, f.rel, dir ? AT_REMOVEDIR : 0) ? -errno : 0;
       ident_leave(&id);
     }
   } else if (!r) {
     const struct rlayer *l = &t->layers[res.b[0].layer];
-    char orel[PATH_MAX];
+    char orel[VPATH_MAX];
     int ol = branch_rel(t, &res.b[0], path, (size_t)plen, orel, sizeof orel);
     if (ol < 0) r = ol;
     int top = f.src.kind == SRC_WRITABLE && f.src.layer == res.b[0].layer;

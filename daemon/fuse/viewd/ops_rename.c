@@ -11,17 +11,14 @@
 #include <string.h>
 #include <unistd.h>
 
-int dir_is_empty(const struct table *t, const char *p, size_t plen);
-int exists_below_owner(const struct table *t, const char *p, size_t plen, int raw);
-
 struct side {
-  char path[PATH_MAX];
+  char path[VPATH_MAX];
   size_t plen;
   struct resolution r;
   int owner;
   struct found f;
   int exists, isdir, top; /* top: already in the owner's writable sublayer */
-  char orel[PATH_MAX];
+  char orel[VPATH_MAX];
   int orlen;
 };
 
@@ -124,6 +121,10 @@ static void vd_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
   pthread_mutex_lock(&g.ns_lock);
   int r = side_of(t, p1, name, &a);
   if (!r) r = side_of(t, p2, newname, &b);
+  if (!r && a.owner < 0) {
+    watch_self(parent, name);
+    watch_self(newparent, newname);
+  }
   if (!r) r = do_rename(req, t, &a, &b, flags);
   pthread_mutex_unlock(&g.ns_lock);
   if (!r) node_rename(p1, name, p2, newname, (flags & RENAME_EXCHANGE) != 0);

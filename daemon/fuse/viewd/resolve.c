@@ -73,7 +73,7 @@ int branch_rel(const struct table *t, const struct branch *b, const char *p, siz
 
 int sources_for(const struct table *t, const struct resolution *r, const char *p, size_t plen, struct source *out) {
   int n = 0;
-  char rel[PATH_MAX];
+  char rel[VPATH_MAX];
   for (int i = 0; i < r->nb; i++) {
     const struct branch *b = &r->b[i];
     out[n++] = (struct source){ SRC_WRITABLE, b->layer, b->map };
@@ -147,7 +147,7 @@ int resolution_text(const struct table *t, const char *p, size_t plen, char *out
   if (n >= cap) return -1;
   if (r.nb) n += pct_encode(t->layers[r.b[0].layer].name, strlen(t->layers[r.b[0].layer].name), out + n, cap - n);
   else n += (size_t)snprintf(out + n, cap - n, "-");
-  char rel[PATH_MAX];
+  char rel[VPATH_MAX];
   for (int i = 0; i < ns && n < cap; i++) {
     if (src[i].kind == SRC_BASE) {
       n += (size_t)snprintf(out + n, cap - n, " b:");

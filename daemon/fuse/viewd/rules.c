@@ -132,7 +132,7 @@ static int open_dir(const char *path, int create) {
   int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT && create) {
     /* The agent makes the writable sublayer; recreate it when a reset removed it. */
-    char tmp[PATH_MAX];
+    char tmp[VPATH_MAX];
     snprintf(tmp, sizeof tmp, "%s", path);
     for (char *s = tmp + 1; *s; s++) {
       if (*s != '/') continue;
@@ -242,6 +242,8 @@ struct table *table_parse(const char *text, size_t len, char *err, size_t cap) {
     struct rlayer *l = &t->layers[i];
     l->files_fd = open_dir(l->files, 0);
     l->writable_fd = open_dir(l->writable, 1);
+    if (l->files_fd >= 0) fstat(l->files_fd, &l->files_st);
+    if (l->writable_fd >= 0) fstat(l->writable_fd, &l->writable_st);
     l->marks = marks_attach(l->name, l->writable, l->meta);
   }
   return t;

@@ -2,6 +2,7 @@
 #include "viewd.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,7 +88,7 @@ static int segments_ok(const char *p, size_t len) {
 }
 
 int is_view_path(const char *p, size_t len) {
-  if (len == 0 || p[0] != '/' || len >= PATH_MAX) return 0;
+  if (len == 0 || p[0] != '/' || len > PATH_MAX) return 0;
   if (len == 1) return 1;
   return segments_ok(p + 1, len - 1);
 }
@@ -208,6 +209,17 @@ size_t strset_count(const struct strset *s) { return s->count; }
 void strset_each(const struct strset *s, void (*fn)(const char *p, size_t len, void *arg), void *arg) {
   for (size_t i = 0; i < s->nb; i++)
     for (struct sitem *it = s->b[i]; it; it = it->next) fn(it->s, it->len, arg);
+}
+
+int start_thread(void *(*fn)(void *), void *arg) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t th;
+  int r = pthread_create(&th, NULL, fn, arg);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (r == 0) pthread_detach(th);
+  return r;
 }
 
 /* ---- log ---------------------------------------------------------------- */

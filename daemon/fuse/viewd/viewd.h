@@ -18,6 +18,8 @@
 #include <sys/types.h>
 
 #define MAX_LAYERS 128
+/* A view path is '/' + a path the kernel may hand a file system (up to PATH_MAX - 1 bytes). */
+#define VPATH_MAX (PATH_MAX + 16)
 #define MAX_SOURCES (2 * MAX_LAYERS + 1)
 
 /* ---- util.c ------------------------------------------------------------ */
@@ -65,8 +67,6 @@ int marks_set_opaque(struct marks *m, const char *rel, size_t len);
 void marks_drop_below(struct marks *m, const char *rel, size_t len);
 /* Legacy marker names of the first view (.wh.NAME, .wh..wh..opq): hidden from listings. */
 int marks_hidden_name(const char *name);
-/* Folder for copy-up temporaries beside the writable sublayer (created on demand), or -1. */
-int marks_work_fd(struct marks *m);
 
 /* ---- rules.c: the immutable rule table --------------------------------- */
 
@@ -78,6 +78,7 @@ struct rmap {
 struct rlayer {
   char *name, *files, *writable, *meta;
   int files_fd, writable_fd;  /* O_PATH folders, -1 when missing */
+  struct stat files_st, writable_st; /* which folders: a layer rebuilt or reset in place is a change */
   struct marks *marks;
   struct rmap *maps; int nmaps;
   char **excl; size_t *excl_len; int nexcl;
@@ -143,6 +144,8 @@ struct node {
   struct dentry *aliases;   /* names of this node */
   struct dentry *children;  /* for directories: known names below */
   struct fh *handles;       /* open files, for fstat of unlinked files */
+  int wd;                   /* inotify watch on its base folder, 0 for none */
+  int self_written;         /* the server closed a file it wrote: its IN_CLOSE_WRITE is ours */
 };
 
 struct dentry {
@@ -189,7 +192,7 @@ struct found {
   int synthetic;
   struct source src;
   int dirfd;               /* of the source root; valid while the table is held */
-  char rel[PATH_MAX];
+  char rel[VPATH_MAX];
 };
 
 /* First existing source (or synthetic folder); 0 or -errno. */
@@ -229,7 +232,7 @@ struct fh {
   int fd;
   struct node *node;
   pid_t pid;
-  int layer_known;         /* 0: base */
+  int writing;             /* opened for writing */
   char *layer;             /* for open-files */
   char *path;              /* view path at open */
   struct fh *next_of_node;
@@ -237,21 +240,38 @@ struct fh {
 };
 
 void open_files_text(char **out, size_t *len);
+struct fh *fh_new(int fd, struct node *n, fuse_req_t req, const char *layer, const char *path, int writing);
+/* fuse_reply_create with the handle; frees it when the caller is gone. */
+int reply_created(fuse_req_t req, struct fuse_entry_param *e, struct fuse_file_info *fi, struct fh *h);
+/* The real fd of an open file, -1 without one. */
+int fh_fd(struct fuse_file_info *fi);
 
 /* ---- ops ---------------------------------------------------------------- */
 
 /* Where a new name goes (ops_ns.c). */
 struct target {
-  char path[PATH_MAX];
+  char path[VPATH_MAX];
   size_t plen;
   struct resolution r;
   int owner;              /* layer index, -1 for the base */
   int dirfd;
-  char rel[PATH_MAX];     /* under dirfd; for a layer also its rel in the writable sublayer */
+  char rel[VPATH_MAX];     /* under dirfd; for a layer also its rel in the writable sublayer */
   size_t orlen;
 };
 int target_for(const struct table *t, struct node *parent, const char *name, struct target *tg, int must_be_new);
 void target_made(const struct table *t, const struct target *tg, int is_dir);
+/* Something below the owner's writable sublayer holds p: visible (through its whiteouts and
+   opaque folders), or raw (whatever the marks say: a removal must then leave a whiteout). */
+int exists_below_owner(const struct table *t, const char *p, size_t plen, int raw);
+/* The merged folder at view path p lists nothing: 1, 0, or -errno (ops_dir.c). */
+int dir_is_empty(const struct table *t, const char *p, size_t plen);
+
+/* Each file's operations into the table (ops_*.c). */
+void ns_ops(struct fuse_lowlevel_ops *o);
+void rename_ops(struct fuse_lowlevel_ops *o);
+void attr_ops(struct fuse_lowlevel_ops *o);
+void file_ops(struct fuse_lowlevel_ops *o);
+void dir_ops(struct fuse_lowlevel_ops *o);
 
 /* The view as the server runs it. */
 struct viewd {
@@ -269,7 +289,6 @@ struct viewd {
 };
 extern struct viewd g;
 
-
 /* ---- inval.c ------------------------------------------------------------ */
 
 /* Installs a new table and invalidates what changed; returns the number of notifications. */
@@ -278,12 +297,26 @@ long rules_apply(struct table *nt);
 void notify_later_entry(fuse_ino_t parent, const char *name, size_t nlen);
 void notify_later_inode(fuse_ino_t ino);
 int notifier_start(void);
+/* A lookup in the root found nothing (see inval.c). */
+void note_root_miss(const char *name);
+
+/* ---- watch.c: the base changing behind the view ---------------------------- */
+
+int watch_start(void);
+/* Watches the base folder at rel (relative to the base) for node n, a directory. */
+void watch_add(struct node *n, const char *rel);
+void watch_drop_locked(struct node *n);
+/* The server itself is about to change parent/name in the base. */
+void watch_self(fuse_ino_t parent, const char *name);
 
 /* ---- control.c ---------------------------------------------------------- */
 
 int control_start(const char *sock_path); /* binds */
 int control_run(void);                     /* serves on its own thread */
 void control_stop(void);
+
+/* A thread with every signal blocked (they belong to the main thread's loop). */
+int start_thread(void *(*fn)(void *), void *arg);
 
 /* ---- log ---------------------------------------------------------------- */
 void vlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
