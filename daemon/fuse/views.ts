@@ -326,6 +326,8 @@ export class Views {
    */
   private async lost(v: View): Promise<void> {
     if (this.views.get(v.base) !== v || v.ctl || this.stopping) return;
+    // The connection closes while the process exits: give it a moment to be gone.
+    for (let i = 0; i < 20 && serverAlive(v.pid); i++) await new Promise((r) => setTimeout(r, 50));
     if (serverAlive(v.pid)) {
       const att = await attach(socketFor(viewsDir(this.o.runtime), v.mountpoint), v.mountpoint).catch(() => null);
       if (att) {
@@ -354,8 +356,8 @@ export class Views {
   }
 
   /**
-   * Give the server the current table; the failure as text, or null (also when the server is gone
-   * or stuck: it gets the current table when it is back).
+   * Give the server the current table; the failure as text, or null (also when the connection
+   * dropped or the server is stuck: it gets the current table when it is back).
    */
   private async push(v: View): Promise<string | null> {
     const ctl = v.ctl;
@@ -371,7 +373,8 @@ export class Views {
       v.generation = r.generation;
       return null;
     } catch (e) {
-      if (e instanceof ViewdError && e.code === 'E_CLOSED' && !serverAlive(v.pid)) return null;
+      // The connection dropped: lost() reconnects or restarts the server, and pushes this table then.
+      if (!(e instanceof ViewdError) || e.code === 'E_CLOSED') return null;
       if (e instanceof ViewdError && e.code === 'E_TIMEOUT') this.stuck(v, ctl);
       return `${v.mountpoint}: ${(e as Error).message}`;
     }

@@ -8,7 +8,7 @@ import * as path from 'path';
 import * as crypto from 'crypto';
 import { spawn } from 'child_process';
 import { StrataError } from '../../shared/errors';
-import { ViewdControl, ViewdHello } from './viewdctl';
+import { ViewdControl, ViewdError, ViewdHello } from './viewdctl';
 
 const BINARY = 'strata-viewd';
 /** A control request the server does not answer within this is a failure (the view may be stuck). */
@@ -139,8 +139,19 @@ export async function attach(sock: string, mountpoint: string): Promise<Attached
     fs.rmSync(sock, { force: true }); // its server is gone
     return null;
   }
+  let hello: ViewdHello;
   try {
-    const hello = await ctl.hello(CONTROL_TIMEOUT_MS);
+    hello = await ctl.hello(CONTROL_TIMEOUT_MS);
+  } catch (e) {
+    ctl.close();
+    // A server that is exiting takes the connection, then drops it: it is gone.
+    if (!(e instanceof ViewdError) || e.code === 'E_CLOSED') {
+      fs.rmSync(sock, { force: true });
+      return null;
+    }
+    throw new StrataError('E_MOUNT_FAILED', `the view server on ${sock}: ${e.message}`, `Stop it and remove ${sock}.`);
+  }
+  try {
     if (processUid(hello.pid) !== uid) throw new Error(`its server (pid ${hello.pid}) does not run as uid ${uid}`);
     if (hello.mountpoint !== mountpoint) throw new Error(`its server serves ${hello.mountpoint}, not ${mountpoint}`);
     return { ctl, hello };
