@@ -15,6 +15,7 @@ import { StateFile } from './statefile';
 import { LocalSwitch } from './switch';
 import { Views } from './fuse/views';
 import { DEFAULT_IMPORT_LIMITS, ImportLimits } from './archive';
+import { logFile } from '../shared/client';
 
 export interface AgentOptions {
   home: string;
@@ -54,6 +55,8 @@ export class Agent {
     this.catalog = new LayerCatalog(this.store, () => this.state.data.active, log);
     this.views = new Views({
       home: opts.home,
+      runtime: path.dirname(opts.socket),
+      logFile: logFile(opts.home),
       fsname,
       cacheTimeout: opts.cacheTimeout ?? 60,
       queue,
@@ -80,8 +83,9 @@ export class Agent {
     await this.views.restore();
   }
 
-  async stop(): Promise<void> {
-    await this.views.stop();
+  /** Unmount every view, or with `keepViews` leave them serving for the next agent. */
+  async stop(keepViews = false): Promise<void> {
+    await this.views.stop(keepViews);
   }
 
   onChange(fn: (reason: string) => void): () => void {

@@ -6,7 +6,7 @@ import * as path from 'path';
 import { LayerInfo, LayerSpec } from '../protocol';
 import { StrataError } from '../shared/errors';
 import { normalizeLayerPath, normalizeViewPath, PathError } from '../shared/resolver';
-import { LayerCatalog, rulePaths } from './catalog';
+import { LayerCatalog } from './catalog';
 import { checkLayerSpec } from './layerspec';
 import { Queue } from './queue';
 import { LayerStore, Progress, Staged } from './store';
@@ -137,8 +137,8 @@ export class Layers {
     return this.o.queue.run(async () => {
       const spec = this.o.catalog.require(name);
       await this.o.store.reset(name);
-      this.o.catalog.marksOf(name).load();
-      if (this.o.switch.isActive(name)) await this.o.views.invalidate(rulePaths(spec));
+      // The views see a new writable folder in the table and drop what they cached from the old one.
+      if (this.o.switch.isActive(name)) await this.o.views.apply();
       this.o.emit('layer-reset');
       return this.info(spec);
     });
@@ -185,7 +185,12 @@ export class Layers {
       const before = await this.o.catalog.requireValid(name);
       const after = await this.o.store.save(change(structuredClone(before)));
       await this.o.catalog.reload();
-      if (this.o.switch.isActive(name)) await this.o.views.invalidate([...rulePaths(before), ...rulePaths(after)]);
+      if (this.o.switch.isActive(name)) {
+        await this.o.views.apply(async () => {
+          await this.o.store.save(before);
+          await this.o.catalog.reload();
+        });
+      }
       this.o.emit('layer-changed');
       return this.info(after);
     });

@@ -1,6 +1,7 @@
 /**
- * The agent process: `node dist/agent.js` (normally started by `strata agent start`). Serves the
- * views over FUSE and the control socket; unmounts cleanly on SIGTERM and SIGINT.
+ * The agent process: `node dist/agent.js` (normally started by `strata agent start`). Drives the
+ * views' servers and serves the control socket; unmounts the views on SIGTERM, SIGINT and SIGHUP
+ * (`agent stop --keep-views` leaves them serving; a killed agent leaves them serving too).
  */
 import { Agent } from './agent';
 import { ControlServer } from './server';
@@ -40,13 +41,13 @@ async function main(): Promise<void> {
   const server = new ControlServer(agent, team, sock, log);
 
   let stopping = false;
-  const stop = async (why: string): Promise<void> => {
+  const stop = async (why: string, keepViews = false): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    log(`[agent] stopping (${why})`);
+    log(`[agent] stopping (${why}${keepViews ? ', views keep serving' : ''})`);
     server.close();
     await team.stop();
-    await agent.stop();
+    await agent.stop(keepViews);
     if (readAgentRecord(home)?.pid === process.pid) fs.rmSync(agentRecord(home), { force: true });
     log('[agent] stopped');
     process.exit(0);
@@ -54,10 +55,10 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGHUP', () => void stop('SIGHUP'));
-  // An exception escaping would kill the process and leave every view answering ENOTCONN.
+  // An exception escaping would kill the agent: the views would keep serving, but nothing would switch them.
   process.on('uncaughtException', (e) => log(`[agent] uncaught: ${e.stack ?? e}`));
   process.on('unhandledRejection', (e) => log(`[agent] unhandled rejection: ${(e as Error)?.stack ?? e}`));
-  server.onStop(() => void stop('agent.stop'));
+  server.onStop((keepViews) => void stop('agent.stop', keepViews));
 
   // A second agent on the same home must fail before it touches any mount, even one started with
   // another TMPDIR (and so another socket path).

@@ -20,7 +20,7 @@ type Handler<M extends Method> = (p: Params<M>, conn: Connection) => Promise<Res
 export class ControlServer {
   private server: net.Server | null = null;
   private readonly shared: Shared;
-  private stopHandler: () => void = () => {};
+  private stopHandler: (keepViews: boolean) => void = () => {};
   private handlers: { [M in Method]: Handler<M> };
 
   constructor(
@@ -62,8 +62,8 @@ export class ControlServer {
         conn.subscribed = true;
         return a.status();
       },
-      'agent.stop': () => {
-        setImmediate(() => this.stopHandler());
+      'agent.stop': (p) => {
+        setImmediate(() => this.stopHandler(p.keepViews === true));
         return { stopping: true };
       },
     };
@@ -108,7 +108,7 @@ export class ControlServer {
     return { team: names.filter((n) => this.team.isTeamLayer(n)), personal: names.filter((n) => !this.team.isTeamLayer(n)) };
   }
 
-  onStop(fn: () => void): void {
+  onStop(fn: (keepViews: boolean) => void): void {
     this.stopHandler = fn;
   }
 

@@ -45,6 +45,10 @@ export class LayerStore {
   writableDir(name: string): string {
     return path.join(this.root, name, 'writable', 'files');
   }
+  /** The view server's record of the writable sublayer (whiteouts, opaque folders, copy-up work); reset discards it with it. */
+  metaDir(name: string): string {
+    return path.join(this.root, name, 'writable', 'meta');
+  }
   specFile(name: string): string {
     return path.join(this.root, name, 'layer.json');
   }

@@ -1,10 +1,11 @@
 /**
  * The local switch: the active set and every change to it. Activate, deactivate and swap come
  * from the user; applyTeamSet applies a team decision (team/service.ts calls it). Each change is
- * persisted, rebuilt into the resolver, invalidated in every view, and only then announced.
+ * persisted, rebuilt into the resolver, taken by every view (its server invalidates what changed),
+ * and only then announced.
  */
 import { StrataError } from '../shared/errors';
-import { LayerCatalog, rulePaths } from './catalog';
+import { LayerCatalog } from './catalog';
 import { Queue } from './queue';
 import { StateFile } from './statefile';
 import { Views } from './fuse/views';
@@ -36,14 +37,8 @@ export class LocalSwitch {
       await this.o.catalog.reload();
       for (const n of names) await this.o.catalog.requireValid(n);
       const next = [...this.o.state.data.active];
-      const changed: string[] = [];
-      for (const n of names) {
-        if (!next.includes(n)) {
-          next.push(n);
-          changed.push(...this.o.catalog.rulePathsOf([n]));
-        }
-      }
-      await this.apply(next, changed, 'activate');
+      for (const n of names) if (!next.includes(n)) next.push(n);
+      await this.apply(next, 'activate');
       return { active: this.active() };
     });
   }
@@ -54,11 +49,9 @@ export class LocalSwitch {
       for (const n of names) {
         if (!active.includes(n)) this.o.catalog.require(n);
       }
-      if (!force) this.refuseIfBusy(names);
-      const changed = this.o.catalog.rulePathsOf(names.filter((n) => active.includes(n)));
+      if (!force) await this.refuseIfBusy(names);
       await this.apply(
         active.filter((n) => !names.includes(n)),
-        changed,
         'deactivate',
       );
       return { active: this.active() };
@@ -69,8 +62,8 @@ export class LocalSwitch {
   swap(oldName: string, newName: string): Promise<{ active: string[] }> {
     return this.o.queue.run(async () => {
       await this.o.catalog.reload();
-      const old = this.o.catalog.require(oldName);
-      const next = await this.o.catalog.requireValid(newName);
+      this.o.catalog.require(oldName);
+      await this.o.catalog.requireValid(newName);
       if (!this.isActive(oldName)) {
         throw new StrataError(
           'E_LAYER_INACTIVE',
@@ -78,10 +71,10 @@ export class LocalSwitch {
           `Activate "${newName}" directly with "strata activate ${newName}".`,
         );
       }
-      this.refuseIfBusy([oldName]);
+      await this.refuseIfBusy([oldName]);
       const set = this.o.state.data.active.filter((n) => n !== oldName);
       if (!set.includes(newName)) set.push(newName);
-      await this.apply(set, [...rulePaths(old), ...rulePaths(next)], 'swap');
+      await this.apply(set, 'swap');
       return { active: this.active() };
     });
   }
@@ -105,29 +98,41 @@ export class LocalSwitch {
       const before = new Set(now);
       const after = new Set(next);
       const changed = [...before, ...after].filter((n) => before.has(n) !== after.has(n));
-      if (changed.length) await this.apply(next, catalog.rulePathsOf(changed), reason);
+      if (changed.length) await this.apply(next, reason);
       return { active: this.active(), missing };
     });
   }
 
-  /** Of these layers, those with files open in any view (reported to teammates for --when-idle). */
-  busy(names: string[]): string[] {
-    return names.filter((n) => this.o.views.holders([n]).length > 0);
+  /** Of these layers, those with files open in any view (for --when-idle). */
+  busy(names: string[]): Promise<string[]> {
+    return this.o.views.busyLayers(names);
+  }
+
+  /** The same as last seen, at most about a second old (reported to teammates, synchronously). */
+  busySeen(names: string[]): string[] {
+    const seen = this.o.views.busySeen();
+    return names.filter((n) => seen.has(n));
   }
 
   /**
-   * Persist the new active set, rebuild, invalidate what changed, then announce. The active set
-   * changes in memory only once state.json holds it: a failed write (a full disk) is no switch.
+   * Persist the new active set, rebuild, have every view take it, then announce. The active set
+   * changes in memory only once state.json holds it: a failed write (a full disk) is no switch. A
+   * view that refuses the table undoes the switch (persisted and in every view) and the failure is
+   * thrown.
    */
-  private async apply(next: string[], changedRulePaths: string[], reason: string): Promise<void> {
-    await this.o.state.commit({ ...this.o.state.data, active: next });
+  private async apply(next: string[], reason: string): Promise<void> {
+    const prev = this.o.state.data;
+    await this.o.state.commit({ ...prev, active: next });
     this.o.catalog.rebuild();
-    await this.o.views.invalidate(changedRulePaths);
+    await this.o.views.apply(async () => {
+      await this.o.state.commit({ ...this.o.state.data, active: prev.active });
+      this.o.catalog.rebuild();
+    });
     this.o.emit(reason);
   }
 
-  private refuseIfBusy(names: string[]): void {
-    const busy = this.o.views.holders(names);
+  private async refuseIfBusy(names: string[]): Promise<void> {
+    const busy = await this.o.views.holders(names);
     if (busy.length) {
       const who = busy
         .slice(0, 5)

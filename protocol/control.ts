@@ -167,7 +167,8 @@ export const METHODS = {
   'team.hold': { params: params({ name: P.string, hold: P.boolean }), result: TeamStatusSchema },
   /** Start receiving `StateEvent`s on this connection. */
   subscribe: { params: none, result: AgentStatusSchema },
-  'agent.stop': { params: none, result: obj({ stopping: v.literal(true, 'must be true') }) },
+  /** keepViews: the views keep serving (their servers run on) for the next agent to reconnect. */
+  'agent.stop': { params: params({ keepViews: opt(P.boolean) }), result: obj({ stopping: v.literal(true, 'must be true') }) },
 };
 type MethodSchemas = typeof METHODS;
 export type Method = keyof MethodSchemas;

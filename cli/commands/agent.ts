@@ -54,11 +54,15 @@ export const agentCommands: Command[] = [
   {
     name: 'agent stop',
     synopsis: 'unmount every view and stop the agent',
-    description: 'Unmounts every view and stops the agent, and waits until its process is gone.',
+    description:
+      'Unmounts every view and stops the agent, and waits until its process is gone. With --keep-views the\n' +
+      'views keep serving (shells and editors inside them go on working) and the next agent takes them over.',
     positionals: [],
-    options: {},
-    examples: ['strata agent stop'],
-    async action(_a, ctx) {
+    options: {
+      'keep-views': { type: 'boolean', description: 'leave the views mounted and serving, for the next agent' },
+    },
+    examples: ['strata agent stop', 'strata agent stop --keep-views   # restart without disturbing the views'],
+    async action(a, ctx) {
       const c = await connectOrStart({
         home: ctx.home,
         socket: ctx.socket,
@@ -72,7 +76,7 @@ export const agentCommands: Command[] = [
       let pid: number;
       try {
         pid = (await c.call('status', {})).pid;
-        await c.call('agent.stop', {}).catch(() => {});
+        await c.call('agent.stop', a.flag('keep-views') ? { keepViews: true } : {}).catch(() => {});
       } finally {
         c.close();
       }

@@ -48,13 +48,16 @@ export class ViewdControl {
   private buf = '';
   private readonly pending: Pending[] = [];
   private closed: Error | null = null;
+  private readonly closeListeners: Array<(e: Error) => void> = [];
 
   private constructor(private readonly sock: net.Socket) {
     sock.setEncoding('latin1'); // replies are ASCII; keep every byte as one char
     sock.on('data', (d: string) => this.onData(d));
     const end = (e?: Error): void => {
+      if (this.closed) return;
       this.closed = e ?? new ViewdError('E_CLOSED', 'the view server closed the control connection');
       for (const p of this.pending.splice(0)) p.reject(this.closed);
+      for (const fn of this.closeListeners) fn(this.closed);
     };
     sock.on('error', end);
     sock.on('close', () => end());
@@ -95,11 +98,36 @@ export class ViewdControl {
     }
   }
 
-  /** Sends one request and resolves with its reply lines; `err` replies reject with ViewdError. */
-  request(line: string, body?: Buffer, more: Pending['more'] = null): Promise<string[]> {
+  /** Called once when the connection ends, for whatever reason (the server died, or close()). */
+  onClose(fn: (e: Error) => void): void {
+    if (this.closed) fn(this.closed);
+    else this.closeListeners.push(fn);
+  }
+
+  /**
+   * Sends one request and resolves with its reply lines; `err` replies reject with ViewdError. A
+   * request not answered within `timeoutMs` rejects with E_TIMEOUT; its reply, when it comes, is
+   * dropped (replies come in order, so the next request still gets its own).
+   */
+  request(line: string, body?: Buffer, more: Pending['more'] = null, timeoutMs = 0): Promise<string[]> {
     if (this.closed) return Promise.reject(this.closed);
     return new Promise<string[]>((resolve, reject) => {
-      this.pending.push({ more, lines: [], resolve, reject });
+      let settled = false;
+      const once =
+        <T>(fn: (v: T) => void) =>
+        (v: T) => {
+          if (settled) return;
+          settled = true;
+          if (t) clearTimeout(t);
+          fn(v);
+        };
+      const t = timeoutMs
+        ? setTimeout(
+            () => once(reject)(new ViewdError('E_TIMEOUT', `no reply to "${line.slice(0, 40)}" within ${timeoutMs} ms`)),
+            timeoutMs,
+          )
+        : null;
+      this.pending.push({ more, lines: [], resolve: once(resolve), reject: once(reject) });
       this.sock.write(Buffer.concat([Buffer.from(line + '\n', 'latin1'), body ?? Buffer.alloc(0)]));
     }).then((lines) => {
       const m = /^err (\S+) ?(.*)$/.exec(lines[0]);
@@ -109,17 +137,17 @@ export class ViewdControl {
     });
   }
 
-  async hello(): Promise<ViewdHello> {
-    const [l] = await this.request('hello 1');
+  async hello(timeoutMs = 0): Promise<ViewdHello> {
+    const [l] = await this.request('hello 1', undefined, null, timeoutMs);
     const m = /^ok viewd 1 pid (\d+) mountpoint (\S+) generation (\d+)$/.exec(l);
     if (!m) throw new ViewdError('E_PROTOCOL', `unexpected hello reply "${l}"`);
     return { pid: Number(m[1]), mountpoint: pctDecode(m[2]).toString('utf8'), generation: Number(m[3]) };
   }
 
   /** Installs a table; resolves once the kernel caches of what changed were invalidated. */
-  async rules(text: string): Promise<{ generation: number; invalidated: number }> {
+  async rules(text: string, timeoutMs = 0): Promise<{ generation: number; invalidated: number }> {
     const body = Buffer.from(text, 'utf8');
-    const [l] = await this.request(`rules ${body.length}`, body);
+    const [l] = await this.request(`rules ${body.length}`, body, null, timeoutMs);
     const m = /^ok generation (\d+) invalidated (\d+)$/.exec(l);
     if (!m) throw new ViewdError('E_PROTOCOL', `unexpected rules reply "${l}"`);
     return { generation: Number(m[1]), invalidated: Number(m[2]) };
@@ -131,8 +159,8 @@ export class ViewdControl {
     return l.slice(3);
   }
 
-  async openFiles(): Promise<ViewdOpenFile[]> {
-    const lines = await this.request('open-files', undefined, (first) => Number(first.split(' ')[1]) || 0);
+  async openFiles(timeoutMs = 0): Promise<ViewdOpenFile[]> {
+    const lines = await this.request('open-files', undefined, (first) => Number(first.split(' ')[1]) || 0, timeoutMs);
     return lines.slice(1).map((l) => {
       const [pid, layer, p] = l.split(' ');
       return { pid: Number(pid), layer: layer === '-' ? null : layer, path: pctDecode(p ?? '') };
@@ -153,8 +181,8 @@ export class ViewdControl {
   }
 
   /** The server replies, then unmounts and exits. */
-  async unmount(): Promise<void> {
-    await this.request('unmount');
+  async unmount(timeoutMs = 0): Promise<void> {
+    await this.request('unmount', undefined, null, timeoutMs);
   }
 
   close(): void {

@@ -275,7 +275,7 @@ export class TeamService {
   private async waitIdle(layers: string[], timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const busy = this.busyPeers(layers);
+      const busy = await this.busyPeers(layers);
       if (!busy.length) return;
       if (Date.now() >= deadline) {
         throw new StrataError(
@@ -288,9 +288,9 @@ export class TeamService {
     }
   }
 
-  private busyPeers(layers: string[]): string[] {
+  private async busyPeers(layers: string[]): Promise<string[]> {
     const out: string[] = [];
-    const local = this.agent.switch.busy(layers);
+    const local = await this.agent.switch.busy(layers);
     if (local.length) out.push(`this agent (${local.join(', ')})`);
     for (const p of this.node?.presences.values() ?? []) {
       const b = p.busy.filter((n) => layers.includes(n));
@@ -341,7 +341,7 @@ export class TeamService {
       active: this.agent.switch.active(),
       held: cfg?.held ?? [],
       applied: this.applied,
-      busy: this.agent.switch.busy(team),
+      busy: this.agent.switch.busySeen(team),
       has: this.pulls.has(team),
     };
   }

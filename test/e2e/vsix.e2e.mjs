@@ -45,7 +45,7 @@ const REQUIRED_IN_VSIX = [
   'dist/relay.js',
   'dist/cli.js',
   'dist/webview.js',
-  'build/Release/strata_fuse.node',
+  'build/Release/strata-viewd',
   'package.json',
   'media/',
 ];
@@ -92,7 +92,7 @@ async function main() {
   }
 
   let vsix;
-  await check('npm run package builds strata-<version>.vsix holding the extension, agent, CLI, webview, addon and media', () => {
+  await check('npm run package builds strata-<version>.vsix holding the extension, agent, CLI, webview, view server and media', () => {
     const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
     vsix = join(ROOT, `strata-${version}.vsix`);
     run('npm', ['run', '--silent', 'package'], { cwd: ROOT });

@@ -52,7 +52,7 @@ const PARAM_RULES: { [M in Method]: Record<string, Rule> } = {
   'team.revert': { id: S },
   'team.hold': { name: S, hold: { type: 'boolean' } },
   subscribe: {},
-  'agent.stop': {},
+  'agent.stop': { keepViews: { type: 'boolean', optional: true } },
 };
 
 const ALL_METHODS: Method[] = [
