@@ -14,6 +14,7 @@ import { Queue } from './queue';
 import { StateFile } from './statefile';
 import { LocalSwitch } from './switch';
 import { Views } from './fuse/views';
+import { DEFAULT_IMPORT_LIMITS, ImportLimits } from './archive';
 
 export interface AgentOptions {
   home: string;
@@ -21,6 +22,8 @@ export interface AgentOptions {
   log: (msg: string) => void;
   /** Kernel cache timeouts (seconds) for entries and attributes; switches invalidate explicitly. */
   cacheTimeout?: number;
+  /** What an imported archive may unpack to (archive.ts). */
+  importLimits?: ImportLimits;
 }
 
 export interface ProgressInfo {
@@ -41,7 +44,7 @@ export class Agent {
   private readonly progressListeners = new Set<(p: ProgressInfo) => void>();
 
   constructor(readonly opts: AgentOptions) {
-    fs.mkdirSync(opts.home, { recursive: true });
+    makePrivate(opts.home);
     const log = opts.log;
     const emit = (reason: string) => this.emit(reason);
     const queue = new Queue();
@@ -60,7 +63,15 @@ export class Agent {
       log,
     });
     this.switch = new LocalSwitch({ queue, state: this.state, catalog: this.catalog, views: this.views, emit });
-    this.layers = new Layers({ queue, store: this.store, catalog: this.catalog, views: this.views, switch: this.switch, emit });
+    this.layers = new Layers({
+      queue,
+      store: this.store,
+      catalog: this.catalog,
+      views: this.views,
+      switch: this.switch,
+      emit,
+      importLimits: opts.importLimits ?? DEFAULT_IMPORT_LIMITS,
+    });
   }
 
   async start(): Promise<void> {
@@ -110,4 +121,13 @@ export class Agent {
       views: this.views.list(),
     };
   }
+}
+
+/**
+ * STRATA_HOME holds the layers, state and log of one user: 0700, so its files are private whatever
+ * their own modes (the views serve layer files to others with the modes they have).
+ */
+function makePrivate(home: string): void {
+  fs.mkdirSync(home, { recursive: true, mode: 0o700 });
+  if (fs.statSync(home).uid === process.getuid?.()) fs.chmodSync(home, 0o700);
 }

@@ -9,7 +9,9 @@ import { normalizeLayerPath, normalizeViewPath, PathError } from '../shared/reso
 import { LayerCatalog, rulePaths } from './catalog';
 import { checkLayerSpec } from './layerspec';
 import { Queue } from './queue';
-import { LayerStore, Progress } from './store';
+import { LayerStore, Progress, Staged } from './store';
+import { ImportLimits } from './archive';
+import { viewHolding } from './outside';
 import { LocalSwitch } from './switch';
 import { Views } from './fuse/views';
 
@@ -20,6 +22,7 @@ export interface LayersOptions {
   views: Views;
   switch: LocalSwitch;
   emit: (reason: string) => void;
+  importLimits: ImportLimits;
 }
 
 export class Layers {
@@ -38,25 +41,20 @@ export class Layers {
     return this.info(await this.o.catalog.requireValid(name));
   }
 
-  create(
+  /** The copy runs outside the queue, so switches go on meanwhile; only installing it waits. */
+  async create(
     p: { name: string; from: string; priority?: number; version?: string; description?: string },
     progress?: Progress,
   ): Promise<LayerInfo> {
-    return this.o.queue.run(async () => {
-      const from = path.resolve(p.from);
-      const mountpoint = this.o.views.mountpointHolding(from);
-      if (mountpoint) {
-        throw new StrataError(
-          'E_LAYER_INVALID',
-          `--from ${from} is inside the view at ${mountpoint}`,
-          'Capture from a folder outside any Strata view.',
-        );
-      }
-      const spec = await this.o.store.create(p.name, from, p, progress);
-      await this.o.catalog.reload();
-      this.o.emit('layer-created');
-      return this.info(spec);
-    });
+    const { real, view } = await viewHolding(this.o.views.list(), p.from);
+    if (view) {
+      throw new StrataError(
+        'E_LAYER_INVALID',
+        `--from ${path.resolve(p.from)} is inside the view at ${view.mountpoint}`,
+        'Capture from a folder outside any Strata view.',
+      );
+    }
+    return this.install(await this.o.store.stageCreate(p.name, real, p, progress), 'layer-created', progress);
   }
 
   remove(name: string): Promise<{ removed: string }> {
@@ -146,21 +144,39 @@ export class Layers {
     });
   }
 
-  exportTo(name: string, file: string): Promise<{ file: string; bytes: number; sha256: string }> {
+  /** Reads only layer.json and files/, which switches never change: no need to wait for them. */
+  async exportTo(name: string, file: string): Promise<{ file: string; bytes: number; sha256: string }> {
+    const real = await this.outsideViews(file, 'export file');
+    return { file: path.resolve(file), ...(await this.o.store.exportTo(name, real)) };
+  }
+
+  /** Unpacked and checked outside the queue (see archive.ts for the limits); only installing it waits. */
+  async importFrom(file: string, progress?: Progress): Promise<LayerInfo> {
+    const real = await this.outsideViews(file, 'layer archive');
+    return this.install(await this.o.store.stageImport(real, this.o.importLimits, progress), 'layer-imported', progress);
+  }
+
+  private install(staged: Staged, reason: string, progress?: Progress): Promise<LayerInfo> {
     return this.o.queue.run(async () => {
-      this.o.views.assertOutside(file, 'export file');
-      return { file: path.resolve(file), ...(await this.o.store.exportTo(name, file)) };
+      const spec = await this.o.store.install(staged, progress);
+      await this.o.catalog.reload();
+      this.o.emit(reason);
+      return this.info(spec);
     });
   }
 
-  importFrom(file: string, progress?: Progress): Promise<LayerInfo> {
-    return this.o.queue.run(async () => {
-      this.o.views.assertOutside(file, 'layer archive');
-      const spec = await this.o.store.importFrom(file, progress);
-      await this.o.catalog.reload();
-      this.o.emit('layer-imported');
-      return this.info(spec);
-    });
+  /** The real path of a file the agent is to read or write, refused inside a view it serves. */
+  private async outsideViews(file: string, what: string): Promise<string> {
+    const mounted = this.o.views.list().filter((v) => v.state === 'mounted');
+    const { real, view } = await viewHolding(mounted, file);
+    if (view) {
+      throw new StrataError(
+        'E_BAD_REQUEST',
+        `${what} ${path.resolve(file)} is inside the view at ${view.mountpoint}, which this agent serves`,
+        'Keep it outside the view, or let the client send its content.',
+      );
+    }
+    return real;
   }
 
   /** Change a layer's rules through `change`, validate, save, and apply to the views if active. */

@@ -7,16 +7,31 @@ import { ControlServer } from './server';
 import * as fs from 'fs';
 import { agentRecord, pidAlive, readAgentRecord, socketPath, strataHome } from '../shared/paths';
 import { TeamService } from './team/service';
+import { StrataError } from '../shared/errors';
+import { importLimitsFromEnv } from './archive';
+
+// Started in the background, the agent logs to agent.log: write each line on its own and ignore
+// failures, so a full disk loses lines instead of breaking the stream for good.
+const logIsFile = fs.fstatSync(2).isFile();
 
 function log(msg: string): void {
-  process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
+  const line = `${new Date().toISOString()} ${msg}\n`;
+  if (!logIsFile) {
+    process.stderr.write(line);
+    return;
+  }
+  try {
+    fs.writeSync(2, line);
+  } catch {
+    /* nowhere to report it */
+  }
 }
 
 async function main(): Promise<void> {
   const home = strataHome();
   const sock = socketPath(home);
   const cacheTimeout = process.env.STRATA_CACHE_TIMEOUT ? Number(process.env.STRATA_CACHE_TIMEOUT) : undefined;
-  const agent = new Agent({ home, socket: sock, log, cacheTimeout });
+  const agent = new Agent({ home, socket: sock, log, cacheTimeout, importLimits: importLimitsFromEnv() });
   const heartbeatMs = Number(process.env.STRATA_TEAM_HEARTBEAT_MS) || undefined;
   const team = new TeamService(agent, home, log, {
     listenOverride: process.env.STRATA_LISTEN || undefined,
@@ -55,11 +70,12 @@ async function main(): Promise<void> {
   await team.start();
   await server.listen();
   fs.writeFileSync(agentRecord(home), JSON.stringify({ pid: process.pid, socket: sock }) + '\n', { mode: 0o600 });
+  fs.chmodSync(agentRecord(home), 0o600);
   log(`[agent] pid ${process.pid} serving ${sock} for ${home}`);
   if (process.send) process.send('ready');
 }
 
 main().catch((e) => {
-  log(`[agent] failed to start: ${(e as Error).message}`);
+  log(`[agent] failed to start: ${(e as Error).message}${e instanceof StrataError && e.hint ? `. ${e.hint}` : ''}`);
   process.exit(1);
 });

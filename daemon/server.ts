@@ -1,28 +1,25 @@
 /**
  * The control socket: newline-delimited JSON, one request per line, validated by protocol/ before
- * dispatch. The socket lives in a 0700 directory and is itself 0600.
+ * dispatch (connection.ts reads the lines, within limits). The socket lives in a 0700 directory and
+ * is itself 0600.
  */
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
-import { MAX_CONTROL_MESSAGE, Method, Params, ProgressEvent, Request, Response, Result, StateEvent, checkRequest } from '../protocol';
+import { Method, Params, Request, Result, checkRequest } from '../protocol';
+import { CONTROL_LIMITS, Connection, Shared } from './connection';
 import { Agent } from './agent';
 import { TeamService } from './team/service';
 import { StrataError, toErrorInfo } from '../shared/errors';
+import { checkRuntimeDir } from '../shared/paths';
 
 type SwitchResult = { active: string[]; decision?: string };
 
-type Handler<M extends Method> = (p: Params<M>, conn: Conn) => Promise<Result<M>> | Result<M>;
-
-interface Conn {
-  socket: net.Socket;
-  subscribed: boolean;
-  send(msg: Response | StateEvent | ProgressEvent): void;
-}
+type Handler<M extends Method> = (p: Params<M>, conn: Connection) => Promise<Result<M>> | Result<M>;
 
 export class ControlServer {
   private server: net.Server | null = null;
-  private conns = new Set<Conn>();
+  private readonly shared: Shared;
   private stopHandler: () => void = () => {};
   private handlers: { [M in Method]: Handler<M> };
 
@@ -32,6 +29,7 @@ export class ControlServer {
     private readonly socketPath: string,
     private readonly log: (m: string) => void,
   ) {
+    this.shared = { conns: new Set(), partial: 0, limits: CONTROL_LIMITS, handle: (c, l) => this.handleLine(c, l), log };
     const a = agent;
     this.handlers = {
       status: () => a.status(),
@@ -71,7 +69,7 @@ export class ControlServer {
     };
     agent.onChange((reason) => void this.broadcast(reason));
     agent.onProgress((p) => {
-      for (const c of this.conns) if (c.subscribed) c.send({ event: 'progress', ...p });
+      for (const c of this.shared.conns) if (c.subscribed) c.send({ event: 'progress', ...p });
     });
   }
 
@@ -117,8 +115,15 @@ export class ControlServer {
   /** Fail when another agent serves this home; remove a socket left by a killed one. */
   async claim(): Promise<void> {
     const dir = path.dirname(this.socketPath);
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    fs.chmodSync(dir, 0o700);
+    fs.mkdirSync(path.dirname(dir), { recursive: true });
+    try {
+      fs.mkdirSync(dir, { mode: 0o700 });
+      fs.chmodSync(dir, 0o700); // whatever the umask
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    // One that was there already may be another user's, made to catch our clients.
+    checkRuntimeDir(dir);
     if (fs.existsSync(this.socketPath)) {
       if (await isAlive(this.socketPath)) {
         throw new Error(`another agent is already serving ${this.socketPath}`);
@@ -143,7 +148,7 @@ export class ControlServer {
   }
 
   close(): void {
-    for (const c of this.conns) c.socket.destroy();
+    for (const c of this.shared.conns) c.socket.destroy();
     this.server?.close();
     try {
       fs.unlinkSync(this.socketPath);
@@ -153,39 +158,10 @@ export class ControlServer {
   }
 
   private accept(socket: net.Socket): void {
-    const conn: Conn = {
-      socket,
-      subscribed: false,
-      send: (msg) => {
-        if (!socket.destroyed) socket.write(JSON.stringify(msg) + '\n');
-      },
-    };
-    this.conns.add(conn);
-    let buf = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      buf += chunk;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (line.trim()) void this.handleLine(conn, line);
-      }
-      if (buf.length > MAX_CONTROL_MESSAGE) {
-        conn.send({
-          id: -1,
-          ok: false,
-          error: { code: 'E_TOO_LARGE', message: `message exceeds ${MAX_CONTROL_MESSAGE} bytes; connection closed` },
-        });
-        socket.end();
-        buf = '';
-      }
-    });
-    socket.on('error', () => {});
-    socket.on('close', () => this.conns.delete(conn));
+    new Connection(socket, this.shared);
   }
 
-  private async handleLine(conn: Conn, line: string): Promise<void> {
+  private async handleLine(conn: Connection, line: string): Promise<void> {
     const checked = checkRequest(line);
     if (!checked.ok) {
       conn.send({ id: checked.id ?? -1, ok: false, error: checked.error });
@@ -204,7 +180,7 @@ export class ControlServer {
   }
 
   private async broadcast(reason: string): Promise<void> {
-    const subs = [...this.conns].filter((c) => c.subscribed);
+    const subs = [...this.shared.conns].filter((c) => c.subscribed);
     if (!subs.length) return;
     try {
       const status = await this.agent.status();

@@ -115,10 +115,12 @@ export class LocalSwitch {
     return names.filter((n) => this.o.views.holders([n]).length > 0);
   }
 
-  /** Persist the new active set, rebuild, invalidate what changed, then announce. */
+  /**
+   * Persist the new active set, rebuild, invalidate what changed, then announce. The active set
+   * changes in memory only once state.json holds it: a failed write (a full disk) is no switch.
+   */
   private async apply(next: string[], changedRulePaths: string[], reason: string): Promise<void> {
-    this.o.state.data.active = next;
-    await this.o.state.save();
+    await this.o.state.commit({ ...this.o.state.data, active: next });
     this.o.catalog.rebuild();
     await this.o.views.invalidate(changedRulePaths);
     this.o.emit(reason);
