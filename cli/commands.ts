@@ -2,7 +2,7 @@
  * The command table: every command of `strata`, in the order `strata help` lists them, one file per
  * group under commands/. Finding the command that argv names happens here too.
  */
-import { Command, UsageError } from './command';
+import { Command, UsageError, closest } from './command';
 import { agentCommands } from './commands/agent';
 import { layerCommands } from './commands/layer';
 import { relayCommands } from './commands/relay';
@@ -71,11 +71,18 @@ export function findCommand(argv: string[]): Found {
 export function noCommand(words: string[], next: string | undefined): UsageError {
   if (words.length) {
     const group = words.join(' ');
-    const subs = COMMANDS.filter((c) => c.name.startsWith(group + ' ')).map((c) => c.name.slice(group.length + 1));
-    return new UsageError(`expected ${group} ${subs.join('|')}`, undefined, group);
+    const subs = COMMANDS.filter((c) => c.name.startsWith(group + ' ')).map((c) => c.name.slice(group.length + 1).split(' ')[0]);
+    const like = next === undefined || next.startsWith('-') ? undefined : closest(next, subs);
+    return new UsageError(
+      `expected ${group} ${[...new Set(subs)].join('|')}${like ? `; did you mean "${group} ${like}"?` : ''}`,
+      undefined,
+      group,
+    );
   }
   if (next === undefined) return new UsageError('expected a command');
-  return new UsageError(next.startsWith('-') && next !== '-' ? `unknown option ${next}` : `unknown command "${next}"`);
+  if (next.startsWith('-') && next !== '-') return new UsageError(`unknown option ${next}`);
+  const like = closest(next, [...new Set(COMMANDS.map((c) => c.name.split(' ')[0]))]);
+  return new UsageError(`unknown command "${next}"${like ? `; did you mean "${like}"?` : ''}`);
 }
 
 /** `strata help [WORDS...]`. */

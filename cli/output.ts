@@ -4,7 +4,7 @@
  */
 import { AgentStatus, LayerInfo, TeamEvent, TeamStatus, ViewInfo, eventId } from '../protocol';
 import { StrataError } from '../shared/errors';
-import { UsageError, usageLine } from './command';
+import { AgentStopped, UsageError, usageLine } from './command';
 
 export function print(json: boolean, value: unknown, text: string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text + '\n');
@@ -20,7 +20,7 @@ export function reportError(e: unknown): number {
   }
   if (e instanceof StrataError) {
     process.stderr.write(`strata: ${e.code}: ${e.message}\n${e.hint ? `  ${e.hint}\n` : ''}`);
-    return 1;
+    return e instanceof AgentStopped ? AgentStopped.EXIT : 1;
   }
   process.stderr.write(`strata: E_INTERNAL: ${(e as Error)?.stack ?? e}\n`);
   return 1;

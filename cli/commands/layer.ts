@@ -63,6 +63,7 @@ export const layerCommands: Command[] = [
   },
   {
     name: 'layer list',
+    readOnly: true,
     synopsis: 'every layer; * marks the active ones',
     description: 'Lists every layer with its version, priority and number of mappings; * marks the active ones.',
     positionals: [],
@@ -76,6 +77,7 @@ export const layerCommands: Command[] = [
   },
   {
     name: 'layer show',
+    readOnly: true,
     synopsis: "one layer's rules and size",
     description: 'Shows a layer: version, priority, description, writable bytes, mappings, excludes and delete entries.',
     positionals: [NAME],

@@ -95,6 +95,7 @@ export const teamCommands: Command[] = [
   },
   {
     name: 'team status',
+    readOnly: true,
     synopsis: 'peers, drift, acknowledgements',
     description: 'Shows the team, its relays, the team\'s active set, drift here, the last decision ("applied on 3 of 4") and every peer.',
     positionals: [],
@@ -108,6 +109,7 @@ export const teamCommands: Command[] = [
   },
   {
     name: 'team history',
+    readOnly: true,
     synopsis: "the team's decisions, with their IDs",
     description: "Lists the team's decisions: ID, time, who, and what each switched.",
     positionals: [],
