@@ -88,6 +88,7 @@ export class ControlServer {
 
   private async deactivate(p: Params<'deactivate'>): Promise<SwitchResult> {
     const { team, personal } = this.split(p.names);
+    this.refuseInactive(p.names, team.length > 0);
     let result: SwitchResult = { active: this.agent.switch.active() };
     if (personal.length) result = await this.agent.switch.deactivate(personal, p.force ?? false);
     if (team.length) result = await this.team.switchTeam({ deactivate: team });
@@ -103,7 +104,24 @@ export class ControlServer {
         'Use activate and deactivate.',
       );
     }
-    return isTeam ? this.team.switchTeam({ swap: [p.old, p.new] }) : this.agent.switch.swap(p.old, p.new);
+    return isTeam ? this.team.switchTeam({ swap: [p.old, p.new] }) : this.agent.switch.swap(p.old, p.new, p.force ?? false);
+  }
+
+  /** Deactivating a layer that is not active changes nothing: say so (before anything switches). */
+  private refuseInactive(names: string[], withTeam: boolean): void {
+    const teamActive = withTeam ? (this.team.status().desired ?? []) : [];
+    const inactive = names.filter((n) => !this.agent.switch.isActive(n) && !teamActive.includes(n));
+    for (const n of inactive) this.agent.catalog.require(n); // a name that is no layer stays E_LAYER_UNKNOWN
+    if (inactive.length) {
+      const active = this.agent.switch.active();
+      throw new StrataError(
+        'E_LAYER_INACTIVE',
+        inactive.length === 1
+          ? `layer "${inactive[0]}" is not active`
+          : `layers ${inactive.map((n) => `"${n}"`).join(', ')} are not active`,
+        `Nothing was changed; active: ${active.join(', ') || '(none)'}.`,
+      );
+    }
   }
 
   private split(names: string[]): { team: string[]; personal: string[] } {

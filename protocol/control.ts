@@ -146,7 +146,8 @@ export const METHODS = {
     result: obj({ active: strings, decision: v.optional(str()) }),
   },
   deactivate: { params: params({ names: P.strings, force: opt(P.boolean) }), result: obj({ active: strings }) },
-  swap: { params: params({ old: P.string, new: P.string }), result: obj({ active: strings }) },
+  /** force: as deactivate's, switch even while files of OLD are open. */
+  swap: { params: params({ old: P.string, new: P.string, force: opt(P.boolean) }), result: obj({ active: strings }) },
   'team.join': {
     /** teamText: the team file's content, read by the client (the agent never reads inside its views). */
     params: params({

@@ -34,7 +34,9 @@ export const switchingCommands: Command[] = [
   {
     name: 'deactivate',
     synopsis: 'switch layers off; refuses while files of them are open',
-    description: 'Switches the layers off in every view. Refuses while a process has files of a layer open,\nnaming it, unless --force.',
+    description:
+      'Switches the layers off in every view. Refuses while a process has files of a layer open, naming\n' +
+      'it, unless --force; refuses a layer that is not active (E_LAYER_INACTIVE), switching nothing.',
     positionals: [{ name: 'NAME', variadic: true }],
     options: { force: { type: 'boolean', description: 'switch off even while files of the layer are open' } },
     examples: ['strata deactivate node20   # back to what ~/project holds'],
@@ -47,13 +49,14 @@ export const switchingCommands: Command[] = [
   {
     name: 'swap',
     synopsis: 'replace OLD by NEW in one step',
-    description: 'Deactivates OLD and activates NEW in one switch.',
+    description:
+      'Deactivates OLD and activates NEW in one switch. Refuses while a process has files of OLD open,\nnaming it, unless --force.',
     positionals: [{ name: 'OLD' }, { name: 'NEW' }],
-    options: {},
+    options: { force: { type: 'boolean', description: 'switch even while files of OLD are open' } },
     examples: ['strata swap node18 node20'],
     async action(a, ctx) {
       const [old, next] = a.positionals;
-      const r = await (await ctx.agent()).call('swap', { old, new: next });
+      const r = await (await ctx.agent()).call('swap', { old, new: next, ...(a.flag('force') ? { force: true } : {}) });
       ctx.print(r, activeText(r.active));
       return 0;
     },
