@@ -3,7 +3,7 @@
  * saved through the store, then applied to the views when the layer is active.
  */
 import * as path from 'path';
-import { LayerInfo, LayerSpec } from '../protocol';
+import { LayerInfo, LayerSpec, Mapping } from '../protocol';
 import { StrataError } from '../shared/errors';
 import { normalizeLayerPath, normalizeViewPath, PathError } from '../shared/resolver';
 import { LayerCatalog, rulePaths } from './catalog';
@@ -39,9 +39,16 @@ export class Layers {
   }
 
   create(
-    p: { name: string; from: string; priority?: number; version?: string; description?: string },
+    p: { name: string; from: string; priority?: number; version?: string; description?: string; mappings?: Mapping[] },
     progress?: Progress,
   ): Promise<LayerInfo> {
+    // Refused before the capture, which may take long: mappings worded as `layer map` words them.
+    let mappings: Mapping[] | undefined;
+    try {
+      mappings = p.mappings?.map((m) => mappingArgs(m.original, m.destination));
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return this.o.queue.run(async () => {
       const from = path.resolve(p.from);
       const mountpoint = this.o.views.mountpointHolding(from);
@@ -52,7 +59,7 @@ export class Layers {
           'Capture from a folder outside any Strata view.',
         );
       }
-      const spec = await this.o.store.create(p.name, from, p, progress);
+      const spec = await this.o.store.create(p.name, from, { ...p, mappings }, progress);
       await this.o.catalog.reload();
       this.o.emit('layer-created');
       return this.info(spec);
@@ -72,22 +79,15 @@ export class Layers {
   }
 
   map(name: string, original: string, destination: string): Promise<LayerInfo> {
-    const o = viewPathArg(original, 'ORIGINAL');
-    let d: string;
+    let m: Mapping;
     try {
-      d = normalizeLayerPath(destination);
+      m = mappingArgs(original, destination);
     } catch (e) {
-      return Promise.reject(
-        new StrataError(
-          'E_MAPPING_ESCAPE',
-          `DESTINATION ${destination}: ${(e as Error).message}`,
-          'Give a path inside the layer, relative to its files.',
-        ),
-      );
+      return Promise.reject(e);
     }
     return this.edit(name, (s) => {
-      s.mappings = s.mappings.filter((m) => m.original !== o);
-      s.mappings.push({ original: o, destination: d === '' ? '/' : d });
+      s.mappings = s.mappings.filter((x) => x.original !== m.original);
+      s.mappings.push(m);
       return s;
     });
   }
@@ -146,10 +146,10 @@ export class Layers {
     });
   }
 
-  exportTo(name: string, file: string): Promise<{ file: string; bytes: number; sha256: string }> {
+  exportTo(name: string, file: string, progress?: Progress): Promise<{ file: string; bytes: number; sha256: string }> {
     return this.o.queue.run(async () => {
       this.o.views.assertOutside(file, 'export file');
-      return { file: path.resolve(file), ...(await this.o.store.exportTo(name, file)) };
+      return { file: path.resolve(file), ...(await this.o.store.exportTo(name, file, progress)) };
     });
   }
 
@@ -174,6 +174,22 @@ export class Layers {
       return this.info(after);
     });
   }
+}
+
+/** A mapping from the command line, normalized; E_BAD_REQUEST / E_MAPPING_ESCAPE name the bad part. */
+function mappingArgs(original: string, destination: string): Mapping {
+  const o = viewPathArg(original, 'ORIGINAL');
+  let d: string;
+  try {
+    d = normalizeLayerPath(destination);
+  } catch (e) {
+    throw new StrataError(
+      'E_MAPPING_ESCAPE',
+      `DESTINATION ${destination}: ${(e as Error).message}`,
+      'Give a path inside the layer, relative to its files.',
+    );
+  }
+  return { original: o, destination: d === '' ? '/' : d };
 }
 
 function viewPathArg(p: string, what: string): string {

@@ -105,6 +105,15 @@ const P = {
   boolean: v.boolean('boolean'),
   strings: v.array(v.string('string[]'), 'string[]'),
   object: plainObject('object'),
+  mappings: v.array(
+    v.custom<{ original: string; destination: string }>((x) => {
+      if (typeof x !== 'object' || x === null || Array.isArray(x)) return false;
+      const keys = Object.keys(x);
+      const m = x as Record<string, unknown>;
+      return keys.length === 2 && typeof m.original === 'string' && typeof m.destination === 'string';
+    }, '{original, destination}[]'),
+    '{original, destination}[]',
+  ),
 };
 /** Params: exactly these (unknown keys are refused so typos do not pass silently). */
 function params<const E extends v.ObjectEntries>(entries: E) {
@@ -119,7 +128,15 @@ export const METHODS = {
   'layer.list': { params: none, result: list(LayerInfoSchema) },
   'layer.show': { params: named, result: LayerInfoSchema },
   'layer.create': {
-    params: params({ name: P.string, from: P.string, priority: opt(P.number), version: opt(P.string), description: opt(P.string) }),
+    /** from: a folder or a .tar.gz/.tgz/.tar.xz/.txz/.zip archive; mappings replace the default "/" → "/". */
+    params: params({
+      name: P.string,
+      from: P.string,
+      priority: opt(P.number),
+      version: opt(P.string),
+      description: opt(P.string),
+      mappings: opt(P.mappings),
+    }),
     result: LayerInfoSchema,
   },
   'layer.rm': { params: named, result: obj({ removed: str() }) },
@@ -134,6 +151,7 @@ export const METHODS = {
   'layer.validate': { params: params({ spec: opt(v.unknown()) }), result: obj({ problems: list(ErrorInfoSchema) }) },
   'layer.reset': { params: named, result: LayerInfoSchema },
   'layer.export': {
+    /** Progress events (task "export NAME") count the archive's bytes. */
     params: params({ name: P.string, file: P.string }),
     result: obj({ file: str(), bytes: count(), sha256: str() }),
   },
