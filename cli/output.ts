@@ -34,12 +34,13 @@ export function layerLine(l: LayerInfo): string {
   return `${l.active ? '*' : ' '} ${l.name.padEnd(20)} ${String(l.version).padEnd(12)} priority ${String(l.priority).padEnd(6)} ${l.mappings.length} mapping(s)`;
 }
 
-export function showLayer(l: LayerInfo): string {
+export function showLayer(l: LayerInfo & { digest?: string }): string {
   const out = [
     `${l.name} ${l.version}${l.active ? ' (active)' : ''}`,
     `  priority:    ${l.priority}`,
     `  description: ${l.description}`,
     `  writable:    ${l.writableBytes} bytes`,
+    ...(l.digest ? [`  digest:      ${l.digest}`] : []),
     '  mappings:',
     ...l.mappings.map((m) => `    ${m.original} -> ${m.destination}`),
   ];

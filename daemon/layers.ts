@@ -3,7 +3,7 @@
  * saved through the store, then applied to the views when the layer is active.
  */
 import * as path from 'path';
-import { LayerInfo, LayerSpec, Mapping } from '../protocol';
+import { LayerDetail, LayerInfo, LayerSpec, Mapping } from '../protocol';
 import { StrataError } from '../shared/errors';
 import { normalizeLayerPath, normalizeViewPath, PathError } from '../shared/resolver';
 import { LayerCatalog, rulePaths } from './catalog';
@@ -12,6 +12,7 @@ import { Queue } from './queue';
 import { LayerStore, Progress } from './store';
 import { LocalSwitch } from './switch';
 import { Views } from './fuse/views';
+import { digestLayerDir } from './team/digest';
 
 export interface LayersOptions {
   queue: Queue;
@@ -33,9 +34,11 @@ export class Layers {
     return Promise.all(this.o.catalog.all().map((s) => this.info(s)));
   }
 
-  async show(name: string): Promise<LayerInfo> {
+  /** With the content digest a team file pins (layer.json and the read-only files; computed each time). */
+  async show(name: string): Promise<LayerDetail> {
     await this.o.catalog.reload();
-    return this.info(await this.o.catalog.requireValid(name));
+    const info = await this.info(await this.o.catalog.requireValid(name));
+    return { ...info, digest: await digestLayerDir(this.o.store.dir(name)) };
   }
 
   create(

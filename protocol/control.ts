@@ -74,6 +74,10 @@ export const TeamPeerInfoSchema = obj({
   drift: strings,
   lastSeen: num(),
 });
+/** `layer show`: the layer with its content digest, as strata.team.json pins it ("sha256:<hex>"). */
+export const LayerDetailSchema = v.intersect([LayerInfoSchema, obj({ digest: str() })]);
+export type LayerDetail = v.InferOutput<typeof LayerDetailSchema>;
+
 export type TeamPeerInfo = v.InferOutput<typeof TeamPeerInfoSchema>;
 
 export const TeamStatusSchema = obj({
@@ -126,7 +130,7 @@ const opt = v.optional;
 export const METHODS = {
   status: { params: none, result: AgentStatusSchema },
   'layer.list': { params: none, result: list(LayerInfoSchema) },
-  'layer.show': { params: named, result: LayerInfoSchema },
+  'layer.show': { params: named, result: LayerDetailSchema },
   'layer.create': {
     /** from: a folder or a .tar.gz/.tgz/.tar.xz/.txz/.zip archive; mappings replace the default "/" → "/". */
     params: params({

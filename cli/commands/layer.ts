@@ -102,7 +102,9 @@ export const layerCommands: Command[] = [
     name: 'layer show',
     readOnly: true,
     synopsis: "one layer's rules and size",
-    description: 'Shows a layer: version, priority, description, writable bytes, mappings, excludes and delete entries.',
+    description:
+      'Shows a layer: version, priority, description, writable bytes, its content digest (as strata.team.json\n' +
+      'pins it: "strata team add" writes it there), mappings, excludes and delete entries.',
     positionals: [NAME],
     options: {},
     examples: ['strata layer show node20'],
