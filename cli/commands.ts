@@ -8,6 +8,7 @@ import { layerCommands } from './commands/layer';
 import { relayCommands } from './commands/relay';
 import { switchingCommands } from './commands/switching';
 import { teamCommands } from './commands/team';
+import { teamFileCommands } from './commands/teamfile';
 import { viewCommands } from './commands/view';
 import { commandHelp, groupHelp, mainHelp } from './help';
 
@@ -30,7 +31,7 @@ export const SECTIONS: Command[][] = [
   layerCommands,
   viewCommands,
   switchingCommands,
-  teamCommands,
+  [...teamFileCommands, ...teamCommands],
   relayCommands,
   [helpCommand],
 ];

@@ -5,13 +5,7 @@ import { TEAM_FILE } from '../../protocol';
 import { StrataError } from '../../shared/errors';
 import { Command } from '../command';
 import { activeText, eventLine, teamText } from '../output';
-
-function findUp(dir: string, name: string): string | null {
-  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
-    if (fs.existsSync(path.join(d, name))) return path.join(d, name);
-    if (path.dirname(d) === d) return null;
-  }
-}
+import { findUp } from './teamfile';
 
 function holdCommand(hold: boolean): Command {
   const name = hold ? 'hold' : 'follow';

@@ -103,6 +103,16 @@ describe('cli: suggestions for typos', () => {
   });
 });
 
+describe("cli: README's command table", () => {
+  it('is one table: no blank line or text cuts its rows apart', () => {
+    const lines = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8').split('\n');
+    const rows = lines.flatMap((l, i) => (l.startsWith('| `strata ') ? [i] : []));
+    assert.ok(rows.length > 10, 'the table has its rows');
+    assert.equal(lines[rows[0] - 1], '| --- | --- |', 'the first row follows the header');
+    rows.forEach((r, i) => assert.equal(r, rows[0] + i, `README.md line ${r + 1} is outside the table`));
+  });
+});
+
 describe('cli: imports only protocol/, shared/ and node', () => {
   it('has no import from daemon/, extension/ or elsewhere', () => {
     const files = (dir: string): string[] =>
