@@ -4,6 +4,7 @@
  */
 import { AgentStatus, LayerInfo, TeamEvent, TeamStatus, ViewInfo, eventId } from '../protocol';
 import { StrataError } from '../shared/errors';
+import { Overlap, overlapText } from '../shared/overlaps';
 import { AgentStopped, UsageError, usageLine } from './command';
 
 export function print(json: boolean, value: unknown, text: string): void {
@@ -34,7 +35,7 @@ export function layerLine(l: LayerInfo): string {
   return `${l.active ? '*' : ' '} ${l.name.padEnd(20)} ${String(l.version).padEnd(12)} priority ${String(l.priority).padEnd(6)} ${l.mappings.length} mapping(s)`;
 }
 
-export function showLayer(l: LayerInfo & { digest?: string }): string {
+export function showLayer(l: LayerInfo & { digest?: string }, overlaps: Overlap[] = []): string {
   const out = [
     `${l.name} ${l.version}${l.active ? ' (active)' : ''}`,
     `  priority:    ${l.priority}`,
@@ -46,6 +47,7 @@ export function showLayer(l: LayerInfo & { digest?: string }): string {
   ];
   if (l.excludes.length) out.push('  excludes:', ...l.excludes.map((e) => `    ${e}`));
   if (l.deletes.length) out.push('  delete entries:', ...l.deletes.map((d) => `    ${d}`));
+  if (overlaps.length) out.push('  overlaps of equal priority:', ...overlaps.map((o) => `    ${overlapText(o)}`));
   return out.join('\n');
 }
 
@@ -53,14 +55,20 @@ export function viewLine(v: ViewInfo): string {
   return `${v.base}${v.inPlace ? ' (in place)' : ` at ${v.mountpoint}`} ${v.state}${v.error ? `: ${v.error}` : ''}`;
 }
 
-export function statusText(s: AgentStatus): string {
+export function statusText(s: AgentStatus, overlaps: Overlap[]): string {
   return [
     `agent pid ${s.pid}, home ${s.home}`,
     `active: ${s.active.length ? s.active.join(', ') : '(none)'}`,
+    ...(overlaps.length ? ['overlaps of equal priority:', ...overlaps.map((o) => `  ${overlapText(o)}`)] : []),
     `layers: ${s.layers.length}`,
     'views:',
     ...(s.views.length ? s.views.map((v) => '  ' + viewLine(v)) : ['  (none)']),
   ].join('\n');
+}
+
+/** Overlaps that involve one of `names`. */
+export function overlapsOf(overlaps: Overlap[], names: string[]): Overlap[] {
+  return overlaps.filter((o) => names.includes(o.winner) || o.losers.some((n) => names.includes(n)));
 }
 
 export function eventLine(e: TeamEvent): string {

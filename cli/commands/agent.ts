@@ -6,6 +6,7 @@ import { pidAlive } from '../../shared/paths';
 import { AgentStopped, Command } from '../command';
 import { runForeground } from '../foreground';
 import { statusText } from '../output';
+import { equalPriorityOverlaps } from '../../shared/overlaps';
 
 export const agentCommands: Command[] = [
   {
@@ -110,7 +111,8 @@ export const agentCommands: Command[] = [
         return AgentStopped.EXIT;
       }
       const s = await c.call('status', {});
-      ctx.print(s, statusText(s));
+      const overlaps = equalPriorityOverlaps(s.layers);
+      ctx.print({ ...s, overlaps }, statusText(s, overlaps));
       return 0;
     },
   },

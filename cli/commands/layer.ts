@@ -2,7 +2,8 @@
 import * as path from 'path';
 import { LayerInfo } from '../../protocol';
 import { Command, Context, UsageError } from '../command';
-import { layerLine, showLayer } from '../output';
+import { layerLine, overlapsOf, showLayer } from '../output';
+import { equalPriorityOverlaps } from '../../shared/overlaps';
 import { withProgress } from '../progress';
 
 const NAME = { name: 'NAME' };
@@ -109,8 +110,10 @@ export const layerCommands: Command[] = [
     options: {},
     examples: ['strata layer show node20'],
     async action(a, ctx) {
-      const l = await (await ctx.agent()).call('layer.show', { name: a.positionals[0] });
-      ctx.print(l, showLayer(l));
+      const c = await ctx.agent();
+      const l = await c.call('layer.show', { name: a.positionals[0] });
+      const overlaps = overlapsOf(equalPriorityOverlaps(await c.call('layer.list', {})), [l.name]);
+      ctx.print({ ...l, overlaps }, showLayer(l, overlaps));
       return 0;
     },
   },

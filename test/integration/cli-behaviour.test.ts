@@ -123,3 +123,39 @@ describe('cli: switching refusals', function () {
     }
   });
 });
+
+describe('cli: two active layers of equal priority on one path', function () {
+  let e: Env;
+  before(async () => {
+    e = makeEnv('strata-cliux-');
+    writeTree(e.base, { 'tools/bin/tool': 'base\n' });
+    for (const n of ['tool-b', 'tool-a', 'tool-c']) writeTree(path.join(e.dir, n), { 'bin/tool': `${n}\n`, [`bin/only-${n}`]: `${n}\n` });
+    await e.ok('layer', 'create', 'tool-b', '--from', path.join(e.dir, 'tool-b'), '--map', '/tools=/');
+    await e.ok('layer', 'create', 'tool-a', '--from', path.join(e.dir, 'tool-a'), '--map', '/tools=/');
+    await e.ok('layer', 'create', 'tool-c', '--from', path.join(e.dir, 'tool-c'), '--map', '/tools=/', '--priority', '200');
+    await e.ok('view', 'add', e.base, '--at', e.mnt);
+  });
+  after(async () => e.cleanup());
+
+  it('warns on activate, says which wins in status and layer show, and the view agrees', async () => {
+    await e.ok('activate', 'tool-b');
+    const r = await e.cli('activate', 'tool-a');
+    assert.strictEqual(r.code, 0, r.stderr);
+    const tie = 'at /tools: tool-a wins over tool-b (both priority 100: a tie goes to the name sorted first)';
+    assert.ok(r.stderr.includes(`strata: warning: ${tie}`), r.stderr);
+    assert.strictEqual(fs.readFileSync(path.join(e.mnt, 'tools/bin/tool'), 'utf8'), 'tool-a\n', 'the view serves the one named');
+    assert.ok((await e.ok('status')).includes(`overlaps of equal priority:\n  ${tie}`));
+    const st = await e.json<{ overlaps: { path: string; winner: string; losers: string[] }[] }>('status');
+    assert.deepStrictEqual(st.overlaps, [{ path: '/tools', priority: 100, winner: 'tool-a', losers: ['tool-b'] }]);
+    assert.ok((await e.ok('layer', 'show', 'tool-b')).includes(`  overlaps of equal priority:\n    ${tie}`));
+  });
+
+  it('says nothing when priorities differ', async () => {
+    await e.ok('deactivate', 'tool-a');
+    const r = await e.cli('activate', 'tool-c');
+    assert.strictEqual(r.code, 0, r.stderr);
+    assert.ok(!/warning/.test(r.stderr), r.stderr);
+    assert.ok(!(await e.ok('status')).includes('overlaps'));
+    assert.strictEqual(fs.readFileSync(path.join(e.mnt, 'tools/bin/tool'), 'utf8'), 'tool-c\n');
+  });
+});
