@@ -199,7 +199,8 @@ describe('team: activations relayed between agents', function () {
     const { pid } = await b.json<{ pid: number }>('status');
     process.kill(pid, 'SIGKILL');
     await a.ok('swap', 'node20', 'node18'); // decided while B is down
-    const s = await b.json<{ active: string[] }>('status'); // restarts B's agent
+    await b.ok('agent', 'start');
+    const s = await b.json<{ active: string[] }>('status');
     assert.ok(s.active.includes('node20') || s.active.includes('node18'), `B restarted with ${s.active}`);
     await eventually('B to converge on node 18', () => node(b) === NODE18);
     const sb = await b.json<TeamStatus>('team', 'status');

@@ -261,6 +261,7 @@ describe('agent: restart, stale mounts, export and import', function () {
   it('restores the active set and views after a clean restart', async () => {
     await e.ok('agent', 'stop');
     assert.ok(!mounted(e.mnt));
+    await e.ok('agent', 'start');
     const s = await e.json<{ active: string[]; views: { state: string }[] }>('status');
     assert.deepStrictEqual(s.active, ['one']);
     assert.strictEqual(s.views[0].state, 'mounted');
@@ -271,6 +272,7 @@ describe('agent: restart, stale mounts, export and import', function () {
     const { pid } = await e.json<{ pid: number }>('status');
     process.kill(pid, 'SIGKILL');
     await waitFor(() => !mounted(e.mnt), 'the watchdog to unmount');
+    await e.ok('agent', 'start');
     const s = await e.json<{ pid: number; views: { state: string }[] }>('status');
     assert.notStrictEqual(s.pid, pid);
     assert.strictEqual(read(path.join(e.mnt, 'bin/tool')), '#!/bin/sh\necho layer-one-longer-output\n');
@@ -297,6 +299,7 @@ describe('agent: restart, stale mounts, export and import', function () {
     await new Promise((r) => setTimeout(r, 300));
     assert.ok(mounted(e.mnt), 'the dead agent left its mount behind');
     assert.throws(() => fs.statSync(path.join(e.mnt, 'bin')), /ENOTCONN/);
+    await e.ok('agent', 'start');
     const s = await e.json<{ pid: number; views: { state: string }[] }>('status');
     assert.notStrictEqual(s.pid, pid);
     assert.strictEqual(s.views[0].state, 'mounted');
