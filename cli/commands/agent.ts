@@ -112,7 +112,7 @@ export const agentCommands: Command[] = [
       }
       const s = await c.call('status', {});
       const overlaps = equalPriorityOverlaps(s.layers);
-      ctx.print({ ...s, overlaps }, statusText(s, overlaps));
+      ctx.print({ running: true, ...s, overlaps }, statusText(s, overlaps));
       return 0;
     },
   },

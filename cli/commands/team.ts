@@ -5,7 +5,7 @@ import { TEAM_FILE } from '../../protocol';
 import { StrataError } from '../../shared/errors';
 import { Command } from '../command';
 import { activeText, eventLine, teamText } from '../output';
-import { findUp } from './teamfile';
+import { findTeamFileUp } from '../../shared/teamfile';
 
 function holdCommand(hold: boolean): Command {
   const name = hold ? 'hold' : 'follow';
@@ -49,7 +49,7 @@ export const teamCommands: Command[] = [
     },
     examples: ['strata team join ws://127.0.0.1:7450 --secret-file team.secret --name alice'],
     async action(a, ctx) {
-      const teamFile = a.string('team-file') ?? findUp(process.cwd(), TEAM_FILE);
+      const teamFile = a.string('team-file') ?? findTeamFileUp(process.cwd());
       if (!teamFile)
         throw new StrataError(
           'E_TEAM_INVALID',

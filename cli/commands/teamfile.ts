@@ -3,35 +3,27 @@
  * often sits in a project the agent serves in place); the digests come from the agent, which digests
  * the layers in its store. The file is checked with the team file's schema before it is written.
  */
-import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { LAYER_NAME_RE, TEAM_FILE, TEAM_FILE_FORMAT, checkTeamFile } from '../../protocol';
+import { LAYER_NAME_RE, TEAM_FILE, TEAM_FILE_FORMAT } from '../../protocol';
 import { StrataError } from '../../shared/errors';
 import { isInside } from '../../shared/paths';
+import {
+  Pin,
+  TeamFileJson,
+  findTeamFileUp,
+  pinLayers,
+  readTeamFile,
+  secretExists,
+  unpinLayers,
+  writeNewSecret,
+  writeTeamFile,
+} from '../../shared/teamfile';
 import { Command, Context, UsageError } from '../command';
-
-/** The team file as written: the schema's fields, in this order, plus whatever else a person added. */
-interface TeamFileJson {
-  format: number;
-  team: string;
-  relays: string[];
-  layers: Record<string, { digest: string; version?: string }>;
-  defaults: string[];
-  slots: Record<string, string[]>;
-  [more: string]: unknown;
-}
-
-export function findUp(dir: string, name: string): string | null {
-  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
-    if (fs.existsSync(path.join(d, name))) return path.join(d, name);
-    if (path.dirname(d) === d) return null;
-  }
-}
 
 /** The team file named by --team-file, else the nearest strata.team.json upward. */
 export function teamFileArg(given: string | undefined): string {
-  const found = given ? path.resolve(given) : findUp(process.cwd(), TEAM_FILE);
+  const found = given ? path.resolve(given) : findTeamFileUp(process.cwd());
   if (!found) {
     throw new StrataError(
       'E_TEAM_INVALID',
@@ -42,55 +34,15 @@ export function teamFileArg(given: string | undefined): string {
   return found;
 }
 
-function readTeamFile(file: string): TeamFileJson {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new StrataError('E_TEAM_INVALID', `cannot read ${file}: ${(e as Error).message}`, 'Fix the file; nothing was changed.');
-  }
-  const { problems } = checkTeamFile(raw, file);
-  if (problems.length) throw new StrataError('E_TEAM_INVALID', problems.join('; '), 'Fix the file; nothing was changed.');
-  const t = raw as TeamFileJson;
-  return { ...t, layers: t.layers ?? {}, defaults: t.defaults ?? [], slots: t.slots ?? {} };
-}
-
-/** Checks with the schema, then replaces the file in one step (a reader never sees half of it). */
-function writeTeamFile(file: string, t: TeamFileJson): void {
-  const { problems } = checkTeamFile(t, file);
-  if (problems.length) throw new StrataError('E_TEAM_INVALID', problems.join('; '), 'Nothing was written.');
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, JSON.stringify(t, null, 2) + '\n', { mode: 0o644 });
-  fs.renameSync(tmp, file);
-}
-
 /** Each layer's digest and version, from the agent's store. */
-async function pins(ctx: Context, names: string[]): Promise<Record<string, { digest: string; version: string }>> {
+async function pins(ctx: Context, names: string[]): Promise<Record<string, Pin & { version: string }>> {
   const c = await ctx.agent();
-  const out: Record<string, { digest: string; version: string }> = {};
+  const out: Record<string, Pin & { version: string }> = {};
   for (const name of names) {
     const l = await c.call('layer.show', { name });
     out[name] = { digest: l.digest, version: l.version };
   }
   return out;
-}
-
-function secretExists(file: string): StrataError {
-  return new StrataError(
-    'E_TEAM_SECRET',
-    `${file} exists; a new secret never replaces one`,
-    'Give another --secret-file, or leave out --new-secret to keep using that one.',
-  );
-}
-
-/** Writes a new random secret, readable by its owner only; never printed. */
-function newSecret(file: string): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  try {
-    fs.writeFileSync(file, crypto.randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
-  } catch (e) {
-    throw (e as NodeJS.ErrnoException).code === 'EEXIST' ? secretExists(file) : e;
-  }
 }
 
 const short = (digest: string) => `${digest.slice(0, 19)}...`;
@@ -163,7 +115,7 @@ export const teamFileCommands: Command[] = [
             .join(' ')}`,
         );
       if (secret) {
-        newSecret(secret);
+        writeNewSecret(secret);
         lines.push(`wrote a new secret to ${secret} (mode 0600): give it to teammates over a safe channel`);
         if (isInside(secret, path.dirname(file))) {
           process.stderr.write(`strata: warning: ${secret} is inside the folder of ${TEAM_FILE}: keep it out of the repository\n`);
@@ -186,19 +138,13 @@ export const teamFileCommands: Command[] = [
     async action(a, ctx) {
       const file = teamFileArg(a.string('team-file'));
       const t = readTeamFile(file);
-      const got = await pins(ctx, a.positionals);
-      const lines: string[] = [];
-      for (const [name, pin] of Object.entries(got)) {
-        const before = t.layers[name]?.digest;
-        lines.push(
-          before === pin.digest
-            ? `${name}: unchanged (${short(pin.digest)})`
-            : before
-              ? `${name}: digest ${short(before)} -> ${short(pin.digest)}`
-              : `${name}: added (${short(pin.digest)})`,
-        );
-        t.layers[name] = { ...t.layers[name], ...pin };
-      }
+      const lines = pinLayers(t, await pins(ctx, a.positionals)).map(({ name, before, after }) =>
+        before === after
+          ? `${name}: unchanged (${short(after)})`
+          : before
+            ? `${name}: digest ${short(before)} -> ${short(after)}`
+            : `${name}: added (${short(after)})`,
+      );
       writeTeamFile(file, t);
       ctx.print({ file, ...t }, [`${file}:`, ...lines.map((l) => `  ${l}`)].join('\n'));
       // FIXME: a joined agent keeps the team file it joined with; the agent has no way to reload it yet.
@@ -222,23 +168,9 @@ export const teamFileCommands: Command[] = [
     async action(a, ctx) {
       const file = teamFileArg(a.string('team-file'));
       const t = readTeamFile(file);
-      const unknown = a.positionals.filter((n) => !Object.prototype.hasOwnProperty.call(t.layers, n));
-      if (unknown.length) {
-        throw new StrataError(
-          'E_LAYER_UNKNOWN',
-          `${unknown.map((n) => `"${n}"`).join(', ')} ${unknown.length === 1 ? 'is not a team layer' : 'are not team layers'} of ${file}`,
-          `Its layers: ${Object.keys(t.layers).join(', ') || '(none)'}.`,
-        );
-      }
-      const gone = new Set(a.positionals);
-      for (const n of gone) delete t.layers[n];
-      t.defaults = t.defaults.filter((n) => !gone.has(n));
-      for (const [s, ls] of Object.entries(t.slots)) {
-        t.slots[s] = ls.filter((n) => !gone.has(n));
-        if (!t.slots[s].length) delete t.slots[s];
-      }
+      unpinLayers(t, a.positionals, file);
       writeTeamFile(file, t);
-      ctx.print({ file, ...t }, `${file}: removed ${[...gone].join(', ')}; layers: ${Object.keys(t.layers).join(', ') || '(none)'}`);
+      ctx.print({ file, ...t }, `${file}: removed ${a.positionals.join(', ')}; layers: ${Object.keys(t.layers).join(', ') || '(none)'}`);
       return 0;
     },
   },

@@ -145,7 +145,8 @@ describe('cli: two active layers of equal priority on one path', function () {
     assert.ok(r.stderr.includes(`strata: warning: ${tie}`), r.stderr);
     assert.strictEqual(fs.readFileSync(path.join(e.mnt, 'tools/bin/tool'), 'utf8'), 'tool-a\n', 'the view serves the one named');
     assert.ok((await e.ok('status')).includes(`overlaps of equal priority:\n  ${tie}`));
-    const st = await e.json<{ overlaps: { path: string; winner: string; losers: string[] }[] }>('status');
+    const st = await e.json<{ running: boolean; overlaps: { path: string; winner: string; losers: string[] }[] }>('status');
+    assert.strictEqual(st.running, true);
     assert.deepStrictEqual(st.overlaps, [{ path: '/tools', priority: 100, winner: 'tool-a', losers: ['tool-b'] }]);
     assert.ok((await e.ok('layer', 'show', 'tool-b')).includes(`  overlaps of equal priority:\n    ${tie}`));
   });

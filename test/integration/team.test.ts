@@ -93,6 +93,12 @@ describe('team: activations relayed between agents', function () {
     await eventually('A to pass through', () => node(a) === '#!/bin/sh\necho system\n');
   });
 
+  it('says so when deactivating a team layer the team does not run', async () => {
+    const r = await a.cli('deactivate', 'node20');
+    assert.strictEqual(r.code, 1, r.stderr);
+    assert.match(r.stderr, /E_LAYER_INACTIVE: layer "node20" is not active/);
+  });
+
   it('swaps within a slot as one decision: never both, never neither once applied', async () => {
     await a.ok('activate', 'node18');
     await eventually('B on node 18', () => node(b) === NODE18);
