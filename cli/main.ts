@@ -7,8 +7,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { AgentClient, connectOrStart, logFile } from '../shared/client';
-import { StrataError } from '../shared/errors';
+import { AgentClient, NoAgent, connectOrStart, logFile } from '../shared/client';
 import { findSocket, strataHome } from '../shared/paths';
 import { AgentStopped, Command, Context, parseCommandArgs, wantsHelp } from './command';
 import { COMMANDS, SECTIONS, findCommand, noCommand } from './commands';
@@ -30,7 +29,7 @@ async function connect(cmd: Command, home: string, socket: string): Promise<Agen
   try {
     return await connectOrStart({ ...target, start: false });
   } catch (e) {
-    if (!(e instanceof StrataError) || e.code !== 'E_AGENT_UNAVAILABLE') throw e;
+    if (!(e instanceof NoAgent)) throw e; // an unsafe runtime folder or socket is refused, never taken for "stopped"
   }
   if (cmd.readOnly) throw new AgentStopped(home);
   process.stderr.write(`strata: starting the agent for ${home} (log: ${logFile(home)})\n`);
