@@ -3,7 +3,7 @@
  * saved through the store, then applied to the views when the layer is active.
  */
 import * as path from 'path';
-import { LayerInfo, LayerSpec } from '../protocol';
+import { LayerDetail, LayerInfo, LayerSpec, Mapping } from '../protocol';
 import { StrataError } from '../shared/errors';
 import { normalizeLayerPath, normalizeViewPath, PathError } from '../shared/resolver';
 import { LayerCatalog } from './catalog';
@@ -14,6 +14,7 @@ import { ImportLimits } from './archive';
 import { viewHolding } from './outside';
 import { LocalSwitch } from './switch';
 import { Views } from './fuse/views';
+import { digestLayerDir } from './team/digest';
 
 export interface LayersOptions {
   queue: Queue;
@@ -36,16 +37,20 @@ export class Layers {
     return Promise.all(this.o.catalog.all().map((s) => this.info(s)));
   }
 
-  async show(name: string): Promise<LayerInfo> {
+  /** With the content digest a team file pins (layer.json and the read-only files; computed each time). */
+  async show(name: string): Promise<LayerDetail> {
     await this.o.catalog.reload();
-    return this.info(await this.o.catalog.requireValid(name));
+    const info = await this.info(await this.o.catalog.requireValid(name));
+    return { ...info, digest: await digestLayerDir(this.o.store.dir(name)) };
   }
 
   /** The copy runs outside the queue, so switches go on meanwhile; only installing it waits. */
   async create(
-    p: { name: string; from: string; priority?: number; version?: string; description?: string },
+    p: { name: string; from: string; priority?: number; version?: string; description?: string; mappings?: Mapping[] },
     progress?: Progress,
   ): Promise<LayerInfo> {
+    // Refused before the capture, which may take long: mappings worded as `layer map` words them.
+    const mappings = p.mappings?.map((m) => mappingArgs(m.original, m.destination));
     const { real, view } = await viewHolding(this.o.views.list(), p.from);
     if (view) {
       throw new StrataError(
@@ -54,7 +59,7 @@ export class Layers {
         'Capture from a folder outside any Strata view.',
       );
     }
-    return this.install(await this.o.store.stageCreate(p.name, real, p, progress), 'layer-created', progress);
+    return this.install(await this.o.store.stageCreate(p.name, real, { ...p, mappings }, progress), 'layer-created', progress);
   }
 
   remove(name: string): Promise<{ removed: string }> {
@@ -70,22 +75,15 @@ export class Layers {
   }
 
   map(name: string, original: string, destination: string): Promise<LayerInfo> {
-    const o = viewPathArg(original, 'ORIGINAL');
-    let d: string;
+    let m: Mapping;
     try {
-      d = normalizeLayerPath(destination);
+      m = mappingArgs(original, destination);
     } catch (e) {
-      return Promise.reject(
-        new StrataError(
-          'E_MAPPING_ESCAPE',
-          `DESTINATION ${destination}: ${(e as Error).message}`,
-          'Give a path inside the layer, relative to its files.',
-        ),
-      );
+      return Promise.reject(e);
     }
     return this.edit(name, (s) => {
-      s.mappings = s.mappings.filter((m) => m.original !== o);
-      s.mappings.push({ original: o, destination: d === '' ? '/' : d });
+      s.mappings = s.mappings.filter((x) => x.original !== m.original);
+      s.mappings.push(m);
       return s;
     });
   }
@@ -145,9 +143,9 @@ export class Layers {
   }
 
   /** Reads only layer.json and files/, which switches never change: no need to wait for them. */
-  async exportTo(name: string, file: string): Promise<{ file: string; bytes: number; sha256: string }> {
+  async exportTo(name: string, file: string, progress?: Progress): Promise<{ file: string; bytes: number; sha256: string }> {
     const real = await this.outsideViews(file, 'export file');
-    return { file: path.resolve(file), ...(await this.o.store.exportTo(name, real)) };
+    return { file: path.resolve(file), ...(await this.o.store.exportTo(name, real, progress)) };
   }
 
   /** Unpacked and checked outside the queue (see archive.ts for the limits); only installing it waits. */
@@ -195,6 +193,22 @@ export class Layers {
       return this.info(after);
     });
   }
+}
+
+/** A mapping from the command line, normalized; E_BAD_REQUEST / E_MAPPING_ESCAPE name the bad part. */
+function mappingArgs(original: string, destination: string): Mapping {
+  const o = viewPathArg(original, 'ORIGINAL');
+  let d: string;
+  try {
+    d = normalizeLayerPath(destination);
+  } catch (e) {
+    throw new StrataError(
+      'E_MAPPING_ESCAPE',
+      `DESTINATION ${destination}: ${(e as Error).message}`,
+      'Give a path inside the layer, relative to its files.',
+    );
+  }
+  return { original: o, destination: d === '' ? '/' : d };
 }
 
 function viewPathArg(p: string, what: string): string {

@@ -35,7 +35,7 @@ export class ControlServer {
       status: () => a.status(),
       'layer.list': () => a.layers.list(),
       'layer.show': (p) => a.layers.show(p.name),
-      'layer.create': (p) => a.layers.create(p, (m) => a.progress(`create ${p.name}`, m)),
+      'layer.create': (p) => a.layers.create(p, (m, done, total) => a.progress(`create ${p.name}`, m, done, total)),
       'layer.rm': (p) => a.layers.remove(p.name),
       'layer.map': (p) => a.layers.map(p.name, p.original, p.destination),
       'layer.unmap': (p) => a.layers.unmap(p.name, p.original),
@@ -44,7 +44,7 @@ export class ControlServer {
       'layer.update': (p) => a.layers.update(p.name, p.spec),
       'layer.validate': (p) => a.layers.validate(p.spec),
       'layer.reset': (p) => a.layers.reset(p.name),
-      'layer.export': (p) => a.layers.exportTo(p.name, p.file),
+      'layer.export': (p) => a.layers.exportTo(p.name, p.file, (m, done, total) => a.progress(`export ${p.name}`, m, done, total)),
       'layer.import': (p) => a.layers.importFrom(p.file, (m) => a.progress(`import ${path.basename(p.file)}`, m)),
       'view.add': (p) => a.views.add(p.base, p.at),
       'view.list': () => a.views.list(),
@@ -86,6 +86,7 @@ export class ControlServer {
 
   private async deactivate(p: Params<'deactivate'>): Promise<SwitchResult> {
     const { team, personal } = this.split(p.names);
+    this.refuseInactive(p.names, team.length > 0);
     let result: SwitchResult = { active: this.agent.switch.active() };
     if (personal.length) result = await this.agent.switch.deactivate(personal, p.force ?? false);
     if (team.length) result = await this.team.switchTeam({ deactivate: team });
@@ -101,7 +102,24 @@ export class ControlServer {
         'Use activate and deactivate.',
       );
     }
-    return isTeam ? this.team.switchTeam({ swap: [p.old, p.new] }) : this.agent.switch.swap(p.old, p.new);
+    return isTeam ? this.team.switchTeam({ swap: [p.old, p.new] }) : this.agent.switch.swap(p.old, p.new, p.force ?? false);
+  }
+
+  /** Deactivating a layer that is not active changes nothing: say so (before anything switches). */
+  private refuseInactive(names: string[], withTeam: boolean): void {
+    const teamActive = withTeam ? (this.team.status().desired ?? []) : [];
+    const inactive = names.filter((n) => !this.agent.switch.isActive(n) && !teamActive.includes(n));
+    for (const n of inactive) this.agent.catalog.require(n); // a name that is no layer stays E_LAYER_UNKNOWN
+    if (inactive.length) {
+      const active = this.agent.switch.active();
+      throw new StrataError(
+        'E_LAYER_INACTIVE',
+        inactive.length === 1
+          ? `layer "${inactive[0]}" is not active`
+          : `layers ${inactive.map((n) => `"${n}"`).join(', ')} are not active`,
+        `Nothing was changed; active: ${active.join(', ') || '(none)'}.`,
+      );
+    }
   }
 
   private split(names: string[]): { team: string[]; personal: string[] } {

@@ -6,17 +6,15 @@ import * as fs from 'fs';
 import * as fsp from 'fs/promises';
 import * as path from 'path';
 import * as crypto from 'crypto';
-import { execFile } from 'child_process';
-import { promisify } from 'util';
-import { LAYER_FORMAT, LAYER_NAME_RE, LayerSpec } from '../protocol';
+import { LAYER_FORMAT, LAYER_NAME_RE, LayerSpec, Mapping } from '../protocol';
 import { StrataError } from '../shared/errors';
 import { checkLayerSpec, destRel, parseLayerJson } from './layerspec';
 import { writeFileAtomic } from './atomic';
 import { DEFAULT_IMPORT_LIMITS, ImportLimits, tarFailed, unpackLayerArchive } from './archive';
+import { captureInto, captureSource, packLayer, requireDestinations } from './capture';
 
-const run = promisify(execFile);
-
-export type Progress = (message: string) => void;
+/** A step's message, with bytes done of a total when known. */
+export type Progress = (message: string, done?: number, total?: number) => void;
 
 /** A layer made in a staging folder of the store, waiting to be installed under its name. */
 export interface Staged {
@@ -145,27 +143,16 @@ export class LayerStore {
   async stageCreate(
     name: string,
     from: string,
-    opts: { priority?: number; version?: string; description?: string },
+    opts: { priority?: number; version?: string; description?: string; mappings?: Mapping[] },
     progress: Progress = () => {},
   ): Promise<Staged> {
     LayerStore.checkName(name);
     this.refuseExisting(name, `Remove it with "strata layer rm ${name}" or pick another name.`);
     const src = path.resolve(from);
-    const st = await fsp.stat(src).catch(() => null);
-    if (!st || !st.isDirectory()) {
-      throw new StrataError('E_LAYER_INVALID', `--from ${from}: not a directory`, 'Give the folder that holds the captured toolchain.');
-    }
+    const source = await captureSource(src);
     const tmp = await fsp.mkdtemp(path.join(this.root, '.create-'));
     try {
-      progress(`copying ${src} into the layer store`);
-      await fsp.mkdir(path.join(tmp, 'files'));
-      await run('cp', ['-a', '--', src + '/.', path.join(tmp, 'files')], { maxBuffer: 1 << 20 }).catch((e) => {
-        throw new StrataError(
-          'E_IO',
-          `copying ${src} failed: ${String((e as Error).message).split('\n')[0]}`,
-          'Check that the folder is readable and the disk has room.',
-        );
-      });
+      const { root } = await captureInto(source, path.join(tmp, 'files'), progress);
       await fsp.mkdir(path.join(tmp, 'writable', 'files'), { recursive: true });
       const spec: LayerSpec = {
         format: LAYER_FORMAT,
@@ -173,12 +160,14 @@ export class LayerStore {
         version: opts.version ?? '1.0.0',
         description: opts.description ?? `captured from ${src}`,
         priority: opts.priority ?? 100,
-        mappings: [{ original: '/', destination: '/' }],
+        mappings: opts.mappings ?? [{ original: '/', destination: '/' }],
         excludes: [],
         deletes: [],
       };
       const { spec: clean, problems } = checkLayerSpec(spec, `${name}/layer.json`);
       if (!clean) throw new StrataError(problems[0].code, problems[0].message);
+      await requireDestinations(clean.mappings, path.join(tmp, 'files'), root);
+      await this.checkDestinations(clean, path.join(tmp, 'files'));
       await writeFileAtomic(path.join(tmp, 'layer.json'), JSON.stringify(clean, null, 2) + '\n');
       return {
         dir: tmp,
@@ -264,12 +253,12 @@ export class LayerStore {
   }
 
   /** Export layer.json and the read-only files (not the writable sublayer) as a .tar.gz. */
-  async exportTo(name: string, file: string): Promise<{ bytes: number; sha256: string }> {
+  async exportTo(name: string, file: string, progress: Progress = () => {}): Promise<{ bytes: number; sha256: string }> {
     await this.get(name);
     const out = path.resolve(file);
     const tmp = `${out}.partial-${process.pid}`;
     try {
-      await run('tar', ['-C', this.dir(name), '-czf', tmp, '--', 'layer.json', 'files'], { maxBuffer: 1 << 20 });
+      await packLayer(this.dir(name), tmp, progress);
       await fsp.rename(tmp, out);
     } catch (e) {
       await fsp.rm(tmp, { force: true });

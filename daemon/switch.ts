@@ -59,7 +59,7 @@ export class LocalSwitch {
   }
 
   /** Replace OLD by NEW in one step: one persisted state, one rebuild, one invalidation. */
-  swap(oldName: string, newName: string): Promise<{ active: string[] }> {
+  swap(oldName: string, newName: string, force = false): Promise<{ active: string[] }> {
     return this.o.queue.run(async () => {
       await this.o.catalog.reload();
       this.o.catalog.require(oldName);
@@ -71,7 +71,7 @@ export class LocalSwitch {
           `Activate "${newName}" directly with "strata activate ${newName}".`,
         );
       }
-      await this.refuseIfBusy([oldName]);
+      if (!force) await this.refuseIfBusy([oldName]);
       const set = this.o.state.data.active.filter((n) => n !== oldName);
       if (!set.includes(newName)) set.push(newName);
       await this.apply(set, 'swap');
@@ -132,15 +132,23 @@ export class LocalSwitch {
   }
 
   private async refuseIfBusy(names: string[]): Promise<void> {
-    const busy = await this.o.views.holders(names);
-    if (busy.length) {
-      const who = busy
+    // One process often holds several files (or one file through several threads): name it once.
+    const byPid = new Map<number, { command: string; paths: Set<string> }>();
+    for (const h of await this.o.views.holders(names)) {
+      const p = byPid.get(h.pid) ?? { command: h.command, paths: new Set<string>() };
+      byPid.set(h.pid, p.paths.add(h.path) && p);
+    }
+    if (byPid.size) {
+      const who = [...byPid]
         .slice(0, 5)
-        .map((b) => `pid ${b.pid} (${b.command}) has ${b.path} open`)
+        .map(([pid, { command, paths }]) => {
+          const [first] = paths;
+          return `pid ${pid} (${command}) has ${paths.size === 1 ? `${first} open` : `${paths.size} files open (${first}, ...)`}`;
+        })
         .join('; ');
       throw new StrataError(
         'E_LAYER_BUSY',
-        `files of ${names.join(', ')} are open: ${who}${busy.length > 5 ? `; and ${busy.length - 5} more` : ''}`,
+        `files of ${names.join(', ')} are open: ${who}${byPid.size > 5 ? `; and ${byPid.size - 5} more processes` : ''}`,
         'Close them, or pass --force to switch anyway (open files keep their old content).',
       );
     }

@@ -74,6 +74,10 @@ export const TeamPeerInfoSchema = obj({
   drift: strings,
   lastSeen: num(),
 });
+/** `layer show`: the layer with its content digest, as strata.team.json pins it ("sha256:<hex>"). */
+export const LayerDetailSchema = v.intersect([LayerInfoSchema, obj({ digest: str() })]);
+export type LayerDetail = v.InferOutput<typeof LayerDetailSchema>;
+
 export type TeamPeerInfo = v.InferOutput<typeof TeamPeerInfoSchema>;
 
 export const TeamStatusSchema = obj({
@@ -105,6 +109,15 @@ const P = {
   boolean: v.boolean('boolean'),
   strings: v.array(v.string('string[]'), 'string[]'),
   object: plainObject('object'),
+  mappings: v.array(
+    v.custom<{ original: string; destination: string }>((x) => {
+      if (typeof x !== 'object' || x === null || Array.isArray(x)) return false;
+      const keys = Object.keys(x);
+      const m = x as Record<string, unknown>;
+      return keys.length === 2 && typeof m.original === 'string' && typeof m.destination === 'string';
+    }, '{original, destination}[]'),
+    '{original, destination}[]',
+  ),
 };
 /** Params: exactly these (unknown keys are refused so typos do not pass silently). */
 function params<const E extends v.ObjectEntries>(entries: E) {
@@ -117,9 +130,17 @@ const opt = v.optional;
 export const METHODS = {
   status: { params: none, result: AgentStatusSchema },
   'layer.list': { params: none, result: list(LayerInfoSchema) },
-  'layer.show': { params: named, result: LayerInfoSchema },
+  'layer.show': { params: named, result: LayerDetailSchema },
   'layer.create': {
-    params: params({ name: P.string, from: P.string, priority: opt(P.number), version: opt(P.string), description: opt(P.string) }),
+    /** from: a folder or a .tar.gz/.tgz/.tar.xz/.txz/.zip archive; mappings replace the default "/" → "/". */
+    params: params({
+      name: P.string,
+      from: P.string,
+      priority: opt(P.number),
+      version: opt(P.string),
+      description: opt(P.string),
+      mappings: opt(P.mappings),
+    }),
     result: LayerInfoSchema,
   },
   'layer.rm': { params: named, result: obj({ removed: str() }) },
@@ -134,6 +155,7 @@ export const METHODS = {
   'layer.validate': { params: params({ spec: opt(v.unknown()) }), result: obj({ problems: list(ErrorInfoSchema) }) },
   'layer.reset': { params: named, result: LayerInfoSchema },
   'layer.export': {
+    /** Progress events (task "export NAME") count the archive's bytes. */
     params: params({ name: P.string, file: P.string }),
     result: obj({ file: str(), bytes: count(), sha256: str() }),
   },
@@ -146,7 +168,8 @@ export const METHODS = {
     result: obj({ active: strings, decision: v.optional(str()) }),
   },
   deactivate: { params: params({ names: P.strings, force: opt(P.boolean) }), result: obj({ active: strings }) },
-  swap: { params: params({ old: P.string, new: P.string }), result: obj({ active: strings }) },
+  /** force: as deactivate's, switch even while files of OLD are open. */
+  swap: { params: params({ old: P.string, new: P.string, force: opt(P.boolean) }), result: obj({ active: strings }) },
   'team.join': {
     /** teamText: the team file's content, read by the client (the agent never reads inside its views). */
     params: params({

@@ -118,6 +118,13 @@ async function tryConnect(sock: string): Promise<AgentClient | null> {
   return c;
 }
 
+/** Nothing serves the socket (as opposed to a socket or folder refused as unsafe). */
+export class NoAgent extends StrataError {
+  constructor(socket: string) {
+    super('E_AGENT_UNAVAILABLE', `no agent is serving ${socket}`, 'Start one with "strata agent start".');
+  }
+}
+
 /**
  * Connect to the agent for this home, starting it in the background when it is not running.
  * The agent outlives the caller (detached, its own session), and logs to $STRATA_HOME/agent.log.
@@ -132,9 +139,7 @@ export async function connectOrStart(opts: {
 }): Promise<AgentClient> {
   const existing = await tryConnect(opts.socket);
   if (existing) return existing;
-  if (!opts.start) {
-    throw new StrataError('E_AGENT_UNAVAILABLE', `no agent is serving ${opts.socket}`, 'Start one with "strata agent start".');
-  }
+  if (!opts.start) throw new NoAgent(opts.socket);
   const child = startDetached(opts.home, opts.agentScript, opts.env);
   let exited: number | null = null;
   child.once('exit', (code) => (exited = code ?? 1));

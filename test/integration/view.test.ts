@@ -201,6 +201,7 @@ describe('agent: restart, stale mounts, export and import', function () {
   it('restores the active set and views after a clean restart', async () => {
     await e.ok('agent', 'stop');
     assert.ok(!mounted(e.mnt));
+    await e.ok('agent', 'start');
     const s = await e.json<{ active: string[]; views: { state: string }[] }>('status');
     assert.deepStrictEqual(s.active, ['one']);
     assert.strictEqual(s.views[0].state, 'mounted');
@@ -217,6 +218,7 @@ describe('agent: restart, stale mounts, export and import', function () {
     await waitFor(() => !alive(server), 'the server to die');
     assert.ok(mounted(e.mnt), 'the dead server left its mount behind');
     assert.throws(() => fs.statSync(path.join(e.mnt, 'bin')), /ENOTCONN/);
+    await e.ok('agent', 'start');
     const s = await e.json<{ pid: number; views: { state: string }[] }>('status');
     assert.notStrictEqual(s.pid, pid);
     assert.strictEqual(s.views[0].state, 'mounted');
