@@ -3,7 +3,7 @@
  * saved through the store, then applied to the views when the layer is active.
  */
 import * as path from 'path';
-import { LayerInfo, LayerSpec } from '../protocol';
+import { LayerInfo, LayerSpec, ViewChange } from '../protocol';
 import { StrataError } from '../shared/errors';
 import { normalizeLayerPath, normalizeViewPath, PathError } from '../shared/resolver';
 import { LayerCatalog, rulePaths } from './catalog';
@@ -19,7 +19,7 @@ export interface LayersOptions {
   catalog: LayerCatalog;
   views: Views;
   switch: LocalSwitch;
-  emit: (reason: string) => void;
+  emit: (reason: string, change?: ViewChange) => void;
 }
 
 export class Layers {
@@ -169,8 +169,9 @@ export class Layers {
       const before = await this.o.catalog.requireValid(name);
       const after = await this.o.store.save(change(structuredClone(before)));
       await this.o.catalog.reload();
-      if (this.o.switch.isActive(name)) await this.o.views.invalidate([...rulePaths(before), ...rulePaths(after)]);
-      this.o.emit('layer-changed');
+      const paths = this.o.switch.isActive(name) ? [...new Set([...rulePaths(before), ...rulePaths(after)])] : [];
+      await this.o.views.invalidate(paths);
+      this.o.emit('layer-changed', paths.length ? { paths, stale: [] } : undefined);
       return this.info(after);
     });
   }

@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
 import { MAX_CONTROL_MESSAGE, Method, Params, ProgressEvent, Request, Response, Result, StateEvent, checkRequest } from '../protocol';
+import type { ViewChange } from '../protocol';
 import { Agent } from './agent';
 import { TeamService } from './team/service';
 import { StrataError, toErrorInfo } from '../shared/errors';
@@ -60,6 +61,7 @@ export class ControlServer {
       'team.history': () => team.history(),
       'team.revert': (p) => team.revert(p.id),
       'team.hold': (p) => team.hold(p.name, p.hold),
+      'team.reload': (p) => team.reload(p),
       subscribe: (_p, conn) => {
         conn.subscribed = true;
         return a.status();
@@ -69,7 +71,7 @@ export class ControlServer {
         return { stopping: true };
       },
     };
-    agent.onChange((reason) => void this.broadcast(reason));
+    agent.onChange((reason, change) => void this.broadcast(reason, change));
     agent.onProgress((p) => {
       for (const c of this.conns) if (c.subscribed) c.send({ event: 'progress', ...p });
     });
@@ -95,8 +97,8 @@ export class ControlServer {
   }
 
   private swap(p: Params<'swap'>): Promise<SwitchResult> {
-    const isTeam = this.team.isTeamLayer(p.old);
-    if (isTeam !== this.team.isTeamLayer(p.new)) {
+    const isTeam = this.team.followsTeam(p.old);
+    if (isTeam !== this.team.followsTeam(p.new)) {
       throw new StrataError(
         'E_BAD_REQUEST',
         `cannot swap team layer and personal layer (${p.old} → ${p.new}) in one step`,
@@ -107,7 +109,7 @@ export class ControlServer {
   }
 
   private split(names: string[]): { team: string[]; personal: string[] } {
-    return { team: names.filter((n) => this.team.isTeamLayer(n)), personal: names.filter((n) => !this.team.isTeamLayer(n)) };
+    return { team: names.filter((n) => this.team.followsTeam(n)), personal: names.filter((n) => !this.team.followsTeam(n)) };
   }
 
   onStop(fn: () => void): void {
@@ -203,12 +205,12 @@ export class ControlServer {
     }
   }
 
-  private async broadcast(reason: string): Promise<void> {
+  private async broadcast(reason: string, change?: ViewChange): Promise<void> {
     const subs = [...this.conns].filter((c) => c.subscribed);
     if (!subs.length) return;
     try {
       const status = await this.agent.status();
-      for (const c of subs) c.send({ event: 'state', reason, status });
+      for (const c of subs) c.send({ event: 'state', reason, status, ...(change ? { change } : {}) });
     } catch (e) {
       this.log(`[control] could not build status for subscribers: ${(e as Error).message}`);
     }

@@ -3,6 +3,7 @@
  * from the user; applyTeamSet applies a team decision (team/service.ts calls it). Each change is
  * persisted, rebuilt into the resolver, invalidated in every view, and only then announced.
  */
+import { ViewChange } from '../protocol';
 import { StrataError } from '../shared/errors';
 import { LayerCatalog, rulePaths } from './catalog';
 import { Queue } from './queue';
@@ -14,7 +15,7 @@ export interface SwitchOptions {
   state: StateFile;
   catalog: LayerCatalog;
   views: Views;
-  emit: (reason: string) => void;
+  emit: (reason: string, change?: ViewChange) => void;
 }
 
 export class LocalSwitch {
@@ -121,7 +122,9 @@ export class LocalSwitch {
     await this.o.state.save();
     this.o.catalog.rebuild();
     await this.o.views.invalidate(changedRulePaths);
-    this.o.emit(reason);
+    // Editors and tools follow: what changed, and who still runs what was there before.
+    const paths = [...new Set(changedRulePaths)];
+    this.o.emit(reason, { paths, stale: await this.o.views.staleHolders(paths) });
   }
 
   private refuseIfBusy(names: string[]): void {

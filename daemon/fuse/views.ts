@@ -6,9 +6,10 @@
 import * as fs from 'fs';
 import * as fsp from 'fs/promises';
 import * as path from 'path';
-import { OpenFileHolder, ViewInfo } from '../../protocol';
+import { OpenFileHolder, StaleHolder, ViewInfo } from '../../protocol';
 import { StrataError } from '../../shared/errors';
 import { isInside } from '../../shared/paths';
+import { isUnder } from '../../shared/resolver';
 import { LayerCatalog } from '../catalog';
 import { Queue } from '../queue';
 import { StateFile } from '../statefile';
@@ -167,6 +168,24 @@ export class Views {
     return [...this.views.values()].flatMap((v) =>
       liveHolders(v.fs.holders(set).map((o) => ({ pid: o.pid, file: path.join(v.mountpoint, o.path) }))),
     );
+  }
+
+  /**
+   * Processes holding files under `prefixes` that a change replaced: opened from a place (a layer,
+   * or the base) that no longer serves that path. They run the old version until restarted.
+   */
+  async staleHolders(prefixes: string[]): Promise<StaleHolder[]> {
+    const out = new Map<string, StaleHolder>();
+    for (const v of this.views.values()) {
+      for (const o of v.fs.openFiles.values()) {
+        if (!prefixes.some((p) => isUnder(o.path, p))) continue;
+        const now = await v.fs.lookup(o.path).catch(() => null);
+        if (now && (now.source.kind === 'base' ? null : now.source.layer) === o.layer) continue;
+        for (const h of liveHolders([{ pid: o.pid, file: path.join(v.mountpoint, o.path) }]))
+          out.set(`${h.pid}:${h.path}`, { ...h, layer: o.layer });
+      }
+    }
+    return [...out.values()];
   }
 
   private newViewFs(baseRoot: string): ViewFs {

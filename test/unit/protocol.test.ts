@@ -51,6 +51,7 @@ const PARAM_RULES: { [M in Method]: Record<string, Rule> } = {
   'team.history': {},
   'team.revert': { id: S },
   'team.hold': { name: S, hold: { type: 'boolean' } },
+  'team.reload': { teamText: S_OPT },
   subscribe: {},
   'agent.stop': {},
 };
@@ -84,6 +85,7 @@ const ALL_METHODS: Method[] = [
   'team.history',
   'team.revert',
   'team.hold',
+  'team.reload',
 ];
 
 const GOOD: Record<Rule['type'], unknown> = {
