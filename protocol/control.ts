@@ -98,6 +98,8 @@ export const TeamStatusSchema = obj({
   relays: v.optional(list(obj({ url: str(), state: str() }))),
   listen: v.optional(v.nullable(str())),
   teamFile: v.optional(str()),
+  /** The team layers (those the team file lists). */
+  teamLayers: v.optional(strings),
   /** The team's active set as the replicated registers say. */
   desired: v.optional(strings),
   /**

@@ -59,6 +59,7 @@ export function teamStatus(s: StatusInputs): TeamStatus {
       .map((p) => ({ url: p.url ?? '', state: p.state })),
     listen: s.listen,
     teamFile: cfg.teamFile,
+    teamLayers: team,
     desired,
     drift: driftOf(s.active, s.digests),
     contentDrift: team
