@@ -9,6 +9,21 @@ import type { StrataApi } from '../../../extension/api';
 import type { LayerItem } from '../../../extension/trees/layers';
 import { Fixture, clientFor, eventually, extension, makeFixture, strata } from './helpers';
 
+/** Runs first, before any suite starts the agent. */
+export function startupTests(): void {
+  describe('startup', function () {
+    this.timeout(60000);
+
+    it('is active once VS Code has started, and starts no agent for a workspace in no view and with no team file', async () => {
+      await eventually('the extension to activate on startup', () => extension().isActive, 40000);
+      const api = extension().exports;
+      await eventually('the first connection attempt to end', () => api.statusBarText().includes('agent down'), 20000);
+      assert.strictEqual(api.connected(), false);
+      await assert.rejects(clientFor(api.home()), 'no agent answers on the socket');
+    });
+  });
+}
+
 export function activationTests(): void {
   describe('activation', function () {
     this.timeout(60000);
