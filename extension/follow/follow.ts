@@ -91,11 +91,6 @@ export class Follower implements vscode.Disposable {
     this.done.fire(rec);
   }
 
-  /** Restart what VS Code can restart among the processes the last rounds named (the notification's action). */
-  restartStale(procs: readonly StaleProcess[]): Promise<void> {
-    return this.stale.restart(procs);
-  }
-
   dispose(): void {
     clearTimeout(this.timer);
     this.sub.dispose();

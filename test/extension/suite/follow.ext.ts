@@ -12,6 +12,15 @@ import { AgentClient } from '../../../shared/client';
 import type { StrataApi } from '../../../extension/api';
 import { Fixture, cli, click, clientFor, eventually, makeFixture, notice, read, strata } from './helpers';
 
+/** Kill a process started with `detached` and what it started (its sleep holds the file too). */
+function killGroup(p: ChildProcess): void {
+  try {
+    process.kill(-p.pid!, 'SIGKILL');
+  } catch {
+    /* gone already */
+  }
+}
+
 export function followTests(): void {
   describe('VS Code follows a switch', function () {
     this.timeout(90000);
@@ -37,7 +46,7 @@ export function followTests(): void {
 
     after(async () => {
       await files().update('autoSave', autoSave, vscode.ConfigurationTarget.Global);
-      for (const ch of children) ch.kill('SIGKILL');
+      for (const ch of children) killGroup(ch);
       for (const x of vscode.tasks.taskExecutions) x.terminate();
       await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor').then(undefined, () => {});
       await vscode.commands.executeCommand('workbench.action.closeAllEditors');
@@ -121,7 +130,7 @@ export function followTests(): void {
         new vscode.Task({ type: 'shell' }, vscode.TaskScope.Workspace, 'hold-tool', 'strata-test', new vscode.ShellExecution(hold)),
       );
       const first = await started;
-      const child = spawn('sh', ['-c', hold], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const child = spawn('sh', ['-c', hold], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
       children.push(child);
       await new Promise<void>((res) => child.stdout!.once('data', () => res()));
       // The agent sees both holders: a plain deactivate is refused as busy.
@@ -157,6 +166,54 @@ export function followTests(): void {
       const second = await again;
       assert.notStrictEqual(second.processId, first.processId, 'the task runs again in a new process');
       await eventually('the old task process to end', () => !fs.existsSync(`/proc/${first.processId}`), 10000);
+      // Both still hold what they opened: end them, so the next switch names only its own holders.
+      killGroup(child);
+      second.execution.terminate();
+      await eventually(
+        'the holders to end',
+        () => !fs.existsSync(`/proc/${second.processId}`) && (child.exitCode !== null || child.signalCode !== null),
+        10000,
+      );
+    });
+
+    it("offers to restart a language server through its extension's command, and only when that command exists", async () => {
+      // A stand-in for rust-analyzer started by an extension (this host), holding the file of layer A.
+      const server = path.join(fx.dir, 'rust-analyzer');
+      fs.writeFileSync(server, `#!/bin/sh\nexec 3< '${fx.file}'\necho ready\nsleep 600\n`, { mode: 0o755 });
+      const start = async () => {
+        const p = spawn(server, [], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
+        children.push(p);
+        await new Promise<void>((res) => p.stdout!.once('data', () => res()));
+        return p;
+      };
+      const switchAway = async () => {
+        const since = Date.now();
+        assert.strictEqual((await cli(api.home(), 'deactivate', '--force', fx.a)).code, 0);
+        return notice(api, /still runs? the old/, since);
+      };
+      assert.strictEqual((await cli(api.home(), 'activate', fx.a)).code, 0);
+      let p = await start();
+      let n = await switchAway();
+      assert.strictEqual(n.message, `Strata: 1 process still runs the old ${fx.a}: rust-analyzer (pid ${p.pid}).`);
+      assert.deepStrictEqual(
+        n.actions.map((a) => a.title),
+        ['Show Processes'],
+        'no restart without the rust-analyzer extension',
+      );
+      killGroup(p);
+
+      let restarts = 0;
+      const fake = vscode.commands.registerCommand('rust-analyzer.restartServer', () => restarts++);
+      try {
+        assert.strictEqual((await cli(api.home(), 'activate', fx.a)).code, 0);
+        p = await start();
+        n = await switchAway();
+        await click(n, 'Restart rust-analyzer');
+        assert.strictEqual(restarts, 1);
+      } finally {
+        fake.dispose();
+        killGroup(p);
+      }
     });
   });
 }
