@@ -17,11 +17,10 @@ import { ProgressTracker } from './progress';
 export type Health = 'connecting' | 'connected' | 'down';
 export type Change = 'health' | 'status' | 'team';
 
-/** A change to what the views serve, as the agent announced it, with the status before and after. */
+/** A change to what the views serve, as the agent announced it, with the status after it. */
 export interface ViewsChanged {
   reason: string;
   change: ViewChange;
-  before: AgentStatus | null;
   after: AgentStatus;
 }
 
@@ -223,9 +222,8 @@ export class Ctx implements vscode.Disposable {
       return;
     }
     this.logger.trace(`state event: ${e.reason}${e.change ? ` (changed ${e.change.paths.join(' ')})` : ''}`);
-    const before = this._status;
     this.setStatus(e.status);
-    if (e.change) this.viewChanges.fire({ reason: e.reason, change: e.change, before, after: e.status });
+    if (e.change) this.viewChanges.fire({ reason: e.reason, change: e.change, after: e.status });
     this.scheduleTeamRefresh();
   }
 

@@ -2,7 +2,7 @@
  * Team decisions in words: "bob: tool-3 → tool-2, 2 min ago" rather than "bob-364818bd:3". Pure
  * (no vscode), so the unit tests and any other client can use it.
  */
-import type { RegisterWrite, TeamEvent } from '../protocol';
+import type { TeamEvent } from '../protocol';
 
 function nameOf(key: string): string {
   return key.slice(key.indexOf(':') + 1);
@@ -52,14 +52,24 @@ export function decisionLine(ev: TeamEvent, now = Date.now()): string {
   return `${ev.user}: ${decisionSummary(ev)}, ${ago(ev.tag.wall, now)}`;
 }
 
-/** The layers a decision touches (activated, deactivated, or moved in or out of a slot). */
-export function layersOf(ev: Pick<TeamEvent, 'writes' | 'prev'>): string[] {
-  const out = new Set<string>();
-  const add = (w: RegisterWrite): void => {
-    if ('active' in w.value) out.add(nameOf(w.key));
-    else if (w.value.layer) out.add(w.value.layer);
-  };
-  for (const w of ev.writes) add(w);
-  for (const w of ev.prev) if ('layer' in w.value) add(w);
-  return [...out];
+/** What a decision switched: the layers it turned on and those it turned off (by its writes and what they replaced). */
+export function switchedBy(ev: Pick<TeamEvent, 'writes' | 'prev'>): { on: string[]; off: string[] } {
+  const before = new Map(ev.prev.map((w) => [w.key, w.value]));
+  const on = new Set<string>();
+  const off = new Set<string>();
+  for (const w of ev.writes) {
+    const was = before.get(w.key);
+    if ('active' in w.value) {
+      const name = nameOf(w.key);
+      const wasActive = !!was && 'active' in was && was.active;
+      if (w.value.active && !wasActive) on.add(name);
+      if (!w.value.active && wasActive) off.add(name);
+    } else {
+      const from = was && 'layer' in was ? was.layer : null;
+      if (from === w.value.layer) continue;
+      if (w.value.layer) on.add(w.value.layer);
+      if (from) off.add(from);
+    }
+  }
+  return { on: [...on], off: [...off] };
 }

@@ -13,7 +13,7 @@ import * as vscode from 'vscode';
 import { TeamEvent } from '../../protocol';
 import { ask } from '../ask';
 import { Ctx, ViewsChanged } from '../ctx';
-import { decisionLine, decisionSummary, layersOf } from '../decisions';
+import { decisionLine, decisionSummary, switchedBy } from '../decisions';
 import { Action, errorCode, formatError } from '../errors';
 import { Logger } from '../log';
 
@@ -25,16 +25,13 @@ const MATCH_MS = 10_000;
 export interface TeammateNotice {
   id: string;
   event: TeamEvent;
-  /** This window's active layers before and after. */
-  before: string[];
-  after: string[];
 }
 
 export class TeammateNotices implements vscode.Disposable {
   /** The id of the latest decision already seen (undefined: not looked yet since connecting or joining). */
   private seen: string | null | undefined = undefined;
-  /** A change to the views a teammate caused, not yet matched with its decision. */
-  private change: { before: string[]; after: string[]; at: number } | null = null;
+  /** When the views last changed for a teammate's decision not yet matched with it. */
+  private change: { at: number } | null = null;
   /** A teammate's decision not yet matched with a change to the views here. */
   private decision: { id: string; event: TeamEvent; at: number } | null = null;
   private readonly subs: vscode.Disposable[];
@@ -55,8 +52,7 @@ export class TeammateNotices implements vscode.Disposable {
 
   private viewsChanged(e: ViewsChanged): void {
     if (!TEAMMATE_REASONS.has(e.reason)) return;
-    const fresh = this.change && Date.now() - this.change.at < MATCH_MS ? this.change : null;
-    this.change = { before: fresh?.before ?? e.before?.active ?? [], after: e.after.active, at: Date.now() };
+    this.change = { at: Date.now() };
     this.match();
   }
 
@@ -92,7 +88,7 @@ export class TeammateNotices implements vscode.Disposable {
     const { change, decision } = this;
     if (!change || !decision || Math.abs(change.at - decision.at) > MATCH_MS) return;
     this.change = this.decision = null;
-    this.notify({ id: decision.id, event: decision.event, before: change.before, after: change.after });
+    this.notify({ id: decision.id, event: decision.event });
   }
 
   private notify(n: TeammateNotice): void {
@@ -118,18 +114,19 @@ export class TeammateNotices implements vscode.Disposable {
     }
   }
 
-  /** Keep this window's layers as they were: hold the layers the decision touched and switch them back here only. */
+  /**
+   * Keep this window's layers as they were before the decision: hold the layers it switched, then
+   * switch them back here only (a held layer switches locally). The team keeps its decision.
+   */
   async hold(n: TeammateNotice): Promise<void> {
-    const layers = layersOf(n.event).filter((l) => n.before.includes(l) !== n.after.includes(l));
+    const { on, off } = switchedBy(n.event);
     try {
-      for (const l of layers) await this.ctx.call('team.hold', { name: l, hold: true });
-      const back = layers.filter((l) => n.before.includes(l));
-      const off = layers.filter((l) => !n.before.includes(l));
-      if (back.length) await this.ctx.call('activate', { names: back });
-      if (off.length) await this.ctx.call('deactivate', { names: off, force: false });
-      this.log.info(`holding ${layers.join(', ')}: kept ${back.join(', ') || 'no layer'} here after ${n.event.user}'s decision`);
+      for (const name of [...on, ...off]) await this.ctx.call('team.hold', { name, hold: true });
+      if (off.length) await this.ctx.call('activate', { names: off });
+      if (on.length) await this.ctx.call('deactivate', { names: on, force: false });
+      this.log.info(`holding ${[...on, ...off].join(', ')} after ${n.event.user}'s decision: kept ${off.join(', ') || 'no layer'} here`);
       this.show(
-        `Strata: kept ${back.join(', ') || 'your layers'} here; the team follows ${n.event.user}'s change. "Follow the Team" in the Team view switches back.`,
+        `Strata: kept ${off.join(', ') || 'your layers'} here; the team follows ${n.event.user}'s change. "Follow the Team" in the Team view switches back.`,
         [],
       );
     } catch (e) {

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import type { TeamEvent } from '../../protocol';
-import { ago, decisionLine, decisionSummary, layersOf } from '../../extension/decisions';
+import { ago, decisionLine, decisionSummary, switchedBy } from '../../extension/decisions';
 import { changedRoots, isUnderAny, overlaps } from '../../extension/follow/paths';
 import { ProcInfo, ancestry, commandLine, knownServer } from '../../extension/follow/procs';
 import { inAView } from '../../extension/startup';
@@ -69,12 +69,35 @@ describe('follow: decisions in words', () => {
     assert.equal(ago(0, 5 * 24 * 3600_000), '5 days ago');
   });
 
-  it('lists the layers a decision touches, old and new', () => {
+  it('says which layers a decision switched on and off', () => {
     assert.deepEqual(
-      layersOf(ev([{ key: 'slot:tool', value: { layer: 'tool-2' } }], [{ key: 'slot:tool', value: { layer: 'tool-3' } }])).sort(),
-      ['tool-2', 'tool-3'],
+      switchedBy(ev([{ key: 'slot:tool', value: { layer: 'tool-2' } }], [{ key: 'slot:tool', value: { layer: 'tool-3' } }])),
+      { on: ['tool-2'], off: ['tool-3'] },
     );
-    assert.deepEqual(layersOf(ev([{ key: 'layer:a', value: { active: false } }], [{ key: 'layer:a', value: { active: true } }])), ['a']);
+    assert.deepEqual(
+      switchedBy(
+        ev(
+          [
+            { key: 'layer:a', value: { active: false } },
+            { key: 'layer:b', value: { active: true } },
+          ],
+          [
+            { key: 'layer:a', value: { active: true } },
+            { key: 'layer:b', value: { active: false } },
+          ],
+        ),
+      ),
+      { on: ['b'], off: ['a'] },
+    );
+    assert.deepEqual(switchedBy(ev([{ key: 'layer:a', value: { active: true } }], [{ key: 'layer:a', value: { active: true } }])), {
+      on: [],
+      off: [],
+    });
+    assert.deepEqual(
+      switchedBy(ev([{ key: 'layer:a', value: { active: true } }])),
+      { on: ['a'], off: [] },
+      'no previous value: it was off',
+    );
   });
 });
 

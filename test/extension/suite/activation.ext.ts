@@ -1,5 +1,6 @@
 /** The extension activates, connects to its agent, fills the Layers view, and its manifest agrees with its code. */
 import * as assert from 'assert';
+import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { AgentClient } from '../../../shared/client';
@@ -93,6 +94,31 @@ export function activationTests(): void {
         pkg.contributes.views[VIEWS.container].map((v) => v.id),
         [VIEWS.layers, VIEWS.mappings, VIEWS.team, VIEWS.layerEditor],
       );
+    });
+
+    it('has a "Get started with Strata" walkthrough whose steps show files it ships and run commands it has', () => {
+      const pkg = extension().packageJSON as {
+        contributes: {
+          walkthroughs: {
+            title: string;
+            steps: { id: string; description: string; media: { markdown: string }; completionEvents: string[] }[];
+          }[];
+        };
+      };
+      const [w] = pkg.contributes.walkthroughs;
+      assert.strictEqual(w.title, 'Get started with Strata');
+      assert.deepStrictEqual(
+        w.steps.map((s) => s.id),
+        ['capture', 'view', 'activate', 'team'],
+      );
+      const commands = new Set<string>(Object.values(COMMANDS));
+      for (const step of w.steps) {
+        assert.ok(fs.existsSync(path.join(extension().extensionPath, step.media.markdown)), `${step.media.markdown} is in the extension`);
+        const links = [...step.description.matchAll(/\(command:([\w.]+)\)/g)].map((m) => m[1]);
+        assert.ok(links.length, `step ${step.id} offers a command`);
+        for (const c of [...links, ...step.completionEvents.map((e) => e.replace(/^onCommand:/, ''))])
+          assert.ok(commands.has(c), `${c} is a Strata command`);
+      }
     });
   });
 }
