@@ -39,7 +39,9 @@ export function activate(context: vscode.ExtensionContext): StrataApi {
   ];
 
   const editor = ctx.own(new LayerEditorProvider(ctx, context.extensionUri));
-  ctx.own(vscode.window.registerWebviewViewProvider(VIEWS.layerEditor, editor));
+  // Kept while hidden: refreshing the Explorer shows it for a moment (follow/explorer.ts), and the
+  // editor should not load again each time.
+  ctx.own(vscode.window.registerWebviewViewProvider(VIEWS.layerEditor, editor, { webviewOptions: { retainContextWhenHidden: true } }));
   ctx.own(
     layersView.onDidChangeSelection((e) => {
       const item = e.selection[0];

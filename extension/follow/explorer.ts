@@ -37,11 +37,15 @@ export class ExplorerFollower {
     const wasStrata = this.strataVisible();
     try {
       await vscode.commands.executeCommand('workbench.files.action.refreshFilesExplorer');
+      // Shown by that command just now, the Explorer may not have laid out yet, and then skips
+      // reading the folders it shows; the second refresh finds it visible and reads them.
+      if (wasStrata) await vscode.commands.executeCommand('workbench.files.action.refreshFilesExplorer');
     } catch (e) {
       this.log.warn(`refreshing the Explorer failed: ${(e as Error).message}`);
       return false;
     }
-    if (wasStrata) await this.restoreStrata();
+    const restored = wasStrata && (await this.restoreStrata());
+    this.log.info(`refreshed the Explorer${restored ? ' (and showed the Strata views again)' : ''}`);
     return true;
   }
 

@@ -39,7 +39,7 @@ import {
   focusPick,
   layerRows,
   openStrataView,
-  runCommand,
+  runCommand as runCommandOnce,
   strataStatusText,
   treeRows,
   waitWorkbench,
@@ -101,6 +101,35 @@ function run(cmd, args, opts) {
   if (r.status !== 0)
     throw new Error(`${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}:\n${tail((r.stdout ?? '') + (r.stderr ?? ''))}`);
   return r.stdout;
+}
+
+/** F1 and a command; again (up to 3 times) when the palette closed under the test (a view taking the focus as it opens). */
+async function runCommand(page, title) {
+  for (let i = 1; ; i++) {
+    try {
+      return await runCommandOnce(page, title, 10000);
+    } catch (e) {
+      if (i === 3) throw e;
+      await page.keyboard.press('Escape');
+    }
+  }
+}
+
+/** The extension's own log channel ("Strata"), as the extension host wrote it under the user data dir. */
+function strataLog(dir) {
+  const found = [];
+  const walk = (d) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(d, e.name));
+      else if (/Strata\.log$/.test(e.name)) found.push(join(d, e.name));
+    }
+  };
+  try {
+    walk(dir);
+  } catch {
+    /* no logs yet */
+  }
+  return found.map((f) => readFileSync(f, 'utf8')).join('\n') || '(none written)';
 }
 
 async function main() {
@@ -218,6 +247,8 @@ async function main() {
 
     await check(`F1 → "Strata: Activate Layer" → ${LAYER}: the Layers tree marks it active, and the open editor follows`, async () => {
       await openStrataView(page);
+      const restored = () => (strataLog(scratch.user).match(/refreshed the Explorer \(and showed the Strata views again\)/g) ?? []).length;
+      const before = restored();
       await runCommand(page, 'Strata: Activate Layer');
       const enter = await focusPick(page, LAYER);
       await enter();
@@ -230,6 +261,9 @@ async function main() {
         `the ${LAYER} row to be described as active; rows: ${JSON.stringify(await layerRows(page))}`,
       );
       await waitFor(async () => (await editorText(page)).includes('tool 2.0'), 15000, 'the editor to show tool 2.0');
+      // The Explorer is refreshed by showing it, then the Strata views are shown again: let that end
+      // before the next step shows the Explorer (a person does not click within that half second).
+      await waitFor(() => restored() > before, 15000, 'the extension to refresh the Explorer and show the Strata views again');
     });
 
     await check('the status bar shows the active layer', async () => {
@@ -304,8 +338,16 @@ async function main() {
     await check('the Layer Editor fits the side bar; saving the team layer warns first, and the Team view shows the drift', async () => {
       await clearToasts(page);
       await openStrataView(page);
+      // Picking the layer in the Layers view loads it; the palette's Edit Layer is the sure way if a
+      // refresh of the tree (teammates' heartbeats) swallowed the click.
       await clickTreeRow(page, 'Layers', LAYER);
-      const frame = await layerEditorFrame(page);
+      const frame = await layerEditorFrame(page, 5000).catch(async () => {
+        await runCommand(page, 'Strata: Edit Layer');
+        await (
+          await focusPick(page, LAYER)
+        )();
+        return layerEditorFrame(page);
+      });
       const overflow = await frame.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
       if (overflow > 0) throw new Error(`the Layer Editor scrolls sideways by ${overflow} px at the side bar's width`);
       await frame.locator('#description').fill('edited on alice only');
@@ -328,6 +370,7 @@ async function main() {
       mkdirSync(artifacts, { recursive: true });
       await page.screenshot({ path: join(artifacts, 'e2e-failure.png') }).catch(() => {});
       console.log(`  (failure screenshot: test-artifacts/e2e-failure.png; code-server log:\n${tail(server?.output() ?? '', 10)})`);
+      console.log(`  (the extension's "Strata" log:\n${tail(strataLog(scratch.user), 40)})`);
     }
   });
 }
