@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as crypto from 'crypto';
-import { AgentStatus, CONTROL_PROTOCOL_VERSION } from '../protocol';
+import { AgentStatus, CONTROL_PROTOCOL_VERSION, ViewChange } from '../protocol';
 import { LayerStore } from './store';
 import { LayerCatalog } from './catalog';
 import { Layers } from './layers';
@@ -41,13 +41,13 @@ export class Agent {
   readonly switch: LocalSwitch;
   readonly layers: Layers;
   private readonly state: StateFile;
-  private readonly listeners = new Set<(reason: string) => void>();
+  private readonly listeners = new Set<(reason: string, change?: ViewChange) => void>();
   private readonly progressListeners = new Set<(p: ProgressInfo) => void>();
 
   constructor(readonly opts: AgentOptions) {
     makePrivate(opts.home);
     const log = opts.log;
-    const emit = (reason: string) => this.emit(reason);
+    const emit = (reason: string, change?: ViewChange) => this.emit(reason, change);
     const queue = new Queue();
     const fsname = 'strata-' + crypto.createHash('sha256').update(opts.home).digest('hex').slice(0, 8);
     this.store = new LayerStore(opts.home);
@@ -88,7 +88,7 @@ export class Agent {
     await this.views.stop(keepViews);
   }
 
-  onChange(fn: (reason: string) => void): () => void {
+  onChange(fn: (reason: string, change?: ViewChange) => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
   }
@@ -103,11 +103,11 @@ export class Agent {
     for (const fn of this.progressListeners) fn({ task, message, done, total });
   }
 
-  /** Announce a change to subscribers (also used by the team service). */
-  emit(reason: string): void {
+  /** Announce a change to subscribers (also used by the team service), with what it changed in the views. */
+  emit(reason: string, change?: ViewChange): void {
     for (const fn of this.listeners) {
       try {
-        fn(reason);
+        fn(reason, change);
       } catch (e) {
         this.opts.log(`[agent] listener failed: ${(e as Error).message}`);
       }

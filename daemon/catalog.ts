@@ -19,6 +19,11 @@ function toRules(spec: LayerSpec): RuleLayer {
   };
 }
 
+/** The view paths a layer's rules name: what a switch of it may change. */
+export function rulePaths(spec: LayerSpec): string[] {
+  return [...spec.mappings.map((m) => m.original), ...spec.excludes, ...spec.deletes];
+}
+
 export class LayerCatalog {
   private specs = new Map<string, LayerSpec>();
   private current = new Resolver([]);
@@ -50,6 +55,10 @@ export class LayerCatalog {
 
   has(name: string): boolean {
     return this.specs.has(name);
+  }
+
+  rulePathsOf(names: readonly string[]): string[] {
+    return names.flatMap((n) => (this.specs.has(n) ? rulePaths(this.specs.get(n)!) : []));
   }
 
   get(name: string): LayerSpec | undefined {

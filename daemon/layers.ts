@@ -3,10 +3,10 @@
  * saved through the store, then applied to the views when the layer is active.
  */
 import * as path from 'path';
-import { LayerDetail, LayerInfo, LayerSpec, Mapping } from '../protocol';
+import { LayerDetail, LayerInfo, LayerSpec, Mapping, ViewChange } from '../protocol';
 import { StrataError } from '../shared/errors';
 import { normalizeLayerPath, normalizeViewPath, PathError } from '../shared/resolver';
-import { LayerCatalog } from './catalog';
+import { LayerCatalog, rulePaths } from './catalog';
 import { checkLayerSpec } from './layerspec';
 import { Queue } from './queue';
 import { LayerStore, Progress, Staged } from './store';
@@ -22,7 +22,7 @@ export interface LayersOptions {
   catalog: LayerCatalog;
   views: Views;
   switch: LocalSwitch;
-  emit: (reason: string) => void;
+  emit: (reason: string, change?: ViewChange) => void;
   importLimits: ImportLimits;
 }
 
@@ -183,13 +183,15 @@ export class Layers {
       const before = await this.o.catalog.requireValid(name);
       const after = await this.o.store.save(change(structuredClone(before)));
       await this.o.catalog.reload();
-      if (this.o.switch.isActive(name)) {
+      const active = this.o.switch.isActive(name);
+      const paths = active ? [...new Set([...rulePaths(before), ...rulePaths(after)])] : [];
+      if (active) {
         await this.o.views.apply(async () => {
           await this.o.store.save(before);
           await this.o.catalog.reload();
         });
       }
-      this.o.emit('layer-changed');
+      this.o.emit('layer-changed', paths.length ? { paths, stale: [] } : undefined);
       return this.info(after);
     });
   }

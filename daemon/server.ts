@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
 import { Method, Params, Request, Result, checkRequest } from '../protocol';
+import type { ViewChange } from '../protocol';
 import { CONTROL_LIMITS, Connection, Shared } from './connection';
 import { Agent } from './agent';
 import { TeamService } from './team/service';
@@ -58,6 +59,7 @@ export class ControlServer {
       'team.history': () => team.history(),
       'team.revert': (p) => team.revert(p.id),
       'team.hold': (p) => team.hold(p.name, p.hold),
+      'team.reload': (p) => team.reload(p),
       subscribe: (_p, conn) => {
         conn.subscribed = true;
         return a.status();
@@ -67,7 +69,7 @@ export class ControlServer {
         return { stopping: true };
       },
     };
-    agent.onChange((reason) => void this.broadcast(reason));
+    agent.onChange((reason, change) => void this.broadcast(reason, change));
     agent.onProgress((p) => {
       for (const c of this.shared.conns) if (c.subscribed) c.send({ event: 'progress', ...p });
     });
@@ -94,8 +96,8 @@ export class ControlServer {
   }
 
   private swap(p: Params<'swap'>): Promise<SwitchResult> {
-    const isTeam = this.team.isTeamLayer(p.old);
-    if (isTeam !== this.team.isTeamLayer(p.new)) {
+    const isTeam = this.team.followsTeam(p.old);
+    if (isTeam !== this.team.followsTeam(p.new)) {
       throw new StrataError(
         'E_BAD_REQUEST',
         `cannot swap team layer and personal layer (${p.old} → ${p.new}) in one step`,
@@ -123,7 +125,7 @@ export class ControlServer {
   }
 
   private split(names: string[]): { team: string[]; personal: string[] } {
-    return { team: names.filter((n) => this.team.isTeamLayer(n)), personal: names.filter((n) => !this.team.isTeamLayer(n)) };
+    return { team: names.filter((n) => this.team.followsTeam(n)), personal: names.filter((n) => !this.team.followsTeam(n)) };
   }
 
   onStop(fn: (keepViews: boolean) => void): void {
@@ -197,12 +199,12 @@ export class ControlServer {
     }
   }
 
-  private async broadcast(reason: string): Promise<void> {
+  private async broadcast(reason: string, change?: ViewChange): Promise<void> {
     const subs = [...this.shared.conns].filter((c) => c.subscribed);
     if (!subs.length) return;
     try {
       const status = await this.agent.status();
-      for (const c of subs) c.send({ event: 'state', reason, status });
+      for (const c of subs) c.send({ event: 'state', reason, status, ...(change ? { change } : {}) });
     } catch (e) {
       this.log(`[control] could not build status for subscribers: ${(e as Error).message}`);
     }

@@ -4,6 +4,7 @@
  * persisted, rebuilt into the resolver, taken by every view (its server invalidates what changed),
  * and only then announced.
  */
+import { ViewChange } from '../protocol';
 import { StrataError } from '../shared/errors';
 import { LayerCatalog } from './catalog';
 import { Queue } from './queue';
@@ -15,7 +16,7 @@ export interface SwitchOptions {
   state: StateFile;
   catalog: LayerCatalog;
   views: Views;
-  emit: (reason: string) => void;
+  emit: (reason: string, change?: ViewChange) => void;
 }
 
 export class LocalSwitch {
@@ -128,7 +129,11 @@ export class LocalSwitch {
       await this.o.state.commit({ ...this.o.state.data, active: prev.active });
       this.o.catalog.rebuild();
     });
-    this.o.emit(reason);
+    // Editors and tools follow: what changed, and who still runs what was there before.
+    const was = new Set(prev.active);
+    const now = new Set(next);
+    const paths = [...new Set(this.o.catalog.rulePathsOf([...was, ...now].filter((n) => was.has(n) !== now.has(n))))];
+    this.o.emit(reason, { paths, stale: await this.o.views.staleHolders(paths) });
   }
 
   private async refuseIfBusy(names: string[]): Promise<void> {

@@ -49,6 +49,21 @@ export interface OpenFileHolder {
   path: string;
 }
 
+/** A process still holding a file that a switch replaced: it runs the old version until restarted. */
+export const StaleHolderSchema = obj({
+  pid: int(0),
+  command: str(),
+  /** The file, as an absolute path in the view. */
+  path: str(),
+  /** Where the file it holds came from: a layer, or null for the base folder. */
+  layer: v.nullable(str()),
+});
+export type StaleHolder = v.InferOutput<typeof StaleHolderSchema>;
+
+/** What a change did to the views: the view paths it touched (in every view) and who runs what was there before. */
+export const ViewChangeSchema = obj({ paths: strings, stale: list(StaleHolderSchema) });
+export type ViewChange = v.InferOutput<typeof ViewChangeSchema>;
+
 export const AgentStatusSchema = obj({
   protocol: int(0),
   pid: int(0),
@@ -70,7 +85,7 @@ export const TeamPeerInfoSchema = obj({
   active: v.nullable(strings),
   held: strings,
   busy: strings,
-  /** Team layers this peer runs that differ from the team's active set (+name / -name). */
+  /** Team layers this peer runs that differ from the team's active set (+name / -name) or from the team file's digest (~name). */
   drift: strings,
   lastSeen: num(),
 });
@@ -87,14 +102,21 @@ export const TeamStatusSchema = obj({
   relays: v.optional(list(obj({ url: str(), state: str() }))),
   listen: v.optional(v.nullable(str())),
   teamFile: v.optional(str()),
+  /** The team layers (those the team file lists). */
+  teamLayers: v.optional(strings),
   /** The team's active set as the replicated registers say. */
   desired: v.optional(strings),
-  /** This agent's drift from it (+name: active here only, -name: missing here), with held layers. */
+  /**
+   * This agent's drift from it (+name: active here only, -name: missing here, ~name: content
+   * differs from the team file's digest), with held layers.
+   */
   drift: v.optional(strings),
   held: v.optional(strings),
   peers: v.optional(list(TeamPeerInfoSchema)),
-  /** The last decision made here and how many agents applied it. */
-  lastDecision: v.optional(obj({ id: str(), applied: count(), of: count() })),
+  /** The team's latest decision (by anyone), how many agents applied it, and the decision itself. */
+  lastDecision: v.optional(obj({ id: str(), applied: count(), of: count(), event: v.optional(TeamEventSchema) })),
+  /** Team layers whose content here differs from the team file's digest, with this agent's digest. */
+  contentDrift: v.optional(list(obj({ layer: str(), expected: str(), here: str() }))),
   /** Team layers missing here and being pulled. */
   pulling: v.optional(list(obj({ layer: str(), done: num(), total: num() }))),
 });
@@ -188,6 +210,8 @@ export const METHODS = {
   'team.revert': { params: params({ id: P.string }), result: obj({ decision: str(), active: strings }) },
   /** Keep a team layer as this agent has it (hold: true) or follow the team again (false). */
   'team.hold': { params: params({ name: P.string, hold: P.boolean }), result: TeamStatusSchema },
+  /** Read the team file again (its text sent by the client, as at join): new digests, defaults and slots apply at once. */
+  'team.reload': { params: params({ teamText: opt(P.string) }), result: TeamStatusSchema },
   /** Start receiving `StateEvent`s on this connection. */
   subscribe: { params: none, result: AgentStatusSchema },
   /** keepViews: the views keep serving (their servers run on) for the next agent to reconnect. */
@@ -219,8 +243,16 @@ export const ResponseSchema = v.variant('ok', [
 ]);
 export type Response = v.InferOutput<typeof ResponseSchema>;
 
-/** Pushed to subscribers after every change; carries the whole status (small, and never stale). */
-export const StateEventSchema = tagged({ event: v.literal('state'), reason: str(), status: AgentStatusSchema });
+/**
+ * Pushed to subscribers after every change; carries the whole status (small, and never stale), and
+ * for a change to what the views serve (a switch, an active layer's edit) what it changed there.
+ */
+export const StateEventSchema = tagged({
+  event: v.literal('state'),
+  reason: str(),
+  status: AgentStatusSchema,
+  change: v.optional(ViewChangeSchema),
+});
 export type StateEvent = v.InferOutput<typeof StateEventSchema>;
 
 /** Pushed to subscribers during long work (importing or pulling a layer). */

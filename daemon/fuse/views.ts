@@ -8,13 +8,14 @@
 import * as fs from 'fs';
 import * as fsp from 'fs/promises';
 import * as path from 'path';
-import { OpenFileHolder, ViewInfo } from '../../protocol';
+import { OpenFileHolder, StaleHolder, ViewInfo } from '../../protocol';
 import { StrataError } from '../../shared/errors';
 import { isInside } from '../../shared/paths';
+import { isUnder } from '../../shared/resolver';
 import { LayerCatalog } from '../catalog';
 import { Queue } from '../queue';
 import { StateFile } from '../statefile';
-import { compileRuleTable } from './ruletable';
+import { compileRuleTable, pctDecode } from './ruletable';
 import { ViewdControl, ViewdError } from './viewdctl';
 import { detach, strataMountAt } from './mounts';
 import { liveHolders } from './proc';
@@ -210,6 +211,48 @@ export class Views {
   async busyLayers(names: string[]): Promise<string[]> {
     const open = new Set((await this.openFiles(new Set(names))).map((o) => o.layer));
     return names.filter((n) => open.has(n));
+  }
+
+  /**
+   * Processes holding files under `prefixes` that a change replaced: opened from a place (a layer,
+   * or the base) that no longer serves that path. They run the old version until restarted.
+   */
+  async staleHolders(prefixes: string[]): Promise<StaleHolder[]> {
+    if (!prefixes.length) return [];
+    const out = new Map<string, StaleHolder>();
+    for (const v of this.views.values()) {
+      if (!v.ctl || v.stuck) continue;
+      const ctl = v.ctl;
+      const open = await ctl.openFiles(CONTROL_TIMEOUT_MS).catch(() => []);
+      for (const f of open) {
+        const rel = f.path.toString('utf8');
+        if (!prefixes.some((p) => isUnder(rel, p))) continue;
+        const now = await this.servingLayer(ctl, f.path).catch(() => undefined);
+        if (now === undefined || now === f.layer) continue;
+        for (const h of liveHolders([{ pid: f.pid, file: path.join(v.mountpoint, rel) }]))
+          out.set(`${h.pid}:${h.path}`, { ...h, layer: f.layer });
+      }
+    }
+    return [...out.values()];
+  }
+
+  /** The layer that serves a view path now (the first source in the server's chain that exists), null for the base. */
+  private async servingLayer(ctl: ViewdControl, viewPath: Buffer): Promise<string | null> {
+    const fields = (await ctl.resolve(viewPath)).split(' ').slice(3);
+    for (const src of fields) {
+      const m = /^([wf]):([^:]+):(.*)$/.exec(src);
+      if (!m) return null;
+      const dir = m[1] === 'w' ? this.o.catalog.writableDir(m[2]) : this.o.catalog.filesDir(m[2]);
+      const where = Buffer.concat([Buffer.from(dir + '/'), pctDecode(m[3])]);
+      if (
+        await fsp.lstat(where).then(
+          () => true,
+          () => false,
+        )
+      )
+        return m[2];
+    }
+    return null;
   }
 
   /**

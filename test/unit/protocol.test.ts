@@ -58,6 +58,7 @@ const PARAM_RULES: { [M in Method]: Record<string, Rule> } = {
   'team.history': {},
   'team.revert': { id: S },
   'team.hold': { name: S, hold: { type: 'boolean' } },
+  'team.reload': { teamText: S_OPT },
   subscribe: {},
   'agent.stop': { keepViews: { type: 'boolean', optional: true } },
 };
@@ -91,6 +92,7 @@ const ALL_METHODS: Method[] = [
   'team.history',
   'team.revert',
   'team.hold',
+  'team.reload',
 ];
 
 const GOOD: Record<Rule['type'], unknown> = {
