@@ -24,18 +24,24 @@ function readComm(pid: number): string {
   }
 }
 
-/** Does process `pid` still hold `file` (an fd, its executable, or a mapping)? */
+/**
+ * Does process `pid` still hold `file` (an fd, its executable, or a mapping)? A switch that
+ * replaced the file invalidated its old entry: the kernel then names it "FILE (deleted)".
+ */
 function stillHolds(pid: number, file: string): boolean {
+  const gone = `${file} (deleted)`;
+  const same = (target: string) => target === file || target === gone;
   try {
     for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
       try {
-        if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === file) return true;
+        if (same(fs.readlinkSync(`/proc/${pid}/fd/${fd}`))) return true;
       } catch {
         /* closed meanwhile */
       }
     }
-    if (fs.readlinkSync(`/proc/${pid}/exe`) === file) return true;
-    return fs.readFileSync(`/proc/${pid}/maps`, 'utf8').includes(` ${file}\n`);
+    if (same(fs.readlinkSync(`/proc/${pid}/exe`))) return true;
+    const maps = fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
+    return maps.includes(` ${file}\n`) || maps.includes(` ${gone}\n`);
   } catch {
     return false; // the process is gone (or not ours to inspect)
   }
