@@ -276,7 +276,9 @@ export async function unpackLayerArchive(src: string, dest: string, limits: Impo
 export function tarFailed(what: string, stderr: string): StrataError {
   const lines = stderr.split('\n').filter((l) => l.trim());
   // A write that fails outright names the reason; a short one ("Wrote only 7680 of 10240 bytes") does not.
-  const io = lines.find((l) => /No space left on device|Disk quota exceeded|Cannot write|Wrote only \d+ of \d+ bytes/.test(l));
+  const io = lines.find((l) =>
+    /No space left on device|no space left on device|ENOSPC|EDQUOT|Disk quota exceeded|Cannot write|Wrote only \d+ of \d+ bytes/.test(l),
+  );
   if (io) {
     const why = /Wrote only/.test(io) ? ' (disk full or over quota)' : '';
     return new StrataError('E_IO', `${what} failed: ${io.trim()}${why}`, 'Free some space on that disk; nothing was changed.');

@@ -83,7 +83,7 @@ describe('full disk: a switch that cannot be persisted does not happen', functio
     fs.rmSync(fill);
     await e.ok('agent', 'stop');
     fs.writeFileSync(path.join(e.home, '.state.json.4242.k1ll3d'), '');
-    await e.ok('status');
+    await e.ok('agent', 'start');
     assert.deepStrictEqual(temps(), []);
     assert.deepStrictEqual(persisted(), ['A', 'B']);
   });

@@ -143,7 +143,7 @@ describe('imports and exports never hold the agent', function () {
       assert.match(r.stderr, /E_ARCHIVE: .*many\.tar\.gz: has more than 3 entries; refused/);
       e.env.STRATA_IMPORT_MAX_BYTES = 'lots';
       await e.ok('agent', 'stop');
-      r = await e.cli('status');
+      r = await e.cli('agent', 'start');
       assert.match(r.stderr, /STRATA_IMPORT_MAX_BYTES=lots: expected a whole number/);
     } finally {
       delete e.env.STRATA_IMPORT_MAX_BYTES;

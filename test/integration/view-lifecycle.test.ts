@@ -36,7 +36,8 @@ describe('view server: lives on across agent restarts', function () {
       await waitFor(() => !alive(pid), 'the agent to die');
       assert.ok(mounted(e.mnt));
       assert.strictEqual(await shell.run('./tool; ls | head -1'), 'layer-one-longer-output\nextra');
-      const s = await e.json<{ pid: number; views: { state: string }[] }>('status'); // starts a new agent
+      await e.ok('agent', 'start');
+      const s = await e.json<{ pid: number; views: { state: string }[] }>('status');
       assert.notStrictEqual(s.pid, pid);
       assert.strictEqual(s.views[0].state, 'mounted');
       assert.strictEqual(viewServerOf(e.mnt), server, 'the same server serves the view');
@@ -55,13 +56,14 @@ describe('view server: lives on across agent restarts', function () {
     await e.ok('agent', 'stop', '--keep-views');
     assert.ok(mounted(e.mnt));
     assert.strictEqual(read(path.join(e.mnt, 'bin/tool')), '#!/bin/sh\necho layer-one-longer-output\n');
+    await e.ok('agent', 'start');
     const s = await e.json<{ views: { state: string }[] }>('status');
     assert.strictEqual(s.views[0].state, 'mounted');
     assert.strictEqual(viewServerOf(e.mnt), server);
     await e.ok('agent', 'stop');
     assert.ok(!mounted(e.mnt));
     assert.ok(!alive(server!), 'the server is gone');
-    await e.ok('status'); // back for the next tests
+    await e.ok('agent', 'start'); // back for the next tests
   });
 
   it('starts the server again when it dies while the agent runs', async () => {
@@ -89,6 +91,7 @@ describe('view server: lives on across agent restarts', function () {
     fs.mkdirSync(tmp, { mode: 0o700 });
     e.env.TMPDIR = tmp;
     try {
+      await e.ok('agent', 'start');
       const s = await e.json<Status>('status');
       assert.strictEqual(s.views[0].state, 'mounted');
       assert.strictEqual(viewServerOf(e.mnt), server);

@@ -259,9 +259,8 @@ export function teamTests(): void {
     it('an edited team layer is drift: the editor warns first, the Team view shows it, and the team file can be updated', async () => {
       answer('Save Only');
       await vscode.commands.executeCommand('strata.editLayer', tb);
-      const spec: LayerSpec = { ...(await c.call('layer.show', { name: tb })), description: 'edited on alice only' };
-      delete (spec as Partial<{ active: boolean; writableBytes: number }>).active;
-      delete (spec as Partial<{ active: boolean; writableBytes: number }>).writableBytes;
+      const { format, name, version, priority, mappings, excludes, deletes } = await c.call('layer.show', { name: tb });
+      const spec: LayerSpec = { format, name, version, priority, mappings, excludes, deletes, description: 'edited on alice only' };
       const since = Date.now();
       const replies = await api.editorMessage({ type: 'save', requestId: 41, name: tb, spec });
       assert.deepStrictEqual(
