@@ -102,7 +102,7 @@ describe('full disk: a switch that cannot be persisted does not happen', functio
     assert.deepStrictEqual(fs.readdirSync(path.join(e.home, 'layers')).sort(), ['A', 'B']);
     fillUp();
     r = await e.cli('layer', 'export', 'A', path.join(e.home, 'A.tar.gz'));
-    assert.match(r.stderr, /E_IO: exporting A to .*A\.tar\.gz failed: .*(No space left on device|disk full or over quota)/);
+    assert.match(r.stderr, /E_IO: exporting A to .*A\.tar\.gz failed: .*(no space left on device|disk full or over quota)/i);
     assert.deepStrictEqual(
       fs.readdirSync(e.home).filter((n) => n.startsWith('A.tar.gz')),
       [],
