@@ -96,6 +96,9 @@ export class ControlServer {
   }
 
   private swap(p: Params<'swap'>): Promise<SwitchResult> {
+    if (p.old === p.new) {
+      throw new StrataError('E_BAD_REQUEST', `cannot swap "${p.old}" for itself`, 'Name the layer to replace it with.');
+    }
     const isTeam = this.team.followsTeam(p.old);
     if (isTeam !== this.team.followsTeam(p.new)) {
       throw new StrataError(

@@ -129,10 +129,16 @@ export class Views {
       }
       if (at) await fsp.mkdir(at, { recursive: true });
       const view: View = { base, mountpoint: realMountpoint(at ?? base), inPlace: !at, ctl: null, pid: 0, generation: 0 };
-      await this.serve(view);
+      // Persisted first: a full disk (E_IO) leaves no view mounted and unrecorded.
+      const prev = this.o.state.data;
+      await this.o.state.commit({ ...prev, views: [...prev.views, at ? { base, at } : { base }] });
+      try {
+        await this.serve(view);
+      } catch (e) {
+        await this.o.state.commit({ ...this.o.state.data, views: prev.views }).catch(() => {});
+        throw e;
+      }
       this.views.set(base, view);
-      this.o.state.data.views.push(at ? { base, at } : { base });
-      await this.o.state.save();
       this.o.emit('view-added');
       return info(view);
     });
@@ -143,10 +149,16 @@ export class Views {
       const base = path.resolve(baseIn);
       const v = this.views.get(base);
       if (!v) throw new StrataError('E_VIEW_UNKNOWN', `no view of ${base}`, 'Run "strata view list" to see the views.');
-      await this.unmount(v);
+      // Persisted first: a full disk (E_IO) leaves the view mounted and recorded.
+      const prev = this.o.state.data;
+      await this.o.state.commit({ ...prev, views: prev.views.filter((x) => x.base !== base) });
+      try {
+        await this.unmount(v);
+      } catch (e) {
+        await this.o.state.commit({ ...this.o.state.data, views: prev.views }).catch(() => {});
+        throw e;
+      }
       this.views.delete(base);
-      this.o.state.data.views = this.o.state.data.views.filter((x) => x.base !== base);
-      await this.o.state.save();
       this.o.emit('view-removed');
       return { removed: base };
     });

@@ -106,6 +106,8 @@ export class TeamService {
       await this.stop();
       this.cfg = null;
       this.state = null;
+      // `agent start --listen` asked for this port: an agent that cannot serve it must not look started.
+      if (this.opts.listenOverride && e instanceof StrataError && e.code === 'E_TEAM_LISTEN') throw e;
     }
   }
 

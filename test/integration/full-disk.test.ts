@@ -109,4 +109,25 @@ describe('full disk: a switch that cannot be persisted does not happen', functio
     );
     fs.rmSync(fill);
   });
+
+  it('view add and view rm that cannot be persisted change no view', async () => {
+    const base2 = path.join(e.dir, 'base2');
+    const mnt2 = path.join(e.dir, 'mnt2');
+    writeTree(base2, { 'bin/tool': 'base2\n' });
+    const mounted = (p: string) => fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${p} `);
+    const views = () => JSON.parse(fs.readFileSync(path.join(e.home, 'state.json'), 'utf8')).views.length;
+    fillUp();
+    let r = await e.cli('view', 'add', base2, '--at', mnt2);
+    assert.strictEqual(r.code, 1);
+    assert.match(r.stderr, /E_IO: could not save .*state\.json: ENOSPC/);
+    assert.ok(!mounted(mnt2), 'no view mounted that state.json does not record');
+    r = await e.cli('view', 'rm', e.base);
+    assert.strictEqual(r.code, 1);
+    assert.match(r.stderr, /E_IO: could not save .*state\.json: ENOSPC/);
+    assert.ok(mounted(e.mnt), 'the view stays while state.json records it');
+    assert.strictEqual(tool(), 'A\n');
+    fs.rmSync(fill);
+    assert.strictEqual(views(), 1);
+    assert.strictEqual((await e.json<unknown[]>('view', 'list')).length, 1);
+  });
 });

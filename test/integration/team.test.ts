@@ -136,6 +136,9 @@ describe('team: activations relayed between agents', function () {
     assert.match(slot.stderr, /E_TEAM_SLOT: "node18" and "node20" are both in slot node/);
     const mixed = await a.cli('swap', 'node20', 'tools');
     assert.match(mixed.stderr, /E_BAD_REQUEST: cannot swap team layer and personal layer/);
+    const itself = await a.cli('swap', 'node20', 'node20');
+    assert.strictEqual(itself.code, 1);
+    assert.match(itself.stderr, /E_BAD_REQUEST: cannot swap "node20" for itself/);
     const again = await a.cli('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile);
     assert.strictEqual(again.code, 1);
     assert.match(again.stderr, /E_TEAM_JOINED: already in team "acme"/);
@@ -160,6 +163,17 @@ describe('team: activations relayed between agents', function () {
     const rl = await d.cli('relay', '--listen', busy, '--secret-file', secret);
     assert.strictEqual(rl.code, 1);
     assert.match(rl.stderr, /E_TEAM_LISTEN: .* is in use/);
+    // Joined, an agent started with a busy --listen fails to start instead of running outside the team.
+    await d.ok('agent', 'stop');
+    await d.ok('agent', 'start');
+    await d.ok('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile);
+    await d.ok('agent', 'stop');
+    const st = await d.cli('agent', 'start', '--listen', busy);
+    assert.strictEqual(st.code, 1, st.stdout);
+    assert.match(st.stderr, /E_TEAM_LISTEN: .* is in use/);
+    await d.ok('agent', 'start');
+    assert.strictEqual((await d.json<TeamStatus>('team', 'status')).joined, true);
+    await d.ok('team', 'leave'); // the next tests count the team's members
   });
 
   it('lets a late joiner catch up, pulling the layer it lacks and verifying it', async () => {
