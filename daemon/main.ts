@@ -77,6 +77,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((e) => {
-  log(`[agent] failed to start: ${(e as Error).message}${e instanceof StrataError && e.hint ? `. ${e.hint}` : ''}`);
+  const what = e instanceof StrataError ? `${e.code}: ${e.message}${e.hint ? `. ${e.hint}` : ''}` : (e as Error).message;
+  log(`[agent] failed to start: ${what}`);
   process.exit(1);
 });

@@ -116,6 +116,7 @@ describe('full disk: a switch that cannot be persisted does not happen', functio
     writeTree(base2, { 'bin/tool': 'base2\n' });
     const mounted = (p: string) => fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${p} `);
     const views = () => JSON.parse(fs.readFileSync(path.join(e.home, 'state.json'), 'utf8')).views.length;
+    const served = tool();
     fillUp();
     let r = await e.cli('view', 'add', base2, '--at', mnt2);
     assert.strictEqual(r.code, 1);
@@ -125,7 +126,7 @@ describe('full disk: a switch that cannot be persisted does not happen', functio
     assert.strictEqual(r.code, 1);
     assert.match(r.stderr, /E_IO: could not save .*state\.json: ENOSPC/);
     assert.ok(mounted(e.mnt), 'the view stays while state.json records it');
-    assert.strictEqual(tool(), 'A\n');
+    assert.strictEqual(tool(), served);
     fs.rmSync(fill);
     assert.strictEqual(views(), 1);
     assert.strictEqual((await e.json<unknown[]>('view', 'list')).length, 1);

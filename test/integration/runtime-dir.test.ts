@@ -112,7 +112,7 @@ describe('local trust: the runtime folder and the files in STRATA_HOME', functio
   it("refuses another user's runtime folder in the agent too, naming it", async () => {
     const r = await run([path.join(ROOT, 'dist', 'agent.js')], env);
     assert.strictEqual(r.code, 1);
-    assert.match(r.stderr, new RegExp(`failed to start: the agent's runtime folder ${rdir} belongs to uid ${uid}`));
+    assert.match(r.stderr, new RegExp(`failed to start: E_[A-Z_]+: the agent's runtime folder ${rdir} belongs to uid ${uid}`));
     assert.match(r.stderr, /XDG_RUNTIME_DIR/);
     assert.strictEqual(fs.readFileSync(record, 'utf8'), 'listening\n');
     stopFake();
