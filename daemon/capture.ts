@@ -132,18 +132,7 @@ async function untar(file: string, kind: 'tar.gz' | 'tar.xz', dest: string, prog
   tar.stderr.on('data', (d) => (stderr += String(d)));
   const exited = new Promise<number>((res) => tar.once('close', (code) => res(code ?? 1)));
   tar.once('error', () => {}); // reported through the exit status
-  let done = 0;
-  let last = 0;
-  const count = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      done += chunk.length;
-      if (Date.now() - last >= TICK_MS) {
-        last = Date.now();
-        progress(message, done, total);
-      }
-      cb(null, chunk);
-    },
-  });
+  const count = counting(progress, message, total);
   // When tar stops early (a damaged archive), writing fails with EPIPE: its own message says more.
   const fed = pipeline(fs.createReadStream(file), count, tar.stdin).catch((e: Error) => e);
   const [code, fedError] = await Promise.all([exited, fed]);
@@ -246,9 +235,19 @@ export async function packLayer(layerDir: string, out: string, progress: BytePro
   tar.stderr.on('data', (d) => (stderr += String(d)));
   const exited = new Promise<number>((res) => tar.once('close', (code) => res(code ?? 1)));
   tar.once('error', () => {});
+  const count = counting(progress, message, total);
+  const written = pipeline(tar.stdout, count, zlib.createGzip(), fs.createWriteStream(out, { mode: 0o644 })).catch((e: Error) => e);
+  const [code, writeError] = await Promise.all([exited, written]);
+  if (writeError) throw writeError;
+  if (code !== 0) throw new Error(stderr.trim().split('\n')[0] || `tar exited with status ${code}`);
+  progress(message, total, total);
+}
+
+/** A pass-through that reports the bytes gone through it, at most every TICK_MS. */
+function counting(progress: ByteProgress, message: string, total: number): Transform {
   let done = 0;
   let last = 0;
-  const count = new Transform({
+  return new Transform({
     transform(chunk: Buffer, _enc, cb) {
       done += chunk.length;
       if (Date.now() - last >= TICK_MS) {
@@ -258,11 +257,6 @@ export async function packLayer(layerDir: string, out: string, progress: BytePro
       cb(null, chunk);
     },
   });
-  const written = pipeline(tar.stdout, count, zlib.createGzip(), fs.createWriteStream(out, { mode: 0o644 })).catch((e: Error) => e);
-  const [code, writeError] = await Promise.all([exited, written]);
-  if (writeError) throw writeError;
-  if (code !== 0) throw new Error(stderr.trim().split('\n')[0] || `tar exited with status ${code}`);
-  progress(message, total, total);
 }
 
 // ---- sizes --------------------------------------------------------------------------------------
