@@ -143,6 +143,7 @@ export class Layers {
   /** A requirement that closes a cycle back to `spec` (with the store's layers as they are). */
   private cycleProblem(spec: Pick<LayerSpec, 'name' | 'requires'>, file: string): Problem | null {
     const reqs = spec.requires ?? [];
+    if (reqs.includes(spec.name)) return null; // checkLayerSpec names that one
     const cycle = cycleThrough(spec.name, (n) => (n === spec.name ? reqs : this.o.catalog.get(n)?.requires));
     if (!cycle) return null;
     return {
