@@ -40,7 +40,9 @@ export const layerCommands: Command[] = [
       'Copies DIR, or unpacks ARCHIVE (.tar.gz, .tgz, .tar.xz, .txz, .zip), into the layer store as a new\n' +
       'layer. An archive whose entries all sit in one folder (node-v20.11.0-linux-x64/...) gives the layer\n' +
       "that folder's content. Without --map the layer maps its whole tree over the view root (/ -> /);\n" +
-      'each --map ORIGINAL=DESTINATION redirects view path ORIGINAL to DESTINATION inside the layer instead.',
+      'each --map ORIGINAL=DESTINATION redirects view path ORIGINAL to DESTINATION inside the layer instead.\n' +
+      'Each --requires NAME names a layer that activating this one activates too, in the same switch; it\n' +
+      'cannot be deactivated while this one is active.',
     positionals: [NAME],
     options: {
       from: { type: 'string', value: 'DIR|ARCHIVE', required: true, description: 'the folder or archive to capture' },
