@@ -128,10 +128,13 @@ export function editorTests(): void {
         mappings: [...current.mappings, { original: '/nowhere', destination: 'absent' }],
       };
       const [v] = await api.editorMessage({ type: 'validate', requestId: 12, spec });
-      assert.deepStrictEqual(
-        (v as Extract<HostMessage, { type: 'validated' }>).problems.map((p) => [p.field, p.code, p.severity]),
-        [[`mappings[${current.mappings.length}].destination`, 'E_MAPPING_MISSING', 'warning']],
+      // Only warnings (an earlier test mapped a destination the layer lacks too), the new one among them.
+      const warnings = (v as Extract<HostMessage, { type: 'validated' }>).problems;
+      assert.ok(
+        warnings.every((p) => p.severity === 'warning' && p.code === 'E_MAPPING_MISSING'),
+        JSON.stringify(warnings),
       );
+      assert.ok(warnings.some((p) => p.field === `mappings[${current.mappings.length}].destination`));
       const replies = await api.editorMessage({ type: 'save', requestId: 13, name: fx.a, spec });
       assert.deepStrictEqual(
         replies.map((r) => r.type),

@@ -86,7 +86,9 @@ export function logicTests(): void {
       assert.strictEqual(new LayerItem(maven, all).description, 'priority 100 · requires jdk21');
       assert.strictEqual(new LayerItem(gradle, all).description, 'priority 100 · requires jdk21, kotlin2');
       assert.strictEqual(new LayerItem(jdk, all).description, '21 · priority 100');
-      const tip = (l: typeof jdk) => (new LayerItem(l, all).tooltip as { value: string }).value;
+      // appendText keeps spaces as &nbsp; and escapes Markdown's characters.
+      const tip = (l: typeof jdk) =>
+        (new LayerItem(l, all).tooltip as { value: string }).value.replace(/&nbsp;/g, ' ').replace(/\\(.)/g, '$1');
       assert.match(tip(jdk), /Required by maven3, gradle8/);
       assert.match(tip(maven), /Requires jdk21 \(activated with it\)/);
       assert.doesNotMatch(tip(maven), /Required by/);
