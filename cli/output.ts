@@ -35,13 +35,15 @@ export function layerLine(l: LayerInfo): string {
   return `${l.active ? '*' : ' '} ${l.name.padEnd(20)} ${String(l.version).padEnd(12)} priority ${String(l.priority).padEnd(6)} ${l.mappings.length} mapping(s)`;
 }
 
-export function showLayer(l: LayerInfo & { digest?: string }, overlaps: Overlap[] = []): string {
+export function showLayer(l: LayerInfo & { digest?: string }, overlaps: Overlap[] = [], requiredBy: string[] = []): string {
   const out = [
     `${l.name} ${l.version}${l.active ? ' (active)' : ''}`,
     `  priority:    ${l.priority}`,
     `  description: ${l.description}`,
     `  writable:    ${l.writableBytes} bytes`,
     ...(l.digest ? [`  digest:      ${l.digest}`] : []),
+    ...(l.requires?.length ? [`  requires:    ${l.requires.join(', ')}`] : []),
+    ...(requiredBy.length ? [`  required by: ${requiredBy.join(', ')}`] : []),
     '  mappings:',
     ...l.mappings.map((m) => `    ${m.original} -> ${m.destination}`),
   ];

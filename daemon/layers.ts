@@ -2,12 +2,14 @@
  * Layer commands: create, remove, edit rules, reset, export and import. Edits are validated and
  * saved through the store, then applied to the views when the layer is active.
  */
+import * as fsp from 'fs/promises';
 import * as path from 'path';
-import { LayerDetail, LayerInfo, LayerSpec, Mapping, ViewChange } from '../protocol';
+import { LayerDetail, LayerInfo, LayerSpec, Mapping, Problem, ViewChange } from '../protocol';
 import { StrataError } from '../shared/errors';
+import { cycleThrough } from '../shared/requires';
 import { normalizeLayerPath, normalizeViewPath, PathError } from '../shared/resolver';
 import { LayerCatalog, rulePaths } from './catalog';
-import { checkLayerSpec } from './layerspec';
+import { checkLayerSpec, destRel } from './layerspec';
 import { Queue } from './queue';
 import { LayerStore, Progress, Staged } from './store';
 import { ImportLimits } from './archive';
@@ -46,11 +48,12 @@ export class Layers {
 
   /** The copy runs outside the queue, so switches go on meanwhile; only installing it waits. */
   async create(
-    p: { name: string; from: string; priority?: number; version?: string; description?: string; mappings?: Mapping[] },
+    p: { name: string; from: string; priority?: number; version?: string; description?: string; mappings?: Mapping[]; requires?: string[] },
     progress?: Progress,
   ): Promise<LayerInfo> {
     // Refused before the capture, which may take long: mappings worded as `layer map` words them.
     const mappings = p.mappings?.map((m) => mappingArgs(m.original, m.destination));
+    this.refuseCycle({ name: p.name, requires: p.requires }, `${p.name}/layer.json`);
     const { real, view } = await viewHolding(this.o.views.list(), p.from);
     if (view) {
       throw new StrataError(
@@ -127,8 +130,72 @@ export class Layers {
     return this.edit(name, () => spec as LayerSpec);
   }
 
-  validate(spec: unknown): { problems: ReturnType<typeof checkLayerSpec>['problems'] } {
-    return { problems: checkLayerSpec(spec, 'layer.json').problems };
+  /** Errors refuse a save; warnings (a destination or a required layer not there yet) are only shown. */
+  async validate(raw: unknown): Promise<{ problems: Problem[] }> {
+    const { spec, problems } = checkLayerSpec(raw, 'layer.json');
+    if (!spec) return { problems };
+    const cycle = this.cycleProblem(spec, 'layer.json');
+    return {
+      problems: [...(cycle ? [cycle] : []), ...this.unknownRequired(spec, 'layer.json'), ...(await this.missingDestinations(spec))],
+    };
+  }
+
+  /** A requirement that closes a cycle back to `spec` (with the store's layers as they are). */
+  private cycleProblem(spec: Pick<LayerSpec, 'name' | 'requires'>, file: string): Problem | null {
+    const reqs = spec.requires ?? [];
+    if (reqs.includes(spec.name)) return null; // checkLayerSpec names that one
+    const cycle = cycleThrough(spec.name, (n) => (n === spec.name ? reqs : this.o.catalog.get(n)?.requires));
+    if (!cycle) return null;
+    return {
+      code: 'E_LAYER_INVALID',
+      message: `${file}: requires[${reqs.indexOf(cycle[1])}]: requirements would go round in a cycle: ${cycle.map((n) => `"${n}"`).join(' → ')}`,
+      hint: 'Remove one of these requirements.',
+    };
+  }
+
+  private refuseCycle(spec: Pick<LayerSpec, 'name' | 'requires'>, file: string): void {
+    const p = this.cycleProblem(spec, file);
+    if (p) throw new StrataError(p.code, p.message, `${p.hint} Nothing was changed.`);
+  }
+
+  private unknownRequired(spec: LayerSpec, file: string): Problem[] {
+    return (spec.requires ?? []).flatMap((r, i) =>
+      this.o.catalog.has(r)
+        ? []
+        : [
+            {
+              code: 'E_LAYER_UNKNOWN' as const,
+              severity: 'warning' as const,
+              message: `${file}: requires[${i}]: no layer "${r}" in the store: activating "${spec.name}" fails until it is created or imported`,
+            },
+          ],
+    );
+  }
+
+  /** Destinations not in the layer's read-only files (only for a layer already in the store). */
+  private async missingDestinations(spec: LayerSpec): Promise<Problem[]> {
+    if (!this.o.store.exists(spec.name)) return [];
+    const where = async (dir: string, rel: string) =>
+      fsp.lstat(path.join(dir, rel)).then(
+        () => true,
+        () => false,
+      );
+    const out: Problem[] = [];
+    for (const [i, m] of spec.mappings.entries()) {
+      const rel = destRel(m);
+      if (await where(this.o.store.filesDir(spec.name), rel)) continue;
+      const writable = await where(this.o.store.writableDir(spec.name), rel);
+      out.push({
+        code: 'E_MAPPING_MISSING',
+        severity: 'warning',
+        message: `layer.json: mappings[${i}].destination: "${m.destination}" is not in the layer's files${
+          writable
+            ? ' (only in its writable sublayer, which a reset discards)'
+            : `: ${m.original} shows nothing until something is written there`
+        }`,
+      });
+    }
+    return out;
   }
 
   reset(name: string): Promise<LayerInfo> {
@@ -181,7 +248,11 @@ export class Layers {
   private edit(name: string, change: (spec: LayerSpec) => LayerSpec): Promise<LayerInfo> {
     return this.o.queue.run(async () => {
       const before = await this.o.catalog.requireValid(name);
-      const after = await this.o.store.save(change(structuredClone(before)));
+      const changed = change(structuredClone(before));
+      const file = this.o.store.specFile(name);
+      const checked = checkLayerSpec(changed, file).spec; // save names any other problem
+      if (checked) this.refuseCycle(checked, file);
+      const after = await this.o.store.save(changed);
       await this.o.catalog.reload();
       const active = this.o.switch.isActive(name);
       const paths = active ? [...new Set([...rulePaths(before), ...rulePaths(after)])] : [];

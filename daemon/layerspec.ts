@@ -69,6 +69,16 @@ const viewPaths = v.nullish(
   ),
   [],
 );
+const requiredName = (i: v.BaseIssue<unknown>) =>
+  `must be a layer name (letters, digits, . _ + -; up to 64), got ${JSON.stringify(i.input)}`;
+/** Absent when empty (see protocol/layer.ts); a name given twice counts once. */
+const requires = v.optional(
+  v.pipe(
+    v.array(layerName(requiredName), 'must be a list of layer names'),
+    v.maxLength(1000, 'must name at most 1000 layers'),
+    v.transform((ns) => [...new Set(ns)]),
+  ),
+);
 const priority = (i: v.BaseIssue<unknown>) => `must be an integer between -1000000 and 1000000, got ${JSON.stringify(i.input)}`;
 
 const specEntries = {
@@ -83,6 +93,7 @@ const specEntries = {
   mappings: v.pipe(v.array(mapping, 'must be a list of {original, destination}'), noDuplicateOriginals),
   excludes: viewPaths,
   deletes: viewPaths,
+  requires,
 };
 const layerFile = v.pipe(
   plainObject('must be a JSON object'),
@@ -115,8 +126,11 @@ export function checkLayerSpec(raw: unknown, file: string): { spec?: LayerSpec; 
 
   const r = v.safeParse(layerFile, o);
   if (r.success) {
-    const { format, name, version, description, priority, mappings, excludes, deletes } = r.output;
-    return { spec: { format, name, version, description, priority, mappings, excludes, deletes }, problems: [] };
+    const { format, name, version, description, priority, mappings, excludes, deletes, requires } = r.output;
+    const self = requires?.indexOf(name) ?? -1;
+    if (self >= 0) return { problems: [problem(`requires[${self}]`, `a layer cannot require itself ("${name}")`)] };
+    const spec: LayerSpec = { format, name, version, description, priority, mappings, excludes, deletes };
+    return { spec: requires?.length ? { ...spec, requires } : spec, problems: [] };
   }
   // Unknown top-level fields first, then the fields in order (a stable sort keeps the rest as found).
   const issues = [...r.issues].sort((a, b) => rank(a) - rank(b));

@@ -143,7 +143,7 @@ export class LayerStore {
   async stageCreate(
     name: string,
     from: string,
-    opts: { priority?: number; version?: string; description?: string; mappings?: Mapping[] },
+    opts: { priority?: number; version?: string; description?: string; mappings?: Mapping[]; requires?: string[] },
     progress: Progress = () => {},
   ): Promise<Staged> {
     LayerStore.checkName(name);
@@ -163,6 +163,7 @@ export class LayerStore {
         mappings: opts.mappings ?? [{ original: '/', destination: '/' }],
         excludes: [],
         deletes: [],
+        requires: opts.requires,
       };
       const { spec: clean, problems } = checkLayerSpec(spec, `${name}/layer.json`);
       if (!clean) throw new StrataError(problems[0].code, problems[0].message);

@@ -6,6 +6,7 @@
  */
 import { ViewChange } from '../protocol';
 import { StrataError } from '../shared/errors';
+import { Closure, requiredBy, requirementClosure } from '../shared/requires';
 import { LayerCatalog } from './catalog';
 import { Queue } from './queue';
 import { StateFile } from './statefile';
@@ -32,24 +33,37 @@ export class LocalSwitch {
     return this.o.state.data.active.includes(name);
   }
 
+  /** What activating `names` activates: them and what they require, transitively, requirements first. */
+  requirements(names: readonly string[]): Closure {
+    return requirementClosure(names, (n) => {
+      const spec = this.o.catalog.get(n);
+      return spec ? (spec.requires ?? []) : undefined;
+    });
+  }
+
+  /** Activating a layer activates what it requires, in the same switch (one state, one event). */
   activate(names: string[]): Promise<{ active: string[] }> {
     return this.o.queue.run(async () => {
       // A layer.json edited by hand may have become invalid: surface that on use, not later.
       await this.o.catalog.reload();
-      for (const n of names) await this.o.catalog.requireValid(n);
       const next = [...this.o.state.data.active];
-      for (const n of names) if (!next.includes(n)) next.push(n);
+      for (const n of await this.withRequirements(names)) if (!next.includes(n)) next.push(n);
       await this.apply(next, 'activate');
       return { active: this.active() };
     });
   }
 
+  /** Refused while an active layer that stays requires one of `names` (--force is about open files only). */
   deactivate(names: string[], force = false): Promise<{ active: string[] }> {
     return this.o.queue.run(async () => {
       const active = this.o.state.data.active;
       for (const n of names) {
         if (!active.includes(n)) this.o.catalog.require(n);
       }
+      this.refuseIfRequired(
+        names,
+        active.filter((n) => !names.includes(n)),
+      );
       if (!force) await this.refuseIfBusy(names);
       await this.apply(
         active.filter((n) => !names.includes(n)),
@@ -64,7 +78,7 @@ export class LocalSwitch {
     return this.o.queue.run(async () => {
       await this.o.catalog.reload();
       this.o.catalog.require(oldName);
-      await this.o.catalog.requireValid(newName);
+      const incoming = await this.withRequirements([newName]);
       if (!this.isActive(oldName)) {
         throw new StrataError(
           'E_LAYER_INACTIVE',
@@ -72,9 +86,10 @@ export class LocalSwitch {
           `Activate "${newName}" directly with "strata activate ${newName}".`,
         );
       }
+      const set = this.o.state.data.active.filter((n) => n !== oldName || incoming.includes(n));
+      for (const n of incoming) if (!set.includes(n)) set.push(n);
+      if (!set.includes(oldName)) this.refuseIfRequired([oldName], set);
       if (!force) await this.refuseIfBusy([oldName]);
-      const set = this.o.state.data.active.filter((n) => n !== oldName);
-      if (!set.includes(newName)) set.push(newName);
       await this.apply(set, 'swap');
       return { active: this.active() };
     });
@@ -102,6 +117,28 @@ export class LocalSwitch {
       if (changed.length) await this.apply(next, reason);
       return { active: this.active(), missing };
     });
+  }
+
+  /**
+   * Refuse to switch off `leaving` while a layer of `staying` requires one of them, naming both and
+   * the command that switches them off together (with whatever requires those, transitively).
+   */
+  refuseIfRequired(leaving: readonly string[], staying: readonly string[]): void {
+    const requiresOf = (n: string) => this.o.catalog.get(n)?.requires ?? [];
+    const held = requiredBy(leaving, staying, requiresOf);
+    if (!held.size) return;
+    const all = [...leaving];
+    for (let more = [...new Set([...held.values()].flat())]; more.length;) {
+      all.push(...more);
+      more = [...new Set([...requiredBy(all, staying, requiresOf).values()].flat())].filter((n) => !all.includes(n));
+    }
+    const q = (ns: readonly string[]) => ns.map((n) => `"${n}"`).join(', ');
+    const what = [...held].map(([layer, by]) => `"${layer}" is required by active layer${by.length > 1 ? 's' : ''} ${q(by)}`);
+    throw new StrataError(
+      'E_LAYER_REQUIRED',
+      `${what.join('; ')}`,
+      `Nothing was changed. Deactivate ${all.length - leaving.length > 1 ? 'them' : 'it'} too: strata deactivate ${all.join(' ')}`,
+    );
   }
 
   /** Of these layers, those with files open in any view (for --when-idle). */
@@ -134,6 +171,27 @@ export class LocalSwitch {
     const now = new Set(next);
     const paths = [...new Set(this.o.catalog.rulePathsOf([...was, ...now].filter((n) => was.has(n) !== now.has(n))))];
     this.o.emit(reason, { paths, stale: await this.o.views.staleHolders(paths) });
+  }
+
+  /** `names` with what they require; a required layer missing from the store (or broken) fails the switch, naming who requires it. */
+  private async withRequirements(names: string[]): Promise<string[]> {
+    for (const n of names) await this.o.catalog.requireValid(n);
+    const { order, missing } = this.requirements(names);
+    for (const m of missing) {
+      try {
+        await this.o.catalog.requireValid(m.name); // a broken layer.json: its own error
+      } catch (e) {
+        if (e instanceof StrataError && e.code !== 'E_LAYER_UNKNOWN') {
+          throw new StrataError(e.code, `layer "${m.by}" requires "${m.name}": ${e.message}`, e.hint);
+        }
+      }
+      throw new StrataError(
+        'E_LAYER_UNKNOWN',
+        `layer "${m.by}" requires "${m.name}", which is not in the store`,
+        `Nothing was changed. Create or import "${m.name}" (strata layer import FILE), or remove it from the requires of "${m.by}".`,
+      );
+    }
+    return order;
   }
 
   private async refuseIfBusy(names: string[]): Promise<void> {

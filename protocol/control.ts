@@ -5,7 +5,7 @@
  * checks results and pushed events (`checkIncoming`, `checkResult`).
  */
 import * as v from 'valibot';
-import { ErrorInfo, ErrorInfoSchema } from './errors';
+import { ErrorInfo, ErrorInfoSchema, ProblemSchema } from './errors';
 import { LayerInfoSchema } from './layer';
 import { TeamEventSchema } from './team';
 import {
@@ -162,6 +162,7 @@ export const METHODS = {
       version: opt(P.string),
       description: opt(P.string),
       mappings: opt(P.mappings),
+      requires: opt(P.strings),
     }),
     result: LayerInfoSchema,
   },
@@ -173,8 +174,11 @@ export const METHODS = {
   'layer.hide': { params: params({ name: P.string, path: P.string }), result: LayerInfoSchema },
   /** Replace a layer's editable fields (the layer editor's save); the agent checks `spec` as a layer.json. */
   'layer.update': { params: params({ name: P.string, spec: P.object }), result: LayerInfoSchema },
-  /** Check a spec without saving it; returns the problems found (empty when valid). */
-  'layer.validate': { params: params({ spec: opt(v.unknown()) }), result: obj({ problems: list(ErrorInfoSchema) }) },
+  /**
+   * Check a spec without saving it; returns the problems found (empty when valid). Warnings (a
+   * destination not in the layer's files, a required layer not in the store) do not refuse a save.
+   */
+  'layer.validate': { params: params({ spec: opt(v.unknown()) }), result: obj({ problems: list(ProblemSchema) }) },
   'layer.reset': { params: named, result: LayerInfoSchema },
   'layer.export': {
     /** Progress events (task "export NAME") count the archive's bytes. */

@@ -16,8 +16,10 @@ export const ErrorCodes = [
   'E_LAYER_BUSY', // files of the layer are open
   'E_LAYER_ACTIVE', // operation needs the layer inactive
   'E_LAYER_INACTIVE', // operation needs the layer active (swap from a layer that is not)
+  'E_LAYER_REQUIRED', // an active layer requires the layer being deactivated
   'E_MAPPING_ESCAPE', // a destination escapes the layer
   'E_MAPPING_UNKNOWN',
+  'E_MAPPING_MISSING', // a warning: a mapping's destination is not in the layer's files (yet)
   'E_VIEW_EXISTS',
   'E_VIEW_UNKNOWN',
   'E_VIEW_INVALID', // base or mountpoint unusable
@@ -40,13 +42,18 @@ export const ErrorCodes = [
 export type ErrorCode = (typeof ErrorCodes)[number];
 export const ErrorCodeSchema = v.picklist(ErrorCodes, 'must be a Strata error code');
 
-export const ErrorInfoSchema = obj({
+const errorInfoEntries = {
   code: ErrorCodeSchema,
   message: str(),
   /** What the user can do about it. */
   hint: v.optional(str()),
-});
+};
+export const ErrorInfoSchema = obj(errorInfoEntries);
 export type ErrorInfo = v.InferOutput<typeof ErrorInfoSchema>;
+
+/** A validation problem: an error (absent severity) refuses a save; a warning is only shown. */
+export const ProblemSchema = obj({ ...errorInfoEntries, severity: v.optional(v.picklist(['error', 'warning'])) });
+export type Problem = v.InferOutput<typeof ProblemSchema>;
 
 export function isErrorCode(x: unknown): x is ErrorCode {
   return v.is(ErrorCodeSchema, x);

@@ -40,6 +40,11 @@ const layerSpecEntries = {
   excludes: list(text(4096), 10_000),
   /** View paths hidden while the layer is active (delete entries). */
   deletes: list(text(4096), 10_000),
+  /**
+   * Layers activated with this one (before it), like Lmod's depends_on. Absent when none, so a
+   * layer.json without requirements reads as before (and older Strata can import it).
+   */
+  requires: v.optional(list(text(256), 1000)),
 };
 export const LayerSpecSchema = obj(layerSpecEntries);
 export type LayerSpec = v.InferOutput<typeof LayerSpecSchema>;

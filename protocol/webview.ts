@@ -16,9 +16,15 @@ export const WEBVIEW_PROTOCOL_VERSION = 1;
 /**
  * A problem attached to the field it concerns, named as the agent names fields:
  * 'name', 'version', 'description', 'priority', 'mappings', 'mappings[2].destination',
- * 'excludes[0]', 'deletes[1]'; '' when it concerns the whole layer.
+ * 'excludes[0]', 'deletes[1]', 'requires[0]'; '' when it concerns the whole layer.
  */
-export const FieldProblemSchema = obj({ field: text(256), code: ErrorCodeSchema, message: text(65536) });
+export const FieldProblemSchema = obj({
+  field: text(256),
+  code: ErrorCodeSchema,
+  message: text(65536),
+  /** A warning is shown but does not stop a save. */
+  severity: v.optional(v.picklist(['error', 'warning'])),
+});
 export type FieldProblem = v.InferOutput<typeof FieldProblemSchema>;
 
 /** What a browse request picks: a view path (original, exclude, delete) or a layer path (destination). */

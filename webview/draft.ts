@@ -10,6 +10,8 @@ export interface Draft {
   mappings: Mapping[];
   excludes: string[];
   deletes: string[];
+  /** Names of the layers this one requires. */
+  requires: string[];
 }
 
 export function draftOf(spec: LayerSpec): Draft {
@@ -21,11 +23,14 @@ export function draftOf(spec: LayerSpec): Draft {
     mappings: spec.mappings.map((m) => ({ ...m })),
     excludes: [...spec.excludes],
     deletes: [...spec.deletes],
+    requires: [...(spec.requires ?? [])],
   };
 }
 
 export function specOf(d: Draft): LayerSpec {
   const p = d.priority.trim();
+  // Absent when empty, as the agent writes it, so an untouched layer compares equal.
+  const requires = d.requires.map((x) => x.trim());
   return {
     format: LAYER_FORMAT,
     name: d.name.trim(),
@@ -36,6 +41,7 @@ export function specOf(d: Draft): LayerSpec {
     mappings: d.mappings.map((m) => ({ original: m.original.trim(), destination: m.destination.trim() })),
     excludes: d.excludes.map((x) => x.trim()),
     deletes: d.deletes.map((x) => x.trim()),
+    ...(requires.length ? { requires } : {}),
   };
 }
 

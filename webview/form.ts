@@ -16,6 +16,7 @@ export interface FormModel {
   newMapping: Mapping;
   newExclude: string;
   newDelete: string;
+  newRequire: string;
 }
 
 /** Where a browse result goes: a row of a list, or its add-row (index -1). */
@@ -209,8 +210,13 @@ function mappingsSection(m: FormModel, a: FormActions): HTMLElement {
   );
 }
 
-function listSection(m: FormModel, a: FormActions, list: 'excludes' | 'deletes', legend: string, note: string, noun: string): HTMLElement {
+type ListName = 'excludes' | 'deletes' | 'requires';
+const NEW_VALUE = { excludes: 'newExclude', deletes: 'newDelete', requires: 'newRequire' } as const;
+
+/** A list of view paths (with browse buttons) or of layer names (requires). */
+function listSection(m: FormModel, a: FormActions, list: ListName, legend: string, note: string, noun: string): HTMLElement {
   const values = m.draft[list];
+  const browse = (label: string, index: number) => (list === 'requires' ? null : browseButton(label, a, { list, index }));
   const rows = values.map((v, i) =>
     h(
       'li',
@@ -228,7 +234,7 @@ function listSection(m: FormModel, a: FormActions, list: 'excludes' | 'deletes',
           },
           { 'aria-label': `${noun} ${i + 1}` },
         ),
-        browseButton(`Browse for ${noun.toLowerCase()} ${i + 1}`, a, { list, index: i }),
+        browse(`Browse for ${noun.toLowerCase()} ${i + 1}`, i),
         h(
           'button',
           {
@@ -247,13 +253,11 @@ function listSection(m: FormModel, a: FormActions, list: 'excludes' | 'deletes',
       errorSlot(`${list}[${i}]`),
     ),
   );
-  const current = (): string => (list === 'excludes' ? m.newExclude : m.newDelete);
   const add = (): void => {
-    const v = current().trim();
+    const v = m[NEW_VALUE[list]].trim();
     if (!v) return;
     values.push(v);
-    if (list === 'excludes') m.newExclude = '';
-    else m.newDelete = '';
+    m[NEW_VALUE[list]] = '';
     a.restructured(`new-${list}`);
   };
   return h(
@@ -271,11 +275,11 @@ function listSection(m: FormModel, a: FormActions, list: 'excludes' | 'deletes',
         h(
           'div',
           { class: 'cell' },
-          textInput(`new-${list}`, undefined, current(), (x) => (list === 'excludes' ? (m.newExclude = x) : (m.newDelete = x)), {
+          textInput(`new-${list}`, undefined, m[NEW_VALUE[list]], (x) => (m[NEW_VALUE[list]] = x), {
             'aria-label': `New ${noun.toLowerCase()}`,
-            placeholder: '/path/in/the/view',
+            placeholder: list === 'requires' ? 'layer name, like jdk-21' : '/path/in/the/view',
           }),
-          browseButton(`Browse for a new ${noun.toLowerCase()}`, a, { list, index: -1 }),
+          browse(`Browse for a new ${noun.toLowerCase()}`, -1),
           h('button', { type: 'button', onClick: add }, 'Add'),
         ),
       ),
@@ -345,6 +349,14 @@ export function renderForm(m: FormModel, a: FormActions, header: Child[]): HTMLF
     mappingsSection(m, a),
     listSection(m, a, 'excludes', 'Excludes', 'These view paths always pass through this layer to what lies below.', 'Exclude'),
     listSection(m, a, 'deletes', 'Delete entries', 'These view paths are hidden while the layer is active.', 'Delete entry'),
+    listSection(
+      m,
+      a,
+      'requires',
+      'Requires',
+      'Activating this layer activates these layers too; they cannot be deactivated while it is active.',
+      'Required layer',
+    ),
     errorSlot(''),
     h(
       'div',
@@ -367,13 +379,14 @@ export function showProblems(form: HTMLElement, problems: readonly FieldProblem[
   for (const p of problems) {
     const slot = slots.get(slotFor(p.field, (f) => slots.has(f)));
     // In words; the agent's code (for a search or a bug report) in the tooltip.
+    const warning = p.severity === 'warning';
     slot?.append(
       h(
         'div',
-        { title: p.code, 'data-code': p.code },
+        { title: p.code, 'data-code': p.code, class: warning ? 'warning' : undefined },
         p.field && slotFor(p.field, (f) => slots.has(f)) !== p.field ? `${p.field}: ${p.message}` : p.message,
       ),
     );
-    form.querySelector(`[data-input-for="${CSS.escape(p.field)}"]`)?.setAttribute('aria-invalid', 'true');
+    if (!warning) form.querySelector(`[data-input-for="${CSS.escape(p.field)}"]`)?.setAttribute('aria-invalid', 'true');
   }
 }

@@ -186,14 +186,14 @@ class Editor {
       newMapping: { original: '', destination: '' },
       newExclude: '',
       newDelete: '',
+      newRequire: '',
     };
     this.render();
     // Another layer starts at its top, not where the last one was scrolled to.
     if (another) window.scrollTo(0, 0);
-    if (keep) {
-      this.status('Unsaved changes restored');
-      this.validateSoon();
-    }
+    if (keep) this.status('Unsaved changes restored');
+    // Warnings (a destination not in the layer, a required layer not in the store) show at once.
+    this.validateSoon();
   }
 
   onMessage(m: HostMessage): void {
@@ -217,6 +217,7 @@ class Editor {
         this.persist();
         this.render();
         this.status('Saved');
+        this.validateSoon();
         break;
       case 'saveFailed': {
         if (m.requestId !== this.saving) return;

@@ -40,7 +40,9 @@ export const layerCommands: Command[] = [
       'Copies DIR, or unpacks ARCHIVE (.tar.gz, .tgz, .tar.xz, .txz, .zip), into the layer store as a new\n' +
       'layer. An archive whose entries all sit in one folder (node-v20.11.0-linux-x64/...) gives the layer\n' +
       "that folder's content. Without --map the layer maps its whole tree over the view root (/ -> /);\n" +
-      'each --map ORIGINAL=DESTINATION redirects view path ORIGINAL to DESTINATION inside the layer instead.',
+      'each --map ORIGINAL=DESTINATION redirects view path ORIGINAL to DESTINATION inside the layer instead.\n' +
+      'Each --requires NAME names a layer that activating this one activates too, in the same switch; it\n' +
+      'cannot be deactivated while this one is active.',
     positionals: [NAME],
     options: {
       from: { type: 'string', value: 'DIR|ARCHIVE', required: true, description: 'the folder or archive to capture' },
@@ -50,6 +52,12 @@ export const layerCommands: Command[] = [
         multiple: true,
         description: 'a mapping, instead of / -> / (repeatable)',
       },
+      requires: {
+        type: 'string',
+        value: 'NAME',
+        multiple: true,
+        description: 'a layer activated with this one (repeatable)',
+      },
       priority: { type: 'integer', value: 'N', description: 'wins over active layers of lower priority' },
       version: { type: 'string', value: 'V', description: 'shown next to the name' },
       description: { type: 'string', value: 'TEXT', description: 'what the layer holds' },
@@ -57,6 +65,7 @@ export const layerCommands: Command[] = [
     examples: [
       'strata layer create node20 --from node-v20.11.0-linux-x64.tar.xz --map /tools/node=/ --version 20.11.0',
       'strata layer create jdk21 --from /opt/jdk-21 --map /tools/java=/',
+      'strata layer create maven3 --from apache-maven-3.9.6-bin.tar.gz --map /tools/maven=/ --requires jdk21',
     ],
     async action(a, ctx) {
       const [name] = a.positionals;
@@ -79,9 +88,14 @@ export const layerCommands: Command[] = [
             version: a.string('version'),
             description: a.string('description'),
             ...(mappings.length ? { mappings } : {}),
+            ...(a.strings('requires').length ? { requires: a.strings('requires') } : {}),
           }),
       );
-      ctx.print(l, `created layer ${l.name} ${l.version}: ${l.mappings.map((m) => `${m.original} -> ${m.destination}`).join(', ')}`);
+      const requires = l.requires?.length ? `; requires ${l.requires.join(', ')}` : '';
+      ctx.print(
+        l,
+        `created layer ${l.name} ${l.version}: ${l.mappings.map((m) => `${m.original} -> ${m.destination}`).join(', ')}${requires}`,
+      );
       return 0;
     },
   },
@@ -105,15 +119,18 @@ export const layerCommands: Command[] = [
     synopsis: "one layer's rules and size",
     description:
       'Shows a layer: version, priority, description, writable bytes, its content digest (as strata.team.json\n' +
-      'pins it: "strata team add" writes it there), mappings, excludes and delete entries.',
+      'pins it: "strata team add" writes it there), the layers it requires and those requiring it, mappings,\n' +
+      'excludes and delete entries.',
     positionals: [NAME],
     options: {},
     examples: ['strata layer show node20'],
     async action(a, ctx) {
       const c = await ctx.agent();
       const l = await c.call('layer.show', { name: a.positionals[0] });
-      const overlaps = overlapsOf(equalPriorityOverlaps(await c.call('layer.list', {})), [l.name]);
-      ctx.print({ ...l, overlaps }, showLayer(l, overlaps));
+      const all = await c.call('layer.list', {});
+      const overlaps = overlapsOf(equalPriorityOverlaps(all), [l.name]);
+      const requiredBy = all.filter((x) => x.requires?.includes(l.name)).map((x) => x.name);
+      ctx.print({ ...l, overlaps, requiredBy }, showLayer(l, overlaps, requiredBy));
       return 0;
     },
   },
@@ -136,7 +153,16 @@ export const layerCommands: Command[] = [
     'redirect view path ORIGINAL into the layer',
     'While the layer is active, view path ORIGINAL (and what lies below it) shows DESTINATION, a path\ninside the layer.',
     "strata layer map node20 /tools/node /   # /tools/node in the view is the layer's root",
-    async (ctx, [name, original, destination]) => (await ctx.agent()).call('layer.map', { name, original, destination }),
+    async (ctx, [name, original, destination]) => {
+      const c = await ctx.agent();
+      const l = await c.call('layer.map', { name, original, destination });
+      // Mapped all the same: the destination may be created later (through the writable sublayer).
+      const { format, version, description, priority, mappings, excludes, deletes, requires } = l;
+      const spec = { format, name, version, description, priority, mappings, excludes, deletes, requires };
+      const { problems } = await c.call('layer.validate', { spec });
+      for (const p of problems) process.stderr.write(`strata: warning: ${p.message.replace(/^layer\.json: /, '')}\n`);
+      return l;
+    },
   ),
   ruleCommand(
     'unmap',

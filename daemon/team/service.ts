@@ -247,6 +247,7 @@ export class TeamService {
     opts: { whenIdle?: boolean; timeoutMs?: number } = {},
   ): Promise<{ active: string[]; decision?: string }> {
     const cfg = this.requireJoined();
+    op = this.withRequirements(cfg, op);
     if (opts.whenIdle) {
       // Activating one layer of a swap slot switches its siblings off: they are affected too.
       const slotMates = (n: string) => Object.values(cfg.spec.slots).find((members) => members.includes(n)) ?? [n];
@@ -257,6 +258,30 @@ export class TeamService {
     if (!writes.length) return { active: this.agent.switch.active() }; // the team already has it so
     const ev = await this.decide(writes);
     return { active: this.agent.switch.active(), decision: eventId(ev) };
+  }
+
+  /**
+   * What the team layers named require comes into the same decision; a requirement the team file
+   * does not list is refused (teammates would get the layer without it). Deactivating a layer that
+   * stays required is refused as the local switch refuses it.
+   */
+  private withRequirements(cfg: TeamConfig, op: TeamSwitch): TeamSwitch {
+    const act = [...(op.activate ?? []), ...(op.swap ? [op.swap[1]] : [])];
+    const { order } = this.agent.switch.requirements(act);
+    const desired = this.state!.desiredActive(cfg.spec);
+    const extra = order.filter((n) => !act.includes(n) && !desired.includes(n));
+    const outside = extra.filter((n) => !this.isTeamLayer(n));
+    if (outside.length) {
+      const by = order.filter((n) => this.agent.catalog.get(n)?.requires?.some((r) => outside.includes(r)));
+      throw new StrataError(
+        'E_TEAM_INVALID',
+        `${by.map((n) => `"${n}"`).join(', ')} require${by.length === 1 ? 's' : ''} ${outside.map((n) => `"${n}"`).join(', ')}, which the team file ${cfg.teamFile} does not list`,
+        `Nothing was changed. A team decision switches team layers only: add it to the team file too (strata team add ${outside[0]}).`,
+      );
+    }
+    const leaving = [...(op.deactivate ?? []), ...(op.swap ? [op.swap[0]] : [])].filter((n) => !order.includes(n));
+    if (leaving.length) this.agent.switch.refuseIfRequired(leaving, [...new Set([...this.agent.switch.active(), ...order])]);
+    return extra.length ? { ...op, activate: [...(op.activate ?? []), ...extra] } : op;
   }
 
   async revert(id: string): Promise<{ decision: string; active: string[] }> {

@@ -2,15 +2,16 @@
  * The agent names the field of every problem ("…/layer.json: mappings[1].destination: reason");
  * the editor shows each under its field. Pure.
  */
-import { ErrorInfo } from '../../protocol';
+import { Problem } from '../../protocol';
 import { FieldProblem } from '../../protocol/webview';
 import { StrataError } from '../../shared/errors';
 
 const FIELD = /^.*?layer\.json: (\(top level\)|[A-Za-z]+(?:\[\d+\])?(?:\.[A-Za-z]+)?): ([\s\S]*)$/;
 
-export function toFieldProblem(info: ErrorInfo): FieldProblem {
+export function toFieldProblem(info: Problem): FieldProblem {
   const m = FIELD.exec(info.message);
-  if (m) return { field: m[1] === '(top level)' ? '' : m[1], code: info.code, message: m[2] };
+  const severity = info.severity === 'warning' ? { severity: info.severity } : {};
+  if (m) return { field: m[1] === '(top level)' ? '' : m[1], code: info.code, message: m[2], ...severity };
   // The agent refuses renames without naming a field.
   if (/^renaming /.test(info.message)) return { field: 'name', code: info.code, message: info.message };
   return { field: '', code: info.code, message: info.hint ? `${info.message}. ${info.hint}` : info.message };

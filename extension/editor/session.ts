@@ -18,8 +18,8 @@ import { toLayerPath, toViewPath } from './paths';
 export type Browse = (kind: PathKind, start: string | undefined) => Promise<string | undefined>;
 
 export function specOf(l: LayerInfo): LayerSpec {
-  const { format, name, version, description, priority, mappings, excludes, deletes } = l;
-  return { format, name, version, description, priority, mappings, excludes, deletes };
+  const { format, name, version, description, priority, mappings, excludes, deletes, requires } = l;
+  return { format, name, version, description, priority, mappings, excludes, deletes, ...(requires ? { requires } : {}) };
 }
 
 const SAVE_AND_UPDATE = 'Save and Update Team File';
@@ -71,7 +71,7 @@ export class EditorSession {
       }
       case 'save': {
         // The agent's own check first, so every problem is shown at once and nothing half-saves.
-        const { problems } = await this.ctx.call('layer.validate', { spec: m.spec });
+        const problems = (await this.ctx.call('layer.validate', { spec: m.spec })).problems.filter((p) => p.severity !== 'warning');
         if (problems.length) return [{ type: 'saveFailed', requestId: m.requestId, problems: problems.map(toFieldProblem) }];
         const team = this.ctx.team?.joined && this.ctx.team.teamLayers?.includes(m.name) ? this.ctx.team.team : undefined;
         let updateTeamFile = false;

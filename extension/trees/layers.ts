@@ -7,7 +7,13 @@ import { Ctx } from '../ctx';
 import { CtxTree } from './base';
 
 export function layerDescription(l: LayerInfo): string {
-  return [l.version, `priority ${l.priority}`, l.active ? 'active' : ''].filter(Boolean).join(' · ');
+  const requires = l.requires?.length ? `requires ${l.requires.join(', ')}` : '';
+  return [l.version, `priority ${l.priority}`, l.active ? 'active' : '', requires].filter(Boolean).join(' · ');
+}
+
+/** The layers that require `name` (from the agent's list). */
+export function requiredBy(name: string, layers: readonly LayerInfo[]): string[] {
+  return layers.filter((l) => l.requires?.includes(name)).map((l) => l.name);
 }
 
 /** Layers in the order they win: priority descending, then name. */
@@ -17,7 +23,10 @@ export function orderedLayers(layers: readonly LayerInfo[]): LayerInfo[] {
 }
 
 export class LayerItem extends vscode.TreeItem {
-  constructor(readonly layer: LayerInfo) {
+  constructor(
+    readonly layer: LayerInfo,
+    all: readonly LayerInfo[] = [],
+  ) {
     const rules = layer.mappings.length + layer.excludes.length + layer.deletes.length;
     super(layer.name, rules ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None);
     this.id = `layer:${layer.name}`;
@@ -33,6 +42,9 @@ export class LayerItem extends vscode.TreeItem {
       `${layer.active ? '$(check) active' : 'inactive'} · priority ${layer.priority} · ${layer.mappings.length} mapping(s)`,
     );
     if (layer.writableBytes) md.appendMarkdown(` · ${layer.writableBytes} bytes written since the last reset`);
+    if (layer.requires?.length) md.appendMarkdown('  \n').appendText(`Requires ${layer.requires.join(', ')} (activated with it)`);
+    const by = requiredBy(layer.name, all);
+    if (by.length) md.appendMarkdown('  \n').appendText(`Required by ${by.join(', ')}`);
     this.tooltip = md;
     this.command = { command: COMMANDS.editLayer, title: 'Edit Layer', arguments: [this] };
   }
@@ -75,7 +87,8 @@ export class LayersProvider extends CtxTree<LayerNode> {
   }
 
   getChildren(node?: LayerNode): LayerNode[] {
-    if (!node) return orderedLayers(this.ctx.status?.layers ?? []).map((l) => new LayerItem(l));
+    const all = this.ctx.status?.layers ?? [];
+    if (!node) return orderedLayers(all).map((l) => new LayerItem(l, all));
     if (node instanceof RuleItem) return [];
     const l = node.layer;
     return [
@@ -86,12 +99,12 @@ export class LayersProvider extends CtxTree<LayerNode> {
   }
 
   getParent(node: LayerNode): LayerNode | undefined {
-    return node instanceof RuleItem ? new LayerItem(node.layer) : undefined;
+    return node instanceof RuleItem ? new LayerItem(node.layer, this.ctx.status?.layers) : undefined;
   }
 
   /** The item of a layer by name, for reveal. */
   itemFor(name: string): LayerItem | undefined {
     const l = this.ctx.status?.layers.find((x) => x.name === name);
-    return l ? new LayerItem(l) : undefined;
+    return l ? new LayerItem(l, this.ctx.status?.layers) : undefined;
   }
 }

@@ -190,6 +190,31 @@ describe('layerspec: checkLayerSpec (format 2)', () => {
     });
   });
 
+  describe('requires', () => {
+    it('is absent when not given or empty, so layer.json reads and writes as before', () => {
+      assert.equal('requires' in specOf(valid()), false);
+      assert.equal('requires' in specOf(valid({ requires: [] })), false);
+    });
+
+    it('keeps the names, each once', () => {
+      assert.deepEqual(specOf(valid({ requires: ['jdk-21', 'kotlin', 'jdk-21'] })).requires, ['jdk-21', 'kotlin']);
+    });
+
+    it('refuses a name that is not a layer name, by index', () => {
+      const p = onlyProblem(valid({ requires: ['jdk', 'a b'] }), 'requires[1]');
+      assert.match(p.message, /must be a layer name/);
+    });
+
+    it('refuses a list that is not one', () => {
+      onlyProblem(valid({ requires: 'jdk' }), 'requires');
+    });
+
+    it('refuses the layer itself', () => {
+      const p = onlyProblem(valid({ requires: ['jdk', 'gcc-13'] }), 'requires[1]');
+      assert.match(p.message, /cannot require itself/);
+    });
+  });
+
   describe('name', () => {
     for (const ok of ['a', 'A', '0', 'gcc-13.2', 'x+y_z', 'a'.repeat(64), 'Node.JS_v20+beta-1']) {
       it(`accepts ${JSON.stringify(ok)}`, () => {

@@ -16,7 +16,9 @@ import {
   isErrorCode,
   isMethod,
   utf8Length,
+  ProblemSchema,
 } from '../../protocol';
+import * as v from 'valibot';
 
 type Rule = { type: 'string' | 'number' | 'boolean' | 'string[]' | 'object' | '{original, destination}[]' | 'any'; optional?: boolean };
 const S: Rule = { type: 'string' };
@@ -35,6 +37,7 @@ const PARAM_RULES: { [M in Method]: Record<string, Rule> } = {
     version: S_OPT,
     description: S_OPT,
     mappings: { type: '{original, destination}[]', optional: true },
+    requires: { type: 'string[]', optional: true },
   },
   'layer.rm': { name: S },
   'layer.map': { name: S, original: S, destination: S },
@@ -431,6 +434,15 @@ describe('protocol: checkIncoming', () => {
   it('refuses a success response without a result', () => {
     const e = bad(checkIncoming('{"id":1,"ok":true}'));
     assert.deepEqual(e, { code: 'E_BAD_REQUEST', message: 'agent sent an unrecognised message', id: undefined });
+  });
+
+  it('knows the codes of requirements and of validation warnings, and a problem with a severity', () => {
+    for (const code of ['E_LAYER_REQUIRED', 'E_MAPPING_MISSING']) assert.ok(isErrorCode(code), code);
+    const warning = { code: 'E_MAPPING_MISSING', message: 'layer.json: mappings[0].destination: x', severity: 'warning' };
+    assert.deepEqual(v.parse(ProblemSchema, warning), warning);
+    assert.equal(v.is(ProblemSchema, { ...warning, severity: 'fatal' }), false);
+    const r = checkIncoming(line({ id: 3, ok: true, result: { problems: [warning] } }));
+    assert.equal(r.ok, true);
   });
 
   it('accepts an error response with a known code', () => {

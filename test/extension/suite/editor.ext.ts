@@ -119,6 +119,52 @@ export function editorTests(): void {
       );
     });
 
+    it('saves a Requires list, warns of a destination the layer lacks without refusing, and the tree says it', async () => {
+      const { active: _a, writableBytes: _w, digest: _d, ...current } = await c.call('layer.show', { name: fx.a });
+      void [_a, _w, _d];
+      const spec: LayerSpec = {
+        ...current,
+        requires: [fx.b],
+        mappings: [...current.mappings, { original: '/nowhere', destination: 'absent' }],
+      };
+      const [v] = await api.editorMessage({ type: 'validate', requestId: 12, spec });
+      // Only warnings (an earlier test mapped a destination the layer lacks too), the new one among them.
+      const warnings = (v as Extract<HostMessage, { type: 'validated' }>).problems;
+      assert.ok(
+        warnings.every((p) => p.severity === 'warning' && p.code === 'E_MAPPING_MISSING'),
+        JSON.stringify(warnings),
+      );
+      assert.ok(warnings.some((p) => p.field === `mappings[${current.mappings.length}].destination`));
+      const replies = await api.editorMessage({ type: 'save', requestId: 13, name: fx.a, spec });
+      assert.deepStrictEqual(
+        replies.map((r) => r.type),
+        ['saved'],
+        JSON.stringify(replies),
+      );
+      assert.deepStrictEqual((replies[0] as Extract<HostMessage, { type: 'saved' }>).layer.requires, [fx.b]);
+      assert.deepStrictEqual((await c.call('layer.show', { name: fx.a })).requires, [fx.b]);
+      await eventually('the requirement in the Layers tree', () =>
+        (api.layersProvider.getChildren() as LayerItem[]).some(
+          (i) => i.label === fx.a && String(i.description).endsWith(`requires ${fx.b}`),
+        ),
+      );
+      const cyclic: LayerSpec = { ...(await c.call('layer.show', { name: fx.b })), requires: [fx.a] };
+      const {
+        active: _a2,
+        writableBytes: _w2,
+        digest: _d2,
+        ...bSpec
+      } = cyclic as typeof cyclic & { active: boolean; writableBytes: number; digest: string };
+      void [_a2, _w2, _d2];
+      const [failed] = await api.editorMessage({ type: 'save', requestId: 14, name: fx.b, spec: bSpec });
+      assert.strictEqual(failed.type, 'saveFailed');
+      assert.deepStrictEqual(
+        (failed as Extract<HostMessage, { type: 'saveFailed' }>).problems.map((p) => [p.field, p.code]),
+        [['requires[0]', 'E_LAYER_INVALID']],
+      );
+      await c.call('layer.update', { name: fx.a, spec: { ...current } });
+    });
+
     it('answers a malformed message with an error naming its request', async () => {
       const replies = await api.editorMessage({ type: 'save', requestId: 11, name: fx.a });
       assert.deepStrictEqual(

@@ -7,7 +7,8 @@ import { StrataError } from '../../../shared/errors';
 import { LAYER_FORMAT, LayerSpec } from '../../../protocol';
 import { isHostMessage, isWebviewMessage } from '../../../protocol/webview';
 import { effectiveTable } from '../../../extension/mappingTable';
-import { problemsFromError } from '../../../extension/editor/problems';
+import { problemsFromError, toFieldProblem } from '../../../extension/editor/problems';
+import { LayerItem } from '../../../extension/trees/layers';
 import { toLayerPath, toViewPath } from '../../../extension/editor/paths';
 import { statusLook } from '../../../extension/statusBar';
 import { withSecretFile } from '../../../extension/secrets';
@@ -74,6 +75,35 @@ export function logicTests(): void {
         problemsFromError(new StrataError('E_LAYER_INVALID', 'renaming "a" to "b" is not supported yet')).map((p) => p.field),
         ['name'],
       );
+    });
+
+    it('a layer item says what the layer requires, and its tooltip what requires it', () => {
+      const info = (name: string, rules: Partial<LayerSpec>) => ({ ...layer(name, 100, rules), active: false, writableBytes: 0 });
+      const jdk = info('jdk21', { version: '21' });
+      const maven = info('maven3', { requires: ['jdk21'] });
+      const gradle = info('gradle8', { requires: ['jdk21', 'kotlin2'] });
+      const all = [jdk, maven, gradle];
+      assert.strictEqual(new LayerItem(maven, all).description, 'priority 100 · requires jdk21');
+      assert.strictEqual(new LayerItem(gradle, all).description, 'priority 100 · requires jdk21, kotlin2');
+      assert.strictEqual(new LayerItem(jdk, all).description, '21 · priority 100');
+      // appendText keeps spaces as &nbsp; and escapes Markdown's characters.
+      const tip = (l: typeof jdk) =>
+        (new LayerItem(l, all).tooltip as { value: string }).value.replace(/&nbsp;/g, ' ').replace(/\\(.)/g, '$1');
+      assert.match(tip(jdk), /Required by maven3, gradle8/);
+      assert.match(tip(maven), /Requires jdk21 \(activated with it\)/);
+      assert.doesNotMatch(tip(maven), /Required by/);
+    });
+
+    it('keeps a warning a warning on its way to the editor', () => {
+      assert.deepStrictEqual(
+        toFieldProblem({
+          code: 'E_MAPPING_MISSING',
+          severity: 'warning',
+          message: 'layer.json: mappings[1].destination: "lib" is not in the layer\'s files',
+        }),
+        { field: 'mappings[1].destination', code: 'E_MAPPING_MISSING', message: '"lib" is not in the layer\'s files', severity: 'warning' },
+      );
+      assert.strictEqual('severity' in toFieldProblem({ code: 'E_LAYER_INVALID', message: 'layer.json: requires[0]: x' }), false);
     });
 
     it('the status bar shows layers and team sync, or the agent down', () => {
