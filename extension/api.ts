@@ -1,7 +1,7 @@
 /** What activate() returns: a small handle for the extension-host tests (and other extensions). */
 import * as vscode from 'vscode';
 import { HostMessage } from '../protocol/webview';
-import { Answerer, answerQuestions } from './ask';
+import { Answerer, InputAnswerer, answerInputs, answerQuestions } from './ask';
 import { Ctx } from './ctx';
 import { LayerEditorProvider } from './editor/provider';
 import { Notice, recentNotices } from './errors';
@@ -28,6 +28,8 @@ export interface StrataApi {
   notices(): readonly Notice[];
   /** Answer the extension's confirmation dialogs with `fn` instead of showing them (null: show them again). */
   answerQuestions(fn: Answerer | null): void;
+  /** Answer the extension's input boxes and quick picks with `fn` instead of showing them (null: show them again). */
+  answerInputs(fn: InputAnswerer | null): void;
 }
 
 export function makeApi(
@@ -53,5 +55,6 @@ export function makeApi(
     onDidFollow: parts.follower.onDidFollow,
     notices: recentNotices,
     answerQuestions,
+    answerInputs,
   };
 }

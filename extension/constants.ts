@@ -31,6 +31,7 @@ export const COMMANDS = {
   revertTeamChange: 'strata.revertTeamChange',
   followTeam: 'strata.followTeam',
   updateTeamFile: 'strata.updateTeamFile',
+  addLayerToTeamFile: 'strata.addLayerToTeamFile',
   showLog: 'strata.showLog',
   startAgent: 'strata.startAgent',
   restartAgent: 'strata.restartAgent',

@@ -8,6 +8,7 @@ import { agentCommands } from './commands/agent';
 import { layerCommands } from './commands/layers';
 import { registerCommands } from './commands/table';
 import { teamCommands } from './commands/team';
+import { teamFileCommands } from './commands/teamFile';
 import { VIEWS } from './constants';
 import { Ctx } from './ctx';
 import { LayerEditorProvider } from './editor/provider';
@@ -49,7 +50,7 @@ export function activate(context: vscode.ExtensionContext): StrataApi {
     }),
   );
 
-  registerCommands(ctx, [...layerCommands(ctx, editor), ...teamCommands(ctx), ...agentCommands(ctx)]);
+  registerCommands(ctx, [...layerCommands(ctx, editor), ...teamCommands(ctx), ...teamFileCommands(ctx), ...agentCommands(ctx)]);
   const statusBar = ctx.own(new StatusBar(ctx));
   ctx.own(new TeamFileOffer(ctx));
 

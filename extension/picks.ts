@@ -2,6 +2,7 @@
 import * as vscode from 'vscode';
 import { LayerInfo } from '../protocol';
 import { StrataError } from '../shared/errors';
+import { pick } from './ask';
 import { Ctx } from './ctx';
 import { LayerItem, RuleItem, layerDescription, orderedLayers } from './trees/layers';
 
@@ -28,7 +29,7 @@ export async function pickLayer(
     void vscode.window.showInformationMessage(`Strata: no layer to choose for ${opts.title.toLowerCase()}.`);
     return undefined;
   }
-  const picked = await vscode.window.showQuickPick(layers.map(layerPickItem), {
+  const picked = await pick(layers.map(layerPickItem), {
     title: opts.title,
     placeHolder: opts.placeHolder,
     matchOnDescription: true,

@@ -2,7 +2,7 @@
 import * as os from 'os';
 import * as vscode from 'vscode';
 import { TeamEvent, eventId } from '../../protocol';
-import { ask } from '../ask';
+import { ask, input } from '../ask';
 import { COMMANDS, secretKey } from '../constants';
 import { Ctx } from '../ctx';
 import { ago, decisionSummary } from '../decisions';
@@ -90,7 +90,7 @@ export function teamCommands(ctx: Ctx): CommandSpec[] {
         if (!uri) return undefined;
         const spec = await readTeamFile(uri);
         const title = (step: number) => `Join Team ${spec.team} (${step}/3)`;
-        const url = await vscode.window.showInputBox({
+        const url = await input({
           title: title(1),
           prompt: 'Relay address',
           value: spec.relays[0] ?? 'ws://',
@@ -99,7 +99,7 @@ export function teamCommands(ctx: Ctx): CommandSpec[] {
         });
         if (!url) return undefined;
         const stored = await ctx.extension.secrets.get(secretKey(spec.team));
-        const typed = await vscode.window.showInputBox({
+        const typed = await input({
           title: title(2),
           password: true,
           ignoreFocusOut: true,
@@ -108,7 +108,7 @@ export function teamCommands(ctx: Ctx): CommandSpec[] {
         });
         if (typed === undefined) return undefined;
         const secret = typed || stored!;
-        const name = await vscode.window.showInputBox({
+        const name = await input({
           title: title(3),
           prompt: 'Your name in the team',
           value: os.userInfo().username,

@@ -13,6 +13,7 @@ import * as vscode from 'vscode';
 import { AgentClient } from '../../../shared/client';
 import { socketPath } from '../../../shared/paths';
 import type { StrataApi } from '../../../extension/api';
+import type { Prompt } from '../../../extension/ask';
 import type { Notice } from '../../../extension/errors';
 import { eventually } from '../../wait';
 
@@ -51,6 +52,21 @@ export async function click(n: Notice, title: string): Promise<void> {
   const a = n.actions.find((x) => x.title === title);
   assert.ok(a, `the notification "${n.message}" has a "${title}" button (it has: ${n.actions.map((x) => x.title).join(', ')})`);
   await a.run();
+}
+
+/**
+ * Answer the extension's input boxes and quick picks in order, as a person would type or pick
+ * (an answer may look at the prompt); once the answers run out, Escape. Returns the prompts seen.
+ */
+export function answerInputs(api: StrataApi, answers: (string | ((p: Prompt) => string | undefined))[]): Prompt[] {
+  const seen: Prompt[] = [];
+  const left = [...answers];
+  api.answerInputs((p) => {
+    seen.push(p);
+    const a = left.shift();
+    return typeof a === 'function' ? a(p) : a;
+  });
+  return seen;
 }
 
 export async function clientFor(home: string): Promise<AgentClient> {

@@ -17,6 +17,7 @@ import { logicTests } from './logic.ext';
 import { reconnectTests } from './reconnect.ext';
 import { switchingTests } from './switching.ext';
 import { teamTests } from './team.ext';
+import { teamSetupTests } from './teamSetup.ext';
 
 export interface Results {
   passed: number;
@@ -52,6 +53,7 @@ export function run(): Promise<void> {
       followTests();
       editorTests();
       teamTests();
+      teamSetupTests();
       reconnectTests(); // last: it stops and restarts the agent
       const runner = mocha.run(() => {
         write();

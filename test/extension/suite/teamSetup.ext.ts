@@ -1,0 +1,267 @@
+/**
+ * A team set up from the editor, from no team file to a working switch: Add Layer to Team File
+ * writes strata.team.json (as `strata team init` and `team add` would: the same text), Join Team
+ * joins with it, a second agent ("bob", the CLI, its own STRATA_HOME) joins the same file, and his
+ * switch reaches alice's view and her Team view; a layer added while joined is the agent's team
+ * layer at once (team.reload).
+ */
+import * as assert from 'assert';
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { ChildProcess, spawn } from 'child_process';
+import * as vscode from 'vscode';
+import { AgentClient, startDetached } from '../../../shared/client';
+import { TEAM_FILE } from '../../../protocol';
+import { digestLayerDir } from '../../../daemon/team/digest';
+import { COMMANDS, ITEMS } from '../../../extension/constants';
+import type { StrataApi } from '../../../extension/api';
+import type { TeamItem } from '../../../extension/trees/team';
+import type { LayerItem } from '../../../extension/trees/layers';
+import { answerInputs, cli, cliPath, clientFor, eventually, extension, notice, read, strata } from './helpers';
+
+export function teamSetupTests(): void {
+  describe('team set-up from the editor', function () {
+    this.timeout(90000);
+    let api: StrataApi;
+    let c: AgentClient;
+    let dir: string;
+    let wsFile: string;
+    let relay: ChildProcess | undefined;
+    let url: string;
+    let bob: AgentClient | undefined;
+    let bobHome: string;
+    let bobPid: number | undefined;
+    let base: string;
+    let file: string;
+    let joined = false;
+    const secret = 'extension set-up secret 2026';
+    const id = `ts-${crypto.randomBytes(3).toString('hex')}`;
+    const la = `${id}-a`;
+    const lb = `${id}-b`;
+    const asked: string[] = [];
+
+    const items = (): TeamItem[] => api.teamProvider.getChildren();
+    const answer = (choice: string | undefined) =>
+      api.answerQuestions((message) => {
+        asked.push(message);
+        return choice;
+      });
+    const add = (arg?: unknown) =>
+      vscode.commands.executeCommand<{ file: string; digest: string; changed: boolean } | undefined>(COMMANDS.addLayerToTeamFile, arg);
+
+    async function createLayers(client: AgentClient): Promise<void> {
+      for (const [name, src] of [
+        [la, 'src-a'],
+        [lb, 'src-b'],
+      ]) {
+        await client.call('layer.create', {
+          name,
+          from: path.join(dir, src),
+          priority: 3000,
+          version: '1.0.0',
+          description: 'set-up test',
+        });
+        await client.call('layer.unmap', { name, original: '/' });
+        await client.call('layer.map', { name, original: `/${id}`, destination: '/' });
+      }
+    }
+
+    before(async function () {
+      api = await strata();
+      c = await clientFor(api.home());
+      if ((await c.call('team.status', {})).joined) this.skip(); // never take the harness's agent out of its team
+      const ws = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+      assert.ok(ws, 'the test window has a workspace folder');
+      wsFile = path.join(ws, TEAM_FILE);
+      assert.ok(!fs.existsSync(wsFile), `${wsFile} does not exist yet (this suite creates it)`);
+
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-ext-setup-'));
+      fs.chmodSync(dir, 0o755);
+      for (const [where, text] of [
+        ['src-a', 'A'],
+        ['src-b', 'B'],
+        [`base/${id}`, 'base'],
+      ]) {
+        fs.mkdirSync(path.join(dir, where), { recursive: true });
+        fs.writeFileSync(path.join(dir, where, 'tool.txt'), text);
+      }
+      base = path.join(dir, 'base');
+      const mnt = path.join(dir, 'mnt');
+      fs.mkdirSync(mnt);
+      file = path.join(mnt, id, 'tool.txt');
+      await createLayers(c);
+      await c.call('view.add', { base, at: mnt });
+      await eventually('the Layers view to list the new layers', () => api.layersProvider.getChildren().some((i) => i.label === la));
+
+      const secretFile = path.join(dir, 'team.secret');
+      fs.writeFileSync(secretFile, secret, { mode: 0o600 });
+      relay = spawn(process.execPath, [cliPath(), 'relay', '--listen', '127.0.0.1:0', '--secret-file', secretFile, '--json'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+      });
+      let out = '';
+      relay.stdout!.on('data', (d) => (out += String(d)));
+      url = await eventually('the relay to print its address', () => /"url":\s*"([^"]+)"/.exec(out)?.[1]);
+
+      bobHome = path.join(dir, 'bob-home');
+      const env = { ...process.env, STRATA_HOME: bobHome, STRATA_TEAM_HEARTBEAT_MS: '500', ELECTRON_RUN_AS_NODE: '1' };
+      startDetached(bobHome, path.join(extension().extensionPath, 'dist', 'agent.js'), env);
+      bob = await eventually('the second agent to answer', () => clientFor(bobHome), 20000);
+      bobPid = (await bob.call('status', {})).pid;
+      await createLayers(bob);
+    });
+
+    after(async () => {
+      api?.answerQuestions(null);
+      api?.answerInputs(null);
+      if (wsFile) fs.rmSync(wsFile, { force: true }); // first: leaving would offer to join its team again
+      if (joined) await c.call('team.leave', {}).catch(() => {});
+      await c?.call('deactivate', { names: [la, lb], force: true }).catch(() => {});
+      if (base) await c?.call('view.rm', { base }).catch(() => {});
+      for (const n of [la, lb]) await c?.call('layer.rm', { name: n }).catch(() => {});
+      await bob?.call('agent.stop', {}).catch(() => {});
+      bob?.close();
+      if (bobPid)
+        await eventually(
+          'the second agent to exit',
+          () => {
+            try {
+              process.kill(bobPid!, 0);
+              return false;
+            } catch {
+              return true;
+            }
+          },
+          15000,
+        ).catch(() => {});
+      relay?.kill('SIGTERM');
+      c?.close();
+      if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('with no team file, Add Layer to Team File on a Layers item creates strata.team.json with the layer’s digest', async () => {
+      const item = api.layersProvider.getChildren().find((i): i is LayerItem => i.label === la);
+      assert.ok(item, `${la} in the Layers view`);
+      answer('Create Team File');
+      const prompts = answerInputs(api, ['not a name!', 'ext-setup', 'http://nope', (p) => (p.invalid ? url : undefined)]);
+      const since = Date.now();
+      const r = await add(item);
+
+      assert.match(asked.at(-1) ?? '', new RegExp(`^There is no ${TEAM_FILE} in this workspace\\. Create one in `));
+      assert.deepStrictEqual(
+        prompts.map((p) => [p.title, p.invalid ?? null]),
+        [
+          ['Create Team File (1/2)', null],
+          ['Create Team File (1/2)', 'Up to 64 letters, digits, ".", "_", "+" and "-", starting with a letter or digit'],
+          ['Create Team File (2/2)', null],
+          ['Create Team File (2/2)', 'http://nope is not a ws:// or wss:// address, like ws://relay.example.com:7450'],
+        ],
+      );
+      assert.ok(r?.changed, JSON.stringify(r));
+      const written = JSON.parse(read(wsFile) ?? 'null');
+      const digest = await digestLayerDir(path.join(api.home(), 'layers', la));
+      assert.deepStrictEqual(written, {
+        format: 1,
+        team: 'ext-setup',
+        relays: [url],
+        layers: { [la]: { digest, version: '1.0.0' } },
+        defaults: [],
+        slots: {},
+      });
+      const n = await notice(api, /^Strata: created .*strata\.team\.json for team ext-setup with /, since);
+      assert.match(n.message, /Commit it to share it with the team\./);
+      assert.deepStrictEqual(
+        n.actions.map((a) => a.title),
+        ['Open Team File', 'Join Team'],
+      );
+    });
+
+    it('the CLI’s team init and team add write the same pin, and the same file, for the same layer', async () => {
+      const ext = read(wsFile);
+      const initFile = path.join(dir, 'init', TEAM_FILE);
+      const addFile = path.join(dir, 'add', TEAM_FILE);
+      fs.mkdirSync(path.dirname(initFile));
+      fs.mkdirSync(path.dirname(addFile));
+      const init = await cli(api.home(), 'team', 'init', '--team', 'ext-setup', '--relay', url, '--layer', la, '--team-file', initFile);
+      assert.strictEqual(init.code, 0, init.stderr);
+      assert.strictEqual(read(initFile), ext, 'team init --layer writes what the extension wrote');
+      const empty = await cli(api.home(), 'team', 'init', '--team', 'ext-setup', '--relay', url, '--team-file', addFile);
+      assert.strictEqual(empty.code, 0, empty.stderr);
+      const added = await cli(api.home(), 'team', 'add', la, '--team-file', addFile);
+      assert.strictEqual(added.code, 0, added.stderr);
+      assert.deepStrictEqual(JSON.parse(read(addFile)!).layers[la], JSON.parse(ext!).layers[la], 'team add pins it the same way');
+    });
+
+    it('the same digest again changes nothing; another digest is replaced only once the user agrees', async () => {
+      const before = read(wsFile)!;
+      let since = Date.now();
+      const same = await add(la);
+      assert.strictEqual(same?.changed, false);
+      await notice(api, new RegExp(`already pins ${la} with this machine's digest`), since);
+      assert.strictEqual(read(wsFile), before);
+
+      const stale = JSON.parse(before);
+      stale.layers[la].digest = `sha256:${'0'.repeat(64)}`;
+      const staleText = JSON.stringify(stale, null, 2) + '\n';
+      fs.writeFileSync(wsFile, staleText);
+      answer(undefined); // the user closes the dialog
+      assert.strictEqual(await add(la), undefined);
+      assert.match(asked.at(-1) ?? '', new RegExp(`pins ${la} with another digest\\. Replace it with this machine's\\?$`));
+      assert.strictEqual(read(wsFile), staleText, 'nothing written without a yes');
+
+      answer('Replace Digest');
+      since = Date.now();
+      assert.ok((await add(la))?.changed);
+      assert.strictEqual(read(wsFile), before);
+      await notice(api, new RegExp(`now pins ${la} \\(sha256:`), since);
+    });
+
+    it('Join Team with that file and a secret; bob joins it from the CLI; his switch reaches alice’s view and her Team view', async () => {
+      const prompts = answerInputs(api, [(p) => p.value, secret, 'alice']);
+      const st = await vscode.commands.executeCommand<{ team?: string } | undefined>(COMMANDS.joinTeam, vscode.Uri.file(wsFile));
+      assert.strictEqual(st?.team, 'ext-setup', JSON.stringify(st));
+      joined = true;
+      assert.deepStrictEqual(
+        prompts.map((p) => [p.title, p.value]),
+        [
+          ['Join Team ext-setup (1/3)', url],
+          ['Join Team ext-setup (2/3)', undefined],
+          ['Join Team ext-setup (3/3)', os.userInfo().username],
+        ],
+      );
+
+      const bobSecret = path.join(dir, 'bob.secret');
+      fs.writeFileSync(bobSecret, secret, { mode: 0o600 });
+      const j = await cli(bobHome, 'team', 'join', url, '--secret-file', bobSecret, '--name', 'bob', '--team-file', wsFile);
+      assert.strictEqual(j.code, 0, j.stderr);
+      await eventually(
+        'bob in the Team view',
+        () => items().some((i) => i.contextValue === ITEMS.teamPeer && /^bob@/.test(String(i.label))),
+        30000,
+      );
+
+      assert.strictEqual(fs.readFileSync(file, 'utf8'), 'base');
+      const sw = await cli(bobHome, 'activate', la);
+      assert.strictEqual(sw.code, 0, sw.stderr);
+      await eventually(`alice's view to serve ${la}`, () => fs.readFileSync(file, 'utf8') === 'A', 20000);
+      await eventually('bob’s decision in the Team view', () =>
+        items().some((i) => i.contextValue === ITEMS.teamDecision && new RegExp(`^bob: activated ${la}, `).test(String(i.label))),
+      );
+    });
+
+    it('Add Layer to Team File while joined: the agent’s team status lists the new team layer at once', async () => {
+      assert.deepStrictEqual((await c.call('team.status', {})).teamLayers, [la]);
+      const prompts = answerInputs(api, [lb]);
+      const r = await add();
+      assert.ok(r?.changed, JSON.stringify(r));
+      assert.deepStrictEqual(prompts[0]?.items?.includes(la), false, `the pick offers only layers not in the file: ${prompts[0]?.items}`);
+      assert.ok(prompts[0]?.items?.includes(lb), String(prompts[0]?.items));
+      const digest = await digestLayerDir(path.join(api.home(), 'layers', lb));
+      assert.strictEqual(JSON.parse(read(wsFile)!).layers[lb].digest, digest);
+      const st = await c.call('team.status', {});
+      assert.deepStrictEqual([...(st.teamLayers ?? [])].sort(), [la, lb].sort());
+    });
+  });
+}
