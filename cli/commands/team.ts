@@ -6,6 +6,7 @@ import { StrataError } from '../../shared/errors';
 import { Command } from '../command';
 import { activeText, eventLine, teamText } from '../output';
 import { findTeamFileUp } from '../../shared/teamfile';
+import { reloadTeamFile } from './teamfile';
 
 function holdCommand(hold: boolean): Command {
   const name = hold ? 'hold' : 'follow';
@@ -84,6 +85,26 @@ export const teamCommands: Command[] = [
     async action(_a, ctx) {
       const r = await (await ctx.agent()).call('team.leave', {});
       ctx.print(r, `left team ${r.left}`);
+      return 0;
+    },
+  },
+  {
+    name: 'team reload',
+    synopsis: 'read the team file again (after a pull brought a new one)',
+    description:
+      'Has the agent read the team file it joined with again: new layers, digests, defaults and slots apply at once,\n' +
+      'without leaving the team. Run it once a changed strata.team.json reached this machine (after a git pull, say).',
+    positionals: [],
+    options: {},
+    examples: ['strata team reload'],
+    async action(_a, ctx) {
+      const agent = await ctx.agent();
+      const st = await agent.call('team.status', {});
+      if (!st.joined || !st.teamFile) {
+        throw new StrataError('E_TEAM_NOT_JOINED', 'this agent is not in a team', 'Join one with "strata team join".');
+      }
+      const r = await reloadTeamFile(agent, st.teamFile);
+      ctx.print(r, `read ${st.teamFile} again; team layers: ${(r.teamLayers ?? []).join(', ') || '(none)'}`);
       return 0;
     },
   },

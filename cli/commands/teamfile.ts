@@ -20,6 +20,26 @@ import {
   writeTeamFile,
 } from '../../shared/teamfile';
 import { Command, Context, UsageError } from '../command';
+import { AgentClient } from '../../shared/client';
+import { TeamStatus } from '../../protocol';
+
+/**
+ * Has a joined agent read its team file again. The CLI sends the text: the file often sits in a
+ * folder the agent serves in place, where it does not read files for clients.
+ */
+export function reloadTeamFile(agent: AgentClient, file: string): Promise<TeamStatus> {
+  return agent.call('team.reload', { teamText: fs.readFileSync(file, 'utf8') });
+}
+
+/** After `file` changed: a joined agent that uses it reads it again (and says so). */
+async function reloadIfJoined(ctx: Context, file: string): Promise<void> {
+  const agent = await ctx.agent();
+  const st = await agent.call('team.status', {});
+  if (st.joined && st.teamFile === file) {
+    await reloadTeamFile(agent, file);
+    process.stderr.write('strata: this agent now uses the changed team file; teammates run "strata team reload" once they have it\n');
+  }
+}
 
 /** The team file named by --team-file, else the nearest strata.team.json upward. */
 export function teamFileArg(given: string | undefined): string {
@@ -147,14 +167,7 @@ export const teamFileCommands: Command[] = [
       );
       writeTeamFile(file, t);
       ctx.print({ file, ...t }, [`${file}:`, ...lines.map((l) => `  ${l}`)].join('\n'));
-      // FIXME: a joined agent keeps the team file it joined with; the agent has no way to reload it yet.
-      const joined = await (await ctx.agent()).call('team.status', {});
-      if (joined.joined && joined.teamFile === file) {
-        process.stderr.write(
-          'strata: note: this agent uses the team file as it was when it joined: "strata team leave", then\n' +
-            '  "strata team join" again, takes the change (so do teammates, once they have the new file)\n',
-        );
-      }
+      await reloadIfJoined(ctx, file);
       return 0;
     },
   },
@@ -171,6 +184,7 @@ export const teamFileCommands: Command[] = [
       unpinLayers(t, a.positionals, file);
       writeTeamFile(file, t);
       ctx.print({ file, ...t }, `${file}: removed ${a.positionals.join(', ')}; layers: ${Object.keys(t.layers).join(', ') || '(none)'}`);
+      await reloadIfJoined(ctx, file);
       return 0;
     },
   },
