@@ -11,30 +11,10 @@ import { CloseCodes, Frame, MAX_FRAME, checkFrame } from '../../protocol/team';
 import { newNonce } from './auth';
 import { Backoff } from '../../shared/backoff';
 import { TokenBucket } from './ratelimit';
+import { DEFAULT_LIMITS, NodeLimits } from './limits';
 
-export interface NodeLimits {
-  /** Authenticated and pending connections, together. */
-  maxPeers: number;
-  /** Connections that have not finished the handshake. */
-  maxPending: number;
-  authTimeoutMs: number;
-  heartbeatMs: number;
-  /** Frames per second per connection, and the burst above it. */
-  rate: number;
-  burst: number;
-  /** A peer whose unsent backlog passes this is dropped as a slow consumer. */
-  maxBufferedBytes: number;
-}
-
-export const DEFAULT_LIMITS: NodeLimits = {
-  maxPeers: 1024,
-  maxPending: 64,
-  authTimeoutMs: 5000,
-  heartbeatMs: 10000,
-  rate: 500,
-  burst: 2000,
-  maxBufferedBytes: 4 * 1024 * 1024,
-};
+export { DEFAULT_LIMITS };
+export type { NodeLimits };
 
 export interface ListenOptions {
   host: string;
@@ -52,6 +32,8 @@ export interface Conn {
   team?: string;
   myNonce: string;
   theirNonce?: string;
+  /** The public key the peer offered in the handshake (checked against its id there). */
+  theirKey?: string;
   bucket: TokenBucket;
   /** Heartbeats without any frame or pong since; two in a row end the connection. */
   missed: number;
