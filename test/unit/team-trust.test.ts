@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Identity, KeyRing, AGENT_KEY_ID_RE, agentIdOf, createIdentity, loadIdentity, readIdentity } from '../../daemon/team/identity';
+import { Admission, addressGroup } from '../../daemon/team/admission';
 import { limitsFromEnv } from '../../daemon/team/limits';
 import { RefusalLog } from '../../daemon/team/refusals';
 import { Presences } from '../../daemon/team/presences';
@@ -105,6 +106,42 @@ describe('team trust: agent keys and ids', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('team trust: admission of unauthenticated connections', () => {
+  const limits = { maxPending: 4, maxPendingPerAddress: 2, authTimeoutMs: 60_000, busyAuthTimeoutMs: 30_000 };
+
+  it('groups addresses: IPv4 (mapped too) as is, IPv6 by /64', () => {
+    assert.equal(addressGroup('10.0.0.7'), '10.0.0.7');
+    assert.equal(addressGroup('::ffff:10.0.0.7'), '10.0.0.7');
+    assert.equal(addressGroup('2001:db8:1:2:3:4:5:6'), '2001:db8:1:2::/64');
+    assert.equal(addressGroup('2001:db8:1:2::9'), '2001:db8:1:2::/64');
+    assert.equal(addressGroup('::1'), '0:0:0:0::/64');
+  });
+
+  it('holds at most its share per address, and evicts the busiest address for a newcomer', () => {
+    const a = new Admission(limits);
+    const dropped: string[] = [];
+    const slot = (addr: string, name: string) => a.admit(addr, (why) => dropped.push(`${name} ${why}`));
+    const f1 = slot('10.0.0.1', 'f1');
+    const f2 = slot('10.0.0.1', 'f2');
+    assert.ok(f1 && f2);
+    assert.equal(slot('10.0.0.1', 'f3'), null, 'the flooding address holds its share already');
+    assert.ok(slot('10.0.0.2', 'g1') && slot('10.0.0.2', 'g2'));
+    assert.equal(a.pending, 4);
+    // Full: a newcomer from a quiet address takes the oldest slot of a busier one.
+    const legit = slot('10.0.0.9', 'legit');
+    assert.ok(legit);
+    assert.deepEqual(dropped, ['f1 evicted']);
+    assert.equal(a.pending, 4);
+    // An address as busy as the others gets nothing by eviction.
+    assert.equal(slot('10.0.0.9', 'legit2'), null);
+    a.release(legit!);
+    assert.equal(a.pending, 3);
+    assert.equal(a.release(legit!), false, 'released once');
+    assert.equal(a.evicted, 1);
+    assert.equal(a.refused, 2);
   });
 });
 
