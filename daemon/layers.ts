@@ -153,10 +153,10 @@ export class Layers {
     });
   }
 
-  importFrom(file: string, progress?: Progress): Promise<LayerInfo> {
+  importFrom(file: string, progress?: Progress, verify?: (dir: string, spec: LayerSpec) => Promise<void>): Promise<LayerInfo> {
     return this.o.queue.run(async () => {
       this.o.views.assertOutside(file, 'layer archive');
-      const spec = await this.o.store.importFrom(file, progress);
+      const spec = await this.o.store.importFrom(file, progress, verify);
       await this.o.catalog.reload();
       this.o.emit('layer-imported');
       return this.info(spec);

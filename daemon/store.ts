@@ -70,6 +70,8 @@ export class LayerStore {
         'Rename the folder or fix the name field.',
       );
     }
+    // Checked on every read, not only on save and import: layer.json may be edited by hand.
+    if (await isRealDir(this.filesDir(name), this.dir(name), 'E_LAYER_INVALID')) await this.checkDestinations(spec);
     return spec;
   }
 
@@ -239,8 +241,15 @@ export class LayerStore {
     return { bytes: (await fsp.stat(out)).size, sha256: await sha256File(out) };
   }
 
-  /** Import an exported archive; validates everything before the layer appears in the store. */
-  async importFrom(file: string, progress: Progress = () => {}): Promise<LayerSpec> {
+  /**
+   * Import an exported archive; validates everything before the layer appears in the store.
+   * `verify` may refuse the unpacked layer (its folder, before it moves in) by throwing.
+   */
+  async importFrom(
+    file: string,
+    progress: Progress = () => {},
+    verify?: (dir: string, spec: LayerSpec) => Promise<void>,
+  ): Promise<LayerSpec> {
     const src = path.resolve(file);
     if (!fs.existsSync(src))
       throw new StrataError('E_ARCHIVE', `${src}: no such file`, 'Give the path of a file made by "strata layer export".');
@@ -274,8 +283,10 @@ export class LayerStore {
       await run('tar', ['-xzf', src, '-C', tmp, '--no-same-owner'], { maxBuffer: 1 << 20 });
       const specFile = path.join(tmp, 'layer.json');
       if (!fs.existsSync(specFile)) throw new StrataError('E_ARCHIVE', `${src}: has no layer.json`, 'Nothing was imported.');
+      if (!fs.lstatSync(specFile).isFile())
+        throw new StrataError('E_ARCHIVE', `${src}: layer.json is not a regular file`, 'Nothing was imported.');
       const spec = parseLayerJson(await fsp.readFile(specFile, 'utf8'), `${src}:layer.json`);
-      await fsp.mkdir(path.join(tmp, 'files'), { recursive: true });
+      if (!(await isRealDir(path.join(tmp, 'files'), src, 'E_ARCHIVE'))) await fsp.mkdir(path.join(tmp, 'files'));
       await this.checkDestinations(spec, path.join(tmp, 'files'));
       if (this.exists(spec.name)) {
         throw new StrataError(
@@ -286,6 +297,7 @@ export class LayerStore {
       }
       await fsp.mkdir(path.join(tmp, 'writable', 'files'), { recursive: true });
       await writeFileAtomic(specFile, JSON.stringify(spec, null, 2) + '\n');
+      if (verify) await verify(tmp, spec);
       await fsp.rename(tmp, this.dir(spec.name));
       progress(`layer ${spec.name} imported`);
       return spec;
@@ -294,6 +306,24 @@ export class LayerStore {
       throw e;
     }
   }
+}
+
+/**
+ * Is `dir` (a layer's files/) a real folder? False when absent; `code` when it is anything else,
+ * a symlink above all: the whole layer would lead outside the store.
+ */
+async function isRealDir(dir: string, where: string, code: 'E_ARCHIVE' | 'E_LAYER_INVALID'): Promise<boolean> {
+  const st = await fsp.lstat(dir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return null;
+    throw e;
+  });
+  if (!st) return false;
+  if (st.isDirectory()) return true;
+  throw new StrataError(
+    code,
+    `${where}: files is ${st.isSymbolicLink() ? 'a symlink' : 'not a folder'}; a layer's files must be a real folder`,
+    code === 'E_ARCHIVE' ? 'Nothing was imported.' : 'The layer is not served: replace files with a real folder.',
+  );
 }
 
 export async function sha256File(file: string): Promise<string> {

@@ -13,6 +13,7 @@ import { Admission, addressGroup } from '../../daemon/team/admission';
 import { limitsFromEnv } from '../../daemon/team/limits';
 import { RefusalLog } from '../../daemon/team/refusals';
 import { Presences } from '../../daemon/team/presences';
+import { pickSource } from '../../daemon/team/pull';
 import { HlcClock } from '../../daemon/team/hlc';
 import { MAX_LOGICAL, Presence, TeamEvent, canonicalJson, checkFrame } from '../../protocol/team';
 import type { Conn } from '../../daemon/team/links';
@@ -187,6 +188,15 @@ describe('team trust: limits, refusal log, presences, pull sources, HLC bounds',
     assert.equal(t.heardAt('a'), 12);
     t.linkClosed(c);
     assert.equal(t.routes.size, 0);
+  });
+
+  it('pulls from a direct, recently heard teammate that has not failed; never from a departed one', () => {
+    const now = 100_000;
+    const c = (agent: string, direct: boolean, heardAt: number, failedUntil = 0) => ({ agent, direct, heardAt, failedUntil });
+    assert.equal(pickSource([c('relayed', false, now - 1), c('direct', true, now - 5000)], now, 30_000)?.agent, 'direct');
+    assert.equal(pickSource([c('gone', true, now - 60_000), c('here', false, now - 1000)], now, 30_000)?.agent, 'here');
+    assert.equal(pickSource([c('bad', true, now, now + 1), c('ok', false, now - 10)], now, 30_000)?.agent, 'ok');
+    assert.equal(pickSource([c('gone', true, now - 60_000)], now, 30_000), null);
   });
 
   it("keeps the HLC's logical counter within what the schema accepts", () => {
