@@ -177,6 +177,12 @@ export const RegistersSchema = v.pipe(
 
 /** Origins a seen vector may list (a node remembers at most its maxOrigins, fewer by default). */
 export const MAX_ORIGINS = 10_000;
+/**
+ * Origins a node lists in the seen vectors it sends (have, synced, presence): the most recently
+ * active. 1024 key-derived ids take about 48 KiB, within MAX_FRAME whatever maxOrigins is set to;
+ * an origin left out is only sent again what the peer has (and does not count its acknowledgement).
+ */
+export const WIRE_ORIGINS = 1024;
 
 /** Highest event seq seen (or applied), per origin. */
 export const SeenSchema = v.pipe(

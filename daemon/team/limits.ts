@@ -15,7 +15,7 @@ export interface NodeLimits {
   /** The handshake deadline while more than half the pending slots are taken. */
   busyAuthTimeoutMs: number;
   heartbeatMs: number;
-  /** Frames per second per connection, and the burst above it. */
+  /** Frames per second per accepted connection, and the burst above it (20 times both on a link this node dialed). */
   rate: number;
   burst: number;
   /** A peer whose unsent backlog passes this is dropped as a slow consumer. */

@@ -167,6 +167,8 @@ export class Links {
   /** The handshake on `c` succeeded. */
   established(c: Conn): void {
     c.state = 'connected';
+    // Catching up, a peer sends its history, winners and presences at once: all of it may come.
+    c.bucket.credit(1000 + this.limits.maxRegisters + this.limits.maxOrigins);
     if (c.timer) clearTimeout(c.timer);
     if (c.slot) this.admission.release(c.slot);
     c.since = Date.now();
@@ -269,7 +271,12 @@ export class Links {
       myNonce: newNonce(),
       missed: 0,
       since: Date.now(),
-      bucket: new TokenBucket(this.limits.rate, this.limits.burst),
+      // A link this node dialed (a relay of the team file) carries the whole team's traffic, which
+      // that relay limited per sender already; one a peer dialed here carries that peer's.
+      bucket:
+        direction === 'out'
+          ? new TokenBucket(this.limits.rate * 20, this.limits.burst * 20)
+          : new TokenBucket(this.limits.rate, this.limits.burst),
     };
     this.conns.add(conn);
     // Without an error listener one bad frame would crash the process (see relay-notes.md).

@@ -7,7 +7,7 @@
  * origin (identity.ts), then what it claims (state.ts, and here for presence); a refused frame is
  * dropped with a logged reason. Layer archives travel in chunks (chunks.ts).
  */
-import { CloseCodes, Frame, Presence, TeamEvent, eventId } from '../../protocol/team';
+import { CloseCodes, Frame, Presence, TeamEvent, WIRE_ORIGINS, eventId } from '../../protocol/team';
 import { TeamState } from './state';
 import { Handshake } from './handshake';
 import { ChunkPulls, ReadChunk } from './chunks';
@@ -16,6 +16,8 @@ import { NodeLimits } from './limits';
 import { Identity, KeyRing } from './identity';
 import { Presences } from './presences';
 import { RefusalLog } from './refusals';
+
+const ANNOUNCE_MS = 200;
 
 export interface NodeHooks {
   /** Registers changed (remote events): persist and apply the team's active set locally. */
@@ -55,6 +57,8 @@ export class TeamNode {
   private readonly chunks: ChunkPulls;
   private heartbeat: NodeJS.Timeout | null = null;
   private pseq = 0;
+  private lastAnnounce = 0;
+  private announceTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly o: NodeOptions) {
     this.links = new Links({
@@ -133,6 +137,7 @@ export class TeamNode {
 
   async stop(): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.announceTimer) clearTimeout(this.announceTimer);
     await this.links.stop();
   }
 
@@ -141,8 +146,20 @@ export class TeamNode {
     this.links.forward(null, { t: 'event', event: ev });
   }
 
-  /** Tell everyone what this node runs now (after applying a change). */
+  /**
+   * Tell everyone what this node runs now (after applying a change). At most one presence per
+   * ANNOUNCE_MS: a burst of changes (a flood of events) is one announcement, sent when it ends.
+   */
   announce(): void {
+    const wait = this.lastAnnounce + ANNOUNCE_MS - Date.now();
+    if (wait > 0) {
+      this.announceTimer ??= setTimeout(() => {
+        this.announceTimer = null;
+        this.announce();
+      }, wait);
+      return;
+    }
+    this.lastAnnounce = Date.now();
     const p = this.ownPresence(true);
     if (p) this.links.forward(null, { t: 'presence', presence: p });
   }
@@ -168,7 +185,7 @@ export class TeamNode {
     this.links.established(c);
     // Catch-up: each side says what it has seen; the other answers with what it lacks (one frame
     // each, so they are checked and forwarded like live ones), then says it is done (`synced`).
-    this.links.send(c, { t: 'have', seen: this.o.state.seenVector() });
+    this.links.send(c, { t: 'have', seen: this.o.state.seenVector(WIRE_ORIGINS) });
     const own = this.ownPresence(false);
     if (own) this.links.send(c, { t: 'presence', presence: own });
     for (const p of this.table.byAgent.values()) this.links.send(c, { t: 'presence', presence: p });
@@ -186,7 +203,7 @@ export class TeamNode {
     switch (f.t) {
       case 'have': {
         for (const ev of state.syncFor(f.seen)) this.links.send(c, { t: 'event', event: ev });
-        this.links.send(c, { t: 'synced', seen: state.seenVector() });
+        this.links.send(c, { t: 'synced', seen: state.seenVector(WIRE_ORIGINS) });
         return;
       }
       case 'synced':

@@ -66,7 +66,15 @@ export async function runRelay(opts: {
     listen: { ...listen, tls: opts.tls },
     hooks: {
       stateChanged: () => void save().catch((e) => opts.log(`[relay] saving state: ${(e as Error).message}`)),
-      presence: () => ({ user: 'relay', host: os.hostname(), active: null, held: [], applied: state.seenVector(), busy: [], has: {} }),
+      presence: () => ({
+        user: 'relay',
+        host: os.hostname(),
+        active: null,
+        held: [],
+        applied: {}, // nobody waits for a relay to apply anything
+        busy: [],
+        has: {},
+      }),
     },
   });
   try {

@@ -68,10 +68,11 @@ export class SeenSet {
     while (e.above.delete(e.upTo + 1)) e.upTo++;
   }
 
-  /** Highest contiguous seq per origin (the "applied" vector sent in presence). */
-  vector(): Record<string, number> {
+  /** Highest contiguous seq per origin (the "applied" vector sent in presence); with `limit`, of the most recently active only. */
+  vector(limit = Infinity): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const origin of [...this.byOrigin.keys()].sort()) {
+    const origins = [...this.byOrigin.keys()];
+    for (const origin of origins.slice(Math.max(0, origins.length - limit)).sort()) {
       const n = this.byOrigin.get(origin)!.upTo;
       if (n > 0) out[origin] = n;
     }

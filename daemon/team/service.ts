@@ -25,6 +25,9 @@ import { TeamConfig, listenError, parseListen, readConfig, writeConfig } from '.
 import { LayerPulls } from './pull';
 import { teamStatus } from './status';
 
+/** Entries of the applied vector a presence carries at most (about 12 KiB). */
+const PRESENCE_APPLIED = 256;
+
 export interface TeamSwitch {
   activate?: string[];
   deactivate?: string[];
@@ -399,6 +402,18 @@ export class TeamService {
     return this.applying;
   }
 
+  /**
+   * The applied vector for presence: what a teammate reads there is its own entry (has this agent
+   * applied its decision?), so only agents that are present, the most recently heard first: the
+   * senders of a flood of events stay out, and the frame stays small.
+   */
+  private presentApplied(): Record<string, number> {
+    const present = [...(this.node?.presences.keys() ?? [])].slice(-(PRESENCE_APPLIED - 1));
+    const out: Record<string, number> = {};
+    for (const a of [this.cfg?.agentId ?? '', ...present]) if (this.applied[a]) out[a] = this.applied[a];
+    return out;
+  }
+
   private presence(): Omit<Presence, 'agent' | 'pseq' | 'at' | 'key' | 'sig'> {
     const cfg = this.cfg;
     const team = this.teamLayers();
@@ -407,7 +422,7 @@ export class TeamService {
       host: os.hostname(),
       active: this.agent.switch.active(),
       held: cfg?.held ?? [],
-      applied: this.applied,
+      applied: this.presentApplied(),
       busy: this.agent.switch.busy(team),
       has: this.pulls.has(team),
     };

@@ -93,7 +93,7 @@ export interface TeamStateOptions {
   maxRegisters?: number;
   /** An event whose wall is further ahead of the local clock is refused (default: limits.ts). */
   maxSkewMs?: number;
-  /** Only these register keys are stored (an agent's team file); default: any. */
+  /** Only these register keys are stored, and only events writing one of them recorded (an agent's team file); default: any. */
   keeps?: (key: string) => boolean;
   sign?: Signer;
 }
@@ -137,9 +137,12 @@ export class TeamState {
     return this.seen.has(origin, seq);
   }
 
-  /** Highest contiguous seq seen per origin (the "applied" vector sent in presence). */
-  seenVector(): Record<string, number> {
-    return this.seen.vector();
+  /**
+   * Highest contiguous seq seen per origin (the "applied" vector sent in presence). With `limit`,
+   * the most recently active origins only: what fits a frame (WIRE_ORIGINS).
+   */
+  seenVector(limit?: number): Record<string, number> {
+    return this.seen.vector(limit);
   }
 
   /** Origins remembered, and how many were forgotten to stay within maxOrigins. */
@@ -283,7 +286,10 @@ export class TeamState {
     this.clock.observe(ev.tag);
     const fresh = this.seen.mark(ev.origin, ev.seq);
     const changed = this.apply(ev);
-    const recorded = this.log.record(ev);
+    // An agent's history holds its team's decisions: writes to keys its team file does not name
+    // (noise, or another team file's) must not push them out.
+    const ours = !this.o.keeps || ev.writes.some((w) => this.o.keeps!(w.key));
+    const recorded = ours && this.log.record(ev);
     return { fresh, changed, recorded };
   }
 

@@ -289,7 +289,9 @@ describe('team state: receive, dedupe and LWW', () => {
     const t = replica('me2', () => 1_000_000, { keeps: (k) => k === 'layer:docs' });
     t.receive(ev('x', 1, { wall: 5, logical: 0, agent: 'x' }, [on('junk'), on('docs')]));
     assert.deepEqual([...t.registers.keys()], ['layer:docs']);
-    assert.deepEqual(t.history().map(eventId), ['x:1']);
+    const noise = t.receive(ev('x', 2, { wall: 6, logical: 0, agent: 'x' }, [on('junk')]));
+    assert.deepEqual({ ...noise }, { fresh: true, changed: false, recorded: false }, 'seen (and passed on), not recorded');
+    assert.deepEqual(t.history().map(eventId), ['x:1'], 'the history holds the decisions about kept keys');
   });
 
   it('gives up a gap after 64 seqs beyond it, so the seen set stays small', () => {
