@@ -94,11 +94,11 @@ export interface Revision {
   addon_built: string;
 }
 
-/** Which Strata was measured: commit, uncommitted changes under the daemon, shared code and protocol, addon build time. */
+/** Which Strata was measured: commit, uncommitted changes under daemon/, shared/ and protocol/, the view server's build time. */
 export function revisionInfo(): Revision {
   const repo = path.resolve(__dirname, '..');
   const git = (...a: string[]) => spawnSync('git', ['-c', 'safe.directory=*', '-C', repo, ...a], { encoding: 'utf8' }).stdout?.trim() ?? '';
-  const addon = path.join(repo, 'build', 'Release', 'strata_fuse.node');
+  const addon = path.join(repo, 'build', 'Release', 'strata-viewd');
   return {
     head: git('rev-parse', '--short', 'HEAD') || 'unknown',
     uncommitted: git('status', '--porcelain', '--', 'daemon', 'shared', 'protocol', 'binding.gyp')

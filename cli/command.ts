@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'util';
 import type { AgentClient } from '../shared/client';
+import { StrataError } from '../shared/errors';
 
 export interface Option {
   /** 'integer' takes a value that must be an integer; 'boolean' takes none. */
@@ -17,6 +18,8 @@ export interface Option {
   why?: string;
   /** Refused without this other option; two options naming each other go together. */
   with?: string;
+  /** A string option that may be given several times (read with `strings`). */
+  multiple?: boolean;
 }
 
 export interface Positional {
@@ -37,12 +40,19 @@ export interface Command {
   options: Record<string, Option>;
   /** Command lines, optionally ending in "# what it does". */
   examples: string[];
+  /**
+   * Only reads state: it never starts the agent, and a stopped agent makes it exit with status 3
+   * (AgentStopped). Other commands start the agent when needed and say so on stderr.
+   */
+  readOnly?: boolean;
   action(args: Args, ctx: Context): Promise<number>;
 }
 
 export interface Args {
   positionals: string[];
   string(name: string): string | undefined;
+  /** Every value of a `multiple` option, in order. */
+  strings(name: string): string[];
   integer(name: string): number | undefined;
   flag(name: string): boolean;
 }
@@ -54,7 +64,10 @@ export interface Context {
   socket: string;
   /** The folder holding agent.js and relay.js. */
   dist: string;
-  /** A client of the agent, started in the background when needed; closed when the command ends. */
+  /**
+   * A client of the agent, closed when the command ends. Started in the background when needed
+   * (said on stderr), except for read-only commands, which get AgentStopped instead.
+   */
   agent(): Promise<AgentClient>;
 }
 
@@ -75,8 +88,44 @@ export class UsageError extends Error {
   }
 }
 
+/** A read-only command found no agent running: exit status 3 (read-only commands never start it). */
+export class AgentStopped extends StrataError {
+  static readonly EXIT = 3;
+  constructor(home: string) {
+    super(
+      'E_AGENT_UNAVAILABLE',
+      `the agent for ${home} is not running`,
+      'Start it with "strata agent start" (any command that changes something starts it too).',
+    );
+  }
+}
+
 function flagUsage(name: string, o: Option): string {
   return o.type === 'boolean' ? `--${name}` : `--${name} ${o.value ?? 'VALUE'}`;
+}
+
+/** A word from `candidates` that `word` is probably a typo of (edit distance of 1, or 2 for longer words). */
+export function closest(word: string, candidates: string[]): string | undefined {
+  let best: { c: string; d: number } | undefined;
+  for (const c of candidates) {
+    const d = editDistance(word, c);
+    if (d <= (word.length > 4 ? 2 : 1) && (!best || d < best.d)) best = { c, d };
+  }
+  return best?.c;
+}
+
+/** Levenshtein distance, with a swap of two neighbours counted as one edit ("lyaer" → "layer"). */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
 }
 
 function positionalUsage(p: Positional): string {
@@ -104,13 +153,13 @@ export function usageLine(cmd: Command): string {
       s += ` [${flagUsage(n, d)}]`;
       shown.add(n);
     }
-    parts.push(o.required ? s : `[${s}]`);
+    parts.push(o.required ? s : `[${s}]${o.multiple ? '...' : ''}`);
   }
   return parts.join(' ');
 }
 
-/** The values of a command's options after parsing: strings, integers, or true for flags. */
-type Values = Map<string, string | number | true>;
+/** The values of a command's options after parsing: strings (all of them for `multiple`), integers, or true for flags. */
+type Values = Map<string, string | string[] | number | true>;
 
 function isInteger(v: string): boolean {
   return v.trim() !== '' && Number.isInteger(Number(v));
@@ -142,14 +191,20 @@ export function parseCommandArgs(cmd: Command, argv: string[]): Args {
     if (t.kind === 'positional') positionals.push(t.value);
     if (t.kind !== 'option') continue;
     const o = Object.hasOwn(options, t.name) ? options[t.name] : undefined;
-    if (!o) throw refuse(`unknown option ${t.rawName}`);
+    if (!o) {
+      const like = t.rawName.startsWith('--') ? closest(t.name, Object.keys(options)) : undefined;
+      throw refuse(`unknown option ${t.rawName}${like ? `; did you mean --${like}?` : ''}`);
+    }
     if (o.type === 'boolean') {
       if (t.inlineValue) throw refuse(`${t.rawName} takes no value`);
       values.set(t.name, true);
     } else {
       if (t.value === undefined) throw refuse(`${t.rawName} needs a value`);
       if (o.type === 'integer' && !isInteger(t.value)) throw refuse(`${t.rawName} must be an integer, got "${t.value}"`);
-      values.set(t.name, o.type === 'integer' ? Number(t.value) : t.value);
+      if (o.multiple) {
+        const all = values.get(t.name);
+        values.set(t.name, [...(Array.isArray(all) ? all : []), t.value]);
+      } else values.set(t.name, o.type === 'integer' ? Number(t.value) : t.value);
     }
   }
 
@@ -176,7 +231,11 @@ export function parseCommandArgs(cmd: Command, argv: string[]): Args {
     positionals,
     string: (name) => {
       const v = get(name);
-      return typeof v === 'string' ? v : undefined;
+      return typeof v === 'string' ? v : Array.isArray(v) ? v[v.length - 1] : undefined;
+    },
+    strings: (name) => {
+      const v = get(name);
+      return Array.isArray(v) ? v : [];
     },
     integer: (name) => {
       const v = get(name);

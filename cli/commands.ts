@@ -2,12 +2,13 @@
  * The command table: every command of `strata`, in the order `strata help` lists them, one file per
  * group under commands/. Finding the command that argv names happens here too.
  */
-import { Command, UsageError } from './command';
+import { Command, UsageError, closest } from './command';
 import { agentCommands } from './commands/agent';
 import { layerCommands } from './commands/layer';
 import { relayCommands } from './commands/relay';
 import { switchingCommands } from './commands/switching';
 import { teamCommands } from './commands/team';
+import { teamFileCommands } from './commands/teamfile';
 import { viewCommands } from './commands/view';
 import { commandHelp, groupHelp, mainHelp } from './help';
 
@@ -30,7 +31,7 @@ export const SECTIONS: Command[][] = [
   layerCommands,
   viewCommands,
   switchingCommands,
-  teamCommands,
+  [...teamFileCommands, ...teamCommands],
   relayCommands,
   [helpCommand],
 ];
@@ -71,11 +72,18 @@ export function findCommand(argv: string[]): Found {
 export function noCommand(words: string[], next: string | undefined): UsageError {
   if (words.length) {
     const group = words.join(' ');
-    const subs = COMMANDS.filter((c) => c.name.startsWith(group + ' ')).map((c) => c.name.slice(group.length + 1));
-    return new UsageError(`expected ${group} ${subs.join('|')}`, undefined, group);
+    const subs = COMMANDS.filter((c) => c.name.startsWith(group + ' ')).map((c) => c.name.slice(group.length + 1).split(' ')[0]);
+    const like = next === undefined || next.startsWith('-') ? undefined : closest(next, subs);
+    return new UsageError(
+      `expected ${group} ${[...new Set(subs)].join('|')}${like ? `; did you mean "${group} ${like}"?` : ''}`,
+      undefined,
+      group,
+    );
   }
   if (next === undefined) return new UsageError('expected a command');
-  return new UsageError(next.startsWith('-') && next !== '-' ? `unknown option ${next}` : `unknown command "${next}"`);
+  if (next.startsWith('-') && next !== '-') return new UsageError(`unknown option ${next}`);
+  const like = closest(next, [...new Set(COMMANDS.map((c) => c.name.split(' ')[0]))]);
+  return new UsageError(`unknown command "${next}"${like ? `; did you mean "${like}"?` : ''}`);
 }
 
 /** `strata help [WORDS...]`. */

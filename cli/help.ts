@@ -10,7 +10,14 @@ function row(left: string, right: string, column = 40): string {
 export function mainHelp(sections: Command[][]): string {
   const lines = ['usage: strata COMMAND [ARGS] [--json]'];
   for (const cmds of sections) lines.push('', ...cmds.map((c) => row(usageLine(c), c.synopsis)));
-  lines.push('', 'State-printing commands take --json. "strata COMMAND --help" shows one command, with an example.');
+  const readOnly = sections.flat().filter((c) => c.readOnly);
+  lines.push(
+    '',
+    'State-printing commands take --json. "strata COMMAND --help" shows one command, with an example.',
+    `${readOnly.map((c) => c.name).join(', ')} never start the agent (exit status 3 when it is not running);`,
+    'other commands start it when needed. Exit status: 0 done, 1 error, 2 usage error, 3 agent not running.',
+    'strata --version prints the version.',
+  );
   return lines.join('\n') + '\n';
 }
 
@@ -29,7 +36,9 @@ function optionRow(name: string, o: Option): string {
 
 /** `strata layer map --help`: that command only. */
 export function commandHelp(cmd: Command): string {
-  const lines = [`usage: strata ${usageLine(cmd)}`, '', cmd.description, '', 'options:'];
+  const lines = [`usage: strata ${usageLine(cmd)}`, '', cmd.description];
+  if (cmd.readOnly) lines.push('It never starts the agent: exit status 3 when the agent is not running.');
+  lines.push('', 'options:');
   for (const [name, o] of Object.entries({ ...cmd.options, ...COMMON_OPTIONS })) lines.push(optionRow(name, o));
   lines.push('', cmd.examples.length > 1 ? 'examples:' : 'example:', ...cmd.examples.map((e) => `  ${e}`));
   return lines.join('\n') + '\n';

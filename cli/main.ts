@@ -1,18 +1,46 @@
 #!/usr/bin/env node
 /**
  * `strata`: the command line. Finds the command in the table (commands.ts), checks its arguments
- * before anything starts, then runs it. A command that needs the agent connects to its socket,
- * starting it in the background when it is not running. Imports only protocol/ and shared/.
+ * before anything starts, then runs it. A command that needs the agent connects to its socket; a
+ * read-only one never starts it, the others start it in the background and say so on stderr.
+ * Imports only protocol/ and shared/.
  */
+import * as fs from 'fs';
 import * as path from 'path';
-import { AgentClient, connectOrStart } from '../shared/client';
+import { AgentClient, NoAgent, connectOrStart, logFile } from '../shared/client';
 import { findSocket, strataHome } from '../shared/paths';
-import { Context, parseCommandArgs, wantsHelp } from './command';
+import { AgentStopped, Command, Context, parseCommandArgs, wantsHelp } from './command';
 import { COMMANDS, SECTIONS, findCommand, noCommand } from './commands';
 import { commandHelp, groupHelp, mainHelp } from './help';
 import { print, reportError } from './output';
 
+/** The version of the package this CLI came in (dist/ sits beside package.json). */
+function version(): string {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Connects to the agent of `home`; starts it unless the command only reads. */
+async function connect(cmd: Command, home: string, socket: string): Promise<AgentClient> {
+  const target = { home, socket, agentScript: path.join(__dirname, 'agent.js') };
+  try {
+    return await connectOrStart({ ...target, start: false });
+  } catch (e) {
+    if (!(e instanceof NoAgent)) throw e; // an unsafe runtime folder or socket is refused, never taken for "stopped"
+  }
+  if (cmd.readOnly) throw new AgentStopped(home);
+  process.stderr.write(`strata: starting the agent for ${home} (log: ${logFile(home)})\n`);
+  return connectOrStart({ ...target, start: true });
+}
+
 async function run(argv: string[]): Promise<number> {
+  if (argv[0] === '--version') {
+    process.stdout.write(`strata ${version()}\n`);
+    return 0;
+  }
   const found = findCommand(argv);
   const cmd = found.command;
   if (!cmd) {
@@ -45,7 +73,7 @@ async function run(argv: string[]): Promise<number> {
     home,
     socket,
     dist: __dirname,
-    agent: () => (conn.client ??= connectOrStart({ home, socket, agentScript: path.join(__dirname, 'agent.js'), start: true })),
+    agent: () => (conn.client ??= connect(cmd, home, socket)),
   };
   try {
     return await cmd.action(args, ctx);

@@ -4,7 +4,8 @@
  */
 import { AgentStatus, LayerInfo, TeamEvent, TeamStatus, ViewInfo, eventId } from '../protocol';
 import { StrataError } from '../shared/errors';
-import { UsageError, usageLine } from './command';
+import { Overlap, overlapText } from '../shared/overlaps';
+import { AgentStopped, UsageError, usageLine } from './command';
 
 export function print(json: boolean, value: unknown, text: string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text + '\n');
@@ -20,7 +21,7 @@ export function reportError(e: unknown): number {
   }
   if (e instanceof StrataError) {
     process.stderr.write(`strata: ${e.code}: ${e.message}\n${e.hint ? `  ${e.hint}\n` : ''}`);
-    return 1;
+    return e instanceof AgentStopped ? AgentStopped.EXIT : 1;
   }
   process.stderr.write(`strata: E_INTERNAL: ${(e as Error)?.stack ?? e}\n`);
   return 1;
@@ -34,17 +35,19 @@ export function layerLine(l: LayerInfo): string {
   return `${l.active ? '*' : ' '} ${l.name.padEnd(20)} ${String(l.version).padEnd(12)} priority ${String(l.priority).padEnd(6)} ${l.mappings.length} mapping(s)`;
 }
 
-export function showLayer(l: LayerInfo): string {
+export function showLayer(l: LayerInfo & { digest?: string }, overlaps: Overlap[] = []): string {
   const out = [
     `${l.name} ${l.version}${l.active ? ' (active)' : ''}`,
     `  priority:    ${l.priority}`,
     `  description: ${l.description}`,
     `  writable:    ${l.writableBytes} bytes`,
+    ...(l.digest ? [`  digest:      ${l.digest}`] : []),
     '  mappings:',
     ...l.mappings.map((m) => `    ${m.original} -> ${m.destination}`),
   ];
   if (l.excludes.length) out.push('  excludes:', ...l.excludes.map((e) => `    ${e}`));
   if (l.deletes.length) out.push('  delete entries:', ...l.deletes.map((d) => `    ${d}`));
+  if (overlaps.length) out.push('  overlaps of equal priority:', ...overlaps.map((o) => `    ${overlapText(o)}`));
   return out.join('\n');
 }
 
@@ -52,14 +55,20 @@ export function viewLine(v: ViewInfo): string {
   return `${v.base}${v.inPlace ? ' (in place)' : ` at ${v.mountpoint}`} ${v.state}${v.error ? `: ${v.error}` : ''}`;
 }
 
-export function statusText(s: AgentStatus): string {
+export function statusText(s: AgentStatus, overlaps: Overlap[]): string {
   return [
     `agent pid ${s.pid}, home ${s.home}`,
     `active: ${s.active.length ? s.active.join(', ') : '(none)'}`,
+    ...(overlaps.length ? ['overlaps of equal priority:', ...overlaps.map((o) => `  ${overlapText(o)}`)] : []),
     `layers: ${s.layers.length}`,
     'views:',
     ...(s.views.length ? s.views.map((v) => '  ' + viewLine(v)) : ['  (none)']),
   ].join('\n');
+}
+
+/** Overlaps that involve one of `names`. */
+export function overlapsOf(overlaps: Overlap[], names: string[]): Overlap[] {
+  return overlaps.filter((o) => names.includes(o.winner) || o.losers.some((n) => names.includes(n)));
 }
 
 export function eventLine(e: TeamEvent): string {

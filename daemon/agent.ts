@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as crypto from 'crypto';
-import { AgentStatus, CONTROL_PROTOCOL_VERSION } from '../protocol';
+import { AgentStatus, CONTROL_PROTOCOL_VERSION, ViewChange } from '../protocol';
 import { LayerStore } from './store';
 import { LayerCatalog } from './catalog';
 import { Layers } from './layers';
@@ -14,6 +14,8 @@ import { Queue } from './queue';
 import { StateFile } from './statefile';
 import { LocalSwitch } from './switch';
 import { Views } from './fuse/views';
+import { DEFAULT_IMPORT_LIMITS, ImportLimits } from './archive';
+import { logFile } from '../shared/client';
 
 export interface AgentOptions {
   home: string;
@@ -21,6 +23,8 @@ export interface AgentOptions {
   log: (msg: string) => void;
   /** Kernel cache timeouts (seconds) for entries and attributes; switches invalidate explicitly. */
   cacheTimeout?: number;
+  /** What an imported archive may unpack to (archive.ts). */
+  importLimits?: ImportLimits;
 }
 
 export interface ProgressInfo {
@@ -37,13 +41,13 @@ export class Agent {
   readonly switch: LocalSwitch;
   readonly layers: Layers;
   private readonly state: StateFile;
-  private readonly listeners = new Set<(reason: string) => void>();
+  private readonly listeners = new Set<(reason: string, change?: ViewChange) => void>();
   private readonly progressListeners = new Set<(p: ProgressInfo) => void>();
 
   constructor(readonly opts: AgentOptions) {
-    fs.mkdirSync(opts.home, { recursive: true });
+    makePrivate(opts.home);
     const log = opts.log;
-    const emit = (reason: string) => this.emit(reason);
+    const emit = (reason: string, change?: ViewChange) => this.emit(reason, change);
     const queue = new Queue();
     const fsname = 'strata-' + crypto.createHash('sha256').update(opts.home).digest('hex').slice(0, 8);
     this.store = new LayerStore(opts.home);
@@ -51,6 +55,8 @@ export class Agent {
     this.catalog = new LayerCatalog(this.store, () => this.state.data.active, log);
     this.views = new Views({
       home: opts.home,
+      runtime: path.dirname(opts.socket),
+      logFile: logFile(opts.home),
       fsname,
       cacheTimeout: opts.cacheTimeout ?? 60,
       queue,
@@ -60,7 +66,15 @@ export class Agent {
       log,
     });
     this.switch = new LocalSwitch({ queue, state: this.state, catalog: this.catalog, views: this.views, emit });
-    this.layers = new Layers({ queue, store: this.store, catalog: this.catalog, views: this.views, switch: this.switch, emit });
+    this.layers = new Layers({
+      queue,
+      store: this.store,
+      catalog: this.catalog,
+      views: this.views,
+      switch: this.switch,
+      emit,
+      importLimits: opts.importLimits ?? DEFAULT_IMPORT_LIMITS,
+    });
   }
 
   async start(): Promise<void> {
@@ -69,11 +83,12 @@ export class Agent {
     await this.views.restore();
   }
 
-  async stop(): Promise<void> {
-    await this.views.stop();
+  /** Unmount every view, or with `keepViews` leave them serving for the next agent. */
+  async stop(keepViews = false): Promise<void> {
+    await this.views.stop(keepViews);
   }
 
-  onChange(fn: (reason: string) => void): () => void {
+  onChange(fn: (reason: string, change?: ViewChange) => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
   }
@@ -88,11 +103,11 @@ export class Agent {
     for (const fn of this.progressListeners) fn({ task, message, done, total });
   }
 
-  /** Announce a change to subscribers (also used by the team service). */
-  emit(reason: string): void {
+  /** Announce a change to subscribers (also used by the team service), with what it changed in the views. */
+  emit(reason: string, change?: ViewChange): void {
     for (const fn of this.listeners) {
       try {
-        fn(reason);
+        fn(reason, change);
       } catch (e) {
         this.opts.log(`[agent] listener failed: ${(e as Error).message}`);
       }
@@ -110,4 +125,13 @@ export class Agent {
       views: this.views.list(),
     };
   }
+}
+
+/**
+ * STRATA_HOME holds the layers, state and log of one user: 0700, so its files are private whatever
+ * their own modes (the views serve layer files to others with the modes they have).
+ */
+function makePrivate(home: string): void {
+  fs.mkdirSync(home, { recursive: true, mode: 0o700 });
+  if (fs.statSync(home).uid === process.getuid?.()) fs.chmodSync(home, 0o700);
 }

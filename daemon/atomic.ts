@@ -1,20 +1,38 @@
 import * as fsp from 'fs/promises';
 import * as path from 'path';
+import { StrataError } from '../shared/errors';
 
-/** Write a file so readers see the old or the new content, never a mix: temp file, fsync, rename. */
-export async function writeFileAtomic(file: string, data: string, mode = 0o644): Promise<void> {
+/**
+ * Write a file so readers see the old or the new content, never a mix: temp file, fsync, rename.
+ * On failure (a full disk) the old file stays, the temp file is removed, and the error is E_IO
+ * naming the file and the reason.
+ */
+export async function writeFileAtomic(file: string, data: string, mode = 0o600): Promise<void> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Math.random().toString(36).slice(2)}`);
-  const fh = await fsp.open(tmp, 'w', mode);
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
+    const fh = await fsp.open(tmp, 'w', mode);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await fsp.rename(tmp, file);
   } catch (e) {
-    await fsp.rm(tmp, { force: true });
-    throw e;
+    await fsp.rm(tmp, { force: true }).catch(() => {});
+    const err = e as NodeJS.ErrnoException;
+    throw new StrataError(
+      'E_IO',
+      `could not save ${file}: ${err.message}`,
+      err.code === 'ENOSPC' ? 'Free some space on that disk; nothing was changed.' : 'Nothing was changed.',
+    );
   }
+}
+
+/** Remove temp files a killed process left beside `file` (call it before anyone writes the file). */
+export async function removeStaleTemps(file: string): Promise<void> {
+  const prefix = `.${path.basename(file)}.`;
+  const dir = path.dirname(file);
+  const names = await fsp.readdir(dir).catch(() => [] as string[]);
+  await Promise.all(names.filter((n) => n.startsWith(prefix)).map((n) => fsp.rm(path.join(dir, n), { force: true })));
 }

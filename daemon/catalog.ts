@@ -1,6 +1,6 @@
 /**
- * The layers the agent knows (every valid layer.json in the store), their writable marks, and the
- * resolver built from the active ones, which every view reads. Rebuilt after any change of the
+ * The layers the agent knows (every valid layer.json in the store) and the resolver built from the
+ * active ones, which every view's rule table is compiled from. Rebuilt after any change of the
  * layers or of the active set.
  */
 import { LayerSpec } from '../protocol';
@@ -8,8 +8,6 @@ import { StrataError } from '../shared/errors';
 import { RuleLayer, Resolver } from '../shared/resolver';
 import { LayerStore } from './store';
 import { destRel } from './layerspec';
-import { LayerMarks } from './fuse/marks';
-import { LayerPlaces } from './fuse/viewfs';
 
 function toRules(spec: LayerSpec): RuleLayer {
   return {
@@ -21,16 +19,14 @@ function toRules(spec: LayerSpec): RuleLayer {
   };
 }
 
-/** The view paths a layer's rules touch: what to invalidate when it switches. */
+/** The view paths a layer's rules name: what a switch of it may change. */
 export function rulePaths(spec: LayerSpec): string[] {
   return [...spec.mappings.map((m) => m.original), ...spec.excludes, ...spec.deletes];
 }
 
 export class LayerCatalog {
   private specs = new Map<string, LayerSpec>();
-  private marks = new Map<string, LayerMarks>();
   private current = new Resolver([]);
-  private watchedPaths: string[] = [];
 
   constructor(
     private readonly store: LayerStore,
@@ -44,15 +40,12 @@ export class LayerCatalog {
     const { layers, broken } = await this.store.list();
     this.specs = new Map(layers.map((l) => [l.name, l]));
     for (const b of broken) this.log(`[store] layer ${b.name} skipped: ${b.error.message}`);
-    for (const name of this.specs.keys()) this.marksOf(name);
-    for (const name of [...this.marks.keys()]) if (!this.specs.has(name)) this.marks.delete(name);
     this.rebuild();
   }
 
   /** Rebuild the resolver from the active set (after it changed). */
   rebuild(): void {
     this.current = new Resolver(this.effectiveActive().map((n) => toRules(this.specs.get(n)!)));
-    this.watchedPaths = [...new Set([...this.specs.values()].flatMap(rulePaths))];
   }
 
   /** The active layers that exist and are valid. */
@@ -62,6 +55,10 @@ export class LayerCatalog {
 
   has(name: string): boolean {
     return this.specs.has(name);
+  }
+
+  rulePathsOf(names: readonly string[]): string[] {
+    return names.flatMap((n) => (this.specs.has(n) ? rulePaths(this.specs.get(n)!) : []));
   }
 
   get(name: string): LayerSpec | undefined {
@@ -86,35 +83,18 @@ export class LayerCatalog {
     return this.require(name);
   }
 
-  /** Rule paths of the named layers that exist. */
-  rulePathsOf(names: readonly string[]): string[] {
-    return names.flatMap((n) => (this.specs.has(n) ? rulePaths(this.specs.get(n)!) : []));
-  }
-
-  marksOf(layer: string): LayerMarks {
-    let m = this.marks.get(layer);
-    if (!m) {
-      m = new LayerMarks(this.store.writableDir(layer));
-      m.load();
-      this.marks.set(layer, m);
-    }
-    return m;
-  }
-
   resolver(): Resolver {
     return this.current;
   }
 
-  /** View paths under which owners can change: the rule paths of every stored layer. */
-  watched(): readonly string[] {
-    return this.watchedPaths;
+  /** Where a layer's places are, for the rule table. */
+  filesDir(layer: string): string {
+    return this.store.filesDir(layer);
   }
-
-  places(): LayerPlaces {
-    return {
-      filesDir: (l) => this.store.filesDir(l),
-      writableDir: (l) => this.store.writableDir(l),
-      marks: (l) => this.marksOf(l),
-    };
+  writableDir(layer: string): string {
+    return this.store.writableDir(layer);
+  }
+  metaDir(layer: string): string {
+    return this.store.metaDir(layer);
   }
 }

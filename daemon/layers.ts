@@ -3,15 +3,18 @@
  * saved through the store, then applied to the views when the layer is active.
  */
 import * as path from 'path';
-import { LayerInfo, LayerSpec } from '../protocol';
+import { LayerDetail, LayerInfo, LayerSpec, Mapping, ViewChange } from '../protocol';
 import { StrataError } from '../shared/errors';
 import { normalizeLayerPath, normalizeViewPath, PathError } from '../shared/resolver';
 import { LayerCatalog, rulePaths } from './catalog';
 import { checkLayerSpec } from './layerspec';
 import { Queue } from './queue';
-import { LayerStore, Progress } from './store';
+import { LayerStore, Progress, Staged } from './store';
+import { ImportLimits } from './archive';
+import { viewHolding } from './outside';
 import { LocalSwitch } from './switch';
 import { Views } from './fuse/views';
+import { digestLayerDir } from './team/digest';
 
 export interface LayersOptions {
   queue: Queue;
@@ -19,7 +22,8 @@ export interface LayersOptions {
   catalog: LayerCatalog;
   views: Views;
   switch: LocalSwitch;
-  emit: (reason: string) => void;
+  emit: (reason: string, change?: ViewChange) => void;
+  importLimits: ImportLimits;
 }
 
 export class Layers {
@@ -33,30 +37,29 @@ export class Layers {
     return Promise.all(this.o.catalog.all().map((s) => this.info(s)));
   }
 
-  async show(name: string): Promise<LayerInfo> {
+  /** With the content digest a team file pins (layer.json and the read-only files; computed each time). */
+  async show(name: string): Promise<LayerDetail> {
     await this.o.catalog.reload();
-    return this.info(await this.o.catalog.requireValid(name));
+    const info = await this.info(await this.o.catalog.requireValid(name));
+    return { ...info, digest: await digestLayerDir(this.o.store.dir(name)) };
   }
 
-  create(
-    p: { name: string; from: string; priority?: number; version?: string; description?: string },
+  /** The copy runs outside the queue, so switches go on meanwhile; only installing it waits. */
+  async create(
+    p: { name: string; from: string; priority?: number; version?: string; description?: string; mappings?: Mapping[] },
     progress?: Progress,
   ): Promise<LayerInfo> {
-    return this.o.queue.run(async () => {
-      const from = path.resolve(p.from);
-      const mountpoint = this.o.views.mountpointHolding(from);
-      if (mountpoint) {
-        throw new StrataError(
-          'E_LAYER_INVALID',
-          `--from ${from} is inside the view at ${mountpoint}`,
-          'Capture from a folder outside any Strata view.',
-        );
-      }
-      const spec = await this.o.store.create(p.name, from, p, progress);
-      await this.o.catalog.reload();
-      this.o.emit('layer-created');
-      return this.info(spec);
-    });
+    // Refused before the capture, which may take long: mappings worded as `layer map` words them.
+    const mappings = p.mappings?.map((m) => mappingArgs(m.original, m.destination));
+    const { real, view } = await viewHolding(this.o.views.list(), p.from);
+    if (view) {
+      throw new StrataError(
+        'E_LAYER_INVALID',
+        `--from ${path.resolve(p.from)} is inside the view at ${view.mountpoint}`,
+        'Capture from a folder outside any Strata view.',
+      );
+    }
+    return this.install(await this.o.store.stageCreate(p.name, real, { ...p, mappings }, progress), 'layer-created', progress);
   }
 
   remove(name: string): Promise<{ removed: string }> {
@@ -72,22 +75,15 @@ export class Layers {
   }
 
   map(name: string, original: string, destination: string): Promise<LayerInfo> {
-    const o = viewPathArg(original, 'ORIGINAL');
-    let d: string;
+    let m: Mapping;
     try {
-      d = normalizeLayerPath(destination);
+      m = mappingArgs(original, destination);
     } catch (e) {
-      return Promise.reject(
-        new StrataError(
-          'E_MAPPING_ESCAPE',
-          `DESTINATION ${destination}: ${(e as Error).message}`,
-          'Give a path inside the layer, relative to its files.',
-        ),
-      );
+      return Promise.reject(e);
     }
     return this.edit(name, (s) => {
-      s.mappings = s.mappings.filter((m) => m.original !== o);
-      s.mappings.push({ original: o, destination: d === '' ? '/' : d });
+      s.mappings = s.mappings.filter((x) => x.original !== m.original);
+      s.mappings.push(m);
       return s;
     });
   }
@@ -139,28 +135,49 @@ export class Layers {
     return this.o.queue.run(async () => {
       const spec = this.o.catalog.require(name);
       await this.o.store.reset(name);
-      this.o.catalog.marksOf(name).load();
-      if (this.o.switch.isActive(name)) await this.o.views.invalidate(rulePaths(spec));
+      // The views see a new writable folder in the table and drop what they cached from the old one.
+      if (this.o.switch.isActive(name)) await this.o.views.apply();
       this.o.emit('layer-reset');
       return this.info(spec);
     });
   }
 
-  exportTo(name: string, file: string): Promise<{ file: string; bytes: number; sha256: string }> {
+  /** Reads only layer.json and files/, which switches never change: no need to wait for them. */
+  async exportTo(name: string, file: string, progress?: Progress): Promise<{ file: string; bytes: number; sha256: string }> {
+    const real = await this.outsideViews(file, 'export file');
+    return { file: path.resolve(file), ...(await this.o.store.exportTo(name, real, progress)) };
+  }
+
+  private install(staged: Staged, reason: string, progress?: Progress): Promise<LayerInfo> {
     return this.o.queue.run(async () => {
-      this.o.views.assertOutside(file, 'export file');
-      return { file: path.resolve(file), ...(await this.o.store.exportTo(name, file)) };
+      const spec = await this.o.store.install(staged, progress);
+      await this.o.catalog.reload();
+      this.o.emit(reason);
+      return this.info(spec);
     });
   }
 
-  importFrom(file: string, progress?: Progress, verify?: (dir: string, spec: LayerSpec) => Promise<void>): Promise<LayerInfo> {
-    return this.o.queue.run(async () => {
-      this.o.views.assertOutside(file, 'layer archive');
-      const spec = await this.o.store.importFrom(file, progress, verify);
-      await this.o.catalog.reload();
-      this.o.emit('layer-imported');
-      return this.info(spec);
-    });
+  /**
+   * Unpacked and checked outside the queue (see archive.ts for the limits); only installing it
+   * waits. `verify` (a team pull) may refuse the unpacked layer before it enters the store.
+   */
+  async importFrom(file: string, progress?: Progress, verify?: (dir: string, spec: LayerSpec) => Promise<void>): Promise<LayerInfo> {
+    const real = await this.outsideViews(file, 'layer archive');
+    return this.install(await this.o.store.stageImport(real, this.o.importLimits, progress, verify), 'layer-imported', progress);
+  }
+
+  /** The real path of a file the agent is to read or write, refused inside a view it serves. */
+  private async outsideViews(file: string, what: string): Promise<string> {
+    const mounted = this.o.views.list().filter((v) => v.state === 'mounted');
+    const { real, view } = await viewHolding(mounted, file);
+    if (view) {
+      throw new StrataError(
+        'E_BAD_REQUEST',
+        `${what} ${path.resolve(file)} is inside the view at ${view.mountpoint}, which this agent serves`,
+        'Keep it outside the view, or let the client send its content.',
+      );
+    }
+    return real;
   }
 
   /** Change a layer's rules through `change`, validate, save, and apply to the views if active. */
@@ -169,11 +186,34 @@ export class Layers {
       const before = await this.o.catalog.requireValid(name);
       const after = await this.o.store.save(change(structuredClone(before)));
       await this.o.catalog.reload();
-      if (this.o.switch.isActive(name)) await this.o.views.invalidate([...rulePaths(before), ...rulePaths(after)]);
-      this.o.emit('layer-changed');
+      const active = this.o.switch.isActive(name);
+      const paths = active ? [...new Set([...rulePaths(before), ...rulePaths(after)])] : [];
+      if (active) {
+        await this.o.views.apply(async () => {
+          await this.o.store.save(before);
+          await this.o.catalog.reload();
+        });
+      }
+      this.o.emit('layer-changed', paths.length ? { paths, stale: [] } : undefined);
       return this.info(after);
     });
   }
+}
+
+/** A mapping from the command line, normalized; E_BAD_REQUEST / E_MAPPING_ESCAPE name the bad part. */
+function mappingArgs(original: string, destination: string): Mapping {
+  const o = viewPathArg(original, 'ORIGINAL');
+  let d: string;
+  try {
+    d = normalizeLayerPath(destination);
+  } catch (e) {
+    throw new StrataError(
+      'E_MAPPING_ESCAPE',
+      `DESTINATION ${destination}: ${(e as Error).message}`,
+      'Give a path inside the layer, relative to its files.',
+    );
+  }
+  return { original: o, destination: d === '' ? '/' : d };
 }
 
 function viewPathArg(p: string, what: string): string {

@@ -1,29 +1,27 @@
 /**
  * The control socket: newline-delimited JSON, one request per line, validated by protocol/ before
- * dispatch. The socket lives in a 0700 directory and is itself 0600.
+ * dispatch (connection.ts reads the lines, within limits). The socket lives in a 0700 directory and
+ * is itself 0600.
  */
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
-import { MAX_CONTROL_MESSAGE, Method, Params, ProgressEvent, Request, Response, Result, StateEvent, checkRequest } from '../protocol';
+import { Method, Params, Request, Result, checkRequest } from '../protocol';
+import type { ViewChange } from '../protocol';
+import { CONTROL_LIMITS, Connection, Shared } from './connection';
 import { Agent } from './agent';
 import { TeamService } from './team/service';
 import { StrataError, toErrorInfo } from '../shared/errors';
+import { checkRuntimeDir } from '../shared/paths';
 
 type SwitchResult = { active: string[]; decision?: string };
 
-type Handler<M extends Method> = (p: Params<M>, conn: Conn) => Promise<Result<M>> | Result<M>;
-
-interface Conn {
-  socket: net.Socket;
-  subscribed: boolean;
-  send(msg: Response | StateEvent | ProgressEvent): void;
-}
+type Handler<M extends Method> = (p: Params<M>, conn: Connection) => Promise<Result<M>> | Result<M>;
 
 export class ControlServer {
   private server: net.Server | null = null;
-  private conns = new Set<Conn>();
-  private stopHandler: () => void = () => {};
+  private readonly shared: Shared;
+  private stopHandler: (keepViews: boolean) => void = () => {};
   private handlers: { [M in Method]: Handler<M> };
 
   constructor(
@@ -32,12 +30,13 @@ export class ControlServer {
     private readonly socketPath: string,
     private readonly log: (m: string) => void,
   ) {
+    this.shared = { conns: new Set(), partial: 0, limits: CONTROL_LIMITS, handle: (c, l) => this.handleLine(c, l), log };
     const a = agent;
     this.handlers = {
       status: () => a.status(),
       'layer.list': () => a.layers.list(),
       'layer.show': (p) => a.layers.show(p.name),
-      'layer.create': (p) => a.layers.create(p, (m) => a.progress(`create ${p.name}`, m)),
+      'layer.create': (p) => a.layers.create(p, (m, done, total) => a.progress(`create ${p.name}`, m, done, total)),
       'layer.rm': (p) => a.layers.remove(p.name),
       'layer.map': (p) => a.layers.map(p.name, p.original, p.destination),
       'layer.unmap': (p) => a.layers.unmap(p.name, p.original),
@@ -46,7 +45,7 @@ export class ControlServer {
       'layer.update': (p) => a.layers.update(p.name, p.spec),
       'layer.validate': (p) => a.layers.validate(p.spec),
       'layer.reset': (p) => a.layers.reset(p.name),
-      'layer.export': (p) => a.layers.exportTo(p.name, p.file),
+      'layer.export': (p) => a.layers.exportTo(p.name, p.file, (m, done, total) => a.progress(`export ${p.name}`, m, done, total)),
       'layer.import': (p) => a.layers.importFrom(p.file, (m) => a.progress(`import ${path.basename(p.file)}`, m)),
       'view.add': (p) => a.views.add(p.base, p.at),
       'view.list': () => a.views.list(),
@@ -60,18 +59,19 @@ export class ControlServer {
       'team.history': () => team.history(),
       'team.revert': (p) => team.revert(p.id),
       'team.hold': (p) => team.hold(p.name, p.hold),
+      'team.reload': (p) => team.reload(p),
       subscribe: (_p, conn) => {
         conn.subscribed = true;
         return a.status();
       },
-      'agent.stop': () => {
-        setImmediate(() => this.stopHandler());
+      'agent.stop': (p) => {
+        setImmediate(() => this.stopHandler(p.keepViews === true));
         return { stopping: true };
       },
     };
-    agent.onChange((reason) => void this.broadcast(reason));
+    agent.onChange((reason, change) => void this.broadcast(reason, change));
     agent.onProgress((p) => {
-      for (const c of this.conns) if (c.subscribed) c.send({ event: 'progress', ...p });
+      for (const c of this.shared.conns) if (c.subscribed) c.send({ event: 'progress', ...p });
     });
   }
 
@@ -88,6 +88,7 @@ export class ControlServer {
 
   private async deactivate(p: Params<'deactivate'>): Promise<SwitchResult> {
     const { team, personal } = this.split(p.names);
+    this.refuseInactive(p.names, team.length > 0);
     let result: SwitchResult = { active: this.agent.switch.active() };
     if (personal.length) result = await this.agent.switch.deactivate(personal, p.force ?? false);
     if (team.length) result = await this.team.switchTeam({ deactivate: team });
@@ -95,30 +96,54 @@ export class ControlServer {
   }
 
   private swap(p: Params<'swap'>): Promise<SwitchResult> {
-    const isTeam = this.team.isTeamLayer(p.old);
-    if (isTeam !== this.team.isTeamLayer(p.new)) {
+    const isTeam = this.team.followsTeam(p.old);
+    if (isTeam !== this.team.followsTeam(p.new)) {
       throw new StrataError(
         'E_BAD_REQUEST',
         `cannot swap team layer and personal layer (${p.old} → ${p.new}) in one step`,
         'Use activate and deactivate.',
       );
     }
-    return isTeam ? this.team.switchTeam({ swap: [p.old, p.new] }) : this.agent.switch.swap(p.old, p.new);
+    return isTeam ? this.team.switchTeam({ swap: [p.old, p.new] }) : this.agent.switch.swap(p.old, p.new, p.force ?? false);
+  }
+
+  /** Deactivating a layer that is not active changes nothing: say so (before anything switches). */
+  private refuseInactive(names: string[], withTeam: boolean): void {
+    const teamActive = withTeam ? (this.team.status().desired ?? []) : [];
+    const inactive = names.filter((n) => !this.agent.switch.isActive(n) && !teamActive.includes(n));
+    for (const n of inactive) this.agent.catalog.require(n); // a name that is no layer stays E_LAYER_UNKNOWN
+    if (inactive.length) {
+      const active = this.agent.switch.active();
+      throw new StrataError(
+        'E_LAYER_INACTIVE',
+        inactive.length === 1
+          ? `layer "${inactive[0]}" is not active`
+          : `layers ${inactive.map((n) => `"${n}"`).join(', ')} are not active`,
+        `Nothing was changed; active: ${active.join(', ') || '(none)'}.`,
+      );
+    }
   }
 
   private split(names: string[]): { team: string[]; personal: string[] } {
-    return { team: names.filter((n) => this.team.isTeamLayer(n)), personal: names.filter((n) => !this.team.isTeamLayer(n)) };
+    return { team: names.filter((n) => this.team.followsTeam(n)), personal: names.filter((n) => !this.team.followsTeam(n)) };
   }
 
-  onStop(fn: () => void): void {
+  onStop(fn: (keepViews: boolean) => void): void {
     this.stopHandler = fn;
   }
 
   /** Fail when another agent serves this home; remove a socket left by a killed one. */
   async claim(): Promise<void> {
     const dir = path.dirname(this.socketPath);
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    fs.chmodSync(dir, 0o700);
+    fs.mkdirSync(path.dirname(dir), { recursive: true });
+    try {
+      fs.mkdirSync(dir, { mode: 0o700 });
+      fs.chmodSync(dir, 0o700); // whatever the umask
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    // One that was there already may be another user's, made to catch our clients.
+    checkRuntimeDir(dir);
     if (fs.existsSync(this.socketPath)) {
       if (await isAlive(this.socketPath)) {
         throw new Error(`another agent is already serving ${this.socketPath}`);
@@ -143,7 +168,7 @@ export class ControlServer {
   }
 
   close(): void {
-    for (const c of this.conns) c.socket.destroy();
+    for (const c of this.shared.conns) c.socket.destroy();
     this.server?.close();
     try {
       fs.unlinkSync(this.socketPath);
@@ -153,39 +178,10 @@ export class ControlServer {
   }
 
   private accept(socket: net.Socket): void {
-    const conn: Conn = {
-      socket,
-      subscribed: false,
-      send: (msg) => {
-        if (!socket.destroyed) socket.write(JSON.stringify(msg) + '\n');
-      },
-    };
-    this.conns.add(conn);
-    let buf = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      buf += chunk;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (line.trim()) void this.handleLine(conn, line);
-      }
-      if (buf.length > MAX_CONTROL_MESSAGE) {
-        conn.send({
-          id: -1,
-          ok: false,
-          error: { code: 'E_TOO_LARGE', message: `message exceeds ${MAX_CONTROL_MESSAGE} bytes; connection closed` },
-        });
-        socket.end();
-        buf = '';
-      }
-    });
-    socket.on('error', () => {});
-    socket.on('close', () => this.conns.delete(conn));
+    new Connection(socket, this.shared);
   }
 
-  private async handleLine(conn: Conn, line: string): Promise<void> {
+  private async handleLine(conn: Connection, line: string): Promise<void> {
     const checked = checkRequest(line);
     if (!checked.ok) {
       conn.send({ id: checked.id ?? -1, ok: false, error: checked.error });
@@ -203,12 +199,12 @@ export class ControlServer {
     }
   }
 
-  private async broadcast(reason: string): Promise<void> {
-    const subs = [...this.conns].filter((c) => c.subscribed);
+  private async broadcast(reason: string, change?: ViewChange): Promise<void> {
+    const subs = [...this.shared.conns].filter((c) => c.subscribed);
     if (!subs.length) return;
     try {
       const status = await this.agent.status();
-      for (const c of subs) c.send({ event: 'state', reason, status });
+      for (const c of subs) c.send({ event: 'state', reason, status, ...(change ? { change } : {}) });
     } catch (e) {
       this.log(`[control] could not build status for subscribers: ${(e as Error).message}`);
     }

@@ -4,7 +4,7 @@
  */
 import * as fsp from 'fs/promises';
 import { AgentState, AgentStateSchema, parseJson } from '../protocol';
-import { writeFileAtomic } from './atomic';
+import { removeStaleTemps, writeFileAtomic } from './atomic';
 
 export class StateFile {
   data: AgentState = { format: 1, active: [], views: [] };
@@ -15,12 +15,15 @@ export class StateFile {
   ) {}
 
   async load(): Promise<void> {
+    // Only this agent writes the file, and it has not yet: any temp file is a killed agent's.
+    await removeStaleTemps(this.file);
     let text: string;
     try {
       text = await fsp.readFile(this.file, 'utf8');
     } catch {
       return;
     }
+    await fsp.chmod(this.file, 0o600).catch(() => {});
     try {
       this.data = parseJson(AgentStateSchema, text, this.file);
     } catch (e) {
@@ -30,7 +33,13 @@ export class StateFile {
     }
   }
 
+  /** Write `next`, and only then make it the state: a failed write leaves both as they were. */
+  async commit(next: AgentState): Promise<void> {
+    await writeFileAtomic(this.file, JSON.stringify(next, null, 2) + '\n');
+    this.data = next;
+  }
+
   save(): Promise<void> {
-    return writeFileAtomic(this.file, JSON.stringify(this.data, null, 2) + '\n');
+    return this.commit(this.data);
   }
 }

@@ -6,23 +6,32 @@ import * as fs from 'fs';
 import * as fsp from 'fs/promises';
 import * as path from 'path';
 import * as crypto from 'crypto';
-import { execFile } from 'child_process';
-import { promisify } from 'util';
-import { LAYER_FORMAT, LAYER_NAME_RE, LayerSpec } from '../protocol';
+import { LAYER_FORMAT, LAYER_NAME_RE, LayerSpec, Mapping } from '../protocol';
 import { StrataError } from '../shared/errors';
 import { checkLayerSpec, destRel, parseLayerJson } from './layerspec';
 import { writeFileAtomic } from './atomic';
+import { DEFAULT_IMPORT_LIMITS, ImportLimits, tarFailed, unpackLayerArchive } from './archive';
+import { captureInto, captureSource, packLayer, requireDestinations } from './capture';
 
-const run = promisify(execFile);
+/** A step's message, with bytes done of a total when known. */
+export type Progress = (message: string, done?: number, total?: number) => void;
 
-export type Progress = (message: string) => void;
+/** A layer made in a staging folder of the store, waiting to be installed under its name. */
+export interface Staged {
+  dir: string;
+  spec: LayerSpec;
+  /** What to do when the name is taken by then. */
+  hint: string;
+  /** The progress message once installed. */
+  done: string;
+}
 
 export class LayerStore {
   readonly root: string;
 
   constructor(home: string) {
     this.root = path.join(home, 'layers');
-    fs.mkdirSync(this.root, { recursive: true, mode: 0o755 });
+    fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
   }
 
   dir(name: string): string {
@@ -33,6 +42,10 @@ export class LayerStore {
   }
   writableDir(name: string): string {
     return path.join(this.root, name, 'writable', 'files');
+  }
+  /** The view server's record of the writable sublayer (whiteouts, opaque folders, copy-up work); reset discards it with it. */
+  metaDir(name: string): string {
+    return path.join(this.root, name, 'writable', 'meta');
   }
   specFile(name: string): string {
     return path.join(this.root, name, 'layer.json');
@@ -128,36 +141,20 @@ export class LayerStore {
     return clean;
   }
 
-  async create(
+  /** Copy a folder into a new layer: the slow part, in a staging folder (see install). */
+  async stageCreate(
     name: string,
     from: string,
-    opts: { priority?: number; version?: string; description?: string },
+    opts: { priority?: number; version?: string; description?: string; mappings?: Mapping[] },
     progress: Progress = () => {},
-  ): Promise<LayerSpec> {
+  ): Promise<Staged> {
     LayerStore.checkName(name);
-    if (this.exists(name)) {
-      throw new StrataError(
-        'E_LAYER_EXISTS',
-        `a layer named "${name}" already exists`,
-        `Remove it with "strata layer rm ${name}" or pick another name.`,
-      );
-    }
+    this.refuseExisting(name, `Remove it with "strata layer rm ${name}" or pick another name.`);
     const src = path.resolve(from);
-    const st = await fsp.stat(src).catch(() => null);
-    if (!st || !st.isDirectory()) {
-      throw new StrataError('E_LAYER_INVALID', `--from ${from}: not a directory`, 'Give the folder that holds the captured toolchain.');
-    }
+    const source = await captureSource(src);
     const tmp = await fsp.mkdtemp(path.join(this.root, '.create-'));
     try {
-      progress(`copying ${src} into the layer store`);
-      await fsp.mkdir(path.join(tmp, 'files'));
-      await run('cp', ['-a', '--', src + '/.', path.join(tmp, 'files')], { maxBuffer: 1 << 20 }).catch((e) => {
-        throw new StrataError(
-          'E_IO',
-          `copying ${src} failed: ${String((e as Error).message).split('\n')[0]}`,
-          'Check that the folder is readable and the disk has room.',
-        );
-      });
+      const { root } = await captureInto(source, path.join(tmp, 'files'), progress);
       await fsp.mkdir(path.join(tmp, 'writable', 'files'), { recursive: true });
       const spec: LayerSpec = {
         format: LAYER_FORMAT,
@@ -165,20 +162,55 @@ export class LayerStore {
         version: opts.version ?? '1.0.0',
         description: opts.description ?? `captured from ${src}`,
         priority: opts.priority ?? 100,
-        mappings: [{ original: '/', destination: '/' }],
+        mappings: opts.mappings ?? [{ original: '/', destination: '/' }],
         excludes: [],
         deletes: [],
       };
       const { spec: clean, problems } = checkLayerSpec(spec, `${name}/layer.json`);
       if (!clean) throw new StrataError(problems[0].code, problems[0].message);
+      await requireDestinations(clean.mappings, path.join(tmp, 'files'), root);
+      await this.checkDestinations(clean, path.join(tmp, 'files'));
       await writeFileAtomic(path.join(tmp, 'layer.json'), JSON.stringify(clean, null, 2) + '\n');
-      await fsp.rename(tmp, this.dir(name));
-      progress(`layer ${name} created`);
-      return clean;
+      return {
+        dir: tmp,
+        spec: clean,
+        hint: `Remove it with "strata layer rm ${name}" or pick another name.`,
+        done: `layer ${name} created`,
+      };
     } catch (e) {
-      await fsp.rm(tmp, { recursive: true, force: true });
+      await this.discard(tmp);
       throw e;
     }
+  }
+
+  /** Move a staged layer into the store (quick); the staging folder is gone either way. */
+  async install(staged: Staged, progress: Progress = () => {}): Promise<LayerSpec> {
+    try {
+      this.refuseExisting(staged.spec.name, staged.hint);
+      await fsp.rename(staged.dir, this.dir(staged.spec.name));
+    } catch (e) {
+      await this.discard(staged.dir);
+      throw e;
+    }
+    progress(staged.done);
+    return staged.spec;
+  }
+
+  discard(dir: string): Promise<void> {
+    return fsp.rm(dir, { recursive: true, force: true }).catch(() => {});
+  }
+
+  async create(
+    name: string,
+    from: string,
+    opts: { priority?: number; version?: string; description?: string },
+    progress: Progress = () => {},
+  ): Promise<LayerSpec> {
+    return this.install(await this.stageCreate(name, from, opts, progress), progress);
+  }
+
+  private refuseExisting(name: string, hint: string): void {
+    if (this.exists(name)) throw new StrataError('E_LAYER_EXISTS', `a layer named "${name}" already exists`, hint);
   }
 
   async remove(name: string): Promise<void> {
@@ -223,88 +255,60 @@ export class LayerStore {
   }
 
   /** Export layer.json and the read-only files (not the writable sublayer) as a .tar.gz. */
-  async exportTo(name: string, file: string): Promise<{ bytes: number; sha256: string }> {
+  async exportTo(name: string, file: string, progress: Progress = () => {}): Promise<{ bytes: number; sha256: string }> {
     await this.get(name);
     const out = path.resolve(file);
     const tmp = `${out}.partial-${process.pid}`;
     try {
-      await run('tar', ['-C', this.dir(name), '-czf', tmp, '--', 'layer.json', 'files'], { maxBuffer: 1 << 20 });
+      await packLayer(this.dir(name), tmp, progress);
       await fsp.rename(tmp, out);
     } catch (e) {
       await fsp.rm(tmp, { force: true });
-      throw new StrataError(
-        'E_ARCHIVE',
-        `exporting ${name} to ${out} failed: ${(e as Error).message.split('\n')[0]}`,
-        'Check that the target folder exists and is writable.',
-      );
+      const err = e as Error & { stderr?: string };
+      const failed = tarFailed(`exporting ${name} to ${out}`, err.stderr || err.message);
+      if (failed.code === 'E_IO') throw failed;
+      throw new StrataError('E_ARCHIVE', failed.message, 'Check that the target folder exists and is writable.');
     }
     return { bytes: (await fsp.stat(out)).size, sha256: await sha256File(out) };
   }
 
   /**
-   * Import an exported archive; validates everything before the layer appears in the store.
-   * `verify` may refuse the unpacked layer (its folder, before it moves in) by throwing.
+   * Unpack an exported archive into a staging folder and validate it (see archive.ts and install);
+   * nothing appears in the store until install. `verify` may refuse the unpacked layer (its folder)
+   * by throwing.
    */
-  async importFrom(
+  async stageImport(
     file: string,
+    limits: ImportLimits = DEFAULT_IMPORT_LIMITS,
     progress: Progress = () => {},
     verify?: (dir: string, spec: LayerSpec) => Promise<void>,
-  ): Promise<LayerSpec> {
+  ): Promise<Staged> {
     const src = path.resolve(file);
-    if (!fs.existsSync(src))
+    await fsp.stat(src).catch(() => {
       throw new StrataError('E_ARCHIVE', `${src}: no such file`, 'Give the path of a file made by "strata layer export".');
-    let listing: string;
-    try {
-      listing = (await run('tar', ['-tzf', src], { maxBuffer: 64 << 20 })).stdout;
-    } catch (e) {
-      throw new StrataError(
-        'E_ARCHIVE',
-        `${src}: not a readable layer archive (${(e as Error).message.split('\n')[0].slice(0, 200)})`,
-        'Export the layer again with "strata layer export".',
-      );
-    }
-    for (const entry of listing.split('\n').filter(Boolean)) {
-      const clean = entry.replace(/^\.\//, '');
-      if (
-        clean.startsWith('/') ||
-        clean.split('/').includes('..') ||
-        !(clean === 'layer.json' || clean === 'files' || clean.startsWith('files/'))
-      ) {
-        throw new StrataError(
-          'E_ARCHIVE',
-          `${src}: unexpected entry "${entry}"; a layer archive holds only layer.json and files/`,
-          'Nothing was imported.',
-        );
-      }
-    }
+    });
     const tmp = await fsp.mkdtemp(path.join(this.root, '.import-'));
     try {
       progress(`unpacking ${src}`);
-      await run('tar', ['-xzf', src, '-C', tmp, '--no-same-owner'], { maxBuffer: 1 << 20 });
+      await unpackLayerArchive(src, tmp, limits);
       const specFile = path.join(tmp, 'layer.json');
-      if (!fs.existsSync(specFile)) throw new StrataError('E_ARCHIVE', `${src}: has no layer.json`, 'Nothing was imported.');
-      if (!fs.lstatSync(specFile).isFile())
-        throw new StrataError('E_ARCHIVE', `${src}: layer.json is not a regular file`, 'Nothing was imported.');
       const spec = parseLayerJson(await fsp.readFile(specFile, 'utf8'), `${src}:layer.json`);
       if (!(await isRealDir(path.join(tmp, 'files'), src, 'E_ARCHIVE'))) await fsp.mkdir(path.join(tmp, 'files'));
       await this.checkDestinations(spec, path.join(tmp, 'files'));
-      if (this.exists(spec.name)) {
-        throw new StrataError(
-          'E_LAYER_EXISTS',
-          `a layer named "${spec.name}" already exists`,
-          `Remove it first with "strata layer rm ${spec.name}".`,
-        );
-      }
+      const hint = `Remove it first with "strata layer rm ${spec.name}".`;
+      this.refuseExisting(spec.name, hint);
       await fsp.mkdir(path.join(tmp, 'writable', 'files'), { recursive: true });
       await writeFileAtomic(specFile, JSON.stringify(spec, null, 2) + '\n');
       if (verify) await verify(tmp, spec);
-      await fsp.rename(tmp, this.dir(spec.name));
-      progress(`layer ${spec.name} imported`);
-      return spec;
+      return { dir: tmp, spec, hint, done: `layer ${spec.name} imported` };
     } catch (e) {
-      await fsp.rm(tmp, { recursive: true, force: true });
+      await this.discard(tmp);
       throw e;
     }
+  }
+
+  async importFrom(file: string, progress: Progress = () => {}, limits: ImportLimits = DEFAULT_IMPORT_LIMITS): Promise<LayerSpec> {
+    return this.install(await this.stageImport(file, limits, progress), progress);
   }
 }
 

@@ -1,10 +1,12 @@
 /**
  * The local switch: the active set and every change to it. Activate, deactivate and swap come
  * from the user; applyTeamSet applies a team decision (team/service.ts calls it). Each change is
- * persisted, rebuilt into the resolver, invalidated in every view, and only then announced.
+ * persisted, rebuilt into the resolver, taken by every view (its server invalidates what changed),
+ * and only then announced.
  */
+import { ViewChange } from '../protocol';
 import { StrataError } from '../shared/errors';
-import { LayerCatalog, rulePaths } from './catalog';
+import { LayerCatalog } from './catalog';
 import { Queue } from './queue';
 import { StateFile } from './statefile';
 import { Views } from './fuse/views';
@@ -14,7 +16,7 @@ export interface SwitchOptions {
   state: StateFile;
   catalog: LayerCatalog;
   views: Views;
-  emit: (reason: string) => void;
+  emit: (reason: string, change?: ViewChange) => void;
 }
 
 export class LocalSwitch {
@@ -36,14 +38,8 @@ export class LocalSwitch {
       await this.o.catalog.reload();
       for (const n of names) await this.o.catalog.requireValid(n);
       const next = [...this.o.state.data.active];
-      const changed: string[] = [];
-      for (const n of names) {
-        if (!next.includes(n)) {
-          next.push(n);
-          changed.push(...this.o.catalog.rulePathsOf([n]));
-        }
-      }
-      await this.apply(next, changed, 'activate');
+      for (const n of names) if (!next.includes(n)) next.push(n);
+      await this.apply(next, 'activate');
       return { active: this.active() };
     });
   }
@@ -54,11 +50,9 @@ export class LocalSwitch {
       for (const n of names) {
         if (!active.includes(n)) this.o.catalog.require(n);
       }
-      if (!force) this.refuseIfBusy(names);
-      const changed = this.o.catalog.rulePathsOf(names.filter((n) => active.includes(n)));
+      if (!force) await this.refuseIfBusy(names);
       await this.apply(
         active.filter((n) => !names.includes(n)),
-        changed,
         'deactivate',
       );
       return { active: this.active() };
@@ -66,11 +60,11 @@ export class LocalSwitch {
   }
 
   /** Replace OLD by NEW in one step: one persisted state, one rebuild, one invalidation. */
-  swap(oldName: string, newName: string): Promise<{ active: string[] }> {
+  swap(oldName: string, newName: string, force = false): Promise<{ active: string[] }> {
     return this.o.queue.run(async () => {
       await this.o.catalog.reload();
-      const old = this.o.catalog.require(oldName);
-      const next = await this.o.catalog.requireValid(newName);
+      this.o.catalog.require(oldName);
+      await this.o.catalog.requireValid(newName);
       if (!this.isActive(oldName)) {
         throw new StrataError(
           'E_LAYER_INACTIVE',
@@ -78,10 +72,10 @@ export class LocalSwitch {
           `Activate "${newName}" directly with "strata activate ${newName}".`,
         );
       }
-      this.refuseIfBusy([oldName]);
+      if (!force) await this.refuseIfBusy([oldName]);
       const set = this.o.state.data.active.filter((n) => n !== oldName);
       if (!set.includes(newName)) set.push(newName);
-      await this.apply(set, [...rulePaths(old), ...rulePaths(next)], 'swap');
+      await this.apply(set, 'swap');
       return { active: this.active() };
     });
   }
@@ -105,35 +99,61 @@ export class LocalSwitch {
       const before = new Set(now);
       const after = new Set(next);
       const changed = [...before, ...after].filter((n) => before.has(n) !== after.has(n));
-      if (changed.length) await this.apply(next, catalog.rulePathsOf(changed), reason);
+      if (changed.length) await this.apply(next, reason);
       return { active: this.active(), missing };
     });
   }
 
-  /** Of these layers, those with files open in any view (reported to teammates for --when-idle). */
-  busy(names: string[]): string[] {
-    return names.filter((n) => this.o.views.holders([n]).length > 0);
+  /** Of these layers, those with files open in any view (for --when-idle). */
+  busy(names: string[]): Promise<string[]> {
+    return this.o.views.busyLayers(names);
   }
 
-  /** Persist the new active set, rebuild, invalidate what changed, then announce. */
-  private async apply(next: string[], changedRulePaths: string[], reason: string): Promise<void> {
-    this.o.state.data.active = next;
-    await this.o.state.save();
+  /** The same as last seen, at most about a second old (reported to teammates, synchronously). */
+  busySeen(names: string[]): string[] {
+    const seen = this.o.views.busySeen();
+    return names.filter((n) => seen.has(n));
+  }
+
+  /**
+   * Persist the new active set, rebuild, have every view take it, then announce. The active set
+   * changes in memory only once state.json holds it: a failed write (a full disk) is no switch. A
+   * view that refuses the table undoes the switch (persisted and in every view) and the failure is
+   * thrown.
+   */
+  private async apply(next: string[], reason: string): Promise<void> {
+    const prev = this.o.state.data;
+    await this.o.state.commit({ ...prev, active: next });
     this.o.catalog.rebuild();
-    await this.o.views.invalidate(changedRulePaths);
-    this.o.emit(reason);
+    await this.o.views.apply(async () => {
+      await this.o.state.commit({ ...this.o.state.data, active: prev.active });
+      this.o.catalog.rebuild();
+    });
+    // Editors and tools follow: what changed, and who still runs what was there before.
+    const was = new Set(prev.active);
+    const now = new Set(next);
+    const paths = [...new Set(this.o.catalog.rulePathsOf([...was, ...now].filter((n) => was.has(n) !== now.has(n))))];
+    this.o.emit(reason, { paths, stale: await this.o.views.staleHolders(paths) });
   }
 
-  private refuseIfBusy(names: string[]): void {
-    const busy = this.o.views.holders(names);
-    if (busy.length) {
-      const who = busy
+  private async refuseIfBusy(names: string[]): Promise<void> {
+    // One process often holds several files (or one file through several threads): name it once.
+    const byPid = new Map<number, { command: string; paths: Set<string> }>();
+    for (const h of await this.o.views.holders(names)) {
+      const p = byPid.get(h.pid) ?? { command: h.command, paths: new Set<string>() };
+      byPid.set(h.pid, p.paths.add(h.path) && p);
+    }
+    if (byPid.size) {
+      const who = [...byPid]
         .slice(0, 5)
-        .map((b) => `pid ${b.pid} (${b.command}) has ${b.path} open`)
+        .map(([pid, { command, paths }]) => {
+          const [first] = paths;
+          return `pid ${pid} (${command}) has ${paths.size === 1 ? `${first} open` : `${paths.size} files open (${first}, ...)`}`;
+        })
         .join('; ');
       throw new StrataError(
         'E_LAYER_BUSY',
-        `files of ${names.join(', ')} are open: ${who}${busy.length > 5 ? `; and ${busy.length - 5} more` : ''}`,
+        `files of ${names.join(', ')} are open: ${who}${byPid.size > 5 ? `; and ${byPid.size - 5} more processes` : ''}`,
         'Close them, or pass --force to switch anyway (open files keep their old content).',
       );
     }

@@ -9,8 +9,9 @@
  * unmounts. STRATA_DEMO_CHECK=1 runs it without a person: it starts everything, fetches the page over
  * HTTP, opens it in headless Chromium (when there is one), makes one switch on bob's agent and checks
  * that alice's view and her VS Code follow, then stops everything and exits 0 or 1.
- * STRATA_DEMO_DIR (default $TMPDIR/strata-demo, -check for the check) and STRATA_DEMO_PORT (default
- * 8080 when free, else any free port) change where it lives and serves.
+ * Each run lives in a folder of its own ($TMPDIR/strata-demo-XXXXXX, or STRATA_DEMO_DIR) and serves on
+ * 8080 when free, else any free port (or STRATA_DEMO_PORT), so two demos on one machine leave each
+ * other alone; a run clears what killed runs left behind, never a demo that still runs.
  */
 import * as fs from 'fs';
 import * as http from 'http';
@@ -18,7 +19,6 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { ChildProcess, execFileSync, spawn, spawnSync } from 'child_process';
-import { digestLayerDir } from '../daemon/team/digest';
 import {
   CHROMIUM,
   ROOT,
@@ -37,7 +37,10 @@ import {
 import { layerRows, openStrataView, strataStatusText, treeRows, waitWorkbench } from './browser/workbench.mjs';
 
 const CHECK = !!process.env.STRATA_DEMO_CHECK && process.env.STRATA_DEMO_CHECK !== '0';
-const dir = path.resolve(process.env.STRATA_DEMO_DIR ?? path.join(os.tmpdir(), CHECK ? 'strata-demo-check' : 'strata-demo'));
+const DIR_PREFIX = 'strata-demo-';
+const dir = process.env.STRATA_DEMO_DIR
+  ? path.resolve(process.env.STRATA_DEMO_DIR)
+  : fs.mkdtempSync(path.join(os.tmpdir(), `${DIR_PREFIX}${CHECK ? 'check-' : ''}`));
 const cli = path.join(__dirname, 'cli.js');
 const TEAM = 'demo';
 const SLOT = 'tool';
@@ -52,14 +55,18 @@ interface Teammate {
   project: string;
   env: NodeJS.ProcessEnv;
 }
-const people: Teammate[] = ['alice', 'bob'].map((name) => ({
-  name,
-  home: path.join(dir, name, 'home'),
-  project: path.join(dir, name, 'project'),
-  env: { ...process.env, STRATA_HOME: path.join(dir, name, 'home') },
-}));
+const peopleOf = (d: string): Teammate[] =>
+  ['alice', 'bob'].map((name) => ({
+    name,
+    home: path.join(d, name, 'home'),
+    project: path.join(d, name, 'project'),
+    env: { ...process.env, STRATA_HOME: path.join(d, name, 'home') },
+  }));
+const people = peopleOf(dir);
 const [alice, bob] = people;
-const pidFile = path.join(dir, 'pids.json');
+/** The demo's own pid ("demo") and the process groups it started, so a later run can end what a killed one left. */
+const pidFileOf = (d: string) => path.join(d, 'pids.json');
+const pidFile = pidFileOf(dir);
 
 /** Runs the CLI as a teammate and shows the command with its output (or only its first line). */
 function strata(who: Teammate, ...args: string[]): string {
@@ -112,49 +119,71 @@ function stopAgent(who: Teammate): void {
   spawnSync(process.execPath, [cli, 'agent', 'stop'], { env: who.env, stdio: 'ignore', timeout: 30000 });
 }
 
-/** Process groups this demo started (code-server, the relay), so a later run can end what a killed one left. */
-function recordGroup(name: string, proc: ChildProcess): void {
-  let pids: Record<string, number> = {};
+function readPids(d: string): Record<string, number> | null {
   try {
-    pids = JSON.parse(fs.readFileSync(pidFile, 'utf8'));
+    return JSON.parse(fs.readFileSync(pidFileOf(d), 'utf8'));
   } catch {
-    /* first */
+    return null;
   }
-  pids[name] = proc.pid!;
-  fs.writeFileSync(pidFile, JSON.stringify(pids));
 }
 
-/** Ends what a previous demo in this folder left running: its groups (by recorded id, if still ours) and agents. */
-function clearPrevious(): void {
+function recordPid(name: string, pid: number): void {
+  fs.writeFileSync(pidFile, JSON.stringify({ ...readPids(dir), [name]: pid }));
+}
+
+function recordGroup(name: string, proc: ChildProcess): void {
+  recordPid(name, proc.pid!);
+}
+
+function cmdline(pid: number): string {
   try {
-    const pids: Record<string, number> = JSON.parse(fs.readFileSync(pidFile, 'utf8'));
-    for (const pid of Object.values(pids)) {
-      let cmd = '';
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Ends what killed demos left running: their process groups (by recorded id, if still ours), agents
+ * and mounts, then removes their folders. A folder whose demo still runs is left alone (refused when
+ * it is the one STRATA_DEMO_DIR names).
+ */
+function clearLeftovers(): void {
+  const tmp = os.tmpdir();
+  const dirs = process.env.STRATA_DEMO_DIR
+    ? [dir]
+    : fs
+        .readdirSync(tmp)
+        .filter((n) => n.startsWith(DIR_PREFIX))
+        .map((n) => path.join(tmp, n))
+        .filter((d) => d !== dir);
+  for (const d of dirs) {
+    const pids = readPids(d);
+    if (!pids) continue; // not recorded: not ours to judge
+    const owner = pids.demo;
+    if (owner && owner !== process.pid && cmdline(owner).includes('demo')) {
+      if (d === dir) throw new Error(`the demo with pid ${owner} runs in ${d}: stop it, or set another STRATA_DEMO_DIR`);
+      continue;
+    }
+    for (const [name, pid] of Object.entries(pids)) {
+      if (name === 'demo' || !(cmdline(pid).includes(ROOT) || cmdline(pid).includes(cli))) continue;
       try {
-        cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        process.kill(-pid, 'SIGKILL');
       } catch {
-        continue;
-      }
-      if (cmd.includes(ROOT) || cmd.includes(cli)) {
-        try {
-          process.kill(-pid, 'SIGKILL');
-        } catch {
-          /* gone */
-        }
+        /* gone */
       }
     }
-  } catch {
-    /* none recorded */
+    for (const who of peopleOf(d)) stopAgent(who);
+    unmountUnder(d);
+    if (d !== dir) fs.rmSync(d, { recursive: true, force: true });
+    else for (const e of fs.readdirSync(d)) fs.rmSync(path.join(d, e), { recursive: true, force: true });
   }
-  for (const who of people) stopAgent(who);
-  unmountUnder(dir);
-  fs.rmSync(dir, { recursive: true, force: true });
 }
 
 // ---- the steps --------------------------------------------------------------------------------------
 
-async function startRelay(secret: string): Promise<Group & { url: string }> {
-  const relay = await startGroup(process.execPath, [cli, 'relay', '--listen', '127.0.0.1:0', '--secret-file', secret], {
+async function startRelay(secret: string, port: number): Promise<Group & { url: string }> {
+  const relay = await startGroup(process.execPath, [cli, 'relay', '--listen', `127.0.0.1:${port}`, '--secret-file', secret], {
     env: process.env,
     cwd: dir,
     logFile: path.join(dir, 'relay.log'),
@@ -164,6 +193,18 @@ async function startRelay(secret: string): Promise<Group & { url: string }> {
   });
   recordGroup('relay', relay.proc);
   return Object.assign(relay, { url: relay.match[1] });
+}
+
+/** A port nothing listens on now (the relay's, chosen before the team file names it). */
+function anyFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
 }
 
 async function freePort(preferred: number): Promise<number> {
@@ -204,8 +245,9 @@ async function main(): Promise<void> {
   const missing = missingTools().filter((m) => !m.includes('Chromium') && !m.includes('playwright'));
   if (missing.length) throw new Error(missing.join('; '));
 
-  clearPrevious();
   fs.mkdirSync(dir, { recursive: true });
+  clearLeftovers();
+  recordPid('demo', process.pid);
   cleanups.push(() => {
     unmountUnder(dir);
     if (CHECK) fs.rmSync(dir, { recursive: true, force: true });
@@ -232,31 +274,43 @@ async function main(): Promise<void> {
       l.name,
       '--from',
       path.join(dir, 'layer-src', l.name),
+      '--map',
+      '/tools=/',
       '--version',
       l.version,
       '--description',
       `the tool, version ${l.version}`,
     );
-    strataShow(alice, 0, 'layer', 'unmap', l.name, '/');
-    strataShow(alice, 0, 'layer', 'map', l.name, '/tools', '/');
     const archive = path.join(dir, `${l.name}.tar.gz`);
     strata(alice, 'layer', 'export', l.name, archive);
     strata(bob, 'layer', 'import', archive);
   }
 
-  console.log('\n2. A standalone team relay, and the team file committed in the project (both layers in one swap slot)');
+  console.log('\n2. alice writes the team file (both layers in one swap slot) and a new secret; a standalone team relay');
   const secret = path.join(dir, 'team.secret');
-  fs.writeFileSync(secret, Buffer.from(Array.from({ length: 32 }, () => Math.floor(Math.random() * 256))).toString('hex') + '\n', {
-    mode: 0o600,
-  });
-  const relay = await startRelay(secret);
+  const relayUrl = `ws://127.0.0.1:${await anyFreePort()}`;
+  strata(
+    alice,
+    'team',
+    'init',
+    '--team',
+    TEAM,
+    '--relay',
+    relayUrl,
+    ...LAYERS.flatMap((l) => ['--layer', l.name]),
+    '--slot',
+    `${SLOT}=${LAYERS.map((l) => l.name).join(',')}`,
+    '--secret-file',
+    secret,
+    '--new-secret',
+  );
+  fs.copyFileSync(path.join(alice.project, 'strata.team.json'), path.join(bob.project, 'strata.team.json'));
+  console.log('  (bob gets strata.team.json with the project, and the secret over a safe channel)');
+  const relay = await startRelay(secret, Number(new URL(relayUrl).port));
   cleanups.push(() => relay.stop());
-  console.log(`  $ strata relay --listen 127.0.0.1:0 --secret-file ${secret}\n    ${relay.output().trim().split('\n')[0]}`);
-  const layers: Record<string, { digest: string; version: string }> = {};
-  for (const l of LAYERS) layers[l.name] = { digest: await digestLayerDir(path.join(alice.home, 'layers', l.name)), version: l.version };
-  const teamFile = { format: 1, team: TEAM, relays: [relay.url], layers, defaults: [], slots: { [SLOT]: LAYERS.map((l) => l.name) } };
-  for (const who of people) fs.writeFileSync(path.join(who.project, 'strata.team.json'), JSON.stringify(teamFile, null, 2) + '\n');
-  console.log(`  strata.team.json: team "${TEAM}", layers ${LAYERS.map((l) => l.name).join(', ')}, slot "${SLOT}"`);
+  console.log(
+    `  $ strata relay --listen 127.0.0.1:${new URL(relayUrl).port} --secret-file ${secret}\n    ${relay.output().trim().split('\n')[0]}`,
+  );
 
   // (The CLI reads strata.team.json itself and sends its text, so joining works before or after
   // the views are mounted over the checkouts.)
@@ -337,7 +391,8 @@ Try: the Strata view in the activity bar; F1 → "Strata: Swap Layer…" or "Str
 Bob's view follows alice's switches of team layers, and alice's VS Code follows bob's:
   STRATA_HOME=${bob.home} node ${cli} swap tool-3 tool-2
   cat ${path.join(bob.project, 'tools/bin/tool')}
-Ctrl-C stops code-server, the relay and both agents, and unmounts the views.`);
+Ctrl-C stops code-server, the relay and both agents, and unmounts the views; ${dir} stays
+for its logs until the next demo clears it.`);
   up = true;
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);

@@ -29,6 +29,8 @@ export const COMMANDS = {
   leaveTeam: 'strata.leaveTeam',
   showTeamHistory: 'strata.showTeamHistory',
   revertTeamChange: 'strata.revertTeamChange',
+  followTeam: 'strata.followTeam',
+  updateTeamFile: 'strata.updateTeamFile',
   showLog: 'strata.showLog',
   startAgent: 'strata.startAgent',
   restartAgent: 'strata.restartAgent',
@@ -52,6 +54,8 @@ export const ITEMS = {
   teamPeer: 'team.peer',
   teamRelay: 'team.relay',
   teamInfo: 'team.info',
+  teamHeld: 'team.held',
+  teamContentDrift: 'team.contentDrift',
 } as const;
 
 /** setContext keys used in `when` clauses. */

@@ -7,7 +7,7 @@
  */
 import * as vscode from 'vscode';
 import { StrataError } from '../shared/errors';
-import { AgentStatus, Method, Params, ProgressEvent, Result, StateEvent, TeamStatus } from '../protocol';
+import { AgentStatus, Method, Params, ProgressEvent, Result, StateEvent, TeamStatus, ViewChange } from '../protocol';
 import { Connection } from './connection';
 import { CONTEXT_KEYS, SETTINGS } from './constants';
 import { AgentLocation, locateAgent } from './home';
@@ -16,6 +16,13 @@ import { ProgressTracker } from './progress';
 
 export type Health = 'connecting' | 'connected' | 'down';
 export type Change = 'health' | 'status' | 'team';
+
+/** A change to what the views serve, as the agent announced it, with the status after it. */
+export interface ViewsChanged {
+  reason: string;
+  change: ViewChange;
+  after: AgentStatus;
+}
 
 /** Team status refreshes are coalesced: presence events come with every teammate's heartbeat. */
 const TEAM_REFRESH_MS = 150;
@@ -32,13 +39,19 @@ export class Ctx implements vscode.Disposable {
   private _team: TeamStatus | null = null;
   private progress: ProgressTracker | null = null;
   private teamTimer: NodeJS.Timeout | undefined;
+  /** Whether this window starts the agent when none answers (startup.ts decides). */
+  private startWanted = false;
   private readonly changes = new vscode.EventEmitter<Change>();
   /** Fired after the health, the agent status or the team status changed. */
   readonly onDidChange = this.changes.event;
+  private readonly viewChanges = new vscode.EventEmitter<ViewsChanged>();
+  /** Fired after the status, when a change touched what the views serve (a switch, an active layer's edit). */
+  readonly onDidChangeViews = this.viewChanges.event;
 
   constructor(readonly extension: vscode.ExtensionContext) {
     this.own(this.log);
     this.own(this.changes);
+    this.own(this.viewChanges);
     this.connection = this.newConnection();
     this.own(
       vscode.workspace.onDidChangeConfiguration((e) => {
@@ -116,9 +129,10 @@ export class Ctx implements vscode.Disposable {
 
   // ---- the agent -------------------------------------------------------------------------------
 
-  /** Connect (asynchronously), starting the bundled agent when none answers. */
-  start(): void {
-    this.connection.open(true).catch((e) => this.logger.error(`could not start the agent: ${(e as Error).message}`));
+  /** Connect (asynchronously); with `start`, start the bundled agent when none answers. */
+  start(start: boolean): void {
+    this.startWanted = start;
+    this.connection.open(start).catch((e) => this.logger.error(`could not start the agent: ${(e as Error).message}`));
   }
 
   /** Connect now, starting the agent if needed; rejects with the reason when it cannot. */
@@ -129,6 +143,11 @@ export class Ctx implements vscode.Disposable {
   /** Connect now if down (without starting anything). */
   reconnect(): Promise<void> {
     return this.connection.open(false);
+  }
+
+  /** Show the agent's progress events of `task` in `report` (a command's own notification) rather than in one of their own. */
+  claimProgress(task: string, report: vscode.Progress<{ message?: string; increment?: number }>): vscode.Disposable {
+    return this.progress?.claim(task, report) ?? { dispose: () => {} };
   }
 
   call<M extends Method>(method: M, params: Params<M>): Promise<Result<M>> {
@@ -194,7 +213,7 @@ export class Ctx implements vscode.Disposable {
     this.changes.fire('status');
     this.changes.fire('team');
     this.connection = this.newConnection();
-    this.start();
+    this.start(this.startWanted);
   }
 
   private onAgentEvent(e: StateEvent | ProgressEvent): void {
@@ -202,8 +221,9 @@ export class Ctx implements vscode.Disposable {
       this.progress?.handle(e);
       return;
     }
-    this.logger.trace(`state event: ${e.reason}`);
+    this.logger.trace(`state event: ${e.reason}${e.change ? ` (changed ${e.change.paths.join(' ')})` : ''}`);
     this.setStatus(e.status);
+    if (e.change) this.viewChanges.fire({ reason: e.reason, change: e.change, after: e.status });
     this.scheduleTeamRefresh();
   }
 

@@ -24,7 +24,23 @@ export function formatError(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+export interface Notice {
+  kind: 'error' | 'warning' | 'info';
+  message: string;
+  actions: Action[];
+  at: number;
+}
+
+const recent: Notice[] = [];
+
+/** The last notifications shown (newest last), for the extension-host tests: they cannot read the workbench's toasts. */
+export function recentNotices(): readonly Notice[] {
+  return recent;
+}
+
 export function showActions(kind: 'error' | 'warning' | 'info', message: string, actions: Action[]): void {
+  recent.push({ kind, message, actions, at: Date.now() });
+  if (recent.length > 50) recent.shift();
   const show =
     kind === 'error'
       ? vscode.window.showErrorMessage

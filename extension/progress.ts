@@ -7,6 +7,8 @@ import * as vscode from 'vscode';
 import { ProgressEvent } from '../protocol';
 import { Logger } from './log';
 
+export type { Step as ProgressStep };
+
 /** A task with no event for this long is over (pull events come per chunk, i.e. often). */
 const QUIET_MS = 5000;
 const DONE = /\b(imported|created|verified|failed)\b/;
@@ -24,11 +26,24 @@ interface Task {
 
 export class ProgressTracker implements vscode.Disposable {
   private readonly tasks = new Map<string, Task>();
+  /** Tasks a command shows in its own notification (an import it started): one notification, not two. */
+  private readonly claimed = new Map<string, vscode.Progress<Step>>();
 
   constructor(private readonly log: Logger) {}
 
+  /** Send the events of `task` to `report` instead of a notification of their own, until disposed. */
+  claim(task: string, report: vscode.Progress<Step>): vscode.Disposable {
+    this.claimed.set(task, report);
+    return { dispose: () => this.claimed.get(task) === report && this.claimed.delete(task) };
+  }
+
   handle(e: ProgressEvent): void {
     this.log.info(`${e.task}: ${e.message}${e.total ? ` (${e.done ?? 0}/${e.total})` : ''}`);
+    const claimed = this.claimed.get(e.task);
+    if (claimed) {
+      claimed.report({ message: e.message });
+      return;
+    }
     const task = this.tasks.get(e.task) ?? this.begin(e.task);
     const percent = e.total ? Math.min(100, Math.floor(((e.done ?? 0) / e.total) * 100)) : task.percent;
     const step = { message: e.message, increment: Math.max(0, percent - task.percent) };

@@ -75,3 +75,32 @@ export class TeamFileOffer implements vscode.Disposable {
     for (const s of this.subs) s.dispose();
   }
 }
+
+/**
+ * Write this agent's digests of `layers` into the team file and have the agent read it again, so an
+ * edited team layer is the team's version (commit the file to share it). Keeps the file's indent.
+ */
+export async function updateTeamFileDigests(ctx: Ctx, layers: readonly { layer: string; here: string }[]): Promise<vscode.Uri> {
+  const file = ctx.team?.teamFile;
+  if (!file) throw new StrataError('E_TEAM_NOT_JOINED', 'this agent is not in a team', 'Join one with "Strata: Join Team…".');
+  const uri = vscode.Uri.file(file);
+  const text = new TextDecoder().decode(await vscode.workspace.fs.readFile(uri));
+  let raw: { layers?: Record<string, { digest?: string }> };
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new StrataError('E_TEAM_INVALID', `${file}: ${(e as Error).message}`, 'Fix the team file.');
+  }
+  for (const { layer, here } of layers) {
+    const entry = raw.layers?.[layer];
+    if (!entry) throw new StrataError('E_TEAM_INVALID', `${file} does not list layer "${layer}"`, 'Add it to the team file first.');
+    entry.digest = here;
+  }
+  const { problems } = checkTeamFile(raw, file);
+  if (problems.length) throw new StrataError('E_TEAM_INVALID', problems.join('; '), 'Fix the team file.');
+  const indent = /\n([ \t]+)"/.exec(text)?.[1] ?? '  ';
+  const updated = JSON.stringify(raw, null, indent) + '\n';
+  await vscode.workspace.fs.writeFile(uri, new TextEncoder().encode(updated));
+  await ctx.call('team.reload', { teamText: updated });
+  return uri;
+}

@@ -49,6 +49,21 @@ export interface OpenFileHolder {
   path: string;
 }
 
+/** A process still holding a file that a switch replaced: it runs the old version until restarted. */
+export const StaleHolderSchema = obj({
+  pid: int(0),
+  command: str(),
+  /** The file, as an absolute path in the view. */
+  path: str(),
+  /** Where the file it holds came from: a layer, or null for the base folder. */
+  layer: v.nullable(str()),
+});
+export type StaleHolder = v.InferOutput<typeof StaleHolderSchema>;
+
+/** What a change did to the views: the view paths it touched (in every view) and who runs what was there before. */
+export const ViewChangeSchema = obj({ paths: strings, stale: list(StaleHolderSchema) });
+export type ViewChange = v.InferOutput<typeof ViewChangeSchema>;
+
 export const AgentStatusSchema = obj({
   protocol: int(0),
   pid: int(0),
@@ -70,10 +85,14 @@ export const TeamPeerInfoSchema = obj({
   active: v.nullable(strings),
   held: strings,
   busy: strings,
-  /** Team layers this peer runs that differ from the team's active set (+name / -name). */
+  /** Team layers this peer runs that differ from the team's active set (+name / -name) or from the team file's digest (~name). */
   drift: strings,
   lastSeen: num(),
 });
+/** `layer show`: the layer with its content digest, as strata.team.json pins it ("sha256:<hex>"). */
+export const LayerDetailSchema = v.intersect([LayerInfoSchema, obj({ digest: str() })]);
+export type LayerDetail = v.InferOutput<typeof LayerDetailSchema>;
+
 export type TeamPeerInfo = v.InferOutput<typeof TeamPeerInfoSchema>;
 
 export const TeamStatusSchema = obj({
@@ -83,14 +102,21 @@ export const TeamStatusSchema = obj({
   relays: v.optional(list(obj({ url: str(), state: str() }))),
   listen: v.optional(v.nullable(str())),
   teamFile: v.optional(str()),
+  /** The team layers (those the team file lists). */
+  teamLayers: v.optional(strings),
   /** The team's active set as the replicated registers say. */
   desired: v.optional(strings),
-  /** This agent's drift from it (+name: active here only, -name: missing here), with held layers. */
+  /**
+   * This agent's drift from it (+name: active here only, -name: missing here, ~name: content
+   * differs from the team file's digest), with held layers.
+   */
   drift: v.optional(strings),
   held: v.optional(strings),
   peers: v.optional(list(TeamPeerInfoSchema)),
-  /** The last decision made here and how many agents applied it. */
-  lastDecision: v.optional(obj({ id: str(), applied: count(), of: count() })),
+  /** The team's latest decision (by anyone), how many agents applied it, and the decision itself. */
+  lastDecision: v.optional(obj({ id: str(), applied: count(), of: count(), event: v.optional(TeamEventSchema) })),
+  /** Team layers whose content here differs from the team file's digest, with this agent's digest. */
+  contentDrift: v.optional(list(obj({ layer: str(), expected: str(), here: str() }))),
   /** Team layers missing here and being pulled. */
   pulling: v.optional(list(obj({ layer: str(), done: num(), total: num() }))),
 });
@@ -105,6 +131,15 @@ const P = {
   boolean: v.boolean('boolean'),
   strings: v.array(v.string('string[]'), 'string[]'),
   object: plainObject('object'),
+  mappings: v.array(
+    v.custom<{ original: string; destination: string }>((x) => {
+      if (typeof x !== 'object' || x === null || Array.isArray(x)) return false;
+      const keys = Object.keys(x);
+      const m = x as Record<string, unknown>;
+      return keys.length === 2 && typeof m.original === 'string' && typeof m.destination === 'string';
+    }, '{original, destination}[]'),
+    '{original, destination}[]',
+  ),
 };
 /** Params: exactly these (unknown keys are refused so typos do not pass silently). */
 function params<const E extends v.ObjectEntries>(entries: E) {
@@ -117,9 +152,17 @@ const opt = v.optional;
 export const METHODS = {
   status: { params: none, result: AgentStatusSchema },
   'layer.list': { params: none, result: list(LayerInfoSchema) },
-  'layer.show': { params: named, result: LayerInfoSchema },
+  'layer.show': { params: named, result: LayerDetailSchema },
   'layer.create': {
-    params: params({ name: P.string, from: P.string, priority: opt(P.number), version: opt(P.string), description: opt(P.string) }),
+    /** from: a folder or a .tar.gz/.tgz/.tar.xz/.txz/.zip archive; mappings replace the default "/" → "/". */
+    params: params({
+      name: P.string,
+      from: P.string,
+      priority: opt(P.number),
+      version: opt(P.string),
+      description: opt(P.string),
+      mappings: opt(P.mappings),
+    }),
     result: LayerInfoSchema,
   },
   'layer.rm': { params: named, result: obj({ removed: str() }) },
@@ -134,6 +177,7 @@ export const METHODS = {
   'layer.validate': { params: params({ spec: opt(v.unknown()) }), result: obj({ problems: list(ErrorInfoSchema) }) },
   'layer.reset': { params: named, result: LayerInfoSchema },
   'layer.export': {
+    /** Progress events (task "export NAME") count the archive's bytes. */
     params: params({ name: P.string, file: P.string }),
     result: obj({ file: str(), bytes: count(), sha256: str() }),
   },
@@ -146,7 +190,8 @@ export const METHODS = {
     result: obj({ active: strings, decision: v.optional(str()) }),
   },
   deactivate: { params: params({ names: P.strings, force: opt(P.boolean) }), result: obj({ active: strings }) },
-  swap: { params: params({ old: P.string, new: P.string }), result: obj({ active: strings }) },
+  /** force: as deactivate's, switch even while files of OLD are open. */
+  swap: { params: params({ old: P.string, new: P.string, force: opt(P.boolean) }), result: obj({ active: strings }) },
   'team.join': {
     /** teamText: the team file's content, read by the client (the agent never reads inside its views). */
     params: params({
@@ -165,9 +210,12 @@ export const METHODS = {
   'team.revert': { params: params({ id: P.string }), result: obj({ decision: str(), active: strings }) },
   /** Keep a team layer as this agent has it (hold: true) or follow the team again (false). */
   'team.hold': { params: params({ name: P.string, hold: P.boolean }), result: TeamStatusSchema },
+  /** Read the team file again (its text sent by the client, as at join): new digests, defaults and slots apply at once. */
+  'team.reload': { params: params({ teamText: opt(P.string) }), result: TeamStatusSchema },
   /** Start receiving `StateEvent`s on this connection. */
   subscribe: { params: none, result: AgentStatusSchema },
-  'agent.stop': { params: none, result: obj({ stopping: v.literal(true, 'must be true') }) },
+  /** keepViews: the views keep serving (their servers run on) for the next agent to reconnect. */
+  'agent.stop': { params: params({ keepViews: opt(P.boolean) }), result: obj({ stopping: v.literal(true, 'must be true') }) },
 };
 type MethodSchemas = typeof METHODS;
 export type Method = keyof MethodSchemas;
@@ -195,8 +243,16 @@ export const ResponseSchema = v.variant('ok', [
 ]);
 export type Response = v.InferOutput<typeof ResponseSchema>;
 
-/** Pushed to subscribers after every change; carries the whole status (small, and never stale). */
-export const StateEventSchema = tagged({ event: v.literal('state'), reason: str(), status: AgentStatusSchema });
+/**
+ * Pushed to subscribers after every change; carries the whole status (small, and never stale), and
+ * for a change to what the views serve (a switch, an active layer's edit) what it changed there.
+ */
+export const StateEventSchema = tagged({
+  event: v.literal('state'),
+  reason: str(),
+  status: AgentStatusSchema,
+  change: v.optional(ViewChangeSchema),
+});
 export type StateEvent = v.InferOutput<typeof StateEventSchema>;
 
 /** Pushed to subscribers during long work (importing or pulling a layer). */

@@ -22,7 +22,7 @@ export const ErrorCodes = [
   'E_VIEW_UNKNOWN',
   'E_VIEW_INVALID', // base or mountpoint unusable
   'E_MOUNT_FAILED',
-  'E_NATIVE_MISSING', // the FUSE addon is not built
+  'E_NATIVE_MISSING', // the view server (strata-viewd) is not built
   'E_ARCHIVE', // export/import problem
   'E_AGENT_UNAVAILABLE', // cannot reach or start the agent
   'E_TEAM_NOT_JOINED',

@@ -5,6 +5,7 @@ import * as path from 'path';
 import { spawn } from 'child_process';
 import { ErrorInfo, Method, Params, ProgressEvent, Result, StateEvent, checkIncoming, checkResult } from '../protocol';
 import { StrataError } from './errors';
+import { checkRuntimeDir, checkSocketOwner } from './paths';
 
 export class AgentClient {
   private socket: net.Socket | null = null;
@@ -93,13 +94,34 @@ export function fromInfo(info: ErrorInfo): StrataError {
   return new StrataError(info.code, info.message, info.hint);
 }
 
+/**
+ * Connect only to an agent of ours: the runtime folder is checked before connecting (so a fake
+ * agent sees nothing) and again after, with the socket's owner, in case it appeared in between.
+ * Null when nothing serves the socket; throws when the folder or socket is not safe.
+ */
 async function tryConnect(sock: string): Promise<AgentClient | null> {
+  const dir = path.dirname(sock);
+  if (!checkRuntimeDir(dir)) return null;
   const c = new AgentClient(sock);
   try {
     await c.connect();
-    return c;
   } catch {
     return null;
+  }
+  try {
+    if (!checkRuntimeDir(dir)) throw new StrataError('E_AGENT_UNAVAILABLE', `${dir} vanished while connecting to the agent`);
+    checkSocketOwner(sock);
+  } catch (e) {
+    c.close();
+    throw e;
+  }
+  return c;
+}
+
+/** Nothing serves the socket (as opposed to a socket or folder refused as unsafe). */
+export class NoAgent extends StrataError {
+  constructor(socket: string) {
+    super('E_AGENT_UNAVAILABLE', `no agent is serving ${socket}`, 'Start one with "strata agent start".');
   }
 }
 
@@ -117,9 +139,7 @@ export async function connectOrStart(opts: {
 }): Promise<AgentClient> {
   const existing = await tryConnect(opts.socket);
   if (existing) return existing;
-  if (!opts.start) {
-    throw new StrataError('E_AGENT_UNAVAILABLE', `no agent is serving ${opts.socket}`, 'Start one with "strata agent start".');
-  }
+  if (!opts.start) throw new NoAgent(opts.socket);
   const child = startDetached(opts.home, opts.agentScript, opts.env);
   let exited: number | null = null;
   child.once('exit', (code) => (exited = code ?? 1));
@@ -145,8 +165,10 @@ export function logFile(home: string): string {
 }
 
 export function startDetached(home: string, agentScript: string, env: NodeJS.ProcessEnv = process.env) {
-  fs.mkdirSync(home, { recursive: true });
-  const out = fs.openSync(logFile(home), 'a');
+  fs.mkdirSync(home, { recursive: true, mode: 0o700 });
+  // The log names layers, paths and peers: private, like everything in STRATA_HOME.
+  const out = fs.openSync(logFile(home), 'a', 0o600);
+  fs.fchmodSync(out, 0o600);
   const child = spawn(process.execPath, [agentScript], {
     detached: true,
     stdio: ['ignore', out, out],

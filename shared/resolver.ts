@@ -1,7 +1,8 @@
 /**
  * The pure path-resolution core. No fs, fuse or socket imports: given the active layers' rules, a
- * view path resolves to the chain of places that may hold it. The FUSE view (daemon/fuse/viewfs.ts)
- * walks that chain with real system calls.
+ * view path resolves to the chain of places that may hold it. The view server walks that chain in
+ * C (daemon/fuse/viewd/resolve.c) from a table compiled from these rules (daemon/fuse/ruletable.ts);
+ * a test checks that the two resolve alike.
  *
  * Within one layer, rules apply in this order: an exclude punches a hole (the layer is transparent
  * there), a delete entry hides the path and everything below it, otherwise the longest mapping

@@ -366,12 +366,12 @@ export function showProblems(form: HTMLElement, problems: readonly FieldProblem[
   form.querySelectorAll<HTMLElement>('[data-input-for]').forEach((el) => el.removeAttribute('aria-invalid'));
   for (const p of problems) {
     const slot = slots.get(slotFor(p.field, (f) => slots.has(f)));
+    // In words; the agent's code (for a search or a bug report) in the tooltip.
     slot?.append(
       h(
         'div',
-        {},
+        { title: p.code, 'data-code': p.code },
         p.field && slotFor(p.field, (f) => slots.has(f)) !== p.field ? `${p.field}: ${p.message}` : p.message,
-        h('span', { class: 'code' }, ` ${p.code}`),
       ),
     );
     form.querySelector(`[data-input-for="${CSS.escape(p.field)}"]`)?.setAttribute('aria-invalid', 'true');

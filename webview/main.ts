@@ -171,6 +171,7 @@ class Editor {
       }
       return;
     }
+    const another = model !== null && model.name !== m.layer.name;
     const keep = !model && this.restored && this.restored.name === m.layer.name ? this.restored.draft : null;
     this.loaded = m.layer;
     this.dirty = keep !== null;
@@ -187,6 +188,8 @@ class Editor {
       newDelete: '',
     };
     this.render();
+    // Another layer starts at its top, not where the last one was scrolled to.
+    if (another) window.scrollTo(0, 0);
     if (keep) {
       this.status('Unsaved changes restored');
       this.validateSoon();

@@ -3,9 +3,10 @@ import * as path from 'path';
 import { connectOrStart, logFile } from '../../shared/client';
 import { StrataError } from '../../shared/errors';
 import { pidAlive } from '../../shared/paths';
-import { Command } from '../command';
+import { AgentStopped, Command } from '../command';
 import { runForeground } from '../foreground';
 import { statusText } from '../output';
+import { equalPriorityOverlaps } from '../../shared/overlaps';
 
 export const agentCommands: Command[] = [
   {
@@ -54,11 +55,15 @@ export const agentCommands: Command[] = [
   {
     name: 'agent stop',
     synopsis: 'unmount every view and stop the agent',
-    description: 'Unmounts every view and stops the agent, and waits until its process is gone.',
+    description:
+      'Unmounts every view and stops the agent, and waits until its process is gone. With --keep-views the\n' +
+      'views keep serving (shells and editors inside them go on working) and the next agent takes them over.',
     positionals: [],
-    options: {},
-    examples: ['strata agent stop'],
-    async action(_a, ctx) {
+    options: {
+      'keep-views': { type: 'boolean', description: 'leave the views mounted and serving, for the next agent' },
+    },
+    examples: ['strata agent stop', 'strata agent stop --keep-views   # restart without disturbing the views'],
+    async action(a, ctx) {
       const c = await connectOrStart({
         home: ctx.home,
         socket: ctx.socket,
@@ -72,7 +77,7 @@ export const agentCommands: Command[] = [
       let pid: number;
       try {
         pid = (await c.call('status', {})).pid;
-        await c.call('agent.stop', {}).catch(() => {});
+        await c.call('agent.stop', a.flag('keep-views') ? { keepViews: true } : {}).catch(() => {});
       } finally {
         c.close();
       }
@@ -93,14 +98,25 @@ export const agentCommands: Command[] = [
   {
     name: 'status',
     synopsis: 'agent, active layers, views',
-    description: "Shows the agent's pid and home, the active layers, the number of layers and every view.",
+    description:
+      "Shows the agent's pid and home, the active layers, the number of layers and every view. It never\n" +
+      'starts the agent: when it is not running, it says so and exits with status 3.',
     positionals: [],
     options: {},
     examples: ['strata status', 'strata status --json'],
+    readOnly: true,
     async action(_a, ctx) {
-      const c = await ctx.agent();
+      const c = await ctx.agent().catch((e) => {
+        if (e instanceof AgentStopped) return null;
+        throw e;
+      });
+      if (!c) {
+        ctx.print({ running: false, home: ctx.home }, `agent stopped (home ${ctx.home}); "strata agent start" starts it`);
+        return AgentStopped.EXIT;
+      }
       const s = await c.call('status', {});
-      ctx.print(s, statusText(s));
+      const overlaps = equalPriorityOverlaps(s.layers);
+      ctx.print({ running: true, ...s, overlaps }, statusText(s, overlaps));
       return 0;
     },
   },

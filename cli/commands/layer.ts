@@ -1,8 +1,10 @@
 /** layer create, list, show, rm, map, unmap, exclude, hide, reset, export, import. */
 import * as path from 'path';
 import { LayerInfo } from '../../protocol';
-import { Command, Context } from '../command';
-import { layerLine, showLayer } from '../output';
+import { Command, Context, UsageError } from '../command';
+import { layerLine, overlapsOf, showLayer } from '../output';
+import { equalPriorityOverlaps } from '../../shared/overlaps';
+import { withProgress } from '../progress';
 
 const NAME = { name: 'NAME' };
 
@@ -33,36 +35,59 @@ function ruleCommand(
 export const layerCommands: Command[] = [
   {
     name: 'layer create',
-    synopsis: 'capture DIR as a layer',
+    synopsis: 'capture a folder or an archive as a layer',
     description:
-      'Copies DIR into the layer store as a new layer. A new layer maps its whole tree over the view\n' +
-      'root; "strata layer unmap NAME /" and "strata layer map" narrow that.',
+      'Copies DIR, or unpacks ARCHIVE (.tar.gz, .tgz, .tar.xz, .txz, .zip), into the layer store as a new\n' +
+      'layer. An archive whose entries all sit in one folder (node-v20.11.0-linux-x64/...) gives the layer\n' +
+      "that folder's content. Without --map the layer maps its whole tree over the view root (/ -> /);\n" +
+      'each --map ORIGINAL=DESTINATION redirects view path ORIGINAL to DESTINATION inside the layer instead.',
     positionals: [NAME],
     options: {
-      from: { type: 'string', value: 'DIR', required: true, description: 'the folder to capture' },
+      from: { type: 'string', value: 'DIR|ARCHIVE', required: true, description: 'the folder or archive to capture' },
+      map: {
+        type: 'string',
+        value: 'ORIGINAL=DESTINATION',
+        multiple: true,
+        description: 'a mapping, instead of / -> / (repeatable)',
+      },
       priority: { type: 'integer', value: 'N', description: 'wins over active layers of lower priority' },
       version: { type: 'string', value: 'V', description: 'shown next to the name' },
       description: { type: 'string', value: 'TEXT', description: 'what the layer holds' },
     },
-    examples: ['strata layer create node20 --from /opt/node-v20 --version 20.11.0'],
+    examples: [
+      'strata layer create node20 --from node-v20.11.0-linux-x64.tar.xz --map /tools/node=/ --version 20.11.0',
+      'strata layer create jdk21 --from /opt/jdk-21 --map /tools/java=/',
+    ],
     async action(a, ctx) {
       const [name] = a.positionals;
       const from = path.resolve(a.string('from')!);
-      const c = await ctx.agent();
-      process.stderr.write(`capturing ${from} as layer ${name}...\n`);
-      const l = await c.call('layer.create', {
-        name,
-        from,
-        priority: a.integer('priority'),
-        version: a.string('version'),
-        description: a.string('description'),
+      const mappings = a.strings('map').map((m) => {
+        const eq = m.indexOf('=');
+        if (eq <= 0) throw new UsageError(`--map ${m}: expected ORIGINAL=DESTINATION, like /tools/node=/`, this);
+        return { original: m.slice(0, eq), destination: m.slice(eq + 1) };
       });
-      ctx.print(l, `created layer ${l.name} ${l.version}`);
+      const c = await ctx.agent();
+      const l = await withProgress(
+        c,
+        `create ${name}`,
+        () => process.stderr.write(`capturing ${from} as layer ${name}...\n`),
+        () =>
+          c.call('layer.create', {
+            name,
+            from,
+            priority: a.integer('priority'),
+            version: a.string('version'),
+            description: a.string('description'),
+            ...(mappings.length ? { mappings } : {}),
+          }),
+      );
+      ctx.print(l, `created layer ${l.name} ${l.version}: ${l.mappings.map((m) => `${m.original} -> ${m.destination}`).join(', ')}`);
       return 0;
     },
   },
   {
     name: 'layer list',
+    readOnly: true,
     synopsis: 'every layer; * marks the active ones',
     description: 'Lists every layer with its version, priority and number of mappings; * marks the active ones.',
     positionals: [],
@@ -76,14 +101,19 @@ export const layerCommands: Command[] = [
   },
   {
     name: 'layer show',
+    readOnly: true,
     synopsis: "one layer's rules and size",
-    description: 'Shows a layer: version, priority, description, writable bytes, mappings, excludes and delete entries.',
+    description:
+      'Shows a layer: version, priority, description, writable bytes, its content digest (as strata.team.json\n' +
+      'pins it: "strata team add" writes it there), mappings, excludes and delete entries.',
     positionals: [NAME],
     options: {},
     examples: ['strata layer show node20'],
     async action(a, ctx) {
-      const l = await (await ctx.agent()).call('layer.show', { name: a.positionals[0] });
-      ctx.print(l, showLayer(l));
+      const c = await ctx.agent();
+      const l = await c.call('layer.show', { name: a.positionals[0] });
+      const overlaps = overlapsOf(equalPriorityOverlaps(await c.call('layer.list', {})), [l.name]);
+      ctx.print({ ...l, overlaps }, showLayer(l, overlaps));
       return 0;
     },
   },
@@ -154,7 +184,13 @@ export const layerCommands: Command[] = [
     examples: ['strata layer export node20 node20.tar.gz'],
     async action(a, ctx) {
       const [name, file] = a.positionals;
-      const r = await (await ctx.agent()).call('layer.export', { name, file: path.resolve(file) });
+      const c = await ctx.agent();
+      const r = await withProgress(
+        c,
+        `export ${name}`,
+        () => process.stderr.write(`exporting ${name} to ${path.resolve(file)}...\n`),
+        () => c.call('layer.export', { name, file: path.resolve(file) }),
+      );
       ctx.print(r, `exported ${name} to ${r.file} (${r.bytes} bytes, sha256 ${r.sha256})`);
       return 0;
     },
@@ -169,8 +205,12 @@ export const layerCommands: Command[] = [
     async action(a, ctx) {
       const file = path.resolve(a.positionals[0]);
       const c = await ctx.agent();
-      process.stderr.write(`importing ${file}...\n`);
-      const l = await c.call('layer.import', { file });
+      const l = await withProgress(
+        c,
+        `import ${path.basename(file)}`,
+        () => process.stderr.write(`importing ${file}...\n`),
+        () => c.call('layer.import', { file }),
+      );
       ctx.print(l, `imported layer ${l.name} ${l.version}`);
       return 0;
     },

@@ -5,13 +5,7 @@ import { TEAM_FILE } from '../../protocol';
 import { StrataError } from '../../shared/errors';
 import { Command } from '../command';
 import { activeText, eventLine, teamText } from '../output';
-
-function findUp(dir: string, name: string): string | null {
-  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
-    if (fs.existsSync(path.join(d, name))) return path.join(d, name);
-    if (path.dirname(d) === d) return null;
-  }
-}
+import { findTeamFileUp } from '../../shared/teamfile';
 
 function holdCommand(hold: boolean): Command {
   const name = hold ? 'hold' : 'follow';
@@ -55,7 +49,7 @@ export const teamCommands: Command[] = [
     },
     examples: ['strata team join ws://127.0.0.1:7450 --secret-file team.secret --name alice'],
     async action(a, ctx) {
-      const teamFile = a.string('team-file') ?? findUp(process.cwd(), TEAM_FILE);
+      const teamFile = a.string('team-file') ?? findTeamFileUp(process.cwd());
       if (!teamFile)
         throw new StrataError(
           'E_TEAM_INVALID',
@@ -95,6 +89,7 @@ export const teamCommands: Command[] = [
   },
   {
     name: 'team status',
+    readOnly: true,
     synopsis: 'peers, drift, acknowledgements',
     description: 'Shows the team, its relays, the team\'s active set, drift here, the last decision ("applied on 3 of 4") and every peer.',
     positionals: [],
@@ -108,6 +103,7 @@ export const teamCommands: Command[] = [
   },
   {
     name: 'team history',
+    readOnly: true,
     synopsis: "the team's decisions, with their IDs",
     description: "Lists the team's decisions: ID, time, who, and what each switched.",
     positionals: [],

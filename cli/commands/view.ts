@@ -21,6 +21,7 @@ export const viewCommands: Command[] = [
   },
   {
     name: 'view list',
+    readOnly: true,
     synopsis: 'every view and its state',
     description: 'Lists every view: its base, where it is served, and its state.',
     positionals: [],

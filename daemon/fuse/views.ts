@@ -1,40 +1,53 @@
 /**
- * The views: one FUSE mount each, over its base folder (in place) or beside it (--at). Mounting,
- * unmounting, the checks that keep views apart from each other and from the layer store, kernel
- * cache invalidation after a switch, and who holds files open in them.
+ * The views: one strata-viewd process each (viewserver.ts), mounted over its base folder (in
+ * place) or beside it (--at). The agent starts or finds each view's server, pushes it the rule
+ * table of the active layers on every change, asks it who holds files open, and tells it to
+ * unmount. A server lives in a session of its own: the views outlive the agent, and the next
+ * agent reconnects to them.
  */
 import * as fs from 'fs';
 import * as fsp from 'fs/promises';
 import * as path from 'path';
-import { OpenFileHolder, ViewInfo } from '../../protocol';
+import { OpenFileHolder, StaleHolder, ViewInfo } from '../../protocol';
 import { StrataError } from '../../shared/errors';
 import { isInside } from '../../shared/paths';
+import { isUnder } from '../../shared/resolver';
 import { LayerCatalog } from '../catalog';
 import { Queue } from '../queue';
 import { StateFile } from '../statefile';
-import { ViewFs } from './viewfs';
-import { fuseHandlers } from './handlers';
+import { compileRuleTable, pctDecode } from './ruletable';
+import { ViewdControl, ViewdError } from './viewdctl';
 import { detach, strataMountAt } from './mounts';
 import { liveHolders } from './proc';
-import * as native from './native';
+import { Attached, CONTROL_TIMEOUT_MS, attach, serverAlive, socketFor, socketsByCommandLine, startServer, viewsDir } from './viewserver';
 
 interface View {
   base: string;
   mountpoint: string;
   inPlace: boolean;
-  baseFd: number | null;
-  fs: ViewFs;
-  mount: native.FuseMount | null;
+  /** The control connection while the view is served; null when it failed or its server is gone. */
+  ctl: ViewdControl | null;
+  pid: number;
+  /** The generation of the last table the server took. */
+  generation: number;
+  /** The server did not answer in time: left out of changes until it does. */
+  stuck?: boolean;
   error?: string;
+  /** When its server was last restarted after dying, to stop a crash loop. */
+  recoveredAt?: number;
 }
 
 export interface ViewsOptions {
   /** The layer store's home: an in-place view must not cover it. */
   home: string;
-  /** The mounts' fsname, unique per home: how a stale mount of ours is recognised. */
+  /** The agent's runtime folder (0700): the servers' control sockets live below it. */
+  runtime: string;
+  /** The mounts' fsname, unique per home: how a mount of ours is recognised. */
   fsname: string;
   /** Kernel cache timeouts (seconds); switches invalidate explicitly. */
   cacheTimeout: number;
+  /** The servers append their log here. */
+  logFile: string;
   queue: Queue;
   state: StateFile;
   catalog: LayerCatalog;
@@ -42,33 +55,46 @@ export interface ViewsOptions {
   log: (msg: string) => void;
 }
 
+/** A server that died again this soon after being restarted is left down. */
+const RECOVER_INTERVAL_MS = 10000;
+
 export class Views {
   private views = new Map<string, View>();
+  private stopping = false;
+  private busy: { at: number; layers: Set<string>; refreshing: boolean } = { at: 0, layers: new Set(), refreshing: false };
 
   constructor(private readonly o: ViewsOptions) {}
 
-  /** Mount the views state.json lists; one that fails stays listed, with its error. */
+  /** Serve the views state.json lists (reconnecting to servers that still run); one that fails stays listed, with its error. */
   async restore(): Promise<void> {
     for (const v of this.o.state.data.views) {
+      const mountpoint = realMountpoint(v.at ?? v.base);
+      const view: View = { base: v.base, mountpoint, inPlace: !v.at, ctl: null, pid: 0, generation: 0 };
+      this.views.set(v.base, view);
       try {
-        await this.mount(v.base, v.at);
+        await this.serve(view);
       } catch (e) {
-        this.o.log(`[agent] view ${v.base} could not be mounted: ${(e as Error).message}`);
-        this.views.set(v.base, {
-          base: v.base,
-          mountpoint: v.at ?? v.base,
-          inPlace: !v.at,
-          baseFd: null,
-          mount: null,
-          fs: this.newViewFs(v.base),
-          error: (e as Error).message,
-        });
+        view.error = (e as Error).message;
+        this.o.log(`[agent] view ${v.base} could not be mounted: ${view.error}`);
       }
     }
   }
 
-  async stop(): Promise<void> {
-    for (const v of this.views.values()) await this.unmount(v);
+  /**
+   * The agent stops: unmount every view (each server unmounts and exits), or with `keepViews`
+   * only let go of them: they keep serving the last table until an agent reconnects.
+   */
+  async stop(keepViews = false): Promise<void> {
+    this.stopping = true;
+    for (const v of this.views.values()) {
+      if (keepViews) {
+        v.ctl?.close();
+        if (v.ctl) this.o.log(`[view] ${v.mountpoint} keeps serving (server pid ${v.pid})`);
+        v.ctl = null;
+      } else {
+        await this.unmount(v);
+      }
+    }
   }
 
   add(baseIn: string, atIn?: string): Promise<ViewInfo> {
@@ -101,7 +127,10 @@ export class Views {
           throw new StrataError('E_VIEW_INVALID', `${at ?? base} overlaps the view mounted at ${v.mountpoint}`, 'Views may not nest.');
         }
       }
-      const view = await this.mount(base, at);
+      if (at) await fsp.mkdir(at, { recursive: true });
+      const view: View = { base, mountpoint: realMountpoint(at ?? base), inPlace: !at, ctl: null, pid: 0, generation: 0 };
+      await this.serve(view);
+      this.views.set(base, view);
       this.o.state.data.views.push(at ? { base, at } : { base });
       await this.o.state.save();
       this.o.emit('view-added');
@@ -128,13 +157,13 @@ export class Views {
   }
 
   /**
-   * Refuse a client-given path inside one of this agent's views: reading it would send the agent
-   * a FUSE request that only its own (busy) thread could answer.
+   * Refuse a client-given path inside one of this agent's views: what the agent would read or
+   * write there depends on the active layers (a layer's writable sublayer, or the base).
    */
   assertOutside(p: string, what: string): void {
     const abs = path.resolve(p);
     for (const v of this.views.values()) {
-      if (v.mount && isInside(abs, v.mountpoint)) {
+      if (v.ctl && isInside(abs, v.mountpoint)) {
         throw new StrataError(
           'E_BAD_REQUEST',
           `${what} ${abs} is inside the view at ${v.mountpoint}, which this agent serves`,
@@ -149,120 +178,305 @@ export class Views {
     return [...this.views.values()].find((v) => isInside(p, v.mountpoint))?.mountpoint;
   }
 
-  /** Drop what the kernel caches under the given view paths, in every mounted view. */
-  async invalidate(prefixes: string[]): Promise<void> {
-    if (!prefixes.length) return;
-    await Promise.all(
-      [...this.views.values()].map(async (v) => {
-        if (!v.mount) return;
-        const paths = v.fs.invalidationSet([...new Set(prefixes)]);
-        await v.mount.invalidate(paths);
-      }),
+  /**
+   * Push the table of the active layers to every served view and wait until each has
+   * invalidated what changed. When one refuses it or does not answer, `undo` restores the
+   * previous rules, the views are given those again, and the failure is thrown: a change is
+   * applied to every view or to none. A server that dies meanwhile is no failure: it is restarted
+   * with the current table.
+   */
+  async apply(undo?: () => Promise<void>): Promise<void> {
+    const failures = (await Promise.all([...this.views.values()].map((v) => this.push(v)))).filter((f) => f !== null);
+    if (!failures.length) return;
+    if (undo) {
+      await undo();
+      const again = (await Promise.all([...this.views.values()].map((v) => this.push(v)))).filter((f) => f !== null);
+      for (const f of again) this.o.log(`[view] restoring the previous rules failed: ${f}`);
+    }
+    throw new StrataError(
+      'E_MOUNT_FAILED',
+      `a view did not take the change: ${failures.join('; ')}`,
+      undo
+        ? 'Nothing was switched. See the agent log, then try again.'
+        : 'See the agent log; "strata view rm" and "view add" restart the view.',
     );
   }
 
   /** Processes holding files of these layers open, in any view. */
-  holders(names: string[]): OpenFileHolder[] {
-    const set = new Set(names);
-    return [...this.views.values()].flatMap((v) =>
-      liveHolders(v.fs.holders(set).map((o) => ({ pid: o.pid, file: path.join(v.mountpoint, o.path) }))),
-    );
+  async holders(names: string[]): Promise<OpenFileHolder[]> {
+    return (await this.openFiles(new Set(names))).map((o) => o.holder);
   }
 
-  private newViewFs(baseRoot: string): ViewFs {
-    const c = this.o.catalog;
-    return new ViewFs(
-      baseRoot,
-      c.places(),
-      () => c.resolver(),
-      () => c.watched(),
-      (m) => this.o.log(m),
-    );
+  /** Of these layers, those with files open in any view. */
+  async busyLayers(names: string[]): Promise<string[]> {
+    const open = new Set((await this.openFiles(new Set(names))).map((o) => o.layer));
+    return names.filter((n) => open.has(n));
   }
 
-  private async mount(base: string, at?: string): Promise<View> {
-    const loaded = native.nativeAvailable();
-    if (!loaded.ok) {
-      throw new StrataError(
-        'E_NATIVE_MISSING',
-        `the FUSE addon is not available: ${loaded.error}`,
-        'Install libfuse3-dev and fuse3, then run "npm ci" to build it.',
-      );
+  /**
+   * Processes holding files under `prefixes` that a change replaced: opened from a place (a layer,
+   * or the base) that no longer serves that path. They run the old version until restarted.
+   */
+  async staleHolders(prefixes: string[]): Promise<StaleHolder[]> {
+    if (!prefixes.length) return [];
+    const out = new Map<string, StaleHolder>();
+    for (const v of this.views.values()) {
+      if (!v.ctl || v.stuck) continue;
+      const ctl = v.ctl;
+      const open = await ctl.openFiles(CONTROL_TIMEOUT_MS).catch(() => []);
+      for (const f of open) {
+        const rel = f.path.toString('utf8');
+        if (!prefixes.some((p) => isUnder(rel, p))) continue;
+        const now = await this.servingLayer(ctl, f.path).catch(() => undefined);
+        if (now === undefined || now === f.layer) continue;
+        for (const h of liveHolders([{ pid: f.pid, file: path.join(v.mountpoint, rel) }]))
+          out.set(`${h.pid}:${h.path}`, { ...h, layer: f.layer });
+      }
     }
-    const mountpoint = at ?? base;
-    // A killed agent leaves its mount answering ENOTCONN: clear it before touching the path.
-    if (strataMountAt(mountpoint, this.o.fsname)) {
-      this.o.log(`[view] clearing a stale mount at ${mountpoint}`);
-      await detach(mountpoint);
+    return [...out.values()];
+  }
+
+  /** The layer that serves a view path now (the first source in the server's chain that exists), null for the base. */
+  private async servingLayer(ctl: ViewdControl, viewPath: Buffer): Promise<string | null> {
+    const fields = (await ctl.resolve(viewPath)).split(' ').slice(3);
+    for (const src of fields) {
+      const m = /^([wf]):([^:]+):(.*)$/.exec(src);
+      if (!m) return null;
+      const dir = m[1] === 'w' ? this.o.catalog.writableDir(m[2]) : this.o.catalog.filesDir(m[2]);
+      const where = Buffer.concat([Buffer.from(dir + '/'), pctDecode(m[3])]);
+      if (
+        await fsp.lstat(where).then(
+          () => true,
+          () => false,
+        )
+      )
+        return m[2];
     }
-    const st = await fsp.stat(base).catch((e) => {
-      throw new StrataError('E_VIEW_INVALID', `view base ${base}: ${(e as Error).message}`, 'Give an existing folder.');
-    });
-    if (!st.isDirectory()) throw new StrataError('E_VIEW_INVALID', `view base ${base} is not a directory`, 'Give an existing folder.');
-    let baseFd: number | null = null;
-    let baseRoot = base;
-    if (!at) {
-      // Open the base before mounting over it: the agent reaches the shadowed files through this fd.
-      baseFd = fs.openSync(base, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-      baseRoot = `/proc/self/fd/${baseFd}`;
-    } else {
-      await fsp.mkdir(at, { recursive: true });
+    return null;
+  }
+
+  /**
+   * The layers with files open, as last seen (at most about a second old when asked often): for
+   * the team's presence, which is built synchronously. Asking refreshes it in the background.
+   */
+  busySeen(): ReadonlySet<string> {
+    const b = this.busy;
+    if (!b.refreshing && Date.now() - b.at > 1000) {
+      b.refreshing = true;
+      this.openFiles(new Set(this.o.catalog.all().map((s) => s.name)))
+        .then((open) => (b.layers = new Set(open.map((o) => o.layer))))
+        .catch(() => {})
+        .finally(() => {
+          b.at = Date.now();
+          b.refreshing = false;
+        });
     }
-    const vfs = this.newViewFs(baseRoot);
-    const timeout = this.o.cacheTimeout;
-    let mount: native.FuseMount;
-    try {
-      mount = native.mount(mountpoint, fuseHandlers(vfs), {
-        fsname: this.o.fsname,
-        subtype: 'strata',
-        allowOther: process.getuid?.() === 0,
-        entryTimeout: timeout,
-        attrTimeout: timeout,
-        negativeTimeout: timeout,
-        kernelCache: true,
-        useIno: true,
-        onExit: (reason) => {
-          const v = this.views.get(base);
-          if (v && v.mount === mount) {
-            v.mount = null;
-            v.error = `unmounted from outside (${reason})`;
-            this.o.log(`[view] ${mountpoint} ended: ${reason}`);
-            this.o.emit('view-lost');
-          }
-        },
+    return b.layers;
+  }
+
+  /**
+   * Files of these layers open in any view, as the servers report them, each checked against
+   * /proc: the kernel tells a server of a close only after close() returns.
+   */
+  private async openFiles(layers: ReadonlySet<string>): Promise<{ layer: string; holder: OpenFileHolder }[]> {
+    const per = await Promise.all(
+      [...this.views.values()].map(async (v) => {
+        if (!v.ctl || v.stuck) return [];
+        const open = await v.ctl.openFiles(CONTROL_TIMEOUT_MS).catch((e: Error) => {
+          this.o.log(`[view] open files of ${v.mountpoint}: ${e.message}`);
+          return [];
+        });
+        return open.flatMap((f) =>
+          f.layer !== null && layers.has(f.layer)
+            ? liveHolders([{ pid: f.pid, file: path.join(v.mountpoint, f.path.toString('utf8')) }]).map((holder) => ({
+                layer: f.layer!,
+                holder,
+              }))
+            : [],
+        );
+      }),
+    );
+    return per.flat();
+  }
+
+  // ---- one view's server ------------------------------------------------------------------------
+
+  /** Reconnect to the view's running server, or clear a dead one's mount and start a new one; then push the table. */
+  private async serve(v: View): Promise<void> {
+    const runtimeViews = viewsDir(this.o.runtime);
+    const sock = socketFor(runtimeViews, v.mountpoint);
+    let att: Attached | null = await attach(sock, v.mountpoint);
+    for (const other of att ? [] : socketsByCommandLine(this.o.fsname, v.mountpoint)) {
+      att = await attach(other, v.mountpoint).catch((e: Error) => {
+        this.o.log(`[view] ${e.message}`);
+        return null;
       });
-    } catch (e) {
-      if (baseFd !== null) fs.closeSync(baseFd);
-      throw new StrataError(
-        'E_MOUNT_FAILED',
-        `mounting ${mountpoint} failed: ${(e as Error).message}`,
-        'Check that /dev/fuse exists and fusermount3 is installed (Debian: fuse3).',
-      );
+      if (att) break;
     }
-    const view: View = { base, mountpoint, inPlace: !at, baseFd, fs: vfs, mount };
-    this.views.set(base, view);
-    this.o.log(`[view] serving ${base}${at ? ` at ${at}` : ' in place'}`);
-    return view;
+    if (att) {
+      this.o.log(`[view] reconnected to the server of ${v.mountpoint} (pid ${att.hello.pid})`);
+    } else {
+      await this.clearStale(v.mountpoint);
+      const st = await fsp.stat(v.base).catch((e) => {
+        throw new StrataError('E_VIEW_INVALID', `view base ${v.base}: ${(e as Error).message}`, 'Give an existing folder.');
+      });
+      if (!st.isDirectory()) throw new StrataError('E_VIEW_INVALID', `view base ${v.base} is not a directory`, 'Give an existing folder.');
+      att = await startServer({
+        mountpoint: v.mountpoint,
+        base: v.base,
+        inPlace: v.inPlace,
+        fsname: this.o.fsname,
+        sock,
+        timeout: this.o.cacheTimeout,
+        logFile: this.o.logFile,
+      });
+      this.o.log(`[view] serving ${v.base}${v.inPlace ? ' in place' : ` at ${v.mountpoint}`} (server pid ${att.hello.pid})`);
+    }
+    this.connect(v, att);
+    const failed = await this.push(v);
+    if (failed) {
+      await this.unmount(v);
+      throw new StrataError('E_MOUNT_FAILED', `the view of ${v.base} did not take the rules: ${failed}`, 'See the agent log.');
+    }
+  }
+
+  private connect(v: View, att: Attached): void {
+    v.ctl = att.ctl;
+    v.pid = att.hello.pid;
+    v.generation = att.hello.generation;
+    v.stuck = false;
+    delete v.error;
+    const ctl = att.ctl;
+    ctl.onClose(() => {
+      if (v.ctl !== ctl) return; // let go on purpose
+      v.ctl = null;
+      if (this.stopping) return;
+      void this.o.queue.run(() => this.lost(v)).catch((e: Error) => this.o.log(`[view] ${v.mountpoint}: ${e.message}`));
+    });
+  }
+
+  /** A server of ours may have died and left its mount answering ENOTCONN: detach it before touching the path. */
+  private async clearStale(mountpoint: string): Promise<void> {
+    if (!strataMountAt(mountpoint, this.o.fsname)) return;
+    this.o.log(`[view] clearing a mount of ours at ${mountpoint} whose server is gone`);
+    await detach(mountpoint);
+  }
+
+  /**
+   * The control connection ended without being asked to. The server may still run (reconnect),
+   * have died and left its mount (start it again, unless it keeps dying), or have ended because
+   * the mount was taken away from outside (the view failed).
+   */
+  private async lost(v: View): Promise<void> {
+    if (this.views.get(v.base) !== v || v.ctl || this.stopping) return;
+    // The connection closes while the process exits: give it a moment to be gone.
+    for (let i = 0; i < 20 && serverAlive(v.pid); i++) await new Promise((r) => setTimeout(r, 50));
+    if (serverAlive(v.pid)) {
+      const att = await attach(socketFor(viewsDir(this.o.runtime), v.mountpoint), v.mountpoint).catch(() => null);
+      if (att) {
+        this.connect(v, att);
+        if (!(await this.push(v))) return;
+      }
+    }
+    if (strataMountAt(v.mountpoint, this.o.fsname) && !(v.recoveredAt && Date.now() - v.recoveredAt < RECOVER_INTERVAL_MS)) {
+      this.o.log(`[view] the server of ${v.mountpoint} (pid ${v.pid}) died; starting it again`);
+      v.recoveredAt = Date.now();
+      try {
+        await this.serve(v);
+        this.o.emit('view-recovered');
+        return;
+      } catch (e) {
+        v.error = `its server died and could not be started again: ${(e as Error).message}`;
+      }
+    } else if (strataMountAt(v.mountpoint, this.o.fsname)) {
+      await detach(v.mountpoint).catch(() => {});
+      v.error = 'its server keeps dying; see the agent log';
+    } else {
+      v.error = 'unmounted from outside (its server ended)';
+    }
+    this.o.log(`[view] ${v.mountpoint}: ${v.error}`);
+    this.o.emit('view-lost');
+  }
+
+  /**
+   * Give the server the current table; the failure as text, or null (also when the connection
+   * dropped or the server is stuck: it gets the current table when it is back).
+   */
+  private async push(v: View): Promise<string | null> {
+    const ctl = v.ctl;
+    if (!ctl || v.stuck) return null;
+    const c = this.o.catalog;
+    const text = compileRuleTable(
+      c.resolver(),
+      { filesDir: (l) => c.filesDir(l), writableDir: (l) => c.writableDir(l), metaDir: (l) => c.metaDir(l) },
+      v.generation + 1,
+    );
+    try {
+      const r = await ctl.rules(text, CONTROL_TIMEOUT_MS);
+      v.generation = r.generation;
+      return null;
+    } catch (e) {
+      // The connection dropped: lost() reconnects or restarts the server, and pushes this table then.
+      if (!(e instanceof ViewdError) || e.code === 'E_CLOSED') return null;
+      if (e instanceof ViewdError && e.code === 'E_TIMEOUT') this.stuck(v, ctl);
+      return `${v.mountpoint}: ${(e as Error).message}`;
+    }
+  }
+
+  /**
+   * The server did not answer in time. It may still take the table it was sent once it goes on,
+   * so until it answers it is left out of changes, and then it is given the current table: no
+   * half switch stays behind.
+   */
+  private stuck(v: View, ctl: ViewdControl): void {
+    v.stuck = true;
+    v.error = `its server (pid ${v.pid}) does not answer`;
+    this.o.log(`[view] ${v.mountpoint}: ${v.error}`);
+    this.o.emit('view-lost');
+    ctl.request('hello 1').then(
+      () =>
+        this.o.queue.run(async () => {
+          if (v.ctl !== ctl) return;
+          v.stuck = false;
+          delete v.error;
+          const failed = await this.push(v);
+          this.o.log(`[view] ${v.mountpoint}: its server answers again${failed ? `, but: ${failed}` : ''}`);
+          this.o.emit('view-recovered');
+        }),
+      () => {}, // the connection ended: lost() takes over
+    );
   }
 
   private async unmount(v: View): Promise<void> {
-    try {
-      if (v.mount) await v.mount.unmount();
-    } catch (e) {
-      this.o.log(`[view] unmount of ${v.mountpoint} failed: ${(e as Error).message}`);
+    const ctl = v.ctl;
+    v.ctl = null;
+    if (ctl) {
+      await ctl.unmount(CONTROL_TIMEOUT_MS).catch((e: Error) => this.o.log(`[view] unmount of ${v.mountpoint}: ${e.message}`));
+      ctl.close();
     }
-    v.mount = null;
-    for (const fd of v.fs.openFiles.keys()) fs.close(fd, () => {});
-    v.fs.openFiles.clear();
-    if (v.baseFd !== null) {
-      fs.closeSync(v.baseFd);
-      v.baseFd = null;
+    if (v.pid) {
+      // The server unmounts, then exits: wait for it, so the mount is gone when we return.
+      for (let i = 0; i < 200 && serverAlive(v.pid); i++) await new Promise((r) => setTimeout(r, 50));
+      if (serverAlive(v.pid)) {
+        this.o.log(`[view] the server of ${v.mountpoint} (pid ${v.pid}) did not exit; killing it`);
+        process.kill(v.pid, 'SIGKILL');
+      }
     }
+    if (strataMountAt(v.mountpoint, this.o.fsname)) await detach(v.mountpoint).catch((e: Error) => this.o.log(`[view] ${e.message}`));
+  }
+}
+
+/** The mountpoint as the kernel names it (symlinks in its parents resolved), without touching the mount itself. */
+function realMountpoint(p: string): string {
+  try {
+    return path.join(fs.realpathSync(path.dirname(p)), path.basename(p));
+  } catch {
+    return p;
   }
 }
 
 function info(v: View): ViewInfo {
-  const out: ViewInfo = { base: v.base, mountpoint: v.mountpoint, inPlace: v.inPlace, state: v.mount ? 'mounted' : 'failed' };
+  const out: ViewInfo = { base: v.base, mountpoint: v.mountpoint, inPlace: v.inPlace, state: v.ctl && !v.stuck ? 'mounted' : 'failed' };
   if (v.error) out.error = v.error;
   return out;
 }

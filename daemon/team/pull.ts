@@ -54,24 +54,36 @@ export function pickSource(cands: Candidate[], now: number, staleMs: number): Ca
 
 export class LayerPulls {
   private digests = new Map<string, string>();
+  /** Each digest's layer.json (inode, mtime, size) when taken: an edit (the Layer Editor, layer map) needs a new one. */
+  private stamps = new Map<string, string>();
   private pulling = new Map<string, { done: number; total: number }>();
   /** Per source agent: until when it is passed over, and its failures in a row. */
   private failed = new Map<string, { until: number; count: number }>();
 
   constructor(private readonly o: PullsOptions) {}
 
-  /** Digest the team layers in the store not digested yet; forget those gone. */
-  async refreshDigests(teamLayers: string[]): Promise<void> {
+  /** Digest the team layers in the store not digested yet or edited since; forget those gone. True when a digest changed. */
+  async refreshDigests(teamLayers: string[]): Promise<boolean> {
+    let changed = false;
     for (const n of teamLayers) {
-      if (!this.o.agent.catalog.has(n)) this.digests.delete(n);
-      else if (!this.digests.has(n)) {
-        const d = await digestLayerDir(this.o.agent.store.dir(n)).catch((e: Error) => {
-          this.o.log(`[team] cannot digest ${n}: ${e.message}`);
-          return null;
-        });
-        if (d) this.digests.set(n, d);
+      if (!this.o.agent.catalog.has(n)) {
+        changed = this.digests.delete(n) || changed;
+        continue;
       }
+      const dir = this.o.agent.store.dir(n);
+      const st = await fsp.stat(path.join(dir, 'layer.json')).catch(() => null);
+      const stamp = st ? `${st.ino}:${st.mtimeMs}:${st.size}` : '';
+      if (this.digests.has(n) && this.stamps.get(n) === stamp) continue;
+      const digest = await digestLayerDir(dir).catch((e: Error) => {
+        this.o.log(`[team] cannot digest ${n}: ${e.message}`);
+        return null;
+      });
+      if (!digest) continue;
+      changed = changed || this.digests.get(n) !== digest;
+      this.digests.set(n, digest);
+      this.stamps.set(n, stamp);
     }
+    return changed;
   }
 
   /** What this agent can serve, for its presence. */

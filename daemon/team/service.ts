@@ -70,6 +70,22 @@ export class TeamService {
       member: () => (this.cfg && this.node ? { spec: this.cfg.spec, node: this.node } : null),
       pulled: () => this.applyNow('pulled'),
     });
+    agent.onChange((reason) => {
+      if (reason.startsWith('layer-')) void this.layersChanged();
+    });
+  }
+
+  /** A layer was created, edited, imported or removed: a team layer's digest may now differ from the team file's (drift). */
+  private async layersChanged(): Promise<void> {
+    if (!this.cfg) return;
+    try {
+      if (await this.pulls.refreshDigests(this.teamLayers())) {
+        this.node?.announce();
+        this.agent.emit('team-digests');
+      }
+    } catch (e) {
+      this.log(`[team] digesting the team layers failed: ${(e as Error).message}`);
+    }
   }
 
   get joined(): boolean {
@@ -78,6 +94,11 @@ export class TeamService {
 
   isTeamLayer(name: string): boolean {
     return !!this.cfg && Object.prototype.hasOwnProperty.call(this.cfg.spec.layers, name);
+  }
+
+  /** A team layer this agent follows the team for: switching it is a team decision. A held one switches here only. */
+  followsTeam(name: string): boolean {
+    return this.isTeamLayer(name) && !this.cfg!.held.includes(name);
   }
 
   private teamLayers(): string[] {
@@ -325,6 +346,30 @@ export class TeamService {
     return this.status();
   }
 
+  /** Read the team file again (a digest brought up to date, say); the new layers, defaults and slots apply at once. */
+  async reload(p: { teamText?: string }): Promise<TeamStatus> {
+    const cfg = this.requireJoined();
+    if (p.teamText === undefined) this.agent.views.assertOutside(cfg.teamFile, 'team file');
+    let spec: TeamFile;
+    try {
+      spec = p.teamText !== undefined ? parseTeamFile(p.teamText, cfg.teamFile) : loadTeamFile(cfg.teamFile);
+    } catch (e) {
+      throw new StrataError('E_TEAM_INVALID', (e as Error).message, 'Fix the team file; nothing was changed.');
+    }
+    if (spec.team !== cfg.spec.team) {
+      throw new StrataError(
+        'E_TEAM_INVALID',
+        `${cfg.teamFile} is the file of team "${spec.team}", this agent is in "${cfg.spec.team}"`,
+        'Leave this team first to join the other one.',
+      );
+    }
+    cfg.spec = spec;
+    cfg.held = cfg.held.filter((n) => this.isTeamLayer(n));
+    await writeConfig(this.cfgFile, cfg);
+    await this.applyNow('reload');
+    return this.status();
+  }
+
   /** Record a decision made here, persist it, send it to the teammates, and apply it. */
   private async decide(writes: RegisterWrite[], reverts?: string): Promise<TeamEvent> {
     const cfg = this.requireJoined();
@@ -340,7 +385,7 @@ export class TeamService {
   private async waitIdle(layers: string[], timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const busy = this.busyPeers(layers);
+      const busy = await this.busyPeers(layers);
       if (!busy.length) return;
       if (Date.now() >= deadline) {
         throw new StrataError(
@@ -353,9 +398,9 @@ export class TeamService {
     }
   }
 
-  private busyPeers(layers: string[]): string[] {
+  private async busyPeers(layers: string[]): Promise<string[]> {
     const out: string[] = [];
-    const local = this.agent.switch.busy(layers);
+    const local = await this.agent.switch.busy(layers);
     if (local.length) out.push(`this agent (${local.join(', ')})`);
     const node = this.node;
     for (const p of node?.presences.values() ?? []) {
@@ -423,7 +468,7 @@ export class TeamService {
       active: this.agent.switch.active(),
       held: cfg?.held ?? [],
       applied: this.presentApplied(),
-      busy: this.agent.switch.busy(team),
+      busy: this.agent.switch.busySeen(team),
       has: this.pulls.has(team),
     };
   }
@@ -441,7 +486,8 @@ export class TeamService {
       listen: port !== null ? `${parseListen(this.listenSpec()!).host}:${port}` : null,
       active: this.agent.switch.active(),
       pulling: this.pulls.inProgress(),
-      lastDecision: this.lastDecision,
+      lastDecision: state.history().at(-1) ?? this.lastDecision,
+      digests: this.pulls.has(this.teamLayers()),
     });
   }
 

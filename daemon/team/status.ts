@@ -17,15 +17,24 @@ export interface StatusInputs {
   active: string[];
   pulling: { layer: string; done: number; total: number }[];
   lastDecision: TeamEvent | null;
+  /** This agent's digests of the team layers it has. */
+  digests: Record<string, string>;
 }
 
 export function teamStatus(s: StatusInputs): TeamStatus {
   const { cfg, node } = s;
   const team = Object.keys(cfg.spec.layers);
   const desired = s.state.desiredActive(cfg.spec);
-  const driftOf = (active: string[]): string[] => {
+  // Content that differs from the team file's digest is drift too (~name): an edited team layer.
+  const edited = (has: Record<string, string>): string[] =>
+    team.filter((n) => has[n] !== undefined && has[n] !== cfg.spec.layers[n].digest).map((n) => `~${n}`);
+  const driftOf = (active: string[], has: Record<string, string> = {}): string[] => {
     const a = active.filter((n) => team.includes(n));
-    return [...a.filter((n) => !desired.includes(n)).map((n) => `+${n}`), ...desired.filter((n) => !a.includes(n)).map((n) => `-${n}`)];
+    return [
+      ...a.filter((n) => !desired.includes(n)).map((n) => `+${n}`),
+      ...desired.filter((n) => !a.includes(n)).map((n) => `-${n}`),
+      ...edited(has),
+    ];
   };
   const connected = new Set(node.connectedAgents());
   const stale = 3 * node.limits.heartbeatMs;
@@ -39,7 +48,7 @@ export function teamStatus(s: StatusInputs): TeamStatus {
     active: p.active,
     held: p.held,
     busy: p.busy,
-    drift: p.active ? driftOf(p.active) : [],
+    drift: p.active ? driftOf(p.active, p.has) : [],
     lastSeen: p.at,
   }));
   const out: TeamStatus = {
@@ -52,8 +61,12 @@ export function teamStatus(s: StatusInputs): TeamStatus {
       .map((p) => ({ url: p.url ?? '', state: p.state })),
     listen: s.listen,
     teamFile: cfg.teamFile,
+    teamLayers: team,
     desired,
-    drift: driftOf(s.active),
+    drift: driftOf(s.active, s.digests),
+    contentDrift: team
+      .filter((n) => s.digests[n] !== undefined && s.digests[n] !== cfg.spec.layers[n].digest)
+      .map((n) => ({ layer: n, expected: cfg.spec.layers[n].digest, here: s.digests[n] })),
     held: cfg.held,
     peers,
     pulling: s.pulling,
@@ -62,7 +75,7 @@ export function teamStatus(s: StatusInputs): TeamStatus {
     const ev = s.lastDecision;
     const agents = [...node.presences.values()].filter((p) => p.active !== null && fresh(p.agent));
     const applied = 1 + agents.filter((p) => (p.applied[ev.origin] ?? 0) >= ev.seq).length;
-    out.lastDecision = { id: eventId(ev), applied, of: agents.length + 1 };
+    out.lastDecision = { id: eventId(ev), applied, of: agents.length + 1, event: ev };
   }
   return out;
 }

@@ -36,7 +36,7 @@ export async function focusPick(page, text, timeoutMs = 20000) {
  * View" from the palette. Not by clicking the activity bar: a click on a container that is being
  * restored as the open one closes the side bar instead.
  */
-export async function openStrataView(page, timeoutMs = 30000) {
+export async function openStrataView(page, timeoutMs = 60000) {
   const header = page.locator('.pane-header', { hasText: 'Layers' }).first();
   const end = Date.now() + timeoutMs;
   for (;;) {
@@ -47,7 +47,11 @@ export async function openStrataView(page, timeoutMs = 30000) {
       if (Date.now() > end) throw e;
     }
     await page.keyboard.press('Escape');
-    await runCommand(page, 'Strata: Focus on Layers View', Math.max(1000, end - Date.now()));
+    // A palette opened before the extension's views were registered never lists the command while
+    // it stays open: give each attempt a few seconds, then close it and ask again.
+    await runCommand(page, 'Strata: Focus on Layers View', 4000).catch((e) => {
+      if (Date.now() > end) throw e;
+    });
   }
 }
 

@@ -62,7 +62,8 @@ export function agentCommands(ctx: Ctx): CommandSpec[] {
         const pid = ctx.status?.pid;
         if (ctx.connected && pid) {
           log.info(`stopping the agent (pid ${pid})`);
-          await ctx.call('agent.stop', {});
+          // The views keep serving across the restart: terminals and editors inside them go on working.
+          await ctx.call('agent.stop', { keepViews: true });
           if (!(await exited(pid, 20000))) throw new Error(`the agent (pid ${pid}) did not stop within 20 s`);
           for (let i = 0; ctx.connected && i < 40; i++) await new Promise((r) => setTimeout(r, 50));
         }

@@ -88,14 +88,16 @@ export function layerCommands(ctx: Ctx, editor: LayerEditorProvider): CommandSpe
         const given = layerOfArg(ctx, arg);
         let oldL: LayerInfo | undefined = given?.active ? given : undefined;
         let newL: LayerInfo | undefined = given && !given.active ? given : undefined;
+        const steps = (oldL ? 0 : 1) + (newL ? 0 : 1);
+        const title = (step: number) => (steps > 1 ? `Swap Layer (${step}/${steps})` : 'Swap Layer');
         oldL ??= await pickLayer(ctx, {
-          title: 'Swap Layer',
+          title: title(1),
           placeHolder: `Pick the active layer to replace${newL ? ` with ${newL.name}` : ''}`,
           filter: (x) => x.active,
         });
         if (!oldL) return undefined;
         newL ??= await pickLayer(ctx, {
-          title: 'Swap Layer',
+          title: title(steps),
           placeHolder: `Pick the layer to run instead of ${oldL.name}`,
           filter: (x) => !x.active,
         });
@@ -124,7 +126,7 @@ export function layerCommands(ctx: Ctx, editor: LayerEditorProvider): CommandSpe
         refuseUntrustedSource(from);
         const taken = new Set(ctx.status?.layers.map((l) => l.name));
         const name = await vscode.window.showInputBox({
-          title: 'Create Layer from Folder',
+          title: 'Create Layer from Folder (1/2)',
           prompt: `Name of the layer captured from ${from}`,
           value: path
             .basename(from)
@@ -140,7 +142,7 @@ export function layerCommands(ctx: Ctx, editor: LayerEditorProvider): CommandSpe
         });
         if (!name) return undefined;
         const version = await vscode.window.showInputBox({
-          title: 'Create Layer from Folder',
+          title: 'Create Layer from Folder (2/2)',
           prompt: `Version of ${name} (optional), like 20.11.0`,
         });
         if (version === undefined) return undefined;
@@ -165,14 +167,14 @@ export function layerCommands(ctx: Ctx, editor: LayerEditorProvider): CommandSpe
         const l = await layerFromArg(ctx, arg, { title: 'Add Mapping', placeHolder: 'Pick the layer to add a mapping to' });
         if (!l) return undefined;
         const original = await vscode.window.showInputBox({
-          title: `Add Mapping to ${l.name}`,
+          title: `Add Mapping to ${l.name} (1/2)`,
           prompt: 'The view path to redirect',
           placeHolder: '/tools/node',
           validateInput: checkViewPath,
         });
         if (!original) return undefined;
         const destination = await vscode.window.showInputBox({
-          title: `Add Mapping to ${l.name}`,
+          title: `Add Mapping to ${l.name} (2/2)`,
           prompt: `Where ${original} comes from inside ${l.name} ("/" is the whole layer)`,
           value: original.replace(/^\/+/, '') || '/',
         });
@@ -262,9 +264,27 @@ export function layerCommands(ctx: Ctx, editor: LayerEditorProvider): CommandSpe
           )?.[0]?.fsPath;
         if (!file) return undefined;
         refuseUntrustedSource(file);
-        const l = await withNotification(`Strata: importing ${path.basename(file)}…`, () => ctx.call('layer.import', { file }));
+        // One notification for the whole import: the agent's progress events and the result go into it.
+        const task = `import ${path.basename(file)}`;
+        const l = await new Promise<LayerInfo>((resolve, reject) => {
+          void vscode.window.withProgress(
+            { location: vscode.ProgressLocation.Notification, title: `Strata: importing ${path.basename(file)}` },
+            async (report) => {
+              const claim = ctx.claimProgress(task, report);
+              try {
+                const layer = await ctx.call('layer.import', { file });
+                resolve(layer);
+                report.report({ message: `imported layer ${layer.name} ${layer.version}`, increment: 100 });
+                await new Promise((r) => setTimeout(r, 2500)); // the result stays long enough to read
+              } catch (e) {
+                reject(e);
+              } finally {
+                claim.dispose();
+              }
+            },
+          );
+        });
         log.info(`imported layer ${l.name} ${l.version} from ${file}`);
-        void vscode.window.showInformationMessage(`Strata: imported layer ${l.name} ${l.version}.`);
         return l;
       },
     },

@@ -1,37 +1,34 @@
-/** Team commands: join (secret from SecretStorage), leave, history, revert. */
+/** Team commands: join (secret from SecretStorage), leave, history, revert (confirmed), follow again, update the team file. */
 import * as os from 'os';
 import * as vscode from 'vscode';
 import { TeamEvent, eventId } from '../../protocol';
+import { ask } from '../ask';
 import { COMMANDS, secretKey } from '../constants';
 import { Ctx } from '../ctx';
-import { showActions } from '../errors';
+import { ago, decisionSummary } from '../decisions';
 import { withSecretFile } from '../secrets';
-import { findTeamFiles, readTeamFile } from '../teamFiles';
+import { findTeamFiles, readTeamFile, updateTeamFileDigests } from '../teamFiles';
+import { TeamItem } from '../trees/team';
 import { CommandSpec } from './table';
 
-/** "activate node20", "slot node → node18". */
-export function describeWrites(ev: TeamEvent): string {
-  return ev.writes
-    .map((w) => {
-      const [kind, name] = [w.key.slice(0, w.key.indexOf(':')), w.key.slice(w.key.indexOf(':') + 1)];
-      if (kind === 'layer' && 'active' in w.value) return `${w.value.active ? 'activate' : 'deactivate'} ${name}`;
-      if ('layer' in w.value) return w.value.layer ? `slot ${name} → ${w.value.layer}` : `slot ${name} cleared`;
-      return w.key;
-    })
-    .join(', ');
-}
-
 interface EventPick extends vscode.QuickPickItem {
-  id: string;
+  ev: TeamEvent;
 }
 
+/** Newest first, in words: "bob: tool-3 → tool-2" · "2 min ago · bob@host". */
 function eventPicks(history: TeamEvent[]): EventPick[] {
+  const now = Date.now();
   return [...history].reverse().map((ev) => ({
-    label: `$(history) ${describeWrites(ev)}`,
-    description: `${ev.user}@${ev.host} · ${new Date(ev.tag.wall).toLocaleString()}`,
-    detail: ev.reverts ? `reverts ${ev.reverts}` : undefined,
-    id: eventId(ev),
+    label: `$(history) ${ev.user}: ${decisionSummary(ev)}`,
+    description: `${ago(ev.tag.wall, now)} · ${ev.user}@${ev.host}`,
+    detail: new Date(ev.tag.wall).toLocaleString(),
+    ev,
   }));
+}
+
+/** The layer a Team view item is about, or every layer `all` lists. */
+function layersFromArg(arg: unknown, all: readonly string[]): string[] {
+  return arg instanceof TeamItem && arg.layer ? [arg.layer] : typeof arg === 'string' ? [arg] : [...all];
 }
 
 async function teamFileFromArg(arg: unknown): Promise<vscode.Uri | undefined> {
@@ -57,11 +54,25 @@ async function teamFileFromArg(arg: unknown): Promise<vscode.Uri | undefined> {
 export function teamCommands(ctx: Ctx): CommandSpec[] {
   const log = ctx.log.for('team');
 
-  async function revert(id: string): Promise<unknown> {
+  /** Revert a decision for the whole team, once the user confirms. */
+  async function revert(ev: TeamEvent): Promise<unknown> {
+    const id = eventId(ev);
+    const ok = await ask(
+      `Revert ${ev.user}'s change (${decisionSummary(ev)}) for the whole team?`,
+      `This is a new team decision: every teammate's views switch back. (${ago(ev.tag.wall)}, ${ev.user}@${ev.host})`,
+      'Revert for the Team',
+    );
+    if (!ok) return undefined;
     const r = await ctx.call('team.revert', { id });
-    log.info(`reverted ${id} with decision ${r.decision}; active: ${r.active.join(', ')}`);
-    void vscode.window.showInformationMessage(`Strata: reverted team change ${id}.`);
+    log.info(`reverted ${ev.user}'s ${decisionSummary(ev)} (${id}) with decision ${r.decision}; active: ${r.active.join(', ')}`);
+    void vscode.window.showInformationMessage(`Strata: reverted ${ev.user}'s change (${decisionSummary(ev)}) for the team.`);
     return r;
+  }
+
+  async function eventById(id: string): Promise<TeamEvent> {
+    const ev = (await ctx.call('team.history', {})).find((e) => eventId(e) === id);
+    if (!ev) throw new Error(`team decision ${id} is not in this agent's history`);
+    return ev;
   }
 
   return [
@@ -78,9 +89,9 @@ export function teamCommands(ctx: Ctx): CommandSpec[] {
         const uri = await teamFileFromArg(arg);
         if (!uri) return undefined;
         const spec = await readTeamFile(uri);
-        const title = `Join Team ${spec.team}`;
+        const title = (step: number) => `Join Team ${spec.team} (${step}/3)`;
         const url = await vscode.window.showInputBox({
-          title,
+          title: title(1),
           prompt: 'Relay address',
           value: spec.relays[0] ?? 'ws://',
           ignoreFocusOut: true,
@@ -89,7 +100,7 @@ export function teamCommands(ctx: Ctx): CommandSpec[] {
         if (!url) return undefined;
         const stored = await ctx.extension.secrets.get(secretKey(spec.team));
         const typed = await vscode.window.showInputBox({
-          title,
+          title: title(2),
           password: true,
           ignoreFocusOut: true,
           prompt: stored ? 'Team secret (leave empty to use the one stored for this team)' : 'Team secret (at least 16 characters)',
@@ -98,7 +109,7 @@ export function teamCommands(ctx: Ctx): CommandSpec[] {
         if (typed === undefined) return undefined;
         const secret = typed || stored!;
         const name = await vscode.window.showInputBox({
-          title,
+          title: title(3),
           prompt: 'Your name in the team',
           value: os.userInfo().username,
           ignoreFocusOut: true,
@@ -143,13 +154,10 @@ export function teamCommands(ctx: Ctx): CommandSpec[] {
         }
         const p = await vscode.window.showQuickPick(eventPicks(history), {
           title: 'Team History (newest first)',
-          placeHolder: 'Pick a change to revert it',
+          placeHolder: 'Pick a change to revert it for the team (you are asked first)',
           matchOnDescription: true,
         });
-        if (p)
-          showActions('info', `Team change ${p.id}: ${p.label.replace('$(history) ', '')} (${p.description}).`, [
-            { title: 'Revert', run: () => vscode.commands.executeCommand(COMMANDS.revertTeamChange, p.id) },
-          ]);
+        if (p) await revert(p.ev);
         return history;
       },
     },
@@ -158,12 +166,47 @@ export function teamCommands(ctx: Ctx): CommandSpec[] {
       title: 'Revert Team Change',
       needsAgent: true,
       run: async (arg) => {
-        if (typeof arg === 'string') return revert(arg);
+        if (typeof arg === 'string') return revert(await eventById(arg));
         const p = await vscode.window.showQuickPick(eventPicks(await ctx.call('team.history', {})), {
           title: 'Revert Team Change',
-          placeHolder: 'Pick the change to undo',
+          placeHolder: 'Pick the change to undo for the team (you are asked first)',
         });
-        return p ? revert(p.id) : undefined;
+        return p ? revert(p.ev) : undefined;
+      },
+    },
+    {
+      id: COMMANDS.followTeam,
+      title: 'Follow the Team',
+      needsAgent: true,
+      run: async (arg) => {
+        const layers = layersFromArg(arg, ctx.team?.held ?? []);
+        for (const name of layers) await ctx.call('team.hold', { name, hold: false });
+        if (layers.length) log.info(`following the team again for ${layers.join(', ')}`);
+        return layers;
+      },
+    },
+    {
+      id: COMMANDS.updateTeamFile,
+      title: 'Update Team File with This Layer',
+      needsAgent: true,
+      needsTrust: true,
+      run: async (arg) => {
+        const drift = ctx.team?.contentDrift ?? [];
+        const names = layersFromArg(
+          arg,
+          drift.map((d) => d.layer),
+        );
+        const entries = drift.filter((d) => names.includes(d.layer));
+        if (!entries.length) {
+          void vscode.window.showInformationMessage('Strata: the team layers here match the team file.');
+          return undefined;
+        }
+        const uri = await updateTeamFileDigests(ctx, entries);
+        log.info(`wrote the digests of ${names.join(', ')} into ${uri.fsPath}`);
+        void vscode.window.showInformationMessage(
+          `Strata: ${vscode.workspace.asRelativePath(uri)} now names this machine's ${names.join(', ')}. Commit it to share the change with the team.`,
+        );
+        return uri;
       },
     },
   ];

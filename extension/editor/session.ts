@@ -6,8 +6,10 @@
 import * as path from 'path';
 import { LayerInfo, LayerSpec } from '../../protocol';
 import { HostMessage, PathKind, WEBVIEW_PROTOCOL_VERSION, WebviewMessage, isWebviewMessage } from '../../protocol/webview';
+import { ask } from '../ask';
 import { Ctx } from '../ctx';
-import { formatError } from '../errors';
+import { formatError, showActions } from '../errors';
+import { updateTeamFileDigests } from '../teamFiles';
 import { Logger } from '../log';
 import { problemsFromError, toFieldProblem } from './problems';
 import { toLayerPath, toViewPath } from './paths';
@@ -19,6 +21,8 @@ export function specOf(l: LayerInfo): LayerSpec {
   const { format, name, version, description, priority, mappings, excludes, deletes } = l;
   return { format, name, version, description, priority, mappings, excludes, deletes };
 }
+
+const SAVE_AND_UPDATE = 'Save and Update Team File';
 
 export class EditorSession {
   /** The layer being edited. */
@@ -69,10 +73,25 @@ export class EditorSession {
         // The agent's own check first, so every problem is shown at once and nothing half-saves.
         const { problems } = await this.ctx.call('layer.validate', { spec: m.spec });
         if (problems.length) return [{ type: 'saveFailed', requestId: m.requestId, problems: problems.map(toFieldProblem) }];
+        const team = this.ctx.team?.joined && this.ctx.team.teamLayers?.includes(m.name) ? this.ctx.team.team : undefined;
+        let updateTeamFile = false;
+        if (team) {
+          // An edit changes the layer's content here only: the team would split silently.
+          const choice = await ask(
+            `${m.name} is a layer of team ${team}. Save the change on this machine?`,
+            "Its content here will no longer match the digest in the team file: that is drift, and teammates keep the team's version. " +
+              'Update the team file too (and commit it) to make this the team version.',
+            SAVE_AND_UPDATE,
+            'Save Only',
+          );
+          if (!choice) return [{ type: 'error', requestId: m.requestId, message: 'Not saved.' }];
+          updateTeamFile = choice === SAVE_AND_UPDATE;
+        }
         try {
           const saved = await this.ctx.call('layer.update', { name: m.name, spec: m.spec });
           this.log.info(`saved layer ${saved.name}`);
           this.selected = saved.name;
+          if (team) void this.afterTeamEdit(saved.name, updateTeamFile);
           return [{ type: 'saved', requestId: m.requestId, layer: specOf(saved) }];
         } catch (e) {
           this.log.warn(`saving ${m.name} failed: ${formatError(e)}`);
@@ -94,6 +113,38 @@ export class EditorSession {
           },
         ];
       }
+    }
+  }
+
+  /**
+   * After a team layer was saved: once the agent has its new digest, write it into the team file
+   * (when asked to), or say that the layer now drifts from it and offer to.
+   */
+  private async afterTeamEdit(name: string, updateTeamFile: boolean): Promise<void> {
+    try {
+      let drift: { layer: string; expected: string; here: string } | undefined;
+      for (let i = 0; i < 50 && !drift; i++) {
+        drift = (await this.ctx.call('team.status', {})).contentDrift?.find((c) => c.layer === name);
+        if (!drift) await new Promise((r) => setTimeout(r, 200));
+      }
+      if (!drift) return; // the content is the team's after all
+      const update = async (): Promise<void> => {
+        const uri = await updateTeamFileDigests(this.ctx, [drift!]);
+        this.log.info(`wrote the new digest of ${name} into ${uri.fsPath}`);
+        showActions(
+          'info',
+          `Strata: the team file now names this version of ${name}. Commit ${path.basename(uri.fsPath)} to share it.`,
+          [],
+        );
+      };
+      if (updateTeamFile) await update();
+      else
+        showActions('warning', `Strata: ${name} now differs from the team file (drift): teammates run the team's version.`, [
+          { title: 'Update Team File', run: () => update().catch((e) => showActions('error', `Strata: ${formatError(e)}`, [])) },
+        ]);
+    } catch (e) {
+      this.log.warn(`after saving team layer ${name}: ${formatError(e)}`);
+      showActions('error', `Strata: updating the team file for ${name} failed: ${formatError(e)}`, []);
     }
   }
 

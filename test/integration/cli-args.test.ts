@@ -150,6 +150,7 @@ describe('cli: valid invocations', function () {
   after(async () => e.cleanup());
 
   it('still takes --json before the command, and -- before a positional that starts with "-"', async () => {
+    await e.ok('agent', 'start');
     assert.deepStrictEqual(JSON.parse(await e.ok('--json', 'layer', 'list')), []);
     const r = await e.cli('layer', 'show', '--', '-n');
     assert.strictEqual(r.code, 1, r.stderr);

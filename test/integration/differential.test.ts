@@ -1,12 +1,15 @@
 /**
  * Differential check: seeded random file operations applied through a Strata view (with a layer
  * active, so copy-up, whiteouts and merged listings are all exercised) and to a plain directory
- * holding the same starting tree must give identical results and identical trees.
+ * holding the same starting tree must give identical results and identical trees. The second
+ * half (diffmeta.py) compares metadata too: nlink, modes under several umasks, owners (also as an
+ * ordinary user against a root agent), xattrs, FIFOs, byte names and 255-byte names.
  */
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { Env, makeEnv, writeTree } from './helpers';
+import { execFileSync, spawnSync } from 'child_process';
+import { Env, ROOT, isRoot, makeEnv, writeTree } from './helpers';
 import { mulberry32 } from '../prng';
 
 const OPS = Number(process.env.STRATA_DIFF_OPS ?? 10000);
@@ -157,5 +160,96 @@ describe(`differential: ${OPS} random operations, view vs plain directory`, func
     assert.deepStrictEqual(snapshot(e.mnt), snapshot(ref));
     // The base outside the mappings was changed only through the view, and the layer's files never.
     assert.strictEqual(fs.readFileSync(path.join(e.home, 'layers/lay/files/a/f1'), 'utf8'), 'layer a f1 longer\n');
+  });
+});
+
+const META_OPS = Number(process.env.STRATA_DIFF_META_OPS ?? 5000);
+const USER = 'strata-test';
+// Debian's interpreter: readable by the ordinary user too (a root-only pyenv would not be).
+const PYTHON = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+const DIFFMETA = fs.readFileSync(path.join(ROOT, 'test', 'integration', 'diffmeta.py'), 'utf8');
+
+function diffmeta(args: string[], as?: { uid: number; gid: number }): string {
+  const r = spawnSync(PYTHON, ['-c', DIFFMETA, ...args], { encoding: 'utf8', maxBuffer: 64 << 20, timeout: 15 * 60 * 1000, ...as });
+  if (r.status !== 0) throw new Error(`diffmeta ${args[0]} failed (${r.status ?? r.signal}): ${r.stderr}`);
+  return r.stdout;
+}
+
+describe(`differential: ${META_OPS} random operations on metadata, view vs plain directory`, function () {
+  this.timeout(30 * 60 * 1000);
+  let e: Env;
+  let ref: string;
+  let user = { uid: 0, gid: 0 };
+  const sameTrees = (when: string): void => {
+    const view = diffmeta(['snapshot', e.mnt]).split('\n');
+    const plain = diffmeta(['snapshot', ref]).split('\n');
+    assert.deepStrictEqual(view, plain, `trees differ ${when}`);
+  };
+  const run = (seed: number, as?: { uid: number; gid: number }): void => {
+    const r = JSON.parse(diffmeta(['run', e.mnt, ref, String(seed), String(META_OPS)], as)) as {
+      ops: number;
+      done: Record<string, number>;
+      mismatch: string | null;
+    };
+    assert.strictEqual(r.mismatch, null);
+    assert.strictEqual(r.ops, META_OPS);
+    // Not a run that only met errors: every kind of change succeeded somewhere.
+    const kinds = [
+      'write',
+      'create',
+      'mkdir',
+      'unlink',
+      'rename',
+      'link',
+      'symlink',
+      'mkfifo',
+      'chmod',
+      'chown',
+      'setxattr',
+      'removexattr',
+    ];
+    assert.deepStrictEqual(
+      kinds.filter((k) => !r.done[k]),
+      [],
+      `operations that never succeeded (${JSON.stringify(r.done)})`,
+    );
+  };
+
+  before(async function () {
+    if (isRoot()) {
+      if (spawnSync('id', ['-u', USER]).status !== 0) execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/bin/sh', USER]);
+      user = {
+        uid: Number(execFileSync('id', ['-u', USER], { encoding: 'utf8' })),
+        gid: Number(execFileSync('id', ['-g', USER], { encoding: 'utf8' })),
+      };
+    } else {
+      user = { uid: process.getuid!(), gid: process.getgid!() };
+    }
+    e = makeEnv('strata-diffmeta-');
+    ref = path.join(e.dir, 'ref');
+    const src = path.join(e.dir, 'src');
+    diffmeta(['setup', 'base', e.base, String(user.uid), String(user.gid)]);
+    diffmeta(['setup', 'layer', src, String(user.uid), String(user.gid)]);
+    await e.ok('layer', 'create', 'lay', '--from', src);
+    await e.ok('layer', 'unmap', 'lay', '/');
+    await e.ok('layer', 'map', 'lay', '/a', 'a');
+    await e.ok('layer', 'map', 'lay', '/d', 'd');
+    await e.ok('view', 'add', e.base, '--at', e.mnt);
+    await e.ok('activate', 'lay');
+    // The same tree as a plain directory: modes, owners, xattrs, hard links and the FIFO kept.
+    execFileSync('cp', ['-a', e.mnt, ref]);
+    sameTrees('at the start');
+  });
+  after(async () => e.cleanup());
+
+  it('gives identical results and trees for an ordinary user against a root agent', function () {
+    if (!isRoot()) this.skip();
+    run(SEED + 1, user);
+    sameTrees(`after ${META_OPS} operations as ${USER}`);
+  });
+
+  it("gives identical results and trees for the agent's own user", function () {
+    run(SEED + 2);
+    sameTrees(`after ${META_OPS} more operations as uid ${process.getuid?.()}`);
   });
 });

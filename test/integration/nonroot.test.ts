@@ -36,7 +36,8 @@ describe('non-root: an ordinary user runs the agent and a view', function () {
     fs.mkdirSync(path.join(dir, 'dist'));
     fs.mkdirSync(path.join(dir, 'build/Release'), { recursive: true });
     for (const f of ['cli.js', 'agent.js']) fs.copyFileSync(path.join(ROOT, 'dist', f), path.join(dir, 'dist', f));
-    fs.copyFileSync(path.join(ROOT, 'build/Release/strata_fuse.node'), path.join(dir, 'build/Release/strata_fuse.node'));
+    fs.copyFileSync(path.join(ROOT, 'build/Release/strata-viewd'), path.join(dir, 'build/Release/strata-viewd'));
+    fs.chmodSync(path.join(dir, 'build/Release/strata-viewd'), 0o755);
     writeTree(path.join(dir, 'base'), { 'bin/tool': 'base\n' });
     writeTree(path.join(dir, 'src'), { 'bin/tool': 'layer\n' });
     execFileSync('chown', ['-R', `${uid}:${uid}`, dir]);
@@ -50,7 +51,7 @@ describe('non-root: an ordinary user runs the agent and a view', function () {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('mounts with fusermount3, redirects on activate and unmounts on stop', function () {
+  it('mounts with fusermount3, redirects on activate, outlives a killed agent and unmounts on stop', function () {
     assert.strictEqual(as('id -u').out.trim(), String(uid));
     let r = cli(`layer create tool --from ${dir}/src`);
     assert.strictEqual(r.code, 0, r.out);
@@ -67,6 +68,14 @@ describe('non-root: an ordinary user runs the agent and a view', function () {
     assert.strictEqual(as(`cat ${dir}/mnt/bin/tool`).out, 'layer\n');
     const sock = as(`stat -c '%a %U' /tmp/strata-${uid}-*/agent.sock`).out.trim();
     assert.strictEqual(sock, `600 ${USER}`);
+    const views = as(`d=$(dirname /tmp/strata-${uid}-*/agent.sock); stat -c '%a %U' $d/views $d/views/*.sock`).out.trim();
+    assert.strictEqual(views, `700 ${USER}\n600 ${USER}`, "the view server's socket is the user's own");
+    // The view outlives the user's agent, and the next one takes its server over.
+    const pid = Number(JSON.parse(cli('status --json').out).pid);
+    process.kill(pid, 'SIGKILL');
+    assert.strictEqual(as(`cat ${dir}/mnt/bin/tool`).out, 'layer\n');
+    assert.strictEqual(cli('deactivate tool').code, 0);
+    assert.strictEqual(as(`cat ${dir}/mnt/bin/tool`).out, 'base\n');
     assert.strictEqual(cli('agent stop').code, 0);
     assert.ok(!fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(path.join(dir, 'mnt')));
   });

@@ -93,6 +93,12 @@ describe('team: activations relayed between agents', function () {
     await eventually('A to pass through', () => node(a) === '#!/bin/sh\necho system\n');
   });
 
+  it('says so when deactivating a team layer the team does not run', async () => {
+    const r = await a.cli('deactivate', 'node20');
+    assert.strictEqual(r.code, 1, r.stderr);
+    assert.match(r.stderr, /E_LAYER_INACTIVE: layer "node20" is not active/);
+  });
+
   it('swaps within a slot as one decision: never both, never neither once applied', async () => {
     await a.ok('activate', 'node18');
     await eventually('B on node 18', () => node(b) === NODE18);
@@ -199,7 +205,8 @@ describe('team: activations relayed between agents', function () {
     const { pid } = await b.json<{ pid: number }>('status');
     process.kill(pid, 'SIGKILL');
     await a.ok('swap', 'node20', 'node18'); // decided while B is down
-    const s = await b.json<{ active: string[] }>('status'); // restarts B's agent
+    await b.ok('agent', 'start');
+    const s = await b.json<{ active: string[] }>('status');
     assert.ok(s.active.includes('node20') || s.active.includes('node18'), `B restarted with ${s.active}`);
     await eventually('B to converge on node 18', () => node(b) === NODE18);
     const sb = await b.json<TeamStatus>('team', 'status');

@@ -1,80 +1,20 @@
 /**
  * The agent end to end on real FUSE mounts, driven through the real CLI: redirect and
  * pass-through, live switches seen by running processes, in-place views, copy-up and reset,
- * excludes, delete entries, priority, swap, export/import, restart and stale-mount recovery.
+ * excludes, delete entries, priority, swap, export/import, restart and kill -9 of the agent (the
+ * view keeps serving) and of the view's server (its stale mount is recovered).
  */
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { spawn, ChildProcessWithoutNullStreams } from 'child_process';
-import { Env, makeEnv, mounted, sh, writeTree } from './helpers';
+import { spawn } from 'child_process';
+import { Env, mounted, sh } from './helpers';
+import { Shell, alive, mountCount, read, twoLayerEnv, viewServerOf, viewWithOneActive, waitFor } from './view-helpers';
 
 interface LayerJson {
   name: string;
   active: boolean;
   mappings: { original: string; destination: string }[];
-}
-
-async function waitFor(cond: () => boolean, what: string, ms = 10000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function read(p: string): string {
-  return fs.readFileSync(p, 'utf8');
-}
-
-/** A shell that stays alive across switches, with its cwd inside the view. */
-class Shell {
-  private proc: ChildProcessWithoutNullStreams;
-  private out = '';
-  private n = 0;
-  constructor(cwd: string) {
-    this.proc = spawn('bash', ['--noprofile', '--norc'], { cwd });
-    this.proc.stdout.on('data', (d) => (this.out += String(d)));
-    this.proc.stderr.on('data', (d) => (this.out += String(d)));
-  }
-  run(cmd: string): Promise<string> {
-    const mark = `__done_${++this.n}__`;
-    this.out = '';
-    this.proc.stdin.write(`${cmd}; echo ${mark}\n`);
-    return new Promise((res, rej) => {
-      const t0 = Date.now();
-      const tick = () => {
-        const i = this.out.indexOf(mark);
-        if (i >= 0) return res(this.out.slice(0, i).trim());
-        if (Date.now() - t0 > 20000) return rej(new Error(`shell timed out on: ${cmd}; output: ${this.out}`));
-        setTimeout(tick, 10);
-      };
-      tick();
-    });
-  }
-  close(): void {
-    this.proc.kill('SIGKILL');
-  }
-}
-
-async function twoLayerEnv(): Promise<Env> {
-  const e = makeEnv();
-  writeTree(e.base, { 'bin/tool': '#!/bin/sh\necho base\n', 'bin/only-base': 'base-only\n', README: 'base readme\n' });
-  const l1 = path.join(e.dir, 'src-one');
-  const l2 = path.join(e.dir, 'src-two');
-  writeTree(l1, { 'bin/tool': '#!/bin/sh\necho layer-one-longer-output\n', 'bin/extra': 'one\n' });
-  writeTree(l2, { 'bin/tool': '#!/bin/sh\necho two\n', 'share/doc': 'two doc\n' });
-  await e.ok('layer', 'create', 'one', '--from', l1, '--priority', '100');
-  await e.ok('layer', 'create', 'two', '--from', l2, '--priority', '50');
-  return e;
-}
-
-/** The two layers, a view at e.mnt, and layer "one" active. */
-async function viewWithOneActive(): Promise<Env> {
-  const e = await twoLayerEnv();
-  await e.ok('view', 'add', e.base, '--at', e.mnt);
-  await e.ok('activate', 'one');
-  return e;
 }
 
 describe('view: redirect, pass-through and live switch', function () {
@@ -261,53 +201,29 @@ describe('agent: restart, stale mounts, export and import', function () {
   it('restores the active set and views after a clean restart', async () => {
     await e.ok('agent', 'stop');
     assert.ok(!mounted(e.mnt));
+    await e.ok('agent', 'start');
     const s = await e.json<{ active: string[]; views: { state: string }[] }>('status');
     assert.deepStrictEqual(s.active, ['one']);
     assert.strictEqual(s.views[0].state, 'mounted');
     assert.strictEqual(read(path.join(e.mnt, 'bin/tool')), '#!/bin/sh\necho layer-one-longer-output\n');
   });
 
-  it('has its mount cleared by the fusermount3 watchdog when only the agent is killed', async () => {
+  it('recovers the stale mount left when the agent and the view server are killed together', async () => {
     const { pid } = await e.json<{ pid: number }>('status');
+    const server = viewServerOf(e.mnt)!;
+    // The agent first: a live agent would start a new server at once.
     process.kill(pid, 'SIGKILL');
-    await waitFor(() => !mounted(e.mnt), 'the watchdog to unmount');
-    const s = await e.json<{ pid: number; views: { state: string }[] }>('status');
-    assert.notStrictEqual(s.pid, pid);
-    assert.strictEqual(read(path.join(e.mnt, 'bin/tool')), '#!/bin/sh\necho layer-one-longer-output\n');
-  });
-
-  it('recovers the stale mount left when the agent and its watchdog are killed together', async () => {
-    const { pid } = await e.json<{ pid: number }>('status');
-    // The fusermount3 watchdog lives in its own session: kill it with the agent, as an OOM kill of
-    // the whole service would.
-    const watchdogs = fs
-      .readdirSync('/proc')
-      .filter((d) => /^\d+$/.test(d))
-      .filter((d) => {
-        try {
-          const argv = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-          return argv[0].endsWith('fusermount3') && argv.includes(e.mnt);
-        } catch {
-          return false;
-        }
-      });
-    assert.strictEqual(watchdogs.length, 1, 'one watchdog serves the view');
-    for (const w of watchdogs) process.kill(Number(w), 'SIGKILL');
-    process.kill(pid, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 300));
-    assert.ok(mounted(e.mnt), 'the dead agent left its mount behind');
+    await waitFor(() => !alive(pid), 'the agent to die');
+    process.kill(server, 'SIGKILL');
+    await waitFor(() => !alive(server), 'the server to die');
+    assert.ok(mounted(e.mnt), 'the dead server left its mount behind');
     assert.throws(() => fs.statSync(path.join(e.mnt, 'bin')), /ENOTCONN/);
+    await e.ok('agent', 'start');
     const s = await e.json<{ pid: number; views: { state: string }[] }>('status');
     assert.notStrictEqual(s.pid, pid);
     assert.strictEqual(s.views[0].state, 'mounted');
     assert.strictEqual(read(path.join(e.mnt, 'bin/tool')), '#!/bin/sh\necho layer-one-longer-output\n');
-    assert.strictEqual(
-      fs
-        .readFileSync('/proc/self/mountinfo', 'utf8')
-        .split('\n')
-        .filter((l) => l.split(' ')[4] === e.mnt).length,
-      1,
-    );
+    assert.strictEqual(mountCount(e.mnt), 1);
   });
 
   it('round-trips a layer through export and import', async () => {

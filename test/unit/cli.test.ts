@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { builtinModules } from 'node:module';
 import path from 'node:path';
 import { COMMANDS, findCommand } from '../../cli/commands';
-import { UsageError, parseCommandArgs, usageLine } from '../../cli/command';
+import { UsageError, closest, parseCommandArgs, usageLine } from '../../cli/command';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 
@@ -88,6 +88,28 @@ describe('cli: argument checks', () => {
     assert.throws(() => a.string('frm'), /declares no option --frm/);
     assert.deepEqual(parseCommandArgs(command('layer show'), ['--', '-n']).positionals, ['-n']);
     assert.deepEqual(parseCommandArgs(command('team join'), ['-', '--secret-file', 's']).positionals, ['-'], 'URL "-": no relay');
+  });
+});
+
+describe('cli: suggestions for typos', () => {
+  it('suggests the nearest word within one or two edits, and nothing for a stranger', () => {
+    const words = ['layer', 'view', 'status', 'activate', 'deactivate', 'swap', 'team'];
+    assert.equal(closest('lyer', words), 'layer');
+    assert.equal(closest('lyaer', words), 'layer', 'two neighbours swapped');
+    assert.equal(closest('stauts', words), 'status');
+    assert.equal(closest('swp', words), 'swap');
+    assert.equal(closest('frobnicate', words), undefined);
+    assert.equal(closest('x', words), undefined);
+  });
+});
+
+describe("cli: README's command table", () => {
+  it('is one table: no blank line or text cuts its rows apart', () => {
+    const lines = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8').split('\n');
+    const rows = lines.flatMap((l, i) => (l.startsWith('| `strata ') ? [i] : []));
+    assert.ok(rows.length > 10, 'the table has its rows');
+    assert.equal(lines[rows[0] - 1], '| --- | --- |', 'the first row follows the header');
+    rows.forEach((r, i) => assert.equal(r, rows[0] + i, `README.md line ${r + 1} is outside the table`));
   });
 });
 

@@ -18,7 +18,7 @@ import {
   utf8Length,
 } from '../../protocol';
 
-type Rule = { type: 'string' | 'number' | 'boolean' | 'string[]' | 'object' | 'any'; optional?: boolean };
+type Rule = { type: 'string' | 'number' | 'boolean' | 'string[]' | 'object' | '{original, destination}[]' | 'any'; optional?: boolean };
 const S: Rule = { type: 'string' };
 const N_OPT: Rule = { type: 'number', optional: true };
 const S_OPT: Rule = { type: 'string', optional: true };
@@ -28,7 +28,14 @@ const PARAM_RULES: { [M in Method]: Record<string, Rule> } = {
   status: {},
   'layer.list': {},
   'layer.show': { name: S },
-  'layer.create': { name: S, from: S, priority: N_OPT, version: S_OPT, description: S_OPT },
+  'layer.create': {
+    name: S,
+    from: S,
+    priority: N_OPT,
+    version: S_OPT,
+    description: S_OPT,
+    mappings: { type: '{original, destination}[]', optional: true },
+  },
   'layer.rm': { name: S },
   'layer.map': { name: S, original: S, destination: S },
   'layer.unmap': { name: S, original: S },
@@ -44,15 +51,16 @@ const PARAM_RULES: { [M in Method]: Record<string, Rule> } = {
   'view.rm': { base: S },
   activate: { names: { type: 'string[]' }, whenIdle: { type: 'boolean', optional: true }, timeoutMs: N_OPT },
   deactivate: { names: { type: 'string[]' }, force: { type: 'boolean', optional: true } },
-  swap: { old: S, new: S },
+  swap: { old: S, new: S, force: { type: 'boolean', optional: true } },
   'team.join': { url: S, secretFile: S, name: S_OPT, teamFile: S, teamText: S_OPT, listen: S_OPT },
   'team.leave': {},
   'team.status': {},
   'team.history': {},
   'team.revert': { id: S },
   'team.hold': { name: S, hold: { type: 'boolean' } },
+  'team.reload': { teamText: S_OPT },
   subscribe: {},
-  'agent.stop': {},
+  'agent.stop': { keepViews: { type: 'boolean', optional: true } },
 };
 
 const ALL_METHODS: Method[] = [
@@ -84,6 +92,7 @@ const ALL_METHODS: Method[] = [
   'team.history',
   'team.revert',
   'team.hold',
+  'team.reload',
 ];
 
 const GOOD: Record<Rule['type'], unknown> = {
@@ -92,6 +101,7 @@ const GOOD: Record<Rule['type'], unknown> = {
   boolean: true,
   'string[]': ['a', 'b'],
   object: { k: 1 },
+  '{original, destination}[]': [{ original: '/tools/node', destination: '/' }],
   any: { anything: [1, 'x'] },
 };
 
@@ -101,6 +111,14 @@ const WRONG: Record<Rule['type'], unknown[]> = {
   boolean: ['true', 1, 0, null, []],
   'string[]': ['a', [1], ['a', null], {}, null, [['a']]],
   object: [null, [], 'x', 5, false],
+  '{original, destination}[]': [
+    'x',
+    [1],
+    [{ original: '/a' }],
+    [{ original: '/a', destination: '/', more: 1 }],
+    [{ original: 1, destination: '/' }],
+    {},
+  ],
   any: [],
 };
 

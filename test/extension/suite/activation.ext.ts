@@ -1,5 +1,6 @@
 /** The extension activates, connects to its agent, fills the Layers view, and its manifest agrees with its code. */
 import * as assert from 'assert';
+import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { AgentClient } from '../../../shared/client';
@@ -8,6 +9,21 @@ import { COMMANDS, ITEMS, VIEWS } from '../../../extension/constants';
 import type { StrataApi } from '../../../extension/api';
 import type { LayerItem } from '../../../extension/trees/layers';
 import { Fixture, clientFor, eventually, extension, makeFixture, strata } from './helpers';
+
+/** Runs first, before any suite starts the agent. */
+export function startupTests(): void {
+  describe('startup', function () {
+    this.timeout(60000);
+
+    it('is active once VS Code has started, and starts no agent for a workspace in no view and with no team file', async () => {
+      await eventually('the extension to activate on startup', () => extension().isActive, 40000);
+      const api = extension().exports;
+      await eventually('the first connection attempt to end', () => api.statusBarText().includes('agent down'), 20000);
+      assert.strictEqual(api.connected(), false);
+      await assert.rejects(clientFor(api.home()), 'no agent answers on the socket');
+    });
+  });
+}
 
 export function activationTests(): void {
   describe('activation', function () {
@@ -78,6 +94,31 @@ export function activationTests(): void {
         pkg.contributes.views[VIEWS.container].map((v) => v.id),
         [VIEWS.layers, VIEWS.mappings, VIEWS.team, VIEWS.layerEditor],
       );
+    });
+
+    it('has a "Get started with Strata" walkthrough whose steps show files it ships and run commands it has', () => {
+      const pkg = extension().packageJSON as {
+        contributes: {
+          walkthroughs: {
+            title: string;
+            steps: { id: string; description: string; media: { markdown: string }; completionEvents: string[] }[];
+          }[];
+        };
+      };
+      const [w] = pkg.contributes.walkthroughs;
+      assert.strictEqual(w.title, 'Get started with Strata');
+      assert.deepStrictEqual(
+        w.steps.map((s) => s.id),
+        ['capture', 'view', 'activate', 'team'],
+      );
+      const commands = new Set<string>(Object.values(COMMANDS));
+      for (const step of w.steps) {
+        assert.ok(fs.existsSync(path.join(extension().extensionPath, step.media.markdown)), `${step.media.markdown} is in the extension`);
+        const links = [...step.description.matchAll(/\(command:([\w.]+)\)/g)].map((m) => m[1]);
+        assert.ok(links.length, `step ${step.id} offers a command`);
+        for (const c of [...links, ...step.completionEvents.map((e) => e.replace(/^onCommand:/, ''))])
+          assert.ok(commands.has(c), `${c} is a Strata command`);
+      }
     });
   });
 }

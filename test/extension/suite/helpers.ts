@@ -13,6 +13,7 @@ import * as vscode from 'vscode';
 import { AgentClient } from '../../../shared/client';
 import { socketPath } from '../../../shared/paths';
 import type { StrataApi } from '../../../extension/api';
+import type { Notice } from '../../../extension/errors';
 import { eventually } from '../../wait';
 
 export const EXTENSION_ID = 'strata.strata';
@@ -25,11 +26,31 @@ export function extension(): vscode.Extension<StrataApi> {
 
 export { eventually };
 
-/** The activated extension's API, once it is connected to its agent. */
+/**
+ * The activated extension's API, once it is connected to its agent. The test workspace is in no
+ * view and has no team file, so the extension starts no agent by itself: start it as a user would.
+ */
 export async function strata(): Promise<StrataApi> {
   const api = await extension().activate();
+  if (!api.connected()) await vscode.commands.executeCommand('strata.startAgent');
   await eventually('the extension to connect to its agent', () => api.connected(), 30000);
   return api;
+}
+
+/** The newest notification the extension showed whose message matches, once there is one after `since`. */
+export function notice(api: StrataApi, re: RegExp, since: number, ms = 15000): Promise<Notice> {
+  return eventually(
+    () => `a notification matching ${re} (seen: ${JSON.stringify(api.notices().map((n) => n.message))})`,
+    () => [...api.notices()].reverse().find((n) => n.at >= since && re.test(n.message)),
+    ms,
+  );
+}
+
+/** Click one of a notification's buttons (runs what the click would). */
+export async function click(n: Notice, title: string): Promise<void> {
+  const a = n.actions.find((x) => x.title === title);
+  assert.ok(a, `the notification "${n.message}" has a "${title}" button (it has: ${n.actions.map((x) => x.title).join(', ')})`);
+  await a.run();
 }
 
 export async function clientFor(home: string): Promise<AgentClient> {

@@ -10,7 +10,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import Mocha from 'mocha';
-import { activationTests } from './activation.ext';
+import { activationTests, startupTests } from './activation.ext';
+import { followTests } from './follow.ext';
 import { editorTests } from './editor.ext';
 import { logicTests } from './logic.ext';
 import { reconnectTests } from './reconnect.ext';
@@ -44,9 +45,11 @@ export function run(): Promise<void> {
     try {
       const mocha = new Mocha({ ui: 'bdd', timeout: 60000, color: false, reporter: 'spec' });
       mocha.suite.emit('pre-require', globalThis, 'strata-extension-suite', mocha);
+      startupTests(); // first: before any suite starts the agent
       logicTests();
       activationTests();
       switchingTests();
+      followTests();
       editorTests();
       teamTests();
       reconnectTests(); // last: it stops and restarts the agent

@@ -1,21 +1,27 @@
 /**
- * The Team view with a real relay and a second agent (its own STRATA_HOME): before joining it
- * offers to join; after the extension's agent joins, the second agent shows up as a peer.
+ * The team, with a real relay and a second agent ("bob", its own STRATA_HOME) beside the
+ * extension's own ("alice"): the Team view before and after joining; a teammate's switch followed
+ * by an open editor, told in a notification (who, what) with Undo (confirmed first) and Hold; the
+ * latest decision in words; drift from an edited team layer and the team file brought up to date;
+ * no ghost peer after a re-join.
  */
 import * as assert from 'assert';
+import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { ChildProcess, spawn } from 'child_process';
+import * as vscode from 'vscode';
 import { AgentClient, startDetached } from '../../../shared/client';
-import { TEAM_FILE } from '../../../protocol/team';
-import { ITEMS } from '../../../extension/constants';
+import { LayerSpec, TEAM_FILE } from '../../../protocol';
+import { digestLayerDir } from '../../../daemon/team/digest';
+import { COMMANDS, ITEMS } from '../../../extension/constants';
 import type { StrataApi } from '../../../extension/api';
 import type { TeamItem } from '../../../extension/trees/team';
-import { cliPath, clientFor, eventually, extension, strata } from './helpers';
+import { cliPath, click, clientFor, eventually, extension, notice, strata } from './helpers';
 
 export function teamTests(): void {
-  describe('team view', function () {
+  describe('team', function () {
     this.timeout(90000);
     let api: StrataApi;
     let c: AgentClient;
@@ -25,10 +31,43 @@ export function teamTests(): void {
     let relay: ChildProcess | undefined;
     let url: string;
     let bob: AgentClient | undefined;
+    let bobHome: string;
     let bobPid: number | undefined;
     let joined = false;
+    // Two team layers, in one slot, that map /<id> of alice's view: its file reads TA, TB or base.
+    const id = `tm-${crypto.randomBytes(3).toString('hex')}`;
+    const ta = `${id}-ta`;
+    const tb = `${id}-tb`;
+    let file: string;
+    let base: string;
+    const asked: string[] = [];
 
     const items = (): TeamItem[] => api.teamProvider.getChildren();
+    const host = os.hostname();
+    const doc = () => vscode.workspace.openTextDocument(vscode.Uri.file(file));
+    const bobActive = async () => (await bob!.call('status', {})).active;
+    const answer = (choice: string | undefined) =>
+      api.answerQuestions((message) => {
+        asked.push(message);
+        return choice;
+      });
+
+    async function createLayers(client: AgentClient): Promise<void> {
+      for (const [name, src] of [
+        [ta, 'src-a'],
+        [tb, 'src-b'],
+      ]) {
+        await client.call('layer.create', {
+          name,
+          from: path.join(dir, src),
+          priority: 3000,
+          version: '1.0.0',
+          description: 'team test layer',
+        });
+        await client.call('layer.unmap', { name, original: '/' });
+        await client.call('layer.map', { name, original: `/${id}`, destination: '/' });
+      }
+    }
 
     before(async function () {
       api = await strata();
@@ -38,6 +77,22 @@ export function teamTests(): void {
         this.skip();
       }
       dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-ext-team-'));
+      fs.chmodSync(dir, 0o755);
+      for (const [where, text] of [
+        ['src-a', 'TA'],
+        ['src-b', 'TB'],
+        [`base/${id}`, 'base'],
+      ]) {
+        fs.mkdirSync(path.join(dir, where), { recursive: true });
+        fs.writeFileSync(path.join(dir, where, 'tool.txt'), text);
+      }
+      base = path.join(dir, 'base');
+      const mnt = path.join(dir, 'mnt');
+      fs.mkdirSync(mnt);
+      file = path.join(mnt, id, 'tool.txt');
+      await createLayers(c);
+      await c.call('view.add', { base, at: mnt });
+
       secretFile = path.join(dir, 'team.secret');
       fs.writeFileSync(secretFile, 'extension host test secret 2026', { mode: 0o600 });
       relay = spawn(process.execPath, [cliPath(), 'relay', '--listen', '127.0.0.1:0', '--secret-file', secretFile, '--json'], {
@@ -47,22 +102,36 @@ export function teamTests(): void {
       let out = '';
       relay.stdout!.on('data', (d) => (out += String(d)));
       url = await eventually('the relay to print its address', () => /"url":\s*"([^"]+)"/.exec(out)?.[1]);
-      teamFile = path.join(dir, TEAM_FILE);
-      fs.writeFileSync(
-        teamFile,
-        JSON.stringify({ format: 1, team: 'ext-test', relays: [url], layers: {}, defaults: [], slots: {} }, null, 2),
-      );
 
-      const bobHome = path.join(dir, 'bob-home');
+      bobHome = path.join(dir, 'bob-home');
       const env = { ...process.env, STRATA_HOME: bobHome, STRATA_TEAM_HEARTBEAT_MS: '500', ELECTRON_RUN_AS_NODE: '1' };
       startDetached(bobHome, path.join(extension().extensionPath, 'dist', 'agent.js'), env);
       bob = await eventually('the second agent to answer', () => clientFor(bobHome), 20000);
       bobPid = (await bob.call('status', {})).pid;
+      await createLayers(bob);
+
+      const digests: Record<string, { digest: string }> = {};
+      for (const n of [ta, tb]) {
+        const mine = await digestLayerDir(path.join(api.home(), 'layers', n));
+        assert.strictEqual(await digestLayerDir(path.join(bobHome, 'layers', n)), mine, `${n} is the same on both machines`);
+        digests[n] = { digest: mine };
+      }
+      teamFile = path.join(dir, TEAM_FILE);
+      fs.writeFileSync(
+        teamFile,
+        JSON.stringify({ format: 1, team: 'ext-test', relays: [url], layers: digests, defaults: [], slots: { tool: [ta, tb] } }, null, 2) +
+          '\n',
+      );
       await bob.call('team.join', { url, secretFile, teamFile, name: 'bob' });
     });
 
     after(async () => {
+      api?.answerQuestions(null);
+      await vscode.commands.executeCommand('workbench.action.closeAllEditors');
       if (joined) await c.call('team.leave', {}).catch(() => {});
+      await c?.call('deactivate', { names: [ta, tb], force: true }).catch(() => {});
+      if (base) await c?.call('view.rm', { base }).catch(() => {});
+      for (const n of [ta, tb]) await c?.call('layer.rm', { name: n }).catch(() => {});
       await bob?.call('agent.stop', {}).catch(() => {});
       bob?.close();
       if (bobPid)
@@ -94,13 +163,159 @@ export function teamTests(): void {
     it('lists the second agent as a peer once this agent joins', async () => {
       await c.call('team.join', { url, secretFile, teamFile, name: 'alice' });
       joined = true;
-      const peer = await eventually('bob in the Team view', () => items().find((i) => i.label === `bob@${os.hostname()}`), 30000);
+      const peer = await eventually('bob in the Team view', () => items().find((i) => i.label === `bob@${host}`), 30000);
       assert.strictEqual(peer.contextValue, ITEMS.teamPeer);
       assert.match(String(peer.description), /^(connected|via-relay) · no layers/);
       const header = items().find((i) => i.contextValue === ITEMS.teamHeader);
       assert.strictEqual(header?.label, 'Team ext-test');
       assert.match(String(header?.description), /^as [A-Z2-7]{8}(-[A-Z2-7]{8}){3}/);
       await eventually('the status bar to show the team', () => api.statusBarText().includes('$(sync) team'), 5000);
+    });
+
+    it('does not offer Join Team… while joined', () => {
+      const menus = (extension().packageJSON as { contributes: { menus: Record<string, { command: string; when?: string }[]> } })
+        .contributes.menus;
+      const offers = Object.entries(menus).flatMap(([where, entries]) =>
+        entries.filter((e) => e.command === COMMANDS.joinTeam && where !== 'view/item/context').map((e) => `${where}: ${e.when}`),
+      );
+      assert.ok(offers.length >= 3, offers.join('\n'));
+      for (const o of offers) assert.match(o, /!strata\.teamJoined/, o);
+    });
+
+    it("an open editor follows a teammate's switch, and a notification says who did what", async () => {
+      const d = await doc();
+      await vscode.window.showTextDocument(d, { preview: false });
+      assert.strictEqual(d.getText(), 'base');
+      const since = Date.now();
+      await bob!.call('activate', { names: [ta] });
+      await eventually(`the editor to show TA (it shows ${JSON.stringify(d.getText())})`, () => d.getText() === 'TA', 20000);
+      const n = await notice(api, /^Strata: bob changed the team's layers: /, since, 20000);
+      assert.strictEqual(n.message, `Strata: bob changed the team's layers: activated ${ta}. Your views follow.`);
+      assert.deepStrictEqual(
+        n.actions.map((a) => a.title),
+        ['Undo', 'Hold'],
+      );
+      const latest = await eventually('the decision in the Team view', () => items().find((i) => i.contextValue === ITEMS.teamDecision));
+      assert.match(String(latest.label), new RegExp(`^bob: activated ${ta}, (just now|\\d+ s ago)$`));
+      assert.match(String(latest.description), /^applied on [12] of 2$/);
+    });
+
+    it('a swap reads "bob: A → B"; Undo asks first, then reverts it for the whole team', async () => {
+      const d = await doc();
+      let since = Date.now();
+      await bob!.call('swap', { old: ta, new: tb });
+      await eventually('the editor to show TB', () => d.getText() === 'TB', 20000);
+      const n = await notice(api, new RegExp(`bob changed the team's layers: ${ta} → ${tb}\\.`), since, 20000);
+      await eventually('the swap in the Team view', () =>
+        items().some((i) => i.contextValue === ITEMS.teamDecision && String(i.label).startsWith(`bob: ${ta} → ${tb}, `)),
+      );
+
+      answer(undefined); // the user closes the dialog
+      await click(n, 'Undo');
+      assert.match(asked.at(-1) ?? '', new RegExp(`^Undo bob's change \\(${ta} → ${tb}\\) for the whole team\\?`));
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.deepStrictEqual(await bobActive(), [tb], 'nothing was reverted without a yes');
+
+      answer('Undo for the Team');
+      since = Date.now();
+      await click(n, 'Undo');
+      await eventually('bob back on A', async () => (await bobActive()).includes(ta), 20000);
+      await eventually('the editor to show TA', () => d.getText() === 'TA', 20000);
+      assert.ok(!api.notices().some((x) => x.at >= since && /bob changed/.test(x.message)), 'my own undo is no teammate news');
+    });
+
+    it('Hold keeps my layers here while the team moves on; Follow the Team switches back', async () => {
+      const d = await doc();
+      const since = Date.now();
+      await bob!.call('swap', { old: ta, new: tb });
+      await eventually('the editor to show TB', () => d.getText() === 'TB', 20000);
+      const n = await notice(api, new RegExp(`bob changed the team's layers: ${ta} → ${tb}\\.`), since, 20000).catch(async (e) => {
+        const st = await c.call('team.status', {});
+        throw new Error(
+          `${e.message}; latest decision ${JSON.stringify(st.lastDecision)}; history ${JSON.stringify((await c.call('team.history', {})).map((x) => [x.origin, x.seq, x.tag]))}`,
+        );
+      });
+      await click(n, 'Hold');
+      await eventually(
+        () =>
+          `the editor to show TA again (it shows ${d.getText()}; notices: ${api
+            .notices()
+            .map((x) => x.message)
+            .slice(-3)
+            .join(' | ')})`,
+        () => d.getText() === 'TA',
+        20000,
+      );
+      const st = await c.call('team.status', {});
+      assert.deepStrictEqual([...(st.held ?? [])].sort(), [ta, tb].sort());
+      assert.deepStrictEqual(await bobActive(), [tb], 'the team keeps its decision');
+      await eventually('the Team view to show the holds', () => items().filter((i) => i.contextValue === ITEMS.teamHeld).length === 2);
+
+      await vscode.commands.executeCommand(COMMANDS.followTeam);
+      await eventually('the editor to follow the team again (TB)', () => d.getText() === 'TB', 20000);
+      assert.deepStrictEqual((await c.call('team.status', {})).held, []);
+    });
+
+    it('an edited team layer is drift: the editor warns first, the Team view shows it, and the team file can be updated', async () => {
+      answer('Save Only');
+      await vscode.commands.executeCommand('strata.editLayer', tb);
+      const spec: LayerSpec = { ...(await c.call('layer.show', { name: tb })), description: 'edited on alice only' };
+      delete (spec as Partial<{ active: boolean; writableBytes: number }>).active;
+      delete (spec as Partial<{ active: boolean; writableBytes: number }>).writableBytes;
+      const since = Date.now();
+      const replies = await api.editorMessage({ type: 'save', requestId: 41, name: tb, spec });
+      assert.deepStrictEqual(
+        replies.map((r) => r.type),
+        ['saved'],
+        JSON.stringify(replies),
+      );
+      assert.match(asked.at(-1) ?? '', new RegExp(`^${tb} is a layer of team ext-test\\. Save the change on this machine\\?`));
+
+      const st = await eventually('the drift in the team status', async () => {
+        const s = await c.call('team.status', {});
+        return s.drift?.includes(`~${tb}`) ? s : null;
+      });
+      assert.deepStrictEqual(
+        st.contentDrift?.map((x) => x.layer),
+        [tb],
+      );
+      await eventually('the drift in the Team view', () =>
+        items().some((i) => i.contextValue === ITEMS.teamContentDrift && i.label === `${tb} differs from the team file`),
+      );
+      await eventually("bob to see alice's drift", async () => {
+        const s = await bob!.call('team.status', {});
+        return s.peers?.some((p) => p.user === 'alice' && p.drift.includes(`~${tb}`));
+      });
+      const n = await notice(api, new RegExp(`${tb} now differs from the team file \\(drift\\)`), since);
+
+      await click(n, 'Update Team File');
+      const here = st.contentDrift![0].here;
+      await eventually(
+        'the team file to name the new digest',
+        () => JSON.parse(fs.readFileSync(teamFile, 'utf8')).layers[tb].digest === here,
+      );
+      await eventually('the drift to end here', async () => !(await c.call('team.status', {})).drift?.includes(`~${tb}`));
+      api.answerQuestions(null);
+    });
+
+    it('a teammate who leaves and joins again shows up once, with no ghost', async () => {
+      const before = (await bob!.call('team.status', {})).agent;
+      await bob!.call('team.leave', {});
+      await bob!.call('team.join', { url, secretFile, teamFile, name: 'bob' });
+      const after = (await bob!.call('team.status', {})).agent;
+      assert.notStrictEqual(after, before);
+      // Alice keeps the old presence (via the relay, then gone): the view hides it.
+      await eventually('the new bob in the Team view', () => items().some((i) => i.id === `peer:${after}`), 20000);
+      const raw = await c.call('team.status', {});
+      assert.ok(
+        raw.peers?.some((p) => p.agent === before),
+        'the agent still knows the old presence (this test would prove nothing otherwise)',
+      );
+      const bobs = items().filter((i) => i.label === `bob@${host}`);
+      assert.deepStrictEqual(
+        bobs.map((i) => i.id),
+        [`peer:${after}`],
+      );
     });
   });
 }

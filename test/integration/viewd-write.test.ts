@@ -1,0 +1,273 @@
+/**
+ * strata-viewd's write side: the operations real tools use (rename flags, xattrs, O_DIRECT,
+ * fallocate, copy_file_range, locks, nanosecond times, FIFOs), copy-up, whiteouts and opaque
+ * folders kept in META_DIR (the first view's markers read too), and the permission model checked
+ * as a second, non-root user against a root server mounted with allow_other.
+ */
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { execFileSync, spawnSync } from 'child_process';
+import { isRoot, writeTree } from './helpers';
+import { VIEWD, Viewd, detach, layerDirs, rule, startViewd, table } from './viewd-helpers';
+
+const PY = '/usr/bin/python3';
+const USER = 'strata-test';
+
+/** renameat2 through libc (Node has no binding for its flags). */
+function renameat2(from: string, to: string, flags: number): number {
+  const r = spawnSync(
+    PY,
+    [
+      '-c',
+      `import ctypes,sys
+libc = ctypes.CDLL(None, use_errno=True)
+r = libc.renameat2(-100, sys.argv[1].encode(), -100, sys.argv[2].encode(), int(sys.argv[3]))
+print(0 if r == 0 else ctypes.get_errno())`,
+      from,
+      to,
+      String(flags),
+    ],
+    { encoding: 'utf8' },
+  );
+  return Number(r.stdout.trim());
+}
+
+const RENAME_NOREPLACE = 1;
+const RENAME_EXCHANGE = 2;
+const { EEXIST, EXDEV } = os.constants.errno;
+
+describe('viewd: write side', function () {
+  let dir: string;
+  let base: string;
+  let mnt: string;
+  let layers: string;
+  let tools: ReturnType<typeof layerDirs>;
+  let v: Viewd | null = null;
+  const m = (p: string) => path.join(mnt, p);
+
+  before(function () {
+    if (!fs.existsSync(VIEWD)) throw new Error(`${VIEWD} is missing: run npx node-gyp rebuild`);
+  });
+
+  beforeEach(async function () {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-viewd-write-'));
+    base = path.join(dir, 'base');
+    mnt = path.join(dir, 'mnt');
+    layers = path.join(dir, 'layers');
+    fs.mkdirSync(mnt);
+    writeTree(base, { a: 'A', b: 'B', 'd/f': 'base f\n' });
+    tools = layerDirs(layers, 'tools');
+    writeTree(tools.files, { 'm/lf': 'lower\n', 'm/ld/x': 'lx\n', 'm/hidden': 'old marker\n', 'm/gone/y': 'y\n' });
+    // The first view's markers in the writable sublayer: a whiteout and an opaque folder.
+    writeTree(tools.writable, { 'm/.wh.hidden': '', 'm/gone/.wh..wh..opq': '' });
+    v = await startViewd({ mnt, base, sock: path.join(dir, 'ctl.sock'), rules: table(layers, [rule('tools', { '/m': 'm' })], 1) });
+  });
+
+  afterEach(async function () {
+    if (v) await v.stop();
+    v = null;
+    detach(mnt);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("reads the first view's markers: whiteout and opaque folder", function () {
+    assert.deepStrictEqual(fs.readdirSync(m('m')).sort(), ['gone', 'ld', 'lf']);
+    assert.ok(!fs.existsSync(m('m/hidden')));
+    assert.deepStrictEqual(fs.readdirSync(m('m/gone')), []);
+  });
+
+  it('copies up on write, keeps the layer files, and whites out deletes in META_DIR', async function () {
+    fs.appendFileSync(m('m/lf'), 'more\n');
+    assert.strictEqual(fs.readFileSync(m('m/lf'), 'utf8'), 'lower\nmore\n');
+    assert.strictEqual(fs.readFileSync(path.join(tools.files, 'm/lf'), 'utf8'), 'lower\n');
+    assert.strictEqual(fs.readFileSync(path.join(tools.writable, 'm/lf'), 'utf8'), 'lower\nmore\n');
+    fs.rmSync(m('m/ld'), { recursive: true });
+    assert.ok(!fs.existsSync(m('m/ld')));
+    fs.mkdirSync(m('m/ld'));
+    assert.deepStrictEqual(fs.readdirSync(m('m/ld')), [], 'a folder recreated over a deleted one is opaque');
+    const marks = fs.readFileSync(path.join(tools.meta, 'marks'), 'utf8');
+    assert.match(marks, /^\+o m\/ld$/m);
+    assert.ok(
+      !fs.readdirSync(path.join(tools.writable, 'm')).some((n) => n.startsWith('.wh.') && n !== '.wh.hidden'),
+      'no new marker files',
+    );
+    // A restarted server reads the record back.
+    await v!.stop();
+    v = await startViewd({ mnt, base, sock: path.join(dir, 'ctl.sock'), rules: table(layers, [rule('tools', { '/m': 'm' })], 2) });
+    assert.deepStrictEqual(fs.readdirSync(m('m')).sort(), ['gone', 'ld', 'lf']);
+    assert.deepStrictEqual(fs.readdirSync(m('m/ld')), []);
+    assert.strictEqual(fs.readFileSync(m('m/lf'), 'utf8'), 'lower\nmore\n');
+  });
+
+  it('renames with RENAME_NOREPLACE and RENAME_EXCHANGE, and gives EXDEV for merged folders', function () {
+    assert.strictEqual(renameat2(m('a'), m('b'), RENAME_NOREPLACE), EEXIST);
+    assert.strictEqual(renameat2(m('a'), m('b'), RENAME_EXCHANGE), 0);
+    assert.strictEqual(fs.readFileSync(m('a'), 'utf8'), 'B');
+    assert.strictEqual(fs.readFileSync(m('b'), 'utf8'), 'A');
+    assert.strictEqual(renameat2(m('m/lf'), m('m/ld/x'), RENAME_EXCHANGE), 0);
+    assert.strictEqual(fs.readFileSync(m('m/lf'), 'utf8'), 'lx\n');
+    assert.strictEqual(fs.readFileSync(m('m/ld/x'), 'utf8'), 'lower\n');
+    assert.strictEqual(renameat2(m('m/ld'), m('m/ld2'), 0), EXDEV);
+    assert.strictEqual(renameat2(m('a'), m('m/a'), 0), EXDEV, 'base and layer are two places');
+    fs.renameSync(m('m/lf'), m('m/lf2'));
+    assert.deepStrictEqual(fs.readdirSync(m('m')).sort(), ['gone', 'ld', 'lf2']);
+    fs.mkdirSync(m('m/new'));
+    fs.writeFileSync(m('m/new/z'), 'z');
+    fs.renameSync(m('m/new'), m('m/new2'));
+    assert.strictEqual(fs.readFileSync(m('m/new2/z'), 'utf8'), 'z');
+  });
+
+  it('sets and reads attributes: modes, owners, nanosecond times, xattrs', function () {
+    fs.chmodSync(m('m/lf'), 0o640);
+    assert.strictEqual(fs.statSync(m('m/lf')).mode & 0o777, 0o640);
+    assert.strictEqual(fs.statSync(path.join(tools.files, 'm/lf')).mode & 0o777, 0o755, 'the layer files stay');
+    fs.chownSync(m('a'), 1234, 5678);
+    assert.deepStrictEqual([fs.statSync(m('a')).uid, fs.statSync(m('a')).gid], [1234, 5678]);
+    const r = spawnSync(
+      PY,
+      [
+        '-c',
+        `import os,sys
+os.utime(sys.argv[1], ns=(1577836800123456789, 1577836800987654321))
+os.setxattr(sys.argv[1], 'user.k', b'v')
+os.setxattr(sys.argv[2], 'user.k', b'layer')
+print(os.stat(sys.argv[1]).st_mtime_ns, os.getxattr(sys.argv[1], 'user.k').decode(), os.listxattr(sys.argv[1]), os.getxattr(sys.argv[2], 'user.k').decode())
+os.removexattr(sys.argv[1], 'user.k')
+print(os.listxattr(sys.argv[1]))`,
+        m('b'),
+        m('m/ld/x'),
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.strictEqual(r.stdout, "1577836800987654321 v ['user.k'] layer\n[]\n", r.stderr);
+    fs.truncateSync(m('m/ld/x'), 1);
+    assert.strictEqual(fs.readFileSync(m('m/ld/x'), 'utf8'), 'l');
+  });
+
+  it('does what real tools do: O_DIRECT, fallocate, copy_file_range, flock and POSIX locks, FIFOs, devices as root', function () {
+    execFileSync('dd', ['if=/dev/zero', `of=${m('direct')}`, 'bs=4096', 'count=8', 'oflag=direct'], { stdio: 'ignore' });
+    assert.strictEqual(fs.statSync(m('direct')).size, 32768);
+    execFileSync('fallocate', ['-l', '1M', m('fa')]);
+    assert.strictEqual(fs.statSync(m('fa')).size, 1 << 20);
+    const r = spawnSync(
+      PY,
+      [
+        '-c',
+        `import os,sys
+i = os.open(sys.argv[1], os.O_RDONLY); o = os.open(sys.argv[2], os.O_CREAT | os.O_WRONLY, 0o644)
+print(os.copy_file_range(i, o, 5))`,
+        m('d/f'),
+        m('cfr'),
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.strictEqual(r.stdout.trim(), '5', r.stderr);
+    assert.strictEqual(fs.readFileSync(m('cfr'), 'utf8'), 'base ');
+    assert.strictEqual(
+      execFileSync('flock', [m('a'), '-c', 'flock -n ' + m('a') + ' -c true || echo busy'], { encoding: 'utf8' }),
+      'busy\n',
+    );
+    const lk = spawnSync(
+      PY,
+      [
+        '-c',
+        `import fcntl,os,subprocess,sys
+f = open(sys.argv[1], 'r+'); fcntl.lockf(f, fcntl.LOCK_EX)
+probe = 'import fcntl,sys\\ntry:\\n  fcntl.lockf(open(sys.argv[1], "r+"), fcntl.LOCK_EX | fcntl.LOCK_NB); print("free")\\nexcept OSError: print("held")'
+print(subprocess.run([sys.executable, '-c', probe, sys.argv[1]], capture_output=True, text=True).stdout.strip())`,
+        m('b'),
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.strictEqual(lk.stdout.trim(), 'held', lk.stderr);
+    assert.strictEqual(
+      execFileSync('sh', ['-c', `mkfifo ${m('m/fifo')} && (echo through > ${m('m/fifo')} &) && cat ${m('m/fifo')}`], { encoding: 'utf8' }),
+      'through\n',
+    );
+    assert.ok(fs.statSync(path.join(tools.writable, 'm/fifo')).isFIFO());
+    if (isRoot()) {
+      execFileSync('mknod', [m('null'), 'c', '1', '3']);
+      assert.ok(fs.statSync(m('null')).isCharacterDevice());
+    }
+  });
+
+  describe('as a second, non-root user against a root server (allow_other)', function () {
+    let uid: number;
+    let gid: number;
+    const as = (cmd: string): { code: number; out: string } => {
+      const r = spawnSync('runuser', ['-u', USER, '--', 'sh', '-c', cmd], {
+        encoding: 'utf8',
+        timeout: 30000,
+        env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+      });
+      return { code: r.status ?? 1, out: (r.stdout ?? '') + (r.stderr ?? '') };
+    };
+
+    beforeEach(async function () {
+      if (!isRoot()) this.skip();
+      if (spawnSync('id', ['-u', USER]).status !== 0) execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/bin/sh', USER]);
+      uid = Number(execFileSync('id', ['-u', USER], { encoding: 'utf8' }));
+      gid = Number(execFileSync('id', ['-g', USER], { encoding: 'utf8' }));
+      await v!.stop();
+      fs.chmodSync(dir, 0o755);
+      fs.chmodSync(base, 0o1777);
+      writeTree(base, { secret: 'root only\n' });
+      fs.chmodSync(path.join(base, 'secret'), 0o600);
+      writeTree(tools.files, { 'm/shared/tool': 'x' });
+      fs.chmodSync(path.join(tools.files, 'm/shared'), 0o777);
+      v = await startViewd({
+        mnt,
+        base,
+        sock: path.join(dir, 'ctl.sock'),
+        allowOther: true,
+        rules: table(layers, [rule('tools', { '/m': 'm' })], 1),
+      });
+    });
+
+    it("cannot read another user's 0600 file through the view", function () {
+      const r = as(`cat ${m('secret')}`);
+      assert.notStrictEqual(r.code, 0);
+      assert.match(r.out, /Permission denied/);
+    });
+
+    it('owns what it creates, in the base and in a layer, with its umask applied once', function () {
+      let r = as(`umask 000 && touch ${m('mine')} && mkdir ${m('mydir')} && touch ${m('m/shared/mine')}`);
+      assert.strictEqual(r.code, 0, r.out);
+      for (const p of [m('mine'), path.join(base, 'mine'), m('m/shared/mine'), path.join(tools.writable, 'm/shared/mine')]) {
+        const st = fs.statSync(p);
+        assert.deepStrictEqual([st.uid, st.gid], [uid, gid], p);
+      }
+      assert.strictEqual(fs.statSync(m('mine')).mode & 0o777, 0o666);
+      assert.strictEqual(fs.statSync(m('mydir')).mode & 0o777, 0o777);
+      r = as(`umask 022 && touch ${m('mine2')}`);
+      assert.strictEqual(r.code, 0, r.out);
+      assert.strictEqual(fs.statSync(m('mine2')).mode & 0o777, 0o644);
+    });
+
+    it('a copied shell made setuid runs as its owner, not root; a write clears setuid', function () {
+      let r = as(`cp /bin/sh ${m('sh2')} && chmod 4755 ${m('sh2')} && ${m('sh2')} -c 'id -u; id -ru'`);
+      assert.strictEqual(r.code, 0, r.out);
+      assert.strictEqual(r.out, `${uid}\n${uid}\n`);
+      assert.strictEqual(fs.statSync(m('sh2')).uid, uid);
+      r = as(`echo >> ${m('sh2')}`);
+      assert.strictEqual(r.code, 0, r.out);
+      assert.strictEqual(fs.statSync(m('sh2')).mode & 0o7777, 0o755, 'setuid cleared by the write');
+      assert.notStrictEqual(as(`chown 0 ${m('sh2')}`).code, 0, 'no giving files to root');
+      assert.notStrictEqual(as(`mknod ${m('mem')} c 1 1`).code, 0, 'no devices for an ordinary user');
+    });
+
+    it('makes and uses FIFOs', function () {
+      const r = as(`mkfifo ${m('fifo')} && (echo piped > ${m('fifo')} &) && cat ${m('fifo')}`);
+      assert.strictEqual(r.out, 'piped\n');
+      assert.strictEqual(fs.statSync(m('fifo')).uid, uid);
+    });
+
+    it('cannot change what the layer owns for root', function () {
+      assert.notStrictEqual(as(`echo x >> ${m('m/lf')}`).code, 0);
+      assert.notStrictEqual(as(`rm ${m('m/lf')}`).code, 0);
+      assert.strictEqual(fs.readFileSync(m('m/lf'), 'utf8'), 'lower\n');
+    });
+  });
+});
