@@ -11,6 +11,7 @@ import * as os from 'os';
 import { WebSocket, RawData } from 'ws';
 import { TEAM_PROTOCOL_VERSION, MAX_FRAME, Presence, TeamEvent } from '../protocol/team';
 import { clientProof, newNonce } from '../daemon/team/auth';
+import { Identity, handshakeBytes } from '../daemon/team/identity';
 import { TeamNode } from '../daemon/team/node';
 import { NodeLimits } from '../daemon/team/links';
 import { TeamState } from '../daemon/team/state';
@@ -30,20 +31,27 @@ export class LightPeer {
   private readonly nonce = newNonce();
   private authed = false;
   onEvent: (() => void) | null = null;
+  /** Its own key pair: the relay checks what it signs. */
+  readonly identity = Identity.generate();
 
   constructor(
     url: string,
     readonly team: string,
     key: Buffer,
-    readonly id: string,
+    /** For messages only; the id is the key's. */
+    readonly label: string,
     opts: { presence?: boolean } = {},
   ) {
+    const me = this.identity;
+    const id = me.id;
     this.ws = new WebSocket(url, { maxPayload: MAX_FRAME, perMessageDeflate: false, handshakeTimeout: 10000 });
     this.ready = new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`${id}: handshake took more than 20 s`)), 20000);
+      const t = setTimeout(() => reject(new Error(`${label}: handshake took more than 20 s`)), 20000);
       this.ws.on('error', (e) => reject(e));
-      this.ws.on('close', (code) => reject(new Error(`${id}: closed during the handshake (${code})`)));
-      this.ws.on('open', () => this.ws.send(JSON.stringify({ t: 'hello', v: TEAM_PROTOCOL_VERSION, team, agent: id, nonce: this.nonce })));
+      this.ws.on('close', (code) => reject(new Error(`${label}: closed during the handshake (${code})`)));
+      this.ws.on('open', () =>
+        this.ws.send(JSON.stringify({ t: 'hello', v: TEAM_PROTOCOL_VERSION, team, agent: id, nonce: this.nonce, key: me.key })),
+      );
       this.ws.on('message', (data: RawData) => {
         if (this.authed) {
           this.frames++;
@@ -59,17 +67,19 @@ export class LightPeer {
         try {
           f = JSON.parse(data.toString());
         } catch {
-          return reject(new Error(`${id}: the relay sent a frame that is not JSON during the handshake`));
+          return reject(new Error(`${label}: the relay sent a frame that is not JSON during the handshake`));
         }
         if (f.t === 'challenge' && typeof f.nonce === 'string' && typeof f.agent === 'string') {
-          this.ws.send(JSON.stringify({ t: 'auth', proof: clientProof(key, team, f.nonce, this.nonce, id, f.agent) }));
+          const proof = clientProof(key, team, f.nonce, this.nonce, id, f.agent);
+          const sig = me.sign(handshakeBytes('client', team, [f.nonce, this.nonce, id, f.agent]));
+          this.ws.send(JSON.stringify({ t: 'auth', proof, sig }));
         } else if (f.t === 'welcome') {
           this.authed = true;
           clearTimeout(t);
-          if (opts.presence) this.ws.send(JSON.stringify({ t: 'presence', presence: lightPresence(id) }));
+          if (opts.presence) this.ws.send(JSON.stringify({ t: 'presence', presence: lightPresence(me, team) }));
           resolve();
         } else if (f.t === 'error') {
-          reject(new Error(`${id}: relay said ${f.message}`));
+          reject(new Error(`${label}: relay said ${f.message}`));
         }
       });
     });
@@ -86,21 +96,32 @@ export class LightPeer {
 }
 
 /** What an agent announces on connect (the relay stores one per agent and forwards it). */
-export function lightPresence(id: string): Presence {
-  return { agent: id, pseq: 1, user: 'bench', host: os.hostname(), active: [], held: [], applied: {}, busy: [], has: {}, at: Date.now() };
+export function lightPresence(me: Identity, team: string): Presence {
+  return me.signPresence(team, {
+    agent: me.id,
+    pseq: 1,
+    user: 'bench',
+    host: os.hostname(),
+    active: [],
+    held: [],
+    applied: {},
+    busy: [],
+    has: {},
+    at: Date.now(),
+  });
 }
 
-/** A valid event frame: origin's decision number `seq` toggling layer:bench. */
-export function eventFrame(origin: string, seq: number): string {
-  const ev: TeamEvent = {
-    origin,
+/** A valid event frame, signed: origin's decision number `seq` toggling layer:bench. */
+export function eventFrame(origin: Identity, team: string, seq: number): string {
+  const ev: TeamEvent = origin.signEvent(team, {
+    origin: origin.id,
     seq,
-    tag: { wall: Date.now(), logical: seq, agent: origin },
+    tag: { wall: Date.now(), logical: seq, agent: origin.id },
     writes: [{ key: 'layer:bench', value: { active: seq % 2 === 1 } }],
     user: 'bench',
     host: 'bench',
     prev: [{ key: 'layer:bench', value: { active: seq % 2 === 0 } }],
-  };
+  });
   return JSON.stringify({ t: 'event', event: ev });
 }
 
@@ -151,11 +172,12 @@ export function relayChild(): void {
   process.on('message', async (req: RelayRequest) => {
     try {
       if (req.cmd === 'start') {
-        const id = 'relay-bench';
-        const state = new TeamState(id, new HlcClock(id));
+        const identity = Identity.generate();
+        const id = identity.id;
+        const state = new TeamState(id, new HlcClock(id), { maxOrigins: req.limits.maxOrigins });
         const key = Buffer.from(req.key, 'hex');
         node = new TeamNode({
-          id,
+          identity,
           team: req.team,
           key,
           state,

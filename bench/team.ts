@@ -27,6 +27,7 @@ import { TeamNode } from '../daemon/team/node';
 import { NodeLimits } from '../daemon/team/links';
 import { TeamState } from '../daemon/team/state';
 import { HlcClock } from '../daemon/team/hlc';
+import { Identity } from '../daemon/team/identity';
 import { deriveKey } from '../daemon/team/auth';
 import { digestLayerDir } from '../daemon/team/digest';
 import { AgentClient } from '../shared/client';
@@ -156,10 +157,11 @@ async function propagationNodes(n: number, trials: number): Promise<Propagation>
   let cur: { tag: Hlc; t0: number; got: boolean[]; left: number; each: number[]; done: () => void } | null = null;
   const nodes: { node: TeamNode; state: TeamState }[] = [];
   for (let i = 0; i < n; i++) {
-    const id = `agent${String(i).padStart(3, '0')}`;
-    const state = new TeamState(id, new HlcClock(id));
+    const identity = Identity.generate();
+    const id = identity.id;
+    const state = new TeamState(id, new HlcClock(id), { sign: (ev) => identity.signEvent(TEAM, ev) });
     const node = new TeamNode({
-      id,
+      identity,
       team: TEAM,
       key: KEY,
       state,
@@ -346,7 +348,7 @@ async function deliveries(
   let seq = 0;
   for (let r = 0; r < rounds; r++) {
     const base = subs.map((s) => s.events);
-    const frames = Array.from({ length: burst }, () => eventFrame('publisher', ++seq));
+    const frames = Array.from({ length: burst }, () => eventFrame(pub.identity, TEAM, ++seq));
     const before = await relay.stats();
     const t0 = performance.now();
     for (const f of frames) pub.send(f);
@@ -371,7 +373,8 @@ async function memory(
 ): Promise<{ connections: number; rssBefore: number; rssAfter: number; heapBefore: number; heapAfter: number; connectDeliveries: number }> {
   const relay = new RelayProc();
   cleanups.push(() => relay.stop());
-  await relay.start({ maxPeers: connections + 16 });
+  // Every connection's presence is kept (by default a relay remembers the 1024 heard most recently).
+  await relay.start({ maxPeers: connections + 16, maxOrigins: connections + 64 });
   // Warm up the code paths (ws, handshake, JSON) so their one-time cost is not charged to connections.
   const warm = Array.from({ length: 20 }, (_, i) => new LightPeer(relay.url, TEAM, KEY, `warm${i}`, { presence: true }));
   await Promise.all(warm.map((p) => p.ready));

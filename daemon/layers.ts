@@ -215,12 +215,6 @@ export class Layers {
     return { file: path.resolve(file), ...(await this.o.store.exportTo(name, real, progress)) };
   }
 
-  /** Unpacked and checked outside the queue (see archive.ts for the limits); only installing it waits. */
-  async importFrom(file: string, progress?: Progress): Promise<LayerInfo> {
-    const real = await this.outsideViews(file, 'layer archive');
-    return this.install(await this.o.store.stageImport(real, this.o.importLimits, progress), 'layer-imported', progress);
-  }
-
   private install(staged: Staged, reason: string, progress?: Progress): Promise<LayerInfo> {
     return this.o.queue.run(async () => {
       const spec = await this.o.store.install(staged, progress);
@@ -228,6 +222,15 @@ export class Layers {
       this.o.emit(reason);
       return this.info(spec);
     });
+  }
+
+  /**
+   * Unpacked and checked outside the queue (see archive.ts for the limits); only installing it
+   * waits. `verify` (a team pull) may refuse the unpacked layer before it enters the store.
+   */
+  async importFrom(file: string, progress?: Progress, verify?: (dir: string, spec: LayerSpec) => Promise<void>): Promise<LayerInfo> {
+    const real = await this.outsideViews(file, 'layer archive');
+    return this.install(await this.o.store.stageImport(real, this.o.importLimits, progress, verify), 'layer-imported', progress);
   }
 
   /** The real path of a file the agent is to read or write, refused inside a view it serves. */

@@ -83,6 +83,8 @@ export class LayerStore {
         'Rename the folder or fix the name field.',
       );
     }
+    // Checked on every read, not only on save and import: layer.json may be edited by hand.
+    if (await isRealDir(this.filesDir(name), this.dir(name), 'E_LAYER_INVALID')) await this.checkDestinations(spec);
     return spec;
   }
 
@@ -273,9 +275,15 @@ export class LayerStore {
 
   /**
    * Unpack an exported archive into a staging folder and validate it (see archive.ts and install);
-   * nothing appears in the store until install.
+   * nothing appears in the store until install. `verify` may refuse the unpacked layer (its folder)
+   * by throwing.
    */
-  async stageImport(file: string, limits: ImportLimits = DEFAULT_IMPORT_LIMITS, progress: Progress = () => {}): Promise<Staged> {
+  async stageImport(
+    file: string,
+    limits: ImportLimits = DEFAULT_IMPORT_LIMITS,
+    progress: Progress = () => {},
+    verify?: (dir: string, spec: LayerSpec) => Promise<void>,
+  ): Promise<Staged> {
     const src = path.resolve(file);
     await fsp.stat(src).catch(() => {
       throw new StrataError('E_ARCHIVE', `${src}: no such file`, 'Give the path of a file made by "strata layer export".');
@@ -286,12 +294,13 @@ export class LayerStore {
       await unpackLayerArchive(src, tmp, limits);
       const specFile = path.join(tmp, 'layer.json');
       const spec = parseLayerJson(await fsp.readFile(specFile, 'utf8'), `${src}:layer.json`);
-      await fsp.mkdir(path.join(tmp, 'files'), { recursive: true });
+      if (!(await isRealDir(path.join(tmp, 'files'), src, 'E_ARCHIVE'))) await fsp.mkdir(path.join(tmp, 'files'));
       await this.checkDestinations(spec, path.join(tmp, 'files'));
       const hint = `Remove it first with "strata layer rm ${spec.name}".`;
       this.refuseExisting(spec.name, hint);
       await fsp.mkdir(path.join(tmp, 'writable', 'files'), { recursive: true });
       await writeFileAtomic(specFile, JSON.stringify(spec, null, 2) + '\n');
+      if (verify) await verify(tmp, spec);
       return { dir: tmp, spec, hint, done: `layer ${spec.name} imported` };
     } catch (e) {
       await this.discard(tmp);
@@ -302,6 +311,24 @@ export class LayerStore {
   async importFrom(file: string, progress: Progress = () => {}, limits: ImportLimits = DEFAULT_IMPORT_LIMITS): Promise<LayerSpec> {
     return this.install(await this.stageImport(file, limits, progress), progress);
   }
+}
+
+/**
+ * Is `dir` (a layer's files/) a real folder? False when absent; `code` when it is anything else,
+ * a symlink above all: the whole layer would lead outside the store.
+ */
+async function isRealDir(dir: string, where: string, code: 'E_ARCHIVE' | 'E_LAYER_INVALID'): Promise<boolean> {
+  const st = await fsp.lstat(dir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return null;
+    throw e;
+  });
+  if (!st) return false;
+  if (st.isDirectory()) return true;
+  throw new StrataError(
+    code,
+    `${where}: files is ${st.isSymbolicLink() ? 'a symlink' : 'not a folder'}; a layer's files must be a real folder`,
+    code === 'E_ARCHIVE' ? 'Nothing was imported.' : 'The layer is not served: replace files with a real folder.',
+  );
 }
 
 export async function sha256File(file: string): Promise<string> {

@@ -4,8 +4,8 @@
  */
 import * as v from 'valibot';
 import { layerName } from './layer';
-import { HlcSchema, RegistersSchema, TeamEventSchema, TeamFileSchema, agentId } from './team';
-import { count, list, obj, rec, str } from './schema';
+import { HlcSchema, MAX_SEQ, RegistersSchema, TeamEventSchema, TeamFileSchema, agentId } from './team';
+import { int, list, obj, rec, str } from './schema';
 
 /** state.json: what the agent restores on start. */
 export const AgentStateSchema = obj(
@@ -18,11 +18,13 @@ export const AgentStateSchema = obj(
 );
 export type AgentState = v.InferOutput<typeof AgentStateSchema>;
 
-/** team.json: this agent's membership, written on join. */
+/** team.json: this agent's membership, written on join. Its key pair is in team.key beside it. */
 export const TeamConfigSchema = obj(
   {
     format: v.literal(1, (i) => `must be 1, got ${JSON.stringify(i.input)}`),
+    /** The fingerprint of this agent's public key (identity.ts). */
     agentId: agentId(),
+    /** The user's name: shown to teammates, not an identity (anyone can pick any name). */
     name: str(),
     /** Where the team file was read from (shown in status and hints). */
     teamFile: str(),
@@ -37,23 +39,29 @@ export const TeamConfigSchema = obj(
 );
 export type TeamConfig = v.InferOutput<typeof TeamConfigSchema>;
 
-export const TEAM_STATE_FORMAT = 1;
+/** 2: events are signed, and the events holding the registers are kept (winners). */
+export const TEAM_STATE_FORMAT = 2;
 
 const seenMessage = 'must be {upTo, above} with every seq in above greater than upTo + 1';
 
-/** team-state.json: the replicated state, with the seen sets (out-of-order seqs too) and the history. */
+/**
+ * team-state.json: the replicated state, with the seen sets (out-of-order seqs too, origins least
+ * recently active first) and the history. The registers are rebuilt from `winners`, the signed
+ * events that wrote them; `registers` is kept for people reading the file.
+ */
 export const TeamStateFileSchema = obj(
   {
     format: v.literal(TEAM_STATE_FORMAT, (i) => `must be ${TEAM_STATE_FORMAT}, got ${JSON.stringify(i.input)}`),
     self: agentId(),
     /** The last seq this agent used. */
-    seq: count(),
+    seq: int(0, MAX_SEQ),
     clock: HlcSchema,
     registers: RegistersSchema,
+    winners: list(TeamEventSchema),
     seen: rec(
       agentId((i) => `bad origin ${JSON.stringify(i.input).slice(0, 80)}`),
       v.pipe(
-        obj({ upTo: count(), above: list(count()) }, seenMessage),
+        obj({ upTo: int(0, MAX_SEQ), above: list(int(0, MAX_SEQ)) }, seenMessage),
         v.check((e) => e.above.every((s) => s > e.upTo + 1), seenMessage),
       ),
     ),

@@ -7,7 +7,8 @@ import * as v from 'valibot';
 import { LAYER_NAME_PATTERN, layerName } from './layer';
 import { Message, bool, count, exact, int, issueMessage, list, obj, pathTo, rec, str, tagged, text, utf8Length, whole } from './schema';
 
-export const TEAM_PROTOCOL_VERSION = 1;
+/** 2: agents have key pairs; events, presence and chunks are signed; snapshots became `synced`. */
+export const TEAM_PROTOCOL_VERSION = 2;
 /** Largest frame accepted (ws maxPayload). Layer content travels in chunks well below this. */
 export const MAX_FRAME = 64 * 1024;
 /** Raw bytes of layer content per chunk (base64 in the frame). */
@@ -29,7 +30,10 @@ export const CloseCodes = {
 
 // ---- names and ids ------------------------------------------------------------------------------
 
-/** Agent ids: 1-64 of A-Z a-z 0-9 . _ : - */
+/**
+ * Agent ids: 1-64 of A-Z a-z 0-9 . _ : -. An agent's id is its key's fingerprint (daemon/team/identity.ts:
+ * 32 base32 characters in groups of 8); the schema stays wide so an old team.json still parses.
+ */
 export const AGENT_ID_RE = /^[A-Za-z0-9._:-]{1,64}$/;
 export function agentId(message: Message = 'must be an agent id (1-64 of A-Z a-z 0-9 . _ : -)') {
   return v.pipe(v.string(message), v.regex(AGENT_ID_RE, message));
@@ -39,6 +43,20 @@ export const isAgentId = (x: unknown): x is string => v.is(agentId(), x);
 const name = layerName();
 const names = (max = 256) => list(name, max);
 const hex64 = v.pipe(v.string('must be 64 hex digits'), v.regex(/^[0-9a-f]{64}$/, 'must be 64 hex digits'));
+/** An Ed25519 public key: 32 bytes, base64url without padding. */
+export const publicKey = () =>
+  v.pipe(v.string('must be a public key'), v.regex(/^[A-Za-z0-9_-]{43}$/, 'must be a public key (43 base64url)'));
+/** An Ed25519 signature: 64 bytes, base64url without padding. */
+export const signature = () =>
+  v.pipe(v.string('must be a signature'), v.regex(/^[A-Za-z0-9_-]{86}$/, 'must be a signature (86 base64url)'));
+
+/**
+ * Upper bounds no honest frame comes near, so arithmetic on what a peer claims stays exact: an
+ * event seq (a decision count), an HLC wall (ms; Date's range ends at 8.64e15) and logical counter.
+ */
+export const MAX_SEQ = 2 ** 40;
+export const MAX_WALL = 2 ** 47;
+export const MAX_LOGICAL = 2 ** 32;
 
 // ---- the team file ----------------------------------------------------------------------------
 
@@ -108,7 +126,10 @@ export function checkTeamFile(raw: unknown, file: string): { team?: TeamFile; pr
 // ---- replicated state ---------------------------------------------------------------------------
 
 /** A hybrid logical clock timestamp; `agent` breaks ties. */
-export const HlcSchema = obj({ wall: count(), logical: count(), agent: agentId() }, 'must be an HLC timestamp {wall, logical, agent}');
+export const HlcSchema = obj(
+  { wall: int(0, MAX_WALL), logical: int(0, MAX_LOGICAL), agent: agentId() },
+  'must be an HLC timestamp {wall, logical, agent}',
+);
 export type Hlc = v.InferOutput<typeof HlcSchema>;
 export const isHlc = (x: unknown): x is Hlc => v.is(HlcSchema, x);
 
@@ -154,13 +175,22 @@ export const RegistersSchema = v.pipe(
   }),
 );
 
+/** Origins a seen vector may list (a node remembers at most its maxOrigins, fewer by default). */
+export const MAX_ORIGINS = 10_000;
+/**
+ * Origins a node lists in the seen vectors it sends (have, synced, presence): the most recently
+ * active. 1024 key-derived ids take about 48 KiB, within MAX_FRAME whatever maxOrigins is set to;
+ * an origin left out is only sent again what the peer has (and does not count its acknowledgement).
+ */
+export const WIRE_ORIGINS = 1024;
+
 /** Highest event seq seen (or applied), per origin. */
 export const SeenSchema = v.pipe(
   rec(
     agentId((i) => `bad origin ${JSON.stringify(i.input).slice(0, 80)}`),
-    count(),
+    int(0, MAX_SEQ),
   ),
-  v.maxEntries(10_000, 'must have at most 10000 origins'),
+  v.maxEntries(MAX_ORIGINS, `must have at most ${MAX_ORIGINS} origins`),
 );
 
 const writes = v.pipe(
@@ -170,10 +200,14 @@ const writes = v.pipe(
 /** An event's writes: one to 64. */
 export const EventWritesSchema = v.pipe(writes, v.minLength(1, 'an event needs at least one write'));
 
-/** One decision by one agent: writes applied together, never half-way. */
+/**
+ * One decision by one agent: writes applied together, never half-way. Signed by its origin (`sig`
+ * over everything else, see identity.ts); `key` is the origin's public key, whose fingerprint the
+ * origin id must be, so any node can check an event it relays or replays from history.
+ */
 export const TeamEventSchema = obj({
   origin: agentId(),
-  seq: int(1, Number.MAX_SAFE_INTEGER, 'must be a positive integer'),
+  seq: int(1, MAX_SEQ, `must be an integer from 1 to ${MAX_SEQ}`),
   tag: HlcSchema,
   writes: EventWritesSchema,
   user: text(64),
@@ -182,6 +216,8 @@ export const TeamEventSchema = obj({
   prev: writes,
   /** Set when this event reverts another (its eventId). */
   reverts: v.optional(text(140)),
+  key: publicKey(),
+  sig: signature(),
 });
 export type TeamEvent = v.InferOutput<typeof TeamEventSchema>;
 export const isTeamEvent = (x: unknown): x is TeamEvent => v.is(TeamEventSchema, x);
@@ -191,10 +227,11 @@ export function eventId(ev: { origin: string; seq: number }): string {
   return `${ev.origin}:${ev.seq}`;
 }
 
-/** What an agent runs and holds, sent on change and with every heartbeat. */
+/** What an agent runs and holds, sent on change and with every heartbeat; signed by that agent. */
 export const PresenceSchema = obj({
   agent: agentId(),
-  pseq: count(),
+  /** Newer presence has a higher pseq (the sender's clock in ms; bounded like a wall). */
+  pseq: int(0, MAX_WALL),
   user: text(64),
   host: text(128),
   /** null for a standalone relay. */
@@ -207,25 +244,56 @@ export const PresenceSchema = obj({
   busy: names(),
   /** Team layers this agent has, with their digests (peers pull from it). */
   has: rec(name, text(80)),
-  at: count(),
+  at: int(0, MAX_WALL),
+  key: publicKey(),
+  sig: signature(),
 });
 export type Presence = v.InferOutput<typeof PresenceSchema>;
 
-/** The exchange on (re)connect: registers, the contiguous seen vector, and recent events. */
-const snapshotEntries = { registers: RegistersSchema, seen: SeenSchema, events: list(TeamEventSchema, 1000) };
-export const TeamSnapshotSchema = obj(snapshotEntries);
+/**
+ * What one replica gives another to converge: the signed events that hold its registers (and the
+ * recent history), then its contiguous seen vector. On the wire the events travel one frame each
+ * and the vector as `synced`; this is the same exchange as one value, for the state and its tests.
+ */
+export const TeamSnapshotSchema = obj({ events: v.array(TeamEventSchema), seen: SeenSchema });
 export type TeamSnapshot = v.InferOutput<typeof TeamSnapshotSchema>;
+
+/** JSON with object keys sorted at every level and undefined fields left out: what signatures cover. */
+export function canonicalJson(x: unknown): string {
+  if (Array.isArray(x)) return `[${x.map(canonicalJson).join(',')}]`;
+  if (x !== null && typeof x === 'object') {
+    const o = x as Record<string, unknown>;
+    const keys = Object.keys(o)
+      .filter((k) => o[k] !== undefined)
+      .sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(x);
+}
 
 // ---- frames -------------------------------------------------------------------------------------
 
 const FRAMES = {
-  hello: tagged({ t: v.literal('hello'), v: count(), team: name, agent: agentId(), nonce: hex64 }),
-  challenge: tagged({ t: v.literal('challenge'), v: count(), team: name, agent: agentId(), nonce: hex64, proof: hex64 }),
-  auth: tagged({ t: v.literal('auth'), proof: hex64 }),
+  // Each side proves the team secret (proof, an HMAC) and its own key (sig over the same fields).
+  hello: tagged({ t: v.literal('hello'), v: count(), team: name, agent: agentId(), nonce: hex64, key: publicKey() }),
+  challenge: tagged({
+    t: v.literal('challenge'),
+    v: count(),
+    team: name,
+    agent: agentId(),
+    nonce: hex64,
+    proof: hex64,
+    key: publicKey(),
+    sig: signature(),
+  }),
+  auth: tagged({ t: v.literal('auth'), proof: hex64, sig: signature() }),
   welcome: tagged({ t: v.literal('welcome') }),
-  /** After welcome: what this side has seen, so the other sends the events it lacks, then its snapshot. */
+  /**
+   * After welcome: what this side has seen. The other answers with the events it lacks and those
+   * holding its registers (one `event` frame each), then `synced` with its own seen vector.
+   */
   have: tagged({ t: v.literal('have'), seen: SeenSchema }),
-  snapshot: tagged({ t: v.literal('snapshot'), ...snapshotEntries }),
+  synced: tagged({ t: v.literal('synced'), seen: SeenSchema }),
   event: tagged({ t: v.literal('event'), event: TeamEventSchema }),
   presence: tagged({ t: v.literal('presence'), presence: PresenceSchema }),
   // Pulls are routed hop by hop toward `to` (the next hop is the link a peer's presence came in on).
@@ -240,6 +308,8 @@ const FRAMES = {
     total: count(),
     sha256: hex64,
     data: text(MAX_FRAME),
+    /** By `from`, over every other field (the data through sha256), so a pull is attributable. */
+    sig: signature(),
   }),
   'pull-error': tagged({ t: v.literal('pull-error'), to: agentId(), from: agentId(), layer: name, message: text(1024) }),
   error: tagged({ t: v.literal('error'), code: text(64), message: text(1024) }),

@@ -1,12 +1,14 @@
 /**
  * Layer archives in chunks between teammates, routed hop by hop along the link each agent's
- * presence arrived on: serving chunks, fetching them (each checked against its hash, a bad one
- * asked for again), and passing pull frames on toward their addressee.
+ * presence arrived on: serving chunks (signed by the server), fetching them (each checked against
+ * its signature and hash, a bad one asked for again; the size the source declares is capped), and
+ * passing pull frames on toward their addressee.
  */
 import * as crypto from 'crypto';
 import { WebSocket } from 'ws';
 import { CHUNK_BYTES, Frame } from '../../protocol/team';
 import { Conn, Links } from './links';
+import { Identity, KeyRing } from './identity';
 
 type PullFrame = Extract<Frame, { t: 'pull' | 'chunk' | 'pull-error' }>;
 
@@ -27,18 +29,27 @@ export class ChunkPulls {
 
   constructor(
     private readonly o: {
-      id: string;
+      identity: Identity;
+      team: () => string;
+      keys: KeyRing;
       links: Links;
       /** Next hop toward each agent (kept by node.ts from presences). */
       routes: ReadonlyMap<string, Conn>;
       readChunk?: ReadChunk;
       log: (msg: string) => void;
+      /** The largest archive a source may declare. */
+      maxLayerBytes: number;
     },
   ) {}
 
+  private get id(): string {
+    return this.o.identity.id;
+  }
+
   /** A pull, chunk or pull-error frame arrived on `c`. */
   handle(c: Conn, f: PullFrame): void {
-    const { links, id } = this.o;
+    const { links } = this.o;
+    const id = this.id;
     if (f.to !== id) {
       // Not for us: pass it one hop on toward its addressee, or say there is no way.
       const next = this.o.routes.get(f.to);
@@ -49,6 +60,11 @@ export class ChunkPulls {
     if (f.t === 'pull') {
       void this.serve(c, f);
       return;
+    }
+    if (f.t === 'chunk') {
+      // Only the source can sign its chunks: a chunk from anyone else is not part of the pull.
+      const bad = this.o.keys.verifyChunk(this.o.team(), f);
+      if (bad) return this.o.log(`[team] ignored a chunk of ${f.layer} said to be from ${f.from}: it carries ${bad}`);
     }
     for (const p of this.pending) {
       if (p.source === f.from && p.layer === f.layer) {
@@ -89,10 +105,11 @@ export class ChunkPulls {
       let failures = 0;
       let timer: NodeJS.Timeout | undefined;
       let pos = offset;
+      let declared: number | null = null;
       const ask = () => {
         if (timer) clearTimeout(timer);
         timer = setTimeout(() => done(new Error(`${agent} did not send ${layer} chunk at ${pos} in time`)), opts.chunkTimeoutMs ?? 15000);
-        this.o.links.send(conn, { t: 'pull', to: agent, from: this.o.id, layer, digest, offset: pos });
+        this.o.links.send(conn, { t: 'pull', to: agent, from: this.id, layer, digest, offset: pos });
       };
       const done = (e?: Error) => {
         if (timer) clearTimeout(timer);
@@ -108,7 +125,15 @@ export class ChunkPulls {
         onError: (m) => done(new Error(m)),
         onChunk: (f) => {
           if (f.offset !== pos || f.digest !== digest) return;
+          if (f.total > this.o.maxLayerBytes) {
+            return done(new Error(`${agent} declares ${layer} as ${f.total} bytes, more than the ${this.o.maxLayerBytes} a pull accepts`));
+          }
+          if (declared !== null && f.total !== declared) {
+            return done(new Error(`${agent} changed the size of ${layer} from ${declared} to ${f.total} bytes during the pull`));
+          }
+          declared = f.total;
           const data = Buffer.from(f.data, 'base64');
+          if (pos + data.length > f.total) return done(new Error(`${agent} sent more of ${layer} than the ${f.total} bytes it declared`));
           const sum = crypto.createHash('sha256').update(data).digest('hex');
           if (sum !== f.sha256 || (data.length === 0 && pos < f.total)) {
             failures++;
@@ -132,23 +157,15 @@ export class ChunkPulls {
   }
 
   private async serve(c: Conn, f: Extract<Frame, { t: 'pull' }>): Promise<void> {
-    const { links, id } = this.o;
+    const { links } = this.o;
+    const id = this.id;
     const r = this.o.readChunk ? await this.o.readChunk(f.layer, f.digest, f.offset, CHUNK_BYTES).catch(() => null) : null;
     if (!r) {
       links.send(c, { t: 'pull-error', to: f.from, from: id, layer: f.layer, message: `${id} does not have ${f.layer} at ${f.digest}` });
       return;
     }
     const sha256 = crypto.createHash('sha256').update(r.data).digest('hex');
-    links.send(c, {
-      t: 'chunk',
-      to: f.from,
-      from: id,
-      layer: f.layer,
-      digest: f.digest,
-      offset: f.offset,
-      total: r.total,
-      sha256,
-      data: r.data.toString('base64'),
-    });
+    const chunk = { t: 'chunk' as const, to: f.from, from: id, layer: f.layer, digest: f.digest, offset: f.offset, total: r.total, sha256 };
+    links.send(c, this.o.identity.signChunk(this.o.team(), { ...chunk, data: r.data.toString('base64') }));
   }
 }

@@ -1,10 +1,13 @@
 /**
  * The team handshake on one link: hello → challenge (the accepting side proves it knows the team
- * key) → auth (the dialing side proves it) → welcome. Nothing else is accepted before it is done;
- * any misstep closes the link with a stable close code.
+ * key) → auth (the dialing side proves it) → welcome. Each side also signs the same fields with
+ * its own key, whose fingerprint must be the id it claims: the link is then known to be that
+ * agent's. Nothing else is accepted before it is done; any misstep closes the link with a stable
+ * close code.
  */
 import { CloseCodes, Frame, TEAM_PROTOCOL_VERSION } from '../../protocol/team';
 import { NonceCache, clientProof, proofEquals, serverProof } from './auth';
+import { Identity, KeyRing, handshakeBytes } from './identity';
 import { Conn, Links } from './links';
 
 export class Handshake {
@@ -14,10 +17,11 @@ export class Handshake {
 
   constructor(
     private readonly o: {
-      id: string;
+      identity: Identity;
       team: string | null;
       /** The key derived from the team secret (a function of the team id for a relay). */
       key: Buffer | ((team: string) => Buffer);
+      keys: KeyRing;
       links: Links;
       log: (msg: string) => void;
       /** The link is authenticated both ways. */
@@ -29,7 +33,8 @@ export class Handshake {
 
   /** A dialed link opened: say who we are. */
   hello(c: Conn): void {
-    this.o.links.send(c, { t: 'hello', v: TEAM_PROTOCOL_VERSION, team: this.team!, agent: this.o.id, nonce: c.myNonce });
+    const me = this.o.identity;
+    this.o.links.send(c, { t: 'hello', v: TEAM_PROTOCOL_VERSION, team: this.team!, agent: me.id, nonce: c.myNonce, key: me.key });
   }
 
   /** One frame of an unauthenticated link. */
@@ -47,7 +52,8 @@ export class Handshake {
   }
 
   private accepting(c: Conn, f: Frame): void {
-    const id = this.o.id;
+    const me = this.o.identity;
+    const id = me.id;
     if (f.t === 'hello' && !c.theirNonce) {
       if (f.v !== TEAM_PROTOCOL_VERSION)
         return this.close(c, CloseCodes.VERSION, `protocol ${f.v} not supported (this side speaks ${TEAM_PROTOCOL_VERSION})`);
@@ -57,13 +63,27 @@ export class Handshake {
       c.theirNonce = f.nonce;
       c.agent = f.agent;
       c.team = f.team;
+      c.theirKey = f.key;
       const proof = serverProof(this.keyFor(f.team), f.team, f.nonce, c.myNonce, id, f.agent);
-      this.o.links.send(c, { t: 'challenge', v: TEAM_PROTOCOL_VERSION, team: f.team, agent: id, nonce: c.myNonce, proof });
+      const sig = me.sign(handshakeBytes('server', f.team, [f.nonce, c.myNonce, id, f.agent]));
+      this.o.links.send(c, {
+        t: 'challenge',
+        v: TEAM_PROTOCOL_VERSION,
+        team: f.team,
+        agent: id,
+        nonce: c.myNonce,
+        proof,
+        key: me.key,
+        sig,
+      });
       return;
     }
-    if (f.t === 'auth' && c.theirNonce && c.agent && c.team) {
+    if (f.t === 'auth' && c.theirNonce && c.agent && c.team && c.theirKey) {
       const want = clientProof(this.keyFor(c.team), c.team, c.myNonce, c.theirNonce, c.agent, id);
       if (!proofEquals(f.proof, want)) return this.close(c, CloseCodes.AUTH_FAILED, 'authentication failed');
+      const bytes = handshakeBytes('client', c.team, [c.myNonce, c.theirNonce, c.agent, id]);
+      const bad = this.o.keys.verify(c.agent, c.theirKey, bytes, f.sig);
+      if (bad) return this.close(c, CloseCodes.AUTH_FAILED, `peer ${c.agent} offered ${bad}`);
       if (this.team === null) {
         this.team = c.team;
         this.o.log(`[team] serving team ${c.team}`);
@@ -79,14 +99,19 @@ export class Handshake {
   private dialing(c: Conn, f: Frame): void {
     const team = this.team!;
     const key = this.keyFor(team);
+    const me = this.o.identity;
     if (f.t === 'challenge' && !c.theirNonce) {
       if (f.v !== TEAM_PROTOCOL_VERSION) return this.close(c, CloseCodes.VERSION, `protocol ${f.v} not supported`);
       if (f.team !== team) return this.close(c, CloseCodes.WRONG_TEAM, 'wrong team');
-      const want = serverProof(key, team, c.myNonce, f.nonce, f.agent, this.o.id);
+      const want = serverProof(key, team, c.myNonce, f.nonce, f.agent, me.id);
       if (!proofEquals(f.proof, want)) return this.close(c, CloseCodes.AUTH_FAILED, 'the relay does not know the team secret');
+      const bad = this.o.keys.verify(f.agent, f.key, handshakeBytes('server', team, [c.myNonce, f.nonce, f.agent, me.id]), f.sig);
+      if (bad) return this.close(c, CloseCodes.AUTH_FAILED, `the relay offered ${bad}`);
       c.theirNonce = f.nonce;
       c.agent = f.agent;
-      this.o.links.send(c, { t: 'auth', proof: clientProof(key, team, f.nonce, c.myNonce, this.o.id, f.agent) });
+      c.theirKey = f.key;
+      const sig = me.sign(handshakeBytes('client', team, [f.nonce, c.myNonce, me.id, f.agent]));
+      this.o.links.send(c, { t: 'auth', proof: clientProof(key, team, f.nonce, c.myNonce, me.id, f.agent), sig });
       return;
     }
     if (f.t === 'welcome' && c.theirNonce) return this.o.established(c);

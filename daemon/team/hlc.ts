@@ -4,7 +4,7 @@
  * equal timestamps. Pure: time comes from an injected `now`.
  */
 import type { Hlc } from '../../protocol/team';
-import { isAgentId, isHlc } from '../../protocol/team';
+import { MAX_LOGICAL, isAgentId, isHlc } from '../../protocol/team';
 
 /** Order by wall, then logical, then agent (plain string comparison). */
 export function compareHlc(a: Hlc, b: Hlc): number {
@@ -39,7 +39,8 @@ export class HlcClock {
     this.maxDriftMs = opts.maxDriftMs ?? 60_000;
   }
 
-  private physicalNow(): number {
+  /** The local wall clock in ms (0 if it is not a sane number). */
+  physicalNow(): number {
     const t = Math.floor(this.now());
     return Number.isSafeInteger(t) && t > 0 ? t : 0;
   }
@@ -49,6 +50,10 @@ export class HlcClock {
     const pt = this.physicalNow();
     if (pt > this.wall) {
       this.wall = pt;
+      this.logical = 0;
+    } else if (this.logical >= MAX_LOGICAL) {
+      // The counter stays within what the schema accepts: move the wall on by 1 ms instead.
+      this.wall += 1;
       this.logical = 0;
     } else {
       this.logical += 1;

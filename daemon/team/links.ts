@@ -1,40 +1,23 @@
 /**
  * The team transport: WebSocket links to peers. It accepts peers (a ws server behind an HTTP
  * upgrade handler), dials relays (with capped full-jitter backoff), enforces the limits (peers,
- * pending handshakes, handshake time, frame rate, slow consumers, silent peers) and checks every
- * frame before handing it on. It only moves frames: handshake.ts and node.ts say what they mean.
+ * pending handshakes shared by address (admission.ts), handshake time, frame rate, slow consumers,
+ * silent peers) and checks every frame before handing it on. It only moves frames: handshake.ts
+ * and node.ts say what they mean.
  */
 import * as http from 'http';
 import * as https from 'https';
+import * as net from 'net';
 import { WebSocket, WebSocketServer, RawData } from 'ws';
 import { CloseCodes, Frame, MAX_FRAME, checkFrame } from '../../protocol/team';
 import { newNonce } from './auth';
 import { Backoff } from '../../shared/backoff';
 import { TokenBucket } from './ratelimit';
+import { DEFAULT_LIMITS, NodeLimits } from './limits';
+import { Admission, PendingSlot } from './admission';
 
-export interface NodeLimits {
-  /** Authenticated and pending connections, together. */
-  maxPeers: number;
-  /** Connections that have not finished the handshake. */
-  maxPending: number;
-  authTimeoutMs: number;
-  heartbeatMs: number;
-  /** Frames per second per connection, and the burst above it. */
-  rate: number;
-  burst: number;
-  /** A peer whose unsent backlog passes this is dropped as a slow consumer. */
-  maxBufferedBytes: number;
-}
-
-export const DEFAULT_LIMITS: NodeLimits = {
-  maxPeers: 1024,
-  maxPending: 64,
-  authTimeoutMs: 5000,
-  heartbeatMs: 10000,
-  rate: 500,
-  burst: 2000,
-  maxBufferedBytes: 4 * 1024 * 1024,
-};
+export { DEFAULT_LIMITS };
+export type { NodeLimits };
 
 export interface ListenOptions {
   host: string;
@@ -52,6 +35,10 @@ export interface Conn {
   team?: string;
   myNonce: string;
   theirNonce?: string;
+  /** The public key the peer offered in the handshake (checked against its id there). */
+  theirKey?: string;
+  /** An accepted link's slot among the pending ones, until it authenticates. */
+  slot?: PendingSlot;
   bucket: TokenBucket;
   /** Heartbeats without any frame or pong since; two in a row end the connection. */
   missed: number;
@@ -92,6 +79,7 @@ export class Links {
   private conns = new Set<Conn>();
   private dialers: Dialer[] = [];
   private stopped = false;
+  readonly admission: Admission;
 
   constructor(
     private readonly o: {
@@ -103,6 +91,7 @@ export class Links {
     },
   ) {
     this.limits = { ...DEFAULT_LIMITS, ...(o.limits ?? {}) };
+    this.admission = new Admission(this.limits);
   }
 
   listen(l: ListenOptions): Promise<void> {
@@ -112,6 +101,27 @@ export class Links {
       res.end('Strata team relay: connect with WebSocket\n');
     });
     const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME, perMessageDeflate: false, clientTracking: false });
+    // Every accepted socket holds a pending slot from its first byte until it authenticates. The
+    // slot is found again by address and port: with TLS the upgrade comes on another socket object.
+    const slots = new Map<string, PendingSlot>();
+    const keyOf = (s: net.Socket) => `${s.remoteAddress}|${s.remotePort}`;
+    server.on('connection', (socket: net.Socket) => {
+      socket.on('error', () => {});
+      const key = keyOf(socket);
+      const slot = this.stopped
+        ? null
+        : this.admission.admit(socket.remoteAddress, () => {
+            const conn = [...this.conns].find((c) => c.slot === slot);
+            if (conn) this.close(conn, CloseCodes.AUTH_TIMEOUT, 'handshake timed out');
+            socket.destroy();
+          });
+      if (!slot) return void socket.destroy();
+      slots.set(key, slot);
+      socket.once('close', () => {
+        slots.delete(key);
+        this.admission.release(slot);
+      });
+    });
     server.on('upgrade', (req, socket, head) => {
       socket.on('error', () => {});
       // Browsers always send Origin; agents never do. A page must not reach the relay.
@@ -119,9 +129,9 @@ export class Links {
         socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       };
       if (req.headers.origin) return refuse(403, 'Forbidden');
-      const pending = [...this.conns].filter((c) => c.state === 'authenticating').length;
-      if (this.stopped || this.conns.size >= this.limits.maxPeers || pending >= this.limits.maxPending) return refuse(503, 'Busy');
-      wss.handleUpgrade(req, socket, head, (ws) => this.adopt(ws, 'in'));
+      const slot = slots.get(keyOf(socket as net.Socket));
+      if (this.stopped || !slot || this.conns.size >= this.limits.maxPeers) return refuse(503, 'Busy');
+      wss.handleUpgrade(req, socket, head, (ws) => (this.adopt(ws, 'in').slot = slot));
     });
     this.server = server;
     this.wss = wss;
@@ -157,7 +167,10 @@ export class Links {
   /** The handshake on `c` succeeded. */
   established(c: Conn): void {
     c.state = 'connected';
+    // Catching up, a peer sends its history, winners and presences at once: all of it may come.
+    c.bucket.credit(1000 + this.limits.maxRegisters + this.limits.maxOrigins);
     if (c.timer) clearTimeout(c.timer);
+    if (c.slot) this.admission.release(c.slot);
     c.since = Date.now();
     this.dialers.find((x) => x.conn === c)?.backoff.reset();
     this.o.log(`[team] ${this.label(c)} connected`);
@@ -258,7 +271,12 @@ export class Links {
       myNonce: newNonce(),
       missed: 0,
       since: Date.now(),
-      bucket: new TokenBucket(this.limits.rate, this.limits.burst),
+      // A link this node dialed (a relay of the team file) carries the whole team's traffic, which
+      // that relay limited per sender already; one a peer dialed here carries that peer's.
+      bucket:
+        direction === 'out'
+          ? new TokenBucket(this.limits.rate * 20, this.limits.burst * 20)
+          : new TokenBucket(this.limits.rate, this.limits.burst),
     };
     this.conns.add(conn);
     // Without an error listener one bad frame would crash the process (see relay-notes.md).
@@ -272,10 +290,13 @@ export class Links {
       if (wasConnected) this.o.log(`[team] ${this.label(conn)} disconnected (${code}${reason.length ? ` ${reason.toString()}` : ''})`);
       this.o.handlers.closed(conn, wasConnected);
     });
-    conn.timer = setTimeout(() => {
-      if (conn.state !== 'connected') this.close(conn, CloseCodes.AUTH_TIMEOUT, 'handshake timed out');
-    }, this.limits.authTimeoutMs);
-    conn.timer.unref();
+    // An accepted link's deadline is its pending slot's (admission.ts); a dialed one has its own.
+    if (direction === 'out') {
+      conn.timer = setTimeout(() => {
+        if (conn.state !== 'connected') this.close(conn, CloseCodes.AUTH_TIMEOUT, 'handshake timed out');
+      }, this.limits.authTimeoutMs);
+      conn.timer.unref();
+    }
     return conn;
   }
 

@@ -1,21 +1,29 @@
 /**
  * One member of the team network: an agent, or a standalone relay. Over the links (links.ts),
  * once a peer has passed the handshake (handshake.ts), it keeps replicas in step: on every
- * (re)connect each side says what it has seen and gets the events it lacks and the registers;
- * after that, events and presence are flooded to every peer that has not seen them. Layer
- * archives travel in chunks (chunks.ts). What the state means is state.ts's.
+ * (re)connect each side says what it has seen and gets the events it lacks and those holding the
+ * other's registers; after that, events and presence are flooded to every peer that has not seen
+ * them. Every event and presence is checked before it is used or passed on: its signature by its
+ * origin (identity.ts), then what it claims (state.ts, and here for presence); a refused frame is
+ * dropped with a logged reason. Layer archives travel in chunks (chunks.ts).
  */
-import { CloseCodes, Frame, Presence, TeamEvent } from '../../protocol/team';
+import { CloseCodes, Frame, Presence, TeamEvent, WIRE_ORIGINS, eventId } from '../../protocol/team';
 import { TeamState } from './state';
 import { Handshake } from './handshake';
 import { ChunkPulls, ReadChunk } from './chunks';
-import { Conn, Links, ListenOptions, NodeLimits, PeerInfo } from './links';
+import { Conn, Links, ListenOptions, PeerInfo } from './links';
+import { NodeLimits } from './limits';
+import { Identity, KeyRing } from './identity';
+import { Presences } from './presences';
+import { RefusalLog } from './refusals';
+
+const ANNOUNCE_MS = 200;
 
 export interface NodeHooks {
-  /** Registers changed (remote events or snapshot): apply the team's active set locally. */
+  /** Registers changed (remote events): persist and apply the team's active set locally. */
   stateChanged(reason: string): void;
-  /** This node's own presence fields (without agent, pseq, at). */
-  presence(): Omit<Presence, 'agent' | 'pseq' | 'at'>;
+  /** This node's own presence fields (without agent, pseq, at and the signature). */
+  presence(): Omit<Presence, 'agent' | 'pseq' | 'at' | 'key' | 'sig'>;
   /** A peer's presence arrived or changed. */
   presenceChanged?(p: Presence): void;
   /** Serve a piece of a layer archive for a pull; null when this node cannot. */
@@ -25,7 +33,7 @@ export interface NodeHooks {
 }
 
 export interface NodeOptions {
-  id: string;
+  identity: Identity;
   /** null (standalone relay only): serve the first team whose member authenticates, then only it. */
   team: string | null;
   /** The key derived from the team secret (a function of the team id for a relay). */
@@ -41,14 +49,16 @@ export interface NodeOptions {
 }
 
 export class TeamNode {
-  readonly presences = new Map<string, Presence>();
-  /** Next hop toward each agent: the link its newest presence arrived on. */
-  private readonly routes = new Map<string, Conn>();
+  private readonly table: Presences;
+  readonly keys: KeyRing;
+  readonly refusals: RefusalLog;
   private readonly links: Links;
   private readonly handshake: Handshake;
   private readonly chunks: ChunkPulls;
   private heartbeat: NodeJS.Timeout | null = null;
   private pseq = 0;
+  private lastAnnounce = 0;
+  private announceTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly o: NodeOptions) {
     this.links = new Links({
@@ -61,19 +71,32 @@ export class TeamNode {
         closed: (c, wasConnected) => this.closed(c, wasConnected),
       },
     });
+    this.keys = new KeyRing(4 * this.links.limits.maxOrigins);
+    this.refusals = new RefusalLog(o.log);
+    this.table = new Presences(this.links.limits.maxOrigins);
     this.handshake = new Handshake({
-      id: o.id,
+      identity: o.identity,
       team: o.team,
       key: o.key,
+      keys: this.keys,
       links: this.links,
       log: o.log,
       established: (c) => this.established(c),
     });
-    this.chunks = new ChunkPulls({ id: o.id, links: this.links, routes: this.routes, readChunk: o.hooks.readChunk, log: o.log });
+    this.chunks = new ChunkPulls({
+      identity: o.identity,
+      team: () => this.team ?? '',
+      keys: this.keys,
+      links: this.links,
+      routes: this.table.routes,
+      readChunk: o.hooks.readChunk,
+      log: o.log,
+      maxLayerBytes: this.links.limits.maxLayerBytes,
+    });
   }
 
   get id(): string {
-    return this.o.id;
+    return this.o.identity.id;
   }
 
   /** The team served (a relay started without one learns it from its first member). */
@@ -87,6 +110,16 @@ export class TeamNode {
 
   get limits(): NodeLimits {
     return this.links.limits;
+  }
+
+  /** The teammates' latest presences, least recently heard first. */
+  get presences(): ReadonlyMap<string, Presence> {
+    return this.table.byAgent;
+  }
+
+  /** When a presence of `agent` was last heard here (local clock), or undefined. */
+  heardAt(agent: string): number | undefined {
+    return this.table.heardAt(agent);
   }
 
   async start(): Promise<void> {
@@ -104,7 +137,13 @@ export class TeamNode {
 
   async stop(): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.announceTimer) clearTimeout(this.announceTimer);
     await this.links.stop();
+  }
+
+  /** Ask every peer again for what this node lacks, winners included (as on connect). */
+  resync(): void {
+    this.links.forward(null, { t: 'have', seen: this.o.state.seenVector(WIRE_ORIGINS) });
   }
 
   /** Send a decision made here (already recorded in the state) to every peer. */
@@ -112,9 +151,22 @@ export class TeamNode {
     this.links.forward(null, { t: 'event', event: ev });
   }
 
-  /** Tell everyone what this node runs now (after applying a change). */
+  /**
+   * Tell everyone what this node runs now (after applying a change). At most one presence per
+   * ANNOUNCE_MS: a burst of changes (a flood of events) is one announcement, sent when it ends.
+   */
   announce(): void {
-    this.links.forward(null, { t: 'presence', presence: this.ownPresence(true) });
+    const wait = this.lastAnnounce + ANNOUNCE_MS - Date.now();
+    if (wait > 0) {
+      this.announceTimer ??= setTimeout(() => {
+        this.announceTimer = null;
+        this.announce();
+      }, wait);
+      return;
+    }
+    this.lastAnnounce = Date.now();
+    const p = this.ownPresence(true);
+    if (p) this.links.forward(null, { t: 'presence', presence: p });
   }
 
   peers(): PeerInfo[] {
@@ -136,17 +188,18 @@ export class TeamNode {
 
   private established(c: Conn): void {
     this.links.established(c);
-    // Catch-up: each side says what it has seen; the other answers with the events it lacks (one
-    // frame each, so they are forwarded onward like live ones), then with its registers.
-    this.links.send(c, { t: 'have', seen: this.o.state.seenVector() });
-    this.links.send(c, { t: 'presence', presence: this.ownPresence(false) });
-    for (const p of this.presences.values()) this.links.send(c, { t: 'presence', presence: p });
+    // Catch-up: each side says what it has seen; the other answers with what it lacks (one frame
+    // each, so they are checked and forwarded like live ones), then says it is done (`synced`).
+    this.links.send(c, { t: 'have', seen: this.o.state.seenVector(WIRE_ORIGINS) });
+    const own = this.ownPresence(false);
+    if (own) this.links.send(c, { t: 'presence', presence: own });
+    for (const p of this.table.byAgent.values()) this.links.send(c, { t: 'presence', presence: p });
     this.o.hooks.peersChanged?.();
   }
 
   private closed(c: Conn, wasConnected: boolean): void {
     this.chunks.linkClosed(c);
-    for (const [agent, via] of [...this.routes]) if (via === c) this.routes.delete(agent);
+    this.table.linkClosed(c);
     if (wasConnected) this.o.hooks.peersChanged?.();
   }
 
@@ -154,40 +207,17 @@ export class TeamNode {
     const state = this.o.state;
     switch (f.t) {
       case 'have': {
-        for (const ev of state.missingFor(f.seen)) this.links.send(c, { t: 'event', event: ev });
-        this.links.send(c, { t: 'snapshot', ...state.snapshot({ maxEvents: 0 }) });
+        for (const ev of state.syncFor(f.seen)) this.links.send(c, { t: 'event', event: ev });
+        this.links.send(c, { t: 'synced', seen: state.seenVector(WIRE_ORIGINS) });
         return;
       }
-      case 'snapshot': {
-        const { changed, fresh } = state.mergeSnapshot(f);
-        for (const ev of fresh) this.links.forward(c, { t: 'event', event: ev });
-        if (changed) {
-          // Registers learnt only from a snapshot (their events fell out of every history) must
-          // reach the other peers too; they merge and pass it on only if it changes something.
-          this.links.forward(c, { t: 'snapshot', ...state.snapshot({ maxEvents: 0 }) });
-        }
-        if (changed || fresh.length) this.o.hooks.stateChanged('snapshot');
+      case 'synced':
+        state.markSynced(f.seen);
         return;
-      }
-      case 'event': {
-        const r = state.receive(f.event);
-        if (!r.fresh) return;
-        this.links.forward(c, f);
-        // Persist and acknowledge every new decision, even one that changes no value.
-        this.o.hooks.stateChanged('event');
-        return;
-      }
-      case 'presence': {
-        const p = f.presence;
-        if (p.agent === this.o.id) return;
-        const old = this.presences.get(p.agent);
-        if (old && old.pseq >= p.pseq) return;
-        this.presences.set(p.agent, p);
-        this.routes.set(p.agent, c);
-        this.links.forward(c, f);
-        this.o.hooks.presenceChanged?.(p);
-        return;
-      }
+      case 'event':
+        return this.onEvent(c, f);
+      case 'presence':
+        return this.onPresence(c, f);
       case 'pull':
       case 'chunk':
       case 'pull-error':
@@ -200,9 +230,47 @@ export class TeamNode {
     }
   }
 
-  private ownPresence(bump: boolean): Presence {
+  private refuse(c: Conn, what: string, why: string): void {
+    this.refusals.refuse(`${what} from ${this.links.label(c)}`, why);
+  }
+
+  private onEvent(c: Conn, f: Extract<Frame, { t: 'event' }>): void {
+    const ev = f.event;
+    const state = this.o.state;
+    if (state.knows(ev)) return; // a copy of one held: nothing new, and checked before
+    const bad = this.keys.verifyEvent(this.team!, ev);
+    if (bad) return this.refuse(c, `event ${eventId(ev)}`, `it carries ${bad}`);
+    const r = state.receive(ev);
+    if (r.refused) return this.refuse(c, `event ${eventId(ev)}`, r.refused);
+    if (!r.fresh && !r.changed && !r.recorded) return;
+    this.links.forward(c, f);
+    // Persist and acknowledge every new decision, even one that changes no value.
+    this.o.hooks.stateChanged('event');
+  }
+
+  private onPresence(c: Conn, f: Extract<Frame, { t: 'presence' }>): void {
+    const p = f.presence;
+    if (p.agent === this.id || !this.table.isNewer(p)) return;
+    const now = Date.now();
+    const ahead = Math.max(p.at, p.pseq) - now;
+    if (ahead > this.limits.maxSkewMs) {
+      return this.refuse(c, `presence of ${p.agent}`, `its clock is ${Math.round(ahead / 1000)} s ahead of ours`);
+    }
+    const bad = this.keys.verifyPresence(this.team!, p);
+    if (bad) return this.refuse(c, `presence of ${p.agent}`, `it carries ${bad}`);
+    this.table.keep(p, c, now);
+    // An agent's own word on its own decisions: it made every seq up to this one.
+    const own = p.applied[p.agent];
+    if (own) this.o.state.markSynced({ [p.agent]: own });
+    this.links.forward(c, f);
+    this.o.hooks.presenceChanged?.(p);
+  }
+
+  private ownPresence(bump: boolean): Presence | null {
+    const team = this.team;
+    if (team === null) return null; // a relay before its first member: nobody to tell
     // Time-based, so a restarted node's presence is newer than what peers remember of it.
     if (bump || this.pseq === 0) this.pseq = Math.max(this.pseq + 1, Date.now());
-    return { ...this.o.hooks.presence(), agent: this.o.id, pseq: this.pseq, at: Date.now() };
+    return this.o.identity.signPresence(team, { ...this.o.hooks.presence(), agent: this.id, pseq: this.pseq, at: Date.now() });
   }
 }

@@ -19,8 +19,16 @@ export class TokenBucket {
 
   private refill(): void {
     const t = this.now();
-    if (t > this.last) this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) * this.ratePerSec) / 1000);
+    // Refills stop at the burst; tokens above it (a credit) are left until spent.
+    if (t > this.last && this.tokens < this.burst)
+      this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) * this.ratePerSec) / 1000);
     this.last = t;
+  }
+
+  /** Once, n tokens beyond the burst: for a burst that is expected (catching up on connect). */
+  credit(n: number): void {
+    this.refill();
+    this.tokens += n;
   }
 
   /** Take n tokens (default 1) if there are that many; false (and nothing taken) otherwise. */

@@ -5,23 +5,28 @@
  * to the local switch.
  */
 import * as os from 'os';
+import * as fs from 'fs';
 import * as fsp from 'fs/promises';
 import * as path from 'path';
-import * as crypto from 'crypto';
 import { Presence, RegisterWrite, TeamEvent, TeamFile, TeamStatus } from '../../protocol';
 import { Agent } from '../agent';
 import { StrataError } from '../../shared/errors';
 import { writeFileAtomic } from '../atomic';
 import { TeamNode } from './node';
-import { NodeLimits } from './links';
+import { NodeLimits, limitsFromEnv } from './limits';
+import { Identity, createIdentity, loadIdentity } from './identity';
+import { teamKeys } from './teamset';
 import { TeamState, eventId } from './state';
-import { loadTeamState, saveTeamState } from './statefile';
+import { loadTeamState, saveTeamState, savedFormat } from './statefile';
 import { HlcClock } from './hlc';
 import { deriveKey, readSecretFile } from './auth';
 import { loadTeamFile, parseTeamFile } from './teamfile';
 import { TeamConfig, listenError, parseListen, readConfig, writeConfig } from './config';
 import { LayerPulls } from './pull';
 import { teamStatus } from './status';
+
+/** Entries of the applied vector a presence carries at most (about 12 KiB). */
+const PRESENCE_APPLIED = 256;
 
 export interface TeamSwitch {
   activate?: string[];
@@ -39,9 +44,13 @@ export class TeamService {
   private readonly pulls: LayerPulls;
   private applying: Promise<void> = Promise.resolve();
   private queued: Promise<void> | null = null;
+  /** Run after the next persist, before applying: sending a decision only once it is on disk. */
+  private afterSave: (() => void)[] = [];
   private readonly cfgFile: string;
   private readonly stateFile: string;
   private readonly secretFile: string;
+  private readonly keyFile: string;
+  private readonly limits: Partial<NodeLimits>;
 
   constructor(
     private readonly agent: Agent,
@@ -52,6 +61,8 @@ export class TeamService {
     this.cfgFile = path.join(home, 'team.json');
     this.stateFile = path.join(home, 'team-state.json');
     this.secretFile = path.join(home, 'team.secret');
+    this.keyFile = path.join(home, 'team.key');
+    this.limits = { ...limitsFromEnv(process.env, log), ...(opts.limits ?? {}) };
     this.pulls = new LayerPulls({
       home,
       agent,
@@ -100,7 +111,7 @@ export class TeamService {
   async start(): Promise<void> {
     try {
       this.cfg = await readConfig(this.cfgFile);
-      if (this.cfg) await this.connect(readSecretFile(this.secretFile));
+      if (this.cfg) await this.connect(readSecretFile(this.secretFile), false);
     } catch (e) {
       this.log(`[team] could not rejoin the team from ${this.cfgFile}: ${(e as Error).message}`);
       await this.stop();
@@ -116,27 +127,81 @@ export class TeamService {
     this.node = null;
   }
 
+  /**
+   * This membership's key pair and replicated state. An identity numbers its decisions from 1, so
+   * it lives exactly as long as its state: a join makes a new key pair, and so does a restart that
+   * finds the state lost (peers would take its new decisions for ones they have already seen).
+   */
+  private async identityAndState(cfg: TeamConfig, joining: boolean): Promise<{ identity: Identity; state: TeamState }> {
+    let identity = joining ? null : loadIdentity(this.keyFile);
+    const stateFor = async (id: Identity) => {
+      let lost = !fs.existsSync(this.stateFile);
+      const state = await loadTeamState(
+        this.stateFile,
+        id.id,
+        new HlcClock(id.id),
+        async (e) => {
+          lost = true;
+          const aside = `${this.stateFile}.broken-${Date.now()}`;
+          await fsp.rename(this.stateFile, aside).catch(() => {});
+          this.log(`[team] ${this.stateFile} was unreadable (${e.message}); kept it as ${aside}; peers will send what they hold`);
+        },
+        this.stateOptions(cfg, id),
+      );
+      return { state, lost };
+    };
+    let why = '';
+    if (identity && identity.id === cfg.agentId) {
+      const { state, lost } = await stateFor(identity);
+      if (!lost) return { identity, state };
+      why = 'its team state was lost';
+    } else if (!joining) {
+      // An agent from before keys (protocol 1) has team.json but no team.key, and a format-1 state.
+      why = identity ? `its key (${identity.id}) is not the id in team.json (${cfg.agentId})` : `it has no key yet (${this.keyFile})`;
+      const format = await savedFormat(this.stateFile);
+      if (format !== null) why += `; its team state (format ${format}) starts over, peers send what they hold`;
+    }
+    if (!joining) await fsp.rm(this.stateFile, { force: true });
+    identity = createIdentity(this.keyFile);
+    if (!joining) this.log(`[team] ${why}: this agent takes a new key and id, ${identity.id}`);
+    cfg.agentId = identity.id;
+    return { identity, state: (await stateFor(identity)).state };
+  }
+
+  private stateOptions(cfg: TeamConfig, identity: Identity) {
+    // What the team file names now: team.reload may add layers.
+    let spec = cfg.spec;
+    let keys = teamKeys(spec);
+    return {
+      maxOrigins: this.limits.maxOrigins,
+      maxRegisters: this.limits.maxRegisters,
+      maxSkewMs: this.limits.maxSkewMs,
+      keeps: (k: string) => {
+        if (cfg.spec !== spec) keys = teamKeys((spec = cfg.spec));
+        return keys.has(k);
+      },
+      sign: (ev: Omit<TeamEvent, 'key' | 'sig'>) => identity.signEvent(cfg.spec.team, ev),
+    };
+  }
+
   /** Load the replicated state and start the node; a --listen address that cannot be served is E_TEAM_LISTEN. */
-  private async connect(secret: Buffer): Promise<void> {
+  private async connect(secret: Buffer, joining: boolean): Promise<void> {
     const cfg = this.cfg!;
-    const clock = new HlcClock(cfg.agentId);
-    const state = await loadTeamState(this.stateFile, cfg.agentId, clock, async (e) => {
-      const aside = `${this.stateFile}.broken-${Date.now()}`;
-      await fsp.rename(this.stateFile, aside).catch(() => {});
-      this.log(`[team] ${this.stateFile} was unreadable (${e.message}); kept it as ${aside}; peers will send a snapshot`);
-    });
+    const before = cfg.agentId;
+    const { identity, state } = await this.identityAndState(cfg, joining);
+    if (!joining && cfg.agentId !== before) await writeConfig(this.cfgFile, cfg);
     this.state = state;
     this.applied = state.seenVector();
     const listen = this.listenSpec();
     this.node = new TeamNode({
-      id: cfg.agentId,
+      identity,
       team: cfg.spec.team,
       key: deriveKey(secret, cfg.spec.team),
       state,
       log: this.log,
       listen: listen ? parseListen(listen) : undefined,
       connect: cfg.relays,
-      limits: this.opts.limits,
+      limits: this.limits,
       hooks: {
         stateChanged: (reason) => void this.onStateChanged(reason),
         presence: () => this.presence(),
@@ -199,16 +264,25 @@ export class TeamService {
     }
     if (p.listen) parseListen(p.listen);
     const name = p.name ?? os.userInfo().username;
-    const safe = name.replace(/[^A-Za-z0-9._-]/g, '').slice(0, 24) || 'agent';
-    const agentId = `${safe}-${crypto.randomBytes(4).toString('hex')}`;
-    this.cfg = { format: 1, agentId, name, teamFile: path.resolve(p.teamFile), spec, relays: urls, listen: p.listen ?? null, held: [] };
+    // The id is set from the key pair connect() makes.
+    this.cfg = {
+      format: 1,
+      agentId: 'pending',
+      name,
+      teamFile: path.resolve(p.teamFile),
+      spec,
+      relays: urls,
+      listen: p.listen ?? null,
+      held: [],
+    };
     try {
-      await this.connect(secret);
+      await this.connect(secret, true);
     } catch (e) {
       // Nothing is saved until the node runs: a failed join leaves this agent out of any team.
       await this.stop();
       this.cfg = null;
       this.state = null;
+      await fsp.rm(this.keyFile, { force: true });
       throw e;
     }
     await writeFileAtomic(this.secretFile, secret.toString('utf8'), 0o600);
@@ -225,6 +299,7 @@ export class TeamService {
     await fsp.rm(this.cfgFile, { force: true });
     await fsp.rm(this.stateFile, { force: true });
     await fsp.rm(this.secretFile, { force: true });
+    await fsp.rm(this.keyFile, { force: true });
     this.agent.emit('team-left');
     return { left: cfg.spec.team };
   }
@@ -330,15 +405,19 @@ export class TeamService {
     cfg.spec = spec;
     cfg.held = cfg.held.filter((n) => this.isTeamLayer(n));
     await writeConfig(this.cfgFile, cfg);
+    // Registers of layers the old file did not name were not kept: ask the peers for them again.
+    this.node?.resync();
     await this.applyNow('reload');
     return this.status();
   }
 
-  /** Record a decision made here, send it to the teammates, and apply it. */
+  /** Record a decision made here, persist it, send it to the teammates, and apply it. */
   private async decide(writes: RegisterWrite[], reverts?: string): Promise<TeamEvent> {
     const cfg = this.requireJoined();
     const ev = this.state!.local(writes, cfg.name, os.hostname(), reverts, cfg.spec);
-    this.node!.publish(ev);
+    const node = this.node!;
+    // Sent only once saved: a restart must never number a new decision like one peers already hold.
+    this.afterSave.push(() => node.publish(ev));
     this.lastDecision = ev;
     await this.applyNow('decision');
     return ev;
@@ -364,9 +443,11 @@ export class TeamService {
     const out: string[] = [];
     const local = await this.agent.switch.busy(layers);
     if (local.length) out.push(`this agent (${local.join(', ')})`);
-    for (const p of this.node?.presences.values() ?? []) {
+    const node = this.node;
+    for (const p of node?.presences.values() ?? []) {
       const b = p.busy.filter((n) => layers.includes(n));
-      if (b.length && Date.now() - p.at < 3 * (this.node?.limits.heartbeatMs ?? 10000)) out.push(`${p.user}@${p.host} (${b.join(', ')})`);
+      const heard = node!.heardAt(p.agent) ?? 0;
+      if (b.length && Date.now() - heard < 3 * node!.limits.heartbeatMs) out.push(`${p.user}@${p.host} (${b.join(', ')})`);
     }
     return out;
   }
@@ -388,8 +469,11 @@ export class TeamService {
       this.queued = null;
       const cfg = this.cfg;
       const state = this.state;
+      const after = this.afterSave;
+      this.afterSave = [];
       if (!cfg || !state) return;
       await saveTeamState(this.stateFile, state);
+      for (const f of after) f();
       const seen = state.seenVector();
       const desired = state.desiredActive(cfg.spec);
       const { missing } = await this.agent.switch.applyTeamSet(this.teamLayers(), desired, cfg.held, `team-${reason}`);
@@ -404,7 +488,19 @@ export class TeamService {
     return this.applying;
   }
 
-  private presence(): Omit<Presence, 'agent' | 'pseq' | 'at'> {
+  /**
+   * The applied vector for presence: what a teammate reads there is its own entry (has this agent
+   * applied its decision?), so only agents that are present, the most recently heard first: the
+   * senders of a flood of events stay out, and the frame stays small.
+   */
+  private presentApplied(): Record<string, number> {
+    const present = [...(this.node?.presences.keys() ?? [])].slice(-(PRESENCE_APPLIED - 1));
+    const out: Record<string, number> = {};
+    for (const a of [this.cfg?.agentId ?? '', ...present]) if (this.applied[a]) out[a] = this.applied[a];
+    return out;
+  }
+
+  private presence(): Omit<Presence, 'agent' | 'pseq' | 'at' | 'key' | 'sig'> {
     const cfg = this.cfg;
     const team = this.teamLayers();
     return {
@@ -412,7 +508,7 @@ export class TeamService {
       host: os.hostname(),
       active: this.agent.switch.active(),
       held: cfg?.held ?? [],
-      applied: this.applied,
+      applied: this.presentApplied(),
       busy: this.agent.switch.busySeen(team),
       has: this.pulls.has(team),
     };

@@ -2,16 +2,21 @@
  * The team's replicated state: which team layers are active. One last-writer-wins register per
  * team layer ("layer:NAME" → {active}) and per swap slot ("slot:NAME" → {layer}), each tagged with
  * the hybrid-logical-clock timestamp of the event that wrote it. An event is one decision (its
- * writes share one tag) and is applied at most once per replica, deduplicated by (origin, seq) even
- * when delivered twice or out of order. Merging is commutative, associative and idempotent, so all
- * replicas that have seen the same events hold the same registers.
+ * writes share one tag), signed by its origin.
  *
- * Pure: no I/O; the clock is injected. team-state.json (its format and checks) is statefile.ts.
+ * Every register is backed by the signed event that wrote it (its winner), and a replica converges
+ * by receiving the other's winners: merging is commutative, associative and idempotent, and needs
+ * nothing a peer could forge (a register value or seen vector on its word alone). The seen sets
+ * only decide what is new (history, forwarding, acknowledgements), never what a register holds.
+ *
+ * What an event may claim is bounded: its tag is its origin's, its wall no further ahead of ours
+ * than maxSkewMs (a refused event never enters the clock), its seq below MAX_SEQ (the schema),
+ * and the senders and registers remembered are counted. Pure: no I/O; clock and signer injected.
+ * Signatures are checked before receive (node.ts); team-state.json is statefile.ts.
  */
 import * as v from 'valibot';
 import {
   EventWritesSchema,
-  MAX_FRAME,
   RegisterValue,
   RegisterWrite,
   TaggedRegister,
@@ -27,19 +32,28 @@ import {
 import type { Hlc } from '../../protocol/team';
 import { TEAM_STATE_FORMAT, TeamStateFile } from '../../protocol/state';
 import { issueMessage } from '../../protocol/schema';
-import { StrataError } from '../../shared/errors';
 import { HlcClock, compareHlc } from './hlc';
 import { SeenSet } from './seen';
+import { History, compareEvents, copyEvent, copyTag, copyValue, copyWrites } from './history';
+import { desiredActive, unsetValue, writesFor } from './teamset';
+import { DEFAULT_LIMITS } from './limits';
 
 export interface Applied {
   /** First time this (origin, seq) was seen. */
   fresh: boolean;
   /** Some register's value changed. */
   changed: boolean;
+  /** New in the history (possible for an event seen before, whose gap was given up). */
+  recorded?: boolean;
+  /** Why the event was refused (nothing changed). */
+  refused?: string;
 }
 
 export { eventId };
 export type { TeamSnapshot };
+
+/** Signs a decision made here (identity.ts); a replica without one (a relay) makes none. */
+export type Signer = (ev: Omit<TeamEvent, 'key' | 'sig'>) => TeamEvent;
 
 const has = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
 
@@ -53,56 +67,11 @@ function sameValue(a: RegisterValue, b: RegisterValue): boolean {
   return valueRank(a) === valueRank(b);
 }
 
-function copyValue(v: RegisterValue): RegisterValue {
-  return 'active' in v ? { active: v.active } : { layer: v.layer };
-}
-
-function copyTag(t: Hlc): Hlc {
-  return { wall: t.wall, logical: t.logical, agent: t.agent };
-}
-
-function copyWrites(ws: RegisterWrite[]): RegisterWrite[] {
-  return ws.map((w) => ({ key: w.key, value: copyValue(w.value) }));
-}
-
-function copyEvent(ev: TeamEvent): TeamEvent {
-  const out: TeamEvent = {
-    origin: ev.origin,
-    seq: ev.seq,
-    tag: copyTag(ev.tag),
-    writes: copyWrites(ev.writes),
-    user: ev.user,
-    host: ev.host,
-    prev: copyWrites(ev.prev),
-  };
-  if (ev.reverts !== undefined) out.reverts = ev.reverts;
-  return out;
-}
-
 /** Does a write tagged `tag` replace the register `r`? Highest tag wins; exact ties by value. */
 function wins(tag: Hlc, value: RegisterValue, r: TaggedRegister | undefined): boolean {
   if (!r) return true;
   const c = compareHlc(tag, r.tag);
   return c > 0 || (c === 0 && valueRank(value) > valueRank(r.value));
-}
-
-function compareEvents(a: TeamEvent, b: TeamEvent): number {
-  const c = compareHlc(a.tag, b.tag);
-  if (c !== 0) return c;
-  if (a.origin !== b.origin) return a.origin < b.origin ? -1 : 1;
-  return a.seq - b.seq;
-}
-
-/** The slots a layer belongs to, sorted. */
-function slotsOf(team: TeamFile, layer: string): string[] {
-  return Object.keys(team.slots)
-    .filter((s) => team.slots[s].includes(layer))
-    .sort();
-}
-
-/** The slot's layer when its register is unset: its first member listed in the defaults. */
-function defaultSlotLayer(team: TeamFile, slot: string): string | null {
-  return (team.slots[slot] ?? []).find((m) => team.defaults.includes(m)) ?? null;
 }
 
 function checkWrites(writes: RegisterWrite[], what: string): void {
@@ -116,20 +85,32 @@ function checkWrites(writes: RegisterWrite[], what: string): void {
 }
 
 export interface TeamStateOptions {
-  /** Events kept for revert, history and snapshots (default 1000). */
+  /** Events kept for revert, history and catching peers up (default 1000). */
   historyLimit?: number;
+  /** Origins whose seen sets are kept (default: limits.ts). */
+  maxOrigins?: number;
+  /** Registers kept; writes creating more are not stored (default: limits.ts). */
+  maxRegisters?: number;
+  /** An event whose wall is further ahead of the local clock is refused (default: limits.ts). */
+  maxSkewMs?: number;
+  /** Only these register keys are stored, and only events writing one of them recorded (an agent's team file); default: any. */
+  keeps?: (key: string) => boolean;
+  sign?: Signer;
 }
 
 export class TeamState {
   readonly selfId: string;
   registers = new Map<string, TaggedRegister>();
   private readonly clock: HlcClock;
-  private readonly historyLimit: number;
-  private readonly seen = new SeenSet();
+  private readonly log: History;
+  private readonly seen: SeenSet;
+  private readonly o: Required<Omit<TeamStateOptions, 'sign' | 'keeps' | 'historyLimit'>> & Pick<TeamStateOptions, 'sign' | 'keeps'>;
   private ownSeq = 0;
-  /** Sorted by (tag, origin, seq): oldest first. */
-  private events: TeamEvent[] = [];
-  private readonly byId = new Map<string, TeamEvent>();
+  /** The winner of each register: the event that wrote its value, and how many registers it holds. */
+  private readonly winnerOf = new Map<string, string>();
+  private readonly winners = new Map<string, { ev: TeamEvent; holds: number }>();
+  /** Register writes not stored because of maxRegisters (for logs). */
+  droppedWrites = 0;
 
   constructor(selfId: string, clock: HlcClock, opts: TeamStateOptions = {}) {
     if (!isAgentId(selfId)) throw new Error(`team state: agent id ${JSON.stringify(selfId)} is not a valid id`);
@@ -138,7 +119,15 @@ export class TeamState {
     if (!Number.isSafeInteger(limit) || limit < 1) throw new Error(`team state: historyLimit must be a positive integer, got ${limit}`);
     this.selfId = selfId;
     this.clock = clock;
-    this.historyLimit = limit;
+    this.log = new History(limit);
+    this.o = {
+      maxOrigins: opts.maxOrigins ?? DEFAULT_LIMITS.maxOrigins,
+      maxRegisters: opts.maxRegisters ?? DEFAULT_LIMITS.maxRegisters,
+      maxSkewMs: opts.maxSkewMs ?? DEFAULT_LIMITS.maxSkewMs,
+      keeps: opts.keeps,
+      sign: opts.sign,
+    };
+    this.seen = new SeenSet({ self: selfId, maxOrigins: this.o.maxOrigins });
   }
 
   // ---- dedupe ------------------------------------------------------------------------------------
@@ -148,90 +137,108 @@ export class TeamState {
     return this.seen.has(origin, seq);
   }
 
-  /** Highest contiguous seq seen per origin (the "applied" vector sent in presence). */
-  seenVector(): Record<string, number> {
-    return this.seen.vector();
+  /**
+   * Highest contiguous seq seen per origin (the "applied" vector sent in presence). With `limit`,
+   * the most recently active origins only: what fits a frame (WIRE_ORIGINS).
+   */
+  seenVector(limit?: number): Record<string, number> {
+    return this.seen.vector(limit);
   }
 
-  /** The next local seq: above anything of ours seen anywhere (so a lost state file cannot reuse a seq peers already hold). */
+  /** Origins remembered, and how many were forgotten to stay within maxOrigins. */
+  origins(): { kept: number; forgotten: number } {
+    return { kept: this.seen.size, forgotten: this.seen.evicted };
+  }
+
+  /** The next local seq: above anything of ours seen anywhere (our own events a peer sends back included). */
   private nextSeq(): number {
     return Math.max(this.ownSeq, this.seen.highest(this.selfId)) + 1;
   }
 
+  /** Is this exact event (same id, same signature) already held? Then it needs no checking again. */
+  knows(ev: TeamEvent): boolean {
+    const id = eventId(ev);
+    const held = this.log.get(id) ?? this.winners.get(id)?.ev;
+    return !!held && held.sig === ev.sig;
+  }
+
   // ---- registers ---------------------------------------------------------------------------------
 
-  /** Merge writes sharing one tag; true if some value changed. */
-  private apply(writes: RegisterWrite[], tag: Hlc): boolean {
+  /** Merge an event's writes under its tag; true if some value changed. */
+  private apply(ev: TeamEvent): boolean {
     let changed = false;
-    for (const w of writes) {
+    const id = eventId(ev);
+    for (const w of ev.writes) {
+      if (this.o.keeps && !this.o.keeps(w.key)) continue;
       const r = this.registers.get(w.key);
-      if (!wins(tag, w.value, r)) continue;
+      if (!r && this.registers.size >= this.o.maxRegisters) {
+        this.droppedWrites++;
+        continue;
+      }
+      if (!wins(ev.tag, w.value, r)) continue;
       if (!r || !sameValue(r.value, w.value)) changed = true;
-      this.registers.set(w.key, { value: copyValue(w.value), tag: copyTag(tag) });
+      this.registers.set(w.key, { value: copyValue(w.value), tag: copyTag(ev.tag) });
+      this.setWinner(w.key, id, ev);
     }
     return changed;
   }
 
-  /** A register's value, or what an unset register means (with the team file: its defaults). */
-  private current(key: string, team?: TeamFile): RegisterValue {
-    const r = this.registers.get(key);
-    if (r) return copyValue(r.value);
-    const name = key.slice(key.indexOf(':') + 1);
-    if (key.startsWith('layer:')) return { active: team ? team.defaults.includes(name) : false };
-    return { layer: team ? defaultSlotLayer(team, name) : null };
+  private setWinner(key: string, id: string, ev: TeamEvent): void {
+    const old = this.winnerOf.get(key);
+    if (old === id) return;
+    if (old !== undefined) {
+      const w = this.winners.get(old)!;
+      if (--w.holds === 0) this.winners.delete(old);
+    }
+    this.winnerOf.set(key, id);
+    const w = this.winners.get(id);
+    if (w) w.holds++;
+    else this.winners.set(id, { ev: copyEvent(ev), holds: 1 });
   }
 
-  private slotLayer(team: TeamFile, slot: string): string | null {
-    const r = this.registers.get(`slot:${slot}`);
-    if (r && 'layer' in r.value) return r.value.layer;
-    return defaultSlotLayer(team, slot);
-  }
+  private read = (key: string): RegisterValue | undefined => this.registers.get(key)?.value;
 
-  private layerActive(team: TeamFile, layer: string): boolean {
-    const r = this.registers.get(`layer:${layer}`);
-    if (r && 'active' in r.value) return r.value.active;
-    return team.defaults.includes(layer);
+  /** The events that hold the registers, oldest first: what a peer needs to converge. */
+  winnerEvents(): TeamEvent[] {
+    return [...this.winners.values()].map((w) => copyEvent(w.ev)).sort(compareEvents);
   }
 
   // ---- history -----------------------------------------------------------------------------------
 
-  private record(ev: TeamEvent): void {
-    const id = eventId(ev);
-    if (this.byId.has(id)) return;
-    const copy = copyEvent(ev);
-    const list = this.events;
-    let i = list.length;
-    if (i > 0 && compareEvents(list[i - 1], copy) > 0) {
-      let lo = 0;
-      let hi = list.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (compareEvents(list[mid], copy) <= 0) lo = mid + 1;
-        else hi = mid;
-      }
-      i = lo;
-    }
-    list.splice(i, 0, copy);
-    this.byId.set(id, copy);
-    while (list.length > this.historyLimit) this.byId.delete(eventId(list.shift()!));
-  }
-
   /** Oldest first (by tag), bounded by historyLimit. */
   history(): TeamEvent[] {
-    return this.events.map(copyEvent);
+    return this.log.all().map(copyEvent);
   }
 
   find(id: string): TeamEvent | undefined {
-    const ev = this.byId.get(id);
+    const ev = this.log.get(id);
     return ev && copyEvent(ev);
   }
 
   /** Events in history a peer lacks, given its contiguous seen vector (oldest first). */
   missingFor(peerSeen: Record<string, number>): TeamEvent[] {
-    return this.events.filter((ev) => ev.seq > (has(peerSeen, ev.origin) ? peerSeen[ev.origin] : 0)).map(copyEvent);
+    return this.log
+      .all()
+      .filter((ev) => ev.seq > (has(peerSeen, ev.origin) ? peerSeen[ev.origin] : 0))
+      .map(copyEvent);
+  }
+
+  /** What to send a peer that has seen `peerSeen`: the history it lacks and every winner, oldest first. */
+  syncFor(peerSeen: Record<string, number>): TeamEvent[] {
+    const out = new Map<string, TeamEvent>();
+    for (const ev of [...this.missingFor(peerSeen), ...this.winnerEvents()]) out.set(eventId(ev), ev);
+    return [...out.values()].sort(compareEvents);
   }
 
   // ---- events ------------------------------------------------------------------------------------
+
+  /** Why a remote event is refused, or null. The schema has bounded its fields already. */
+  private refusal(ev: TeamEvent): string | null {
+    if (ev.tag.agent !== ev.origin) return `its tag names ${ev.tag.agent}, not its origin`;
+    const ahead = ev.tag.wall - this.clock.physicalNow();
+    if (ahead > this.o.maxSkewMs) return `its clock is ${Math.round(ahead / 1000)} s ahead of ours (at most ${this.o.maxSkewMs / 1000} s)`;
+    return null;
+  }
 
   /**
    * Create, record and apply a local decision. Pass the team file so `prev` records what unset
@@ -239,104 +246,98 @@ export class TeamState {
    * Throws on bad writes (none, more than 64, a bad key or value, a key written twice).
    */
   local(writes: RegisterWrite[], user: string, host: string, reverts?: string, team?: TeamFile): TeamEvent {
+    if (!this.o.sign) throw new Error('team state: this replica has no key to sign decisions with');
     checkWrites(writes, 'local team event');
-    const prev = writes.map((w) => ({ key: w.key, value: this.current(w.key, team) }));
+    const prev = writes.map((w) => ({ key: w.key, value: this.read(w.key) ?? unsetValue(w.key, team) }));
     const seq = this.nextSeq();
-    const ev: TeamEvent = { origin: this.selfId, seq, tag: this.clock.last(), writes: copyWrites(writes), user, host, prev };
-    if (reverts !== undefined) ev.reverts = reverts;
-    const checked = v.safeParse(TeamEventSchema, ev); // before the clock moves: a refusal changes nothing
-    if (!checked.success) throw new Error(issueMessage(checked.issues[0], 'local team event'));
-    // A local decision must take effect: if a written register carries a tag from a clock our HLC
-    // refused to follow (too far ahead), catch up with it rather than lose to it.
-    const last = this.clock.last();
+    // A local decision must take effect: if a written register carries a tag our HLC refused to
+    // adopt (a peer's clock ahead, within maxSkewMs), catch up with it rather than lose to it.
+    const before = this.clock.last();
+    let tag = before;
     for (const w of writes) {
       const r = this.registers.get(w.key);
-      if (r && compareHlc(r.tag, last) >= 0) this.clock.restore(r.tag);
+      if (r && compareHlc(r.tag, tag) > 0) tag = r.tag;
     }
-    ev.tag = this.clock.tick();
+    const probe = new HlcClock(this.selfId, () => this.clock.physicalNow());
+    probe.restore(tag);
+    tag = probe.tick();
+    const unsigned: Omit<TeamEvent, 'key' | 'sig'> = { origin: this.selfId, seq, tag, writes: copyWrites(writes), user, host, prev };
+    if (reverts !== undefined) unsigned.reverts = reverts;
+    const ev = this.o.sign(unsigned);
+    const checked = v.safeParse(TeamEventSchema, ev); // before anything moves: a refusal changes nothing
+    if (!checked.success) throw new Error(issueMessage(checked.issues[0], 'local team event'));
+    this.clock.restore(tag);
     this.ownSeq = seq;
     this.seen.mark(this.selfId, seq);
-    this.apply(ev.writes, ev.tag);
-    this.record(ev);
+    this.apply(ev);
+    this.log.record(ev);
     return copyEvent(ev);
   }
 
-  /** A remote event: observe its tag, dedupe by (origin, seq), merge each write LWW by the event tag. */
+  /**
+   * A remote event (its signature checked by the caller): refused if it claims too much;
+   * otherwise its tag is observed, its writes merged LWW (whether or not it was seen before:
+   * merging is idempotent) and it is recorded. `fresh` says whether (origin, seq) is new.
+   */
   receive(ev: TeamEvent): Applied {
     if (!isTeamEvent(ev)) throw new Error(`malformed team event ${JSON.stringify(ev).slice(0, 200)}`);
+    const refused = this.refusal(ev);
+    if (refused) return { fresh: false, changed: false, refused };
     this.clock.observe(ev.tag);
-    if (!this.seen.mark(ev.origin, ev.seq)) return { fresh: false, changed: false };
-    const changed = this.apply(ev.writes, ev.tag);
-    this.record(ev);
-    return { fresh: true, changed };
+    const fresh = this.seen.mark(ev.origin, ev.seq);
+    const changed = this.apply(ev);
+    // An agent's history holds its team's decisions: writes to keys its team file does not name
+    // (noise, or another team file's) must not push them out.
+    const ours = !this.o.keeps || ev.writes.some((w) => this.o.keeps!(w.key));
+    const recorded = ours && this.log.record(ev);
+    return { fresh, changed, recorded };
   }
 
   /**
-   * Exchange on (re)connect. Events first (each fresh one applied and reported), then registers
-   * (LWW), then the seen vector: the peer's registers already hold the effect of every event its
-   * vector covers, so those need no replay. Throws on malformed input (checkFrame rejects it first).
+   * A peer that sent us everything it holds says it has seen `peerSeen`. Gaps here below what it
+   * saw are closed, but never past the highest seq of that origin verified here, and never for
+   * our own seq: a peer's word cannot make us skip events nobody showed us.
    */
-  mergeSnapshot(s: TeamSnapshot): { changed: boolean; fresh: TeamEvent[] } {
+  markSynced(peerSeen: Record<string, number>): void {
+    for (const [origin, n] of Object.entries(peerSeen)) {
+      if (origin === this.selfId) continue;
+      const top = Math.min(n, this.seen.highest(origin));
+      if (top > 0) this.seen.markUpTo(origin, top);
+    }
+  }
+
+  /** The exchange on (re)connect as one value: every winner and the seen vector. */
+  snapshot(): TeamSnapshot {
+    return { events: this.winnerEvents(), seen: this.seenVector() };
+  }
+
+  /** Take a peer's snapshot: each event received, then its seen vector. Throws on malformed input. */
+  mergeSnapshot(s: TeamSnapshot): { changed: boolean; fresh: TeamEvent[]; refused: string[] } {
     const checked = v.safeParse(TeamSnapshotSchema, s);
     if (!checked.success) {
       const issue = checked.issues[0];
-      const what = { registers: 'register', seen: 'seen entry', events: 'event' }[String(issue.path?.[0]?.key)] ?? 'team snapshot';
+      const what = { seen: 'seen entry', events: 'event' }[String(issue.path?.[0]?.key)] ?? 'team snapshot';
       throw new Error(issueMessage(issue, `malformed ${what} in team snapshot`).slice(0, 300));
     }
-
-    for (const r of Object.values(s.registers)) this.clock.observe(r.tag);
-    for (const ev of s.events) this.clock.observe(ev.tag);
-
     let changed = false;
     const fresh: TeamEvent[] = [];
+    const refused: string[] = [];
     for (const ev of [...s.events].sort(compareEvents)) {
-      if (this.seen.mark(ev.origin, ev.seq)) {
-        if (this.apply(ev.writes, ev.tag)) changed = true;
-        fresh.push(copyEvent(ev));
-      }
-      this.record(ev);
+      const r = this.receive(ev);
+      if (r.refused) refused.push(`${eventId(ev)}: ${r.refused}`);
+      if (r.changed) changed = true;
+      if (r.fresh) fresh.push(copyEvent(ev));
     }
-    for (const [key, r] of Object.entries(s.registers)) {
-      const cur = this.registers.get(key);
-      if (!wins(r.tag, r.value, cur)) continue;
-      if (!cur || !sameValue(cur.value, r.value)) changed = true;
-      this.registers.set(key, { value: copyValue(r.value), tag: copyTag(r.tag) });
-    }
-    for (const [origin, n] of Object.entries(s.seen)) this.seen.markUpTo(origin, n);
-    return { changed, fresh };
-  }
-
-  /**
-   * What to send a peer on (re)connect. Events are the newest of the history that fit: at most
-   * `maxEvents` (default 1000, the frame check's limit) and, with the frame around it, at most
-   * `maxBytes` of JSON (default MAX_FRAME). Registers and the seen vector are always complete.
-   */
-  snapshot(opts: { maxBytes?: number; maxEvents?: number } = {}): TeamSnapshot {
-    const registers: Record<string, TaggedRegister> = {};
-    for (const key of [...this.registers.keys()].sort()) {
-      const r = this.registers.get(key)!;
-      registers[key] = { value: copyValue(r.value), tag: copyTag(r.tag) };
-    }
-    const seen = this.seenVector();
-    const maxBytes = opts.maxBytes ?? MAX_FRAME;
-    const maxEvents = opts.maxEvents ?? 1000;
-    let size = Buffer.byteLength(JSON.stringify({ t: 'snapshot', registers, seen, events: [] }));
-    const picked: TeamEvent[] = [];
-    for (let i = this.events.length - 1; i >= 0 && picked.length < maxEvents; i--) {
-      const add = Buffer.byteLength(JSON.stringify(this.events[i])) + (picked.length ? 1 : 0);
-      if (size + add > maxBytes) break;
-      size += add;
-      picked.push(copyEvent(this.events[i]));
-    }
-    return { registers, seen, events: picked.reverse() };
+    this.markSynced(s.seen);
+    return { changed, fresh, refused };
   }
 
   /** Writes that undo an event: for each of its writes, the event's prev value. */
   revertWrites(id: string): RegisterWrite[] {
-    const ev = this.byId.get(id);
+    const ev = this.log.get(id);
     if (!ev) {
       throw new Error(
-        `cannot revert team event "${id}": it is not in this agent's history (which keeps the last ${this.historyLimit} events)`,
+        `cannot revert team event "${id}": it is not in this agent's history (which keeps the last ${this.log.limit} events)`,
       );
     }
     return ev.writes.map((w) => {
@@ -346,83 +347,37 @@ export class TeamState {
     });
   }
 
-  // ---- the team's view ---------------------------------------------------------------------------
+  // ---- the team's view (teamset.ts) --------------------------------------------------------------
 
-  /**
-   * The team's active set, sorted. A layer in a slot is active iff the slot names it (every slot,
-   * if a malformed team file lists it in several); an unset slot names its first member in the
-   * defaults. Other layers follow their register, or the defaults when it is unset. So at most one
-   * layer per slot is ever active.
-   */
   desiredActive(team: TeamFile): string[] {
-    const out: string[] = [];
-    for (const name of Object.keys(team.layers)) {
-      const slots = slotsOf(team, name);
-      const active = slots.length ? slots.every((s) => this.slotLayer(team, s) === name) : this.layerActive(team, name);
-      if (active) out.push(name);
-    }
-    return out.sort();
+    return desiredActive(this.read, team);
   }
 
-  /**
-   * Writes for activating/deactivating team layers, honouring slots. Activating a slot's layer
-   * writes slot:S={layer}; deactivating the slot's current layer writes slot:S={layer:null} (a
-   * layer not current in its slot is already inactive: no write); other layers write layer:NAME.
-   * A swap within a slot is one slot write. Throws for a layer not in the team file, a layer both
-   * activated and deactivated, or two layers of one slot activated together (E_TEAM_SLOT: the
-   * user's mistake). May return [] (nothing to do): do not make an event of that.
-   */
   writesFor(team: TeamFile, op: { activate?: string[]; deactivate?: string[]; swap?: [string, string] }): RegisterWrite[] {
-    const act = [...(op.activate ?? [])];
-    const deact = [...(op.deactivate ?? [])];
-    if (op.swap) {
-      const [from, to] = op.swap;
-      if (from === to) throw new Error(`cannot swap "${from}" with itself`);
-      deact.push(from);
-      act.push(to);
-    }
-    for (const n of [...act, ...deact]) {
-      if (typeof n !== 'string' || !has(team.layers, n)) throw new Error(`"${n}" is not a layer of team ${team.team}`);
-    }
-    for (const n of act) if (deact.includes(n)) throw new Error(`cannot activate and deactivate "${n}" at once`);
-    const claimed = new Map<string, string>();
-    for (const n of new Set(act)) {
-      for (const s of slotsOf(team, n)) {
-        const other = claimed.get(s);
-        if (other !== undefined) {
-          throw new StrataError(
-            'E_TEAM_SLOT',
-            `"${other}" and "${n}" are both in slot ${s}: only one of them can be active`,
-            `Name one layer of slot ${s}.`,
-          );
-        }
-        claimed.set(s, n);
-      }
-    }
-    const writes = new Map<string, RegisterValue>();
-    for (const n of deact) {
-      const slots = slotsOf(team, n);
-      if (!slots.length) writes.set(`layer:${n}`, { active: false });
-      for (const s of slots) if (this.slotLayer(team, s) === n) writes.set(`slot:${s}`, { layer: null });
-    }
-    for (const n of act) {
-      const slots = slotsOf(team, n);
-      if (!slots.length) writes.set(`layer:${n}`, { active: true });
-      for (const s of slots) writes.set(`slot:${s}`, { layer: n });
-    }
-    return [...writes].map(([key, value]) => ({ key, value }));
+    return writesFor(this.read, team, op);
   }
 
   // ---- persistence ------------------------------------------------------------------------------
 
-  /** Everything needed to persist: registers, seen (with out-of-order seqs), own seq, history, clock. */
+  /** Registers as a plain object sorted by key. */
+  registersJSON(): Record<string, TaggedRegister> {
+    const out: Record<string, TaggedRegister> = {};
+    for (const key of [...this.registers.keys()].sort()) {
+      const r = this.registers.get(key)!;
+      out[key] = { value: copyValue(r.value), tag: copyTag(r.tag) };
+    }
+    return out;
+  }
+
+  /** Everything needed to persist: winners (registers derive from them), seen, own seq, history, clock. */
   toJSON(): TeamStateFile {
     return {
       format: TEAM_STATE_FORMAT,
       self: this.selfId,
       seq: this.ownSeq,
       clock: this.clock.last(),
-      registers: this.snapshot({ maxEvents: 0 }).registers,
+      registers: this.registersJSON(),
+      winners: this.winnerEvents(),
       seen: this.seen.toJSON(),
       history: this.history(),
     };
@@ -432,16 +387,16 @@ export class TeamState {
   static restore(clock: HlcClock, saved: TeamStateFile, opts: TeamStateOptions = {}): TeamState {
     const st = new TeamState(saved.self, clock, opts);
     // Our own persisted timestamp is trusted; stored remote tags pass the drift guard again, as
-    // they did on arrival (a peer's absurd wall must not enter the clock through a restart).
+    // they did on arrival (a peer's wall must not enter the clock through a restart).
     clock.restore(saved.clock);
-    for (const [k, r] of Object.entries(saved.registers)) {
-      clock.observe(r.tag);
-      st.registers.set(k, { value: copyValue(r.value), tag: copyTag(r.tag) });
+    for (const ev of saved.winners) {
+      clock.observe(ev.tag);
+      st.apply(ev);
     }
     for (const [origin, e] of Object.entries(saved.seen)) st.seen.restore(origin, e);
     for (const ev of saved.history) {
       clock.observe(ev.tag);
-      st.record(ev);
+      st.log.record(ev);
     }
     st.ownSeq = saved.seq;
     return st;

@@ -21,22 +21,35 @@ export function teamStateFromJSON(selfId: string, clock: HlcClock, data: unknown
 
 /**
  * Load the state saved in `file`. A missing file gives a fresh state; so does an unreadable one,
- * after `broken` was told why (peers send a snapshot on connect).
+ * after `broken` was told why (peers send what they hold on connect).
  */
 export async function loadTeamState(
   file: string,
   selfId: string,
   clock: HlcClock,
   broken: (e: Error) => Promise<void> | void,
+  opts: TeamStateOptions = {},
 ): Promise<TeamState> {
   try {
-    return teamStateFromJSON(selfId, clock, JSON.parse(await fsp.readFile(file, 'utf8')));
+    return teamStateFromJSON(selfId, clock, JSON.parse(await fsp.readFile(file, 'utf8')), opts);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') await broken(e as Error);
-    return new TeamState(selfId, clock);
+    return new TeamState(selfId, clock, opts);
   }
 }
 
 export function saveTeamState(file: string, state: TeamState): Promise<void> {
   return writeFileAtomic(file, JSON.stringify(state.toJSON()) + '\n', 0o600);
+}
+
+/** The format a saved team state says it has ("unknown" when it says none or is not JSON); null when there is none. */
+export async function savedFormat(file: string): Promise<string | null> {
+  const text = await fsp.readFile(file, 'utf8').catch(() => null);
+  if (text === null) return null;
+  try {
+    const f = (JSON.parse(text) as { format?: unknown }).format;
+    return typeof f === 'number' ? String(f) : 'unknown';
+  } catch {
+    return 'unknown';
+  }
 }

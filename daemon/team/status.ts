@@ -38,11 +38,13 @@ export function teamStatus(s: StatusInputs): TeamStatus {
   };
   const connected = new Set(node.connectedAgents());
   const stale = 3 * node.limits.heartbeatMs;
+  // Freshness by when we heard it, not by the time the sender claims.
+  const fresh = (agent: string) => Date.now() - (node.heardAt(agent) ?? 0) < stale;
   const peers: TeamPeerInfo[] = [...node.presences.values()].map((p) => ({
     agent: p.agent,
     user: p.user,
     host: p.host,
-    connection: connected.has(p.agent) ? 'connected' : Date.now() - p.at < stale ? 'via-relay' : 'gone',
+    connection: connected.has(p.agent) ? 'connected' : fresh(p.agent) ? 'via-relay' : 'gone',
     active: p.active,
     held: p.held,
     busy: p.busy,
@@ -53,6 +55,7 @@ export function teamStatus(s: StatusInputs): TeamStatus {
     joined: true,
     team: cfg.spec.team,
     agent: cfg.agentId,
+    user: cfg.name,
     relays: node
       .peers()
       .filter((p) => p.direction === 'out')
@@ -71,7 +74,7 @@ export function teamStatus(s: StatusInputs): TeamStatus {
   };
   if (s.lastDecision) {
     const ev = s.lastDecision;
-    const agents = [...node.presences.values()].filter((p) => p.active !== null && Date.now() - p.at < stale);
+    const agents = [...node.presences.values()].filter((p) => p.active !== null && fresh(p.agent));
     const applied = 1 + agents.filter((p) => (p.applied[ev.origin] ?? 0) >= ev.seq).length;
     out.lastDecision = { id: eventId(ev), applied, of: agents.length + 1, event: ev };
   }

@@ -78,7 +78,7 @@ describe('team: activations relayed between agents', function () {
   it("activate on A makes B's view redirect", async () => {
     assert.strictEqual(node(b), '#!/bin/sh\necho system\n');
     const r = await a.json<{ decision: string }>('activate', 'node20');
-    assert.match(r.decision, /^alice-[0-9a-f]{8}:\d+$/);
+    assert.match(r.decision, /^[A-Z2-7]{8}(-[A-Z2-7]{8}){3}:\d+$/);
     await eventually('B to serve node 20', () => node(b) === NODE20);
     const st = await eventually('B to acknowledge', async () => {
       const s = await a.json<TeamStatus>('team', 'status');
@@ -120,7 +120,7 @@ describe('team: activations relayed between agents', function () {
     await a.ok('layer', 'create', 'tools', '--from', path.join(shared, 'tools'));
     const r = await a.json<{ active: string[]; decision?: string }>('activate', 'tools', 'node18');
     assert.deepStrictEqual([...r.active].sort(), ['node18', 'tools']);
-    assert.match(r.decision ?? '', /^alice-[0-9a-f]{8}:\d+$/);
+    assert.match(r.decision ?? '', /^[A-Z2-7]{8}(-[A-Z2-7]{8}){3}:\d+$/);
     await eventually('B on node 18', () => node(b) === NODE18);
     assert.deepStrictEqual((await b.json<{ active: string[] }>('status')).active, ['node18']);
     const d = await a.json<{ active: string[]; decision?: string }>('deactivate', 'tools');

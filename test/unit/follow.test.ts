@@ -18,6 +18,8 @@ const ev = (writes: TeamEvent['writes'], prev: TeamEvent['prev'] = [], reverts?:
   prev,
   user: 'bob',
   host: 'box',
+  key: '',
+  sig: '',
   ...(reverts ? { reverts } : {}),
 });
 

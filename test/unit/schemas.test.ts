@@ -27,6 +27,8 @@ import { isHostMessage, isWebviewMessage } from '../../protocol/webview';
 const HEX = 'a'.repeat(64);
 const DIGEST = `sha256:${'b'.repeat(64)}`;
 const hlc = { wall: 1000, logical: 0, agent: 'a-1' };
+const KEY = 'k'.repeat(43);
+const SIG = 's'.repeat(86);
 const event = {
   origin: 'a-1',
   seq: 1,
@@ -35,6 +37,8 @@ const event = {
   user: 'u',
   host: 'h',
   prev: [{ key: 'layer:gcc', value: { active: false } }],
+  key: KEY,
+  sig: SIG,
 };
 const layer = {
   format: 2,
@@ -127,7 +131,7 @@ describe('schemas: control results and events', () => {
       'agent sent a malformed view.list result: [0].state: must be "mounted" or "failed"',
     ],
     ['agent.stop', { stopping: false }, 'agent sent a malformed agent.stop result: stopping: must be true'],
-    ['team.history', [{ ...event, seq: 0 }], 'agent sent a malformed team.history result: [0].seq: must be a positive integer'],
+    ['team.history', [{ ...event, seq: 0 }], 'agent sent a malformed team.history result: [0].seq: must be an integer from 1 to'],
     [
       'layer.validate',
       { problems: [{ code: 'E_NOPE', message: 'x' }] },
@@ -159,17 +163,12 @@ describe('schemas: control results and events', () => {
 
 describe('schemas: team frames', () => {
   const frames: Record<string, unknown> = {
-    hello: { t: 'hello', v: 1, team: 'acme', agent: 'a-1', nonce: HEX },
-    challenge: { t: 'challenge', v: 1, team: 'acme', agent: 'a-1', nonce: HEX, proof: HEX },
-    auth: { t: 'auth', proof: HEX },
+    hello: { t: 'hello', v: 2, team: 'acme', agent: 'a-1', nonce: HEX, key: KEY },
+    challenge: { t: 'challenge', v: 2, team: 'acme', agent: 'a-1', nonce: HEX, proof: HEX, key: KEY, sig: SIG },
+    auth: { t: 'auth', proof: HEX, sig: SIG },
     welcome: { t: 'welcome' },
     have: { t: 'have', seen: { 'a-1': 3 } },
-    snapshot: {
-      t: 'snapshot',
-      registers: { 'layer:gcc': { value: { active: true }, tag: hlc }, 'slot:cc': { value: { layer: null }, tag: hlc } },
-      seen: { 'a-1': 1 },
-      events: [event],
-    },
+    synced: { t: 'synced', seen: { 'a-1': 1 } },
     event: { t: 'event', event: { ...event, reverts: 'b:2' } },
     presence: {
       t: 'presence',
@@ -184,10 +183,12 @@ describe('schemas: team frames', () => {
         busy: [],
         has: { gcc: DIGEST },
         at: 5,
+        key: KEY,
+        sig: SIG,
       },
     },
     pull: { t: 'pull', to: 'b', from: 'a-1', layer: 'gcc', digest: DIGEST, offset: 0 },
-    chunk: { t: 'chunk', to: 'b', from: 'a-1', layer: 'gcc', digest: DIGEST, offset: 0, total: 3, sha256: HEX, data: 'AAAA' },
+    chunk: { t: 'chunk', to: 'b', from: 'a-1', layer: 'gcc', digest: DIGEST, offset: 0, total: 3, sha256: HEX, data: 'AAAA', sig: SIG },
     'pull-error': { t: 'pull-error', to: 'b', from: 'a-1', layer: 'gcc', message: 'gone' },
     error: { t: 'error', code: '4002', message: 'malformed hello' },
   };
@@ -210,7 +211,23 @@ describe('schemas: team frames', () => {
       'malformed pull: digest: must be a string of at most 80 characters',
     ],
     ['a bad layer name', { ...(frames.pull as object), layer: '-x' }, 'malformed pull: layer: must be a layer name'],
-    ['seq 0', { t: 'event', event: { ...event, seq: 0 } }, 'malformed event: event.seq: must be a positive integer'],
+    ['seq 0', { t: 'event', event: { ...event, seq: 0 } }, 'malformed event: event.seq: must be an integer from 1 to 1099511627776'],
+    [
+      'seq 2^53-1',
+      { t: 'event', event: { ...event, seq: 2 ** 53 - 1 } },
+      'malformed event: event.seq: must be an integer from 1 to 1099511627776',
+    ],
+    ['a wall of 2^53-1', { t: 'event', event: { ...event, tag: { ...hlc, wall: 2 ** 53 - 1 } } }, 'malformed event: event.tag.wall'],
+    [
+      'an event without a signature',
+      { t: 'event', event: { ...event, sig: undefined } },
+      'malformed event: event.sig: must be a signature',
+    ],
+    [
+      'a presence with a short key',
+      { t: 'presence', presence: { ...(frames.presence as { presence: object }).presence, key: 'abc' } },
+      'malformed presence: presence.key',
+    ],
     [
       'an event without writes',
       { t: 'event', event: { ...event, writes: [] } },
@@ -231,16 +248,7 @@ describe('schemas: team frames', () => {
       { t: 'presence', presence: { ...(frames.presence as { presence: object }).presence, user: 'u'.repeat(65) } },
       'malformed presence: presence.user: must be a string of at most 64 characters',
     ],
-    [
-      'a register whose value does not fit its key',
-      { ...(frames.snapshot as object), registers: { 'layer:gcc': { value: { layer: 'x' }, tag: hlc } } },
-      'malformed snapshot: registers.layer:gcc.value: must hold {"active": boolean}',
-    ],
-    [
-      'a bad register key',
-      { ...(frames.snapshot as object), registers: { 'node:x': { value: { active: true }, tag: hlc } } },
-      'malformed snapshot: registers: bad key "node:x"',
-    ],
+    ['a seen vector past MAX_SEQ', { t: 'synced', seen: { x: 2 ** 41 } }, 'malformed synced: seen.x: must be an integer from 0 to'],
     ['a list for a map', { t: 'have', seen: [] }, 'malformed have: seen: must be an object'],
   ];
   for (const [what, f, message] of refusals) {
@@ -267,10 +275,8 @@ describe('schemas: team frames', () => {
     }
   });
 
-  it('bounds what a frame may carry: 1000 events per snapshot, 10000 origins', () => {
-    const events = Array.from({ length: 1001 }, (_, i) => ({ ...event, seq: i + 1 }));
-    assert.equal(problem(TeamSnapshotSchema, { registers: {}, seen: {}, events }), 'events: must have at most 1000 entries, got 1001');
-    assert.equal(problem(TeamSnapshotSchema, { registers: {}, seen: {}, events: events.slice(0, 1000) }), '');
+  it('bounds what a frame may carry: 10000 origins', () => {
+    assert.equal(problem(TeamSnapshotSchema, { seen: {}, events: [event] }), '');
     const seen = Object.fromEntries(Array.from({ length: 10_001 }, (_, i) => [`a${i}`, 1]));
     assert.equal(problem(SeenSchema, seen), 'must have at most 10000 origins');
   });

@@ -90,6 +90,18 @@ describe('team: TokenBucket', () => {
     assert.equal(b.take(2), true);
   });
 
+  it('takes a one-time credit beyond the burst, and refills only up to the burst', () => {
+    let t = 0;
+    const b = new TokenBucket(10, 5, () => t);
+    b.credit(100);
+    assert.equal(b.available(), 105);
+    t = 10_000;
+    assert.equal(b.available(), 105, 'no refill above the burst');
+    assert.ok(b.take(104));
+    t = 20_000;
+    assert.equal(b.available(), 5);
+  });
+
   it('does not refill when the clock goes backwards', () => {
     let t = 10_000;
     const b = new TokenBucket(10, 2, () => t);
