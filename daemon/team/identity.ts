@@ -66,7 +66,10 @@ export class Identity {
   readonly key: string;
 
   constructor(private readonly privateKey: crypto.KeyObject) {
-    const raw = Buffer.from(crypto.createPublicKey(privateKey).export({ format: 'jwk' }).x!, 'base64url');
+    // The raw key is the end of the SPKI encoding. Not through a JWK export: in Node 20 that holds
+    // the key's lock while it allocates, and a GC there ran a finished KeyGenJob's destructor,
+    // which waits for the same lock: a test process froze with that stack.
+    const raw = crypto.createPublicKey(privateKey).export({ format: 'der', type: 'spki' }).subarray(-32);
     this.key = raw.toString('base64url');
     this.id = agentIdOf(raw);
   }
