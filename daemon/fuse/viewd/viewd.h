@@ -281,6 +281,7 @@ struct viewd {
   dev_t base_dev;
   int root;               /* euid 0: act as each caller */
   double timeout;         /* entry/attr seconds */
+  int no_opendir;         /* the kernel takes ENOSYS from opendir: listings without handles */
   pthread_t main_thread;
   /* counters for `stats` */
   uint64_t lookups, forgets, invalidations;
