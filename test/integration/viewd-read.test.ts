@@ -205,6 +205,35 @@ describe('viewd: read side', function () {
     assert.deepStrictEqual(fs.readdirSync(path.join(mnt, 'bin'), { withFileTypes: true }).filter((d) => d.isFile()).length, 3);
   });
 
+  it('a folder read in chunks by two readers while it changes: each sees every name once', async function () {
+    const names = Array.from({ length: 3000 }, (_, i) => `a-name-of-some-length-${i}`);
+    fs.mkdirSync(path.join(base, 'big'));
+    for (const n of names) fs.writeFileSync(path.join(base, 'big', n), '');
+    const dirs = [fs.opendirSync(path.join(mnt, 'big')), fs.opendirSync(path.join(mnt, 'big'))];
+    const seen: string[][] = [[], []];
+    for (let i = 0, open = 2; open > 0; i++) {
+      open = 0;
+      for (let k = 0; k < 2; k++) {
+        const e = dirs[k].readSync();
+        if (e) seen[k].push(e.name);
+        if (e) open++;
+      }
+      // Each change through the view drops the kernel's cached listing: the readers go on at their offsets.
+      if (i % 400 === 200) fs.writeFileSync(path.join(mnt, 'big', `added-${i}`), '');
+      if (i % 400 === 300) fs.unlinkSync(path.join(mnt, 'big', `added-${i - 100}`));
+    }
+    for (const d of dirs) d.closeSync();
+    for (const s of seen) {
+      assert.strictEqual(new Set(s).size, s.length, 'no name twice');
+      const got = new Set(s);
+      assert.deepStrictEqual(
+        names.filter((n) => !got.has(n)),
+        [],
+        'no name lost',
+      );
+    }
+  });
+
   it('hard links are one inode, and nlink stays fresh through either name', async function () {
     fs.writeFileSync(path.join(base, 'h1'), 'linked\n');
     fs.linkSync(path.join(base, 'h1'), path.join(base, 'h2'));
