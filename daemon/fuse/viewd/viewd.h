@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 #define MAX_LAYERS 128
 /* A view path is '/' + a path the kernel may hand a file system (up to PATH_MAX - 1 bytes). */
@@ -146,6 +147,8 @@ struct node {
   struct fh *handles;       /* open files, for fstat of unlinked files */
   int wd;                   /* inotify watch on its base folder, 0 for none */
   int self_written;         /* the server closed a file it wrote: its IN_CLOSE_WRITE is ours */
+  int self_attr;            /* attribute changes the server made: their IN_ATTRIB are ours */
+  time_t self_attr_at;
 };
 
 struct dentry {
@@ -309,6 +312,11 @@ void watch_add(struct node *n, const char *rel);
 void watch_drop_locked(struct node *n);
 /* The server itself is about to change parent/name in the base. */
 void watch_self(fuse_ino_t parent, const char *name);
+/* The server itself is about to change n's attributes (mode, owner, times, size, xattrs) with
+   `calls` system calls, each an IN_ATTRIB of its own. */
+void watch_self_attr(struct node *n, int calls);
+/* ... and it failed: no event is coming (an external one must not be taken for it). */
+void watch_self_attr_failed(struct node *n, int calls);
 
 /* ---- control.c ---------------------------------------------------------- */
 
