@@ -117,6 +117,31 @@ describe('viewd: read side', function () {
     }
   });
 
+  it('a folder a switch took out, with a file in it still open: the base gaining that folder shows the base', async function () {
+    writeTree(layerDirs(layers, 'tools').files, { 'only/x': 'layer\n' });
+    await v!.ctl.rules(table(layers, [rule('tools', { '/only': 'only' })], 1));
+    assert.strictEqual(fs.readFileSync(path.join(mnt, 'only/x'), 'utf8'), 'layer\n');
+    const fd = fs.openSync(path.join(mnt, 'only/x'), 'r'); // its name stays in use through the switch
+    try {
+      await v!.ctl.rules(table(layers, [], 2));
+      assert.ok(!fs.existsSync(path.join(mnt, 'only')));
+      writeTree(base, { 'only/x': 'base\n' });
+      await eventually('the base folder', () => {
+        try {
+          return fs.readFileSync(path.join(mnt, 'only/x'), 'utf8') === 'base\n';
+        } catch {
+          return false;
+        }
+      });
+      const buf = Buffer.alloc(16);
+      assert.strictEqual(buf.subarray(0, fs.readSync(fd, buf, 0, 16, 0)).toString(), 'layer\n', 'the open file keeps its content');
+      await v!.ctl.rules(table(layers, [rule('tools', { '/only': 'only' })], 3));
+      assert.strictEqual(fs.readFileSync(path.join(mnt, 'only/x'), 'utf8'), 'layer\n');
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
   it('invalidates what changed, not what the kernel happens to hold', async function () {
     const many = path.join(base, 'many');
     fs.mkdirSync(many);

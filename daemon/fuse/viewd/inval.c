@@ -202,6 +202,21 @@ struct walk {
   char path[VPATH_MAX];
 };
 
+/* A folder whose chain changed and that the new table does not show as a folder: its entry is
+   dropped, which prunes every unused name below it, and nothing below it is visited (a switch
+   that took out a layer's own folders costs one note per such folder, not one per file). A name
+   below it that was in use at that moment (a stat in progress) survives the prune, still valid:
+   it can only be reached again through this folder's node, and the kernel would put the old
+   folder entry back with it when a lookup returns that node. So the node is marked and never
+   returned again (node_bind makes a new one), except by a later switch, which visits it (its
+   names are still known here) and clears the mark while it invalidates what changed below. */
+static int gone(const struct table *b, const char *p, size_t plen, struct node *dir) {
+  struct found f;
+  int out = find_path(b, p, plen, &f) != 0 || !S_ISDIR(f.st.st_mode);
+  dir->vanished = out;
+  return out;
+}
+
 /* Known names below n (w->path holds n's path, length len), folders before what they hold:
    those whose chain changed lose their entry; folders also their node's caches. */
 static void visit(struct walk *w, struct node *n, size_t len, int depth) {
@@ -220,6 +235,7 @@ static void visit(struct walk *w, struct node *n, size_t len, int depth) {
       if (S_ISDIR(c->child->type)) {
         add_dir_entry(w->ns, node_id(n), c->name, c->nlen);
         add(w->ns, node_id(c->child), 0, NULL, 0);
+        if (gone(w->b, w->path, nl, c->child)) continue;
         add_dir(w->ns, w->path);
       } else {
         add(w->ns, 0, node_id(n), c->name, c->nlen);
@@ -311,6 +327,7 @@ static void collect(const struct table *a, const struct table *b, const char *p,
         if (S_ISDIR(d->child->type)) {
           add_dir_entry(ns, node_id(cur), c, cl);
           add(ns, node_id(d->child), 0, NULL, 0);
+          if (gone(b, p, plen, d->child)) break;
           add_dir(ns, w.path);
         } else {
           add(ns, 0, node_id(cur), c, cl);

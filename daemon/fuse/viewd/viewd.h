@@ -149,6 +149,7 @@ struct node {
   int self_written;         /* the server closed a file it wrote: its IN_CLOSE_WRITE is ours */
   int self_attr;            /* attribute changes the server made: their IN_ATTRIB are ours */
   time_t self_attr_at;
+  int vanished;             /* a folder a switch took out of the view (see inval.c): not reused */
 };
 
 struct dentry {
