@@ -202,9 +202,10 @@ struct walk {
   char path[VPATH_MAX];
 };
 
-/* A folder whose chain changed and that the new table does not show as a folder: its entry is
-   dropped, which prunes every unused name below it, and nothing below it is visited (a switch
-   that took out a layer's own folders costs one note per such folder, not one per file). A name
+/* A rule path that is a folder whose chain changed and that the new table does not show as a
+   folder: its entry is dropped, which prunes every unused name below it, and nothing below it is
+   visited (a switch that takes out a layer's own folder costs a note or two, not one per file
+   below; checked at rule paths only: the walk holds g_nodes, so no stat per folder below). A name
    below it that was in use at that moment (a stat in progress) survives the prune, still valid:
    it can only be reached again through this folder's node, and the kernel would put the old
    folder entry back with it when a lookup returns that node. So the node is marked and never
@@ -235,7 +236,7 @@ static void visit(struct walk *w, struct node *n, size_t len, int depth) {
       if (S_ISDIR(c->child->type)) {
         add_dir_entry(w->ns, node_id(n), c->name, c->nlen);
         add(w->ns, node_id(c->child), 0, NULL, 0);
-        if (gone(w->b, w->path, nl, c->child)) continue;
+        if (c->child->vanished && gone(w->b, w->path, nl, c->child)) continue; /* taken out before, still out */
         add_dir(w->ns, w->path);
       } else {
         add(w->ns, 0, node_id(n), c->name, c->nlen);
