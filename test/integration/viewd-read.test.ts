@@ -117,6 +117,31 @@ describe('viewd: read side', function () {
     }
   });
 
+  it('a folder a switch took out, with a file in it still open: the base gaining that folder shows the base', async function () {
+    writeTree(layerDirs(layers, 'tools').files, { 'only/x': 'layer\n' });
+    await v!.ctl.rules(table(layers, [rule('tools', { '/only': 'only' })], 1));
+    assert.strictEqual(fs.readFileSync(path.join(mnt, 'only/x'), 'utf8'), 'layer\n');
+    const fd = fs.openSync(path.join(mnt, 'only/x'), 'r'); // its name stays in use through the switch
+    try {
+      await v!.ctl.rules(table(layers, [], 2));
+      assert.ok(!fs.existsSync(path.join(mnt, 'only')));
+      writeTree(base, { 'only/x': 'base\n' });
+      await eventually('the base folder', () => {
+        try {
+          return fs.readFileSync(path.join(mnt, 'only/x'), 'utf8') === 'base\n';
+        } catch {
+          return false;
+        }
+      });
+      const buf = Buffer.alloc(16);
+      assert.strictEqual(buf.subarray(0, fs.readSync(fd, buf, 0, 16, 0)).toString(), 'layer\n', 'the open file keeps its content');
+      await v!.ctl.rules(table(layers, [rule('tools', { '/only': 'only' })], 3));
+      assert.strictEqual(fs.readFileSync(path.join(mnt, 'only/x'), 'utf8'), 'layer\n');
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
   it('invalidates what changed, not what the kernel happens to hold', async function () {
     const many = path.join(base, 'many');
     fs.mkdirSync(many);
@@ -203,6 +228,35 @@ describe('viewd: read side', function () {
     assert.ok(!fs.existsSync(path.join(mnt, 'src/main.c')));
     assert.strictEqual(fs.readFileSync(path.join(mnt, 'bin/only-base'), 'utf8'), 'b\n');
     assert.deepStrictEqual(fs.readdirSync(path.join(mnt, 'bin'), { withFileTypes: true }).filter((d) => d.isFile()).length, 3);
+  });
+
+  it('a folder read in chunks by two readers while it changes: each sees every name once', async function () {
+    const names = Array.from({ length: 3000 }, (_, i) => `a-name-of-some-length-${i}`);
+    fs.mkdirSync(path.join(base, 'big'));
+    for (const n of names) fs.writeFileSync(path.join(base, 'big', n), '');
+    const dirs = [fs.opendirSync(path.join(mnt, 'big')), fs.opendirSync(path.join(mnt, 'big'))];
+    const seen: string[][] = [[], []];
+    for (let i = 0, open = 2; open > 0; i++) {
+      open = 0;
+      for (let k = 0; k < 2; k++) {
+        const e = dirs[k].readSync();
+        if (e) seen[k].push(e.name);
+        if (e) open++;
+      }
+      // Each change through the view drops the kernel's cached listing: the readers go on at their offsets.
+      if (i % 400 === 200) fs.writeFileSync(path.join(mnt, 'big', `added-${i}`), '');
+      if (i % 400 === 300) fs.unlinkSync(path.join(mnt, 'big', `added-${i - 100}`));
+    }
+    for (const d of dirs) d.closeSync();
+    for (const s of seen) {
+      assert.strictEqual(new Set(s).size, s.length, 'no name twice');
+      const got = new Set(s);
+      assert.deepStrictEqual(
+        names.filter((n) => !got.has(n)),
+        [],
+        'no name lost',
+      );
+    }
   });
 
   it('hard links are one inode, and nlink stays fresh through either name', async function () {

@@ -105,4 +105,25 @@ describe('viewd: the base changing behind the view', function () {
     assert.ok(spent <= 6, `${spent} invalidations for 40 changes made through the view and one behind it`);
     for (let i = 0; i < 20; i++) assert.strictEqual(read(path.join(mnt, 'repo', `r${i}`)), `through the view ${i}\n`);
   });
+
+  it('attribute changes through the view are not invalidated again; one behind the view still shows', async function () {
+    v = await startViewd({ mnt, base, sock: path.join(dir, 'ctl.sock'), timeout: 3600 });
+    const files = Array.from({ length: 10 }, (_, i) => path.join(mnt, 'repo', `a${i}`));
+    for (const f of files) fs.writeFileSync(f, 'x\n');
+    fs.writeFileSync(path.join(base, 'repo/marker'), 'm\n');
+    await eventually('the marker', () => read(path.join(mnt, 'repo/marker')) === 'm\n');
+    const before = (await v.ctl.stats()).invalidations;
+    for (const f of files) {
+      fs.chmodSync(f, 0o640);
+      fs.utimesSync(f, 1000, 2000);
+      fs.chownSync(f, 0, 0);
+    }
+    // A change behind the view, after ours: once it shows, the watcher has seen all of ours.
+    fs.chmodSync(path.join(base, 'repo/a0'), 0o604);
+    await eventually('the chmod behind the view', () => (fs.statSync(files[0]).mode & 0o777) === 0o604);
+    const spent = (await v.ctl.stats()).invalidations - before;
+    assert.ok(spent <= 3, `${spent} invalidations for 30 attribute changes through the view and one behind it`);
+    assert.strictEqual(fs.statSync(files[1]).mode & 0o777, 0o640);
+    assert.strictEqual(fs.statSync(files[1]).mtimeMs, 2000 * 1000);
+  });
 });

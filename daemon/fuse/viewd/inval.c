@@ -2,7 +2,7 @@
  * A table swap and the exact kernel invalidation that follows. The rule paths of layers that
  * changed (added, removed, edited or reordered) are the only places resolution can differ; the
  * known names at and below them are re-resolved with both tables and only those whose chain
- * changed are invalidated (entry on the parent, and the inode: attributes, pages, listing). The
+ * changed are invalidated (entry on the parent; for folders the inode too: attributes, listing). The
  * cost follows what changed, not how much of the tree the kernel holds.
  */
 #include "viewd.h"
@@ -17,6 +17,7 @@ struct note {
   fuse_ino_t parent; /* an entry note otherwise */
   char *name;
   size_t nlen;
+  int first;         /* a folder's entry: sent before the rest (see send_all) */
 };
 
 struct notes {
@@ -51,6 +52,7 @@ static void add(struct notes *ns, fuse_ino_t ino, fuse_ino_t parent, const char 
   x->parent = parent;
   x->name = NULL;
   x->nlen = nlen;
+  x->first = 0;
   if (name) {
     x->name = malloc(nlen + 1);
     if (!x->name) return;
@@ -60,18 +62,30 @@ static void add(struct notes *ns, fuse_ino_t ino, fuse_ino_t parent, const char 
   ns->n++;
 }
 
+/* Folders' entries first, top down: dropping a folder's entry prunes, in one go, every unused
+   name the kernel holds below it, so the entries of the files there that follow are cheap misses
+   (they still matter for names in use at that moment, e.g. a file open or being looked up). */
 static long send_all(struct notes *ns) {
   long sent = 0;
-  for (size_t i = 0; i < ns->n; i++) {
-    struct note *x = &ns->v[i];
-    int r = x->name ? fuse_lowlevel_notify_inval_entry(g.se, x->parent, x->name, x->nlen)
-                    : fuse_lowlevel_notify_inval_inode(g.se, x->ino, 0, 0);
-    if (r == 0) sent++;
-    free(x->name);
+  for (int pass = 0; pass < 2; pass++) {
+    for (size_t i = 0; i < ns->n; i++) {
+      struct note *x = &ns->v[i];
+      if (x->first != !pass) continue;
+      int r = x->name ? fuse_lowlevel_notify_inval_entry(g.se, x->parent, x->name, x->nlen)
+                      : fuse_lowlevel_notify_inval_inode(g.se, x->ino, 0, 0);
+      if (r == 0) sent++;
+    }
   }
+  for (size_t i = 0; i < ns->n; i++) free(ns->v[i].name);
   ns->n = 0;
   __atomic_add_fetch(&g.invalidations, (uint64_t)sent, __ATOMIC_RELAXED);
   return sent;
+}
+
+/* A folder's entry, sent in the first pass. */
+static void add_dir_entry(struct notes *ns, fuse_ino_t parent, const char *name, size_t nlen) {
+  add(ns, 0, parent, name, nlen);
+  if (ns->n && ns->v[ns->n - 1].name) ns->v[ns->n - 1].first = 1;
 }
 
 /* ---- what changed between two tables ----------------------------------------- */
@@ -188,8 +202,24 @@ struct walk {
   char path[VPATH_MAX];
 };
 
-/* Known names below n (w->path holds n's path, length len), deepest first: those whose chain
-   changed lose their entry and their node's caches. */
+/* A rule path that is a folder whose chain changed and that the new table does not show as a
+   folder: its entry is dropped, which prunes every unused name below it, and nothing below it is
+   visited (a switch that takes out a layer's own folder costs a note or two, not one per file
+   below; checked at rule paths only: the walk holds g_nodes, so no stat per folder below). A name
+   below it that was in use at that moment (a stat in progress) survives the prune, still valid:
+   it can only be reached again through this folder's node, and the kernel would put the old
+   folder entry back with it when a lookup returns that node. So the node is marked and never
+   returned again (node_bind makes a new one), except by a later switch, which visits it (its
+   names are still known here) and clears the mark while it invalidates what changed below. */
+static int gone(const struct table *b, const char *p, size_t plen, struct node *dir) {
+  struct found f;
+  int out = find_path(b, p, plen, &f) != 0 || !S_ISDIR(f.st.st_mode);
+  dir->vanished = out;
+  return out;
+}
+
+/* Known names below n (w->path holds n's path, length len), folders before what they hold:
+   those whose chain changed lose their entry; folders also their node's caches. */
 static void visit(struct walk *w, struct node *n, size_t len, int depth) {
   if (depth > 512) return;
   for (struct dentry *c = n->children; c; c = c->sib_next) {
@@ -199,12 +229,20 @@ static void visit(struct walk *w, struct node *n, size_t len, int depth) {
     if (len != 1) w->path[len] = '/';
     memcpy(w->path + at, c->name, c->nlen);
     w->path[nl] = 0;
-    visit(w, c->child, nl, depth + 1);
     if (!chain_same(w->a, w->b, w->path, nl)) {
-      add(w->ns, node_id(c->child), 0, NULL, 0);
-      add(w->ns, 0, node_id(n), c->name, c->nlen);
-      if (S_ISDIR(c->child->type)) add_dir(w->ns, w->path);
+      /* A file's node is its real file: a new source is a new node, so dropping the name is
+         enough (its attributes and pages stay right for whoever still has it open). A folder
+         keeps its node across sources: its attributes and cached listing go too. */
+      if (S_ISDIR(c->child->type)) {
+        add_dir_entry(w->ns, node_id(n), c->name, c->nlen);
+        add(w->ns, node_id(c->child), 0, NULL, 0);
+        if (c->child->vanished && gone(w->b, w->path, nl, c->child)) continue; /* taken out before, still out */
+        add_dir(w->ns, w->path);
+      } else {
+        add(w->ns, 0, node_id(n), c->name, c->nlen);
+      }
     }
+    visit(w, c->child, nl, depth + 1);
   }
   w->path[len] = 0;
 }
@@ -286,12 +324,17 @@ static void collect(const struct table *a, const struct table *b, const char *p,
     if (last) {
       memcpy(w.path, p, plen);
       w.path[plen] = 0;
-      visit(&w, d->child, plen, 0);
       if (!chain_same(a, b, p, plen)) {
-        add(ns, node_id(d->child), 0, NULL, 0);
-        add(ns, 0, node_id(cur), c, cl);
-        if (S_ISDIR(d->child->type)) add_dir(ns, w.path);
+        if (S_ISDIR(d->child->type)) {
+          add_dir_entry(ns, node_id(cur), c, cl);
+          add(ns, node_id(d->child), 0, NULL, 0);
+          if (gone(b, p, plen, d->child)) break;
+          add_dir(ns, w.path);
+        } else {
+          add(ns, 0, node_id(cur), c, cl);
+        }
       }
+      visit(&w, d->child, plen, 0);
       break;
     }
     cur = d->child;

@@ -30,6 +30,11 @@ static void vd_init(void *userdata, struct fuse_conn_info *conn) {
   /* Locks stay in the kernel (every user of the view goes through it). */
   conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
   conn->time_gran = 1;
+  /* No OPENDIR/RELEASEDIR round trips: listings are cached by the kernel all the same. */
+  if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) g.no_opendir = 1;
+  /* Every listing chunk with attributes: walkers (find, git, ls -l) stat every name anyway, and
+     in auto mode all chunks after the first cost one LOOKUP per name. */
+  if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 }
 
 static void usage(void) {

@@ -229,7 +229,7 @@ struct node *node_bind(struct node *parent, const char *name, size_t nlen, const
   struct dentry *d = *dslot(parent, name, nlen);
   struct node *n = NULL;
   if (!st || S_ISDIR(st->st_mode)) {
-    if (d && S_ISDIR(d->child->type)) {
+    if (d && S_ISDIR(d->child->type) && !d->child->vanished) {
       n = d->child;
       n->synthetic = !st;
       if (st) { n->dev = st->st_dev; n->ino = st->st_ino; }
@@ -351,27 +351,37 @@ void node_rekey(struct node *n, const struct stat *st) {
   pthread_mutex_unlock(&g_nodes);
 }
 
+/* The path through name d (then each folder's one name); -ESTALE when a folder above has none
+   left (one a switch took out, see inval.c). */
+static int path_via(struct dentry *d, char *buf, size_t cap) {
+  size_t pos = cap - 1;
+  buf[pos] = 0;
+  int depth = 0;
+  for (;;) {
+    if (d->nlen + 1 > pos) return -ENAMETOOLONG;
+    pos -= d->nlen;
+    memcpy(buf + pos, d->name, d->nlen);
+    buf[--pos] = '/';
+    struct node *up = d->parent;
+    if (up == &root) break;
+    d = up->aliases;
+    if (!d || ++depth > PATH_MAX / 2) return -ESTALE;
+  }
+  size_t len = cap - 1 - pos;
+  memmove(buf, buf + pos, len + 1);
+  return (int)len;
+}
+
 int node_path_locked(struct node *n, char *buf, size_t cap) {
   if (n == &root) {
     if (cap < 2) return -ENAMETOOLONG;
     strcpy(buf, "/");
     return 1;
   }
-  size_t pos = cap - 1;
-  buf[pos] = 0;
-  int depth = 0;
-  while (n != &root) {
-    struct dentry *d = n->aliases;
-    if (!d || ++depth > PATH_MAX / 2) return -ESTALE;
-    if (d->nlen + 1 > pos) return -ENAMETOOLONG;
-    pos -= d->nlen;
-    memcpy(buf + pos, d->name, d->nlen);
-    buf[--pos] = '/';
-    n = d->parent;
-  }
-  size_t len = cap - 1 - pos;
-  memmove(buf, buf + pos, len + 1);
-  return (int)len;
+  /* A file's first name may lie below such a folder while another name is live. */
+  int r = -ESTALE;
+  for (struct dentry *d = n->aliases; d && r == -ESTALE; d = d->alias_next) r = path_via(d, buf, cap);
+  return r;
 }
 
 int node_path(struct node *n, char *buf, size_t cap) {

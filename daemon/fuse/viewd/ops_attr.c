@@ -115,7 +115,13 @@ static void vd_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
     int plen = node_path(n, path, sizeof path);
     r = plen < 0 ? plen : make_writable(t, path, (size_t)plen, &f, n);
   }
-  if (!r) r = apply(req, fd, &f, attr, valid);
+  if (!r) {
+    int calls = !!(valid & FUSE_SET_ATTR_MODE) + !!(valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) +
+                !!(valid & FUSE_SET_ATTR_SIZE) + !!(valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME));
+    watch_self_attr(n, calls);
+    r = apply(req, fd, &f, attr, valid);
+    if (r) watch_self_attr_failed(n, calls); /* some may have happened: an extra invalidation at worst */
+  }
   struct stat st;
   if (!r) {
     if (fd >= 0) r = fstat(fd, &st) ? -errno : 0;
@@ -240,10 +246,12 @@ static void vd_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
   if (with_found(req, ino, 1, &f, &t, &n)) return;
   char p[PATH_MAX + 32];
   xpath(p, sizeof p, &f);
+  watch_self_attr(n, 1);
   struct ident id;
   ident_enter(req, &id);
   int r = lsetxattr(p, name, value, size, flags) ? errno : 0;
   ident_leave(&id);
+  if (r) watch_self_attr_failed(n, 1);
   done(t, n);
   fuse_reply_err(req, r);
 }
@@ -255,10 +263,12 @@ static void vd_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
   if (with_found(req, ino, 1, &f, &t, &n)) return;
   char p[PATH_MAX + 32];
   xpath(p, sizeof p, &f);
+  watch_self_attr(n, 1);
   struct ident id;
   ident_enter(req, &id);
   int r = lremovexattr(p, name) ? errno : 0;
   ident_leave(&id);
+  if (r) watch_self_attr_failed(n, 1);
   done(t, n);
   fuse_reply_err(req, r);
 }

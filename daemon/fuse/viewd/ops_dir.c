@@ -1,8 +1,13 @@
 /*
  * Folders: the merged listing (mergeListings of shared/resolver.ts: the first existing source
  * decides the type, lower folders add names not present or whited out, an opaque folder or a
- * non-folder below ends the merge; rule paths checked one by one), built once per opendir and
- * served by offset, so the kernel may cache it (cache_readdir + keep_cache).
+ * non-folder below ends the merge; rule paths checked one by one), built on a read at offset 0
+ * and served by offset, so the kernel may cache it (cache_readdir + keep_cache).
+ *
+ * Where the kernel allows it, opendir answers ENOSYS: the kernel then sends no OPENDIR or
+ * RELEASEDIR at all (two round trips per folder a warm walk would otherwise pay) and caches every
+ * listing. Reads then come without a handle, so listings live in a small registry; each entry's
+ * offset carries its listing's id, and a read at offset 0 builds a new one.
  */
 #include "viewd.h"
 
@@ -23,6 +28,11 @@ struct dent {
 };
 
 struct dirh {
+  uint32_t id;           /* offsets are (id << 32) | (index + 1) */
+  fuse_ino_t ino;
+  int refs;              /* the registry's + readers' (registry lock) */
+  int listed;            /* in the registry */
+  struct dirh *rnext, *rprev;
   uint64_t generation;
   pthread_mutex_t lock;
   struct dent *ents;
@@ -229,7 +239,7 @@ int dir_is_empty(const struct table *t, const char *p, size_t plen) {
   return r ? r : empty;
 }
 
-static struct dirh *dh_of(struct fuse_file_info *fi) { return (struct dirh *)(uintptr_t)fi->fh; }
+static struct dirh *dh_of(struct fuse_file_info *fi) { return fi ? (struct dirh *)(uintptr_t)fi->fh : NULL; }
 
 static int rebuild(struct dirh *h, fuse_ino_t ino, const struct table *t) {
   struct node *n = node_use(ino);
@@ -239,47 +249,125 @@ static int rebuild(struct dirh *h, fuse_ino_t ino, const struct table *t) {
   return plen < 0 ? plen : build(t, path, (size_t)plen, h);
 }
 
-/* The listing is built on the first readdir that reaches the server: when the kernel serves the
-   folder from its cache, opendir is all it asks, and that stays cheap. */
-static void vd_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  (void)ino;
+static void dirh_free(struct dirh *h) {
+  clear(h);
+  free(h->ents);
+  pthread_mutex_destroy(&h->lock);
+  free(h);
+}
+
+/* ---- listings without a handle (no opendir) ------------------------------------ */
+
+#define LISTINGS_MAX 256 /* kept for readers that come back at a later offset */
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct dirh *reg_head, *reg_tail;
+static int reg_count;
+static uint32_t reg_next_id;
+
+static struct dirh *dirh_new(fuse_ino_t ino) {
   struct dirh *h = calloc(1, sizeof *h);
-  if (!h) {
-    fuse_reply_err(req, ENOMEM);
-    return;
-  }
+  if (!h) return NULL;
   pthread_mutex_init(&h->lock, NULL);
   h->base_fd_idx = -1;
-  fi->fh = (uintptr_t)h;
-  fi->cache_readdir = 1;
-  fi->keep_cache = 1;
-  if (fuse_reply_open(req, fi) == -ENOENT) {
-    pthread_mutex_destroy(&h->lock);
-    free(h);
+  h->ino = ino;
+  h->refs = 1;
+  return h;
+}
+
+static void reg_unlink(struct dirh *h) {
+  if (h->rprev) h->rprev->rnext = h->rnext;
+  else reg_head = h->rnext;
+  if (h->rnext) h->rnext->rprev = h->rprev;
+  else reg_tail = h->rprev;
+  h->rnext = h->rprev = NULL;
+  h->listed = 0;
+  reg_count--;
+}
+
+static void reg_front(struct dirh *h) {
+  h->rnext = reg_head;
+  h->rprev = NULL;
+  if (reg_head) reg_head->rprev = h;
+  reg_head = h;
+  if (!reg_tail) reg_tail = h;
+  h->listed = 1;
+  reg_count++;
+}
+
+static void listing_put(struct dirh *h) {
+  pthread_mutex_lock(&reg_lock);
+  int left = --h->refs;
+  pthread_mutex_unlock(&reg_lock);
+  if (left == 0) dirh_free(h);
+}
+
+/* The listing a read at off continues, with a reference; a new one at offset 0, or when the one
+   it names was dropped (then the read goes on at the same index of a fresh listing). */
+static struct dirh *listing_for(fuse_ino_t ino, off_t off, const struct table *t, int *err) {
+  uint32_t id = (uint32_t)((uint64_t)off >> 32);
+  struct dirh *h = NULL;
+  pthread_mutex_lock(&reg_lock);
+  for (struct dirh *x = reg_head; id && x && !h; x = x->rnext)
+    if (x->id == id && x->ino == ino) h = x;
+  if (h) {
+    h->refs++;
+    reg_unlink(h);
+    reg_front(h);
   }
+  pthread_mutex_unlock(&reg_lock);
+  if (h) return h;
+  h = dirh_new(ino);
+  if (!h) {
+    *err = -ENOMEM;
+    return NULL;
+  }
+  *err = rebuild(h, ino, t);
+  if (*err) {
+    dirh_free(h);
+    return NULL;
+  }
+  h->built = 1;
+  struct dirh *evict = NULL;
+  pthread_mutex_lock(&reg_lock);
+  if (++reg_next_id > 0x7fffffff) reg_next_id = 1;
+  h->id = reg_next_id;
+  h->refs++; /* the registry's */
+  reg_front(h);
+  if (reg_count > LISTINGS_MAX) {
+    evict = reg_tail;
+    reg_unlink(evict);
+    if (--evict->refs) evict = NULL; /* a reader still has it: it frees it */
+  }
+  pthread_mutex_unlock(&reg_lock);
+  if (evict) dirh_free(evict);
+  return h;
 }
 
 /* Fills one reply from offset off; plus: readdirplus (entries with attributes, looked up). */
 static void fill(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi, int plus) {
-  struct dirh *h = dh_of(fi);
   struct table *t = table_get();
-  pthread_mutex_lock(&h->lock);
   int r = 0;
-  if (!h->built || h->generation != t->generation) r = rebuild(h, ino, t); /* first read, or a switch since */
+  struct dirh *h = dh_of(fi);
+  int shared = !h;
+  if (shared) h = listing_for(ino, off, t, &r);
+  if (h) pthread_mutex_lock(&h->lock);
+  if (!r && (!h->built || h->generation != t->generation)) r = rebuild(h, ino, t); /* first read, or a switch since */
   if (!r) h->built = 1;
   char *buf = r ? NULL : malloc(size);
   if (!r && !buf) r = -ENOMEM;
   size_t pos = 0;
   struct node *dir = plus && !r ? node_use(ino) : NULL;
-  for (size_t i = (size_t)off; !r && i < h->n; i++) {
+  size_t i = (size_t)((uint64_t)off & 0xffffffffu);
+  for (; !r && i < h->n; i++) {
     struct dent *d = &h->ents[i];
     if (d->gone) continue;
+    off_t next = (off_t)(((uint64_t)h->id << 32) | (i + 1));
     struct stat st;
     memset(&st, 0, sizeof st);
     st.st_ino = d->ino;
     st.st_mode = (mode_t)d->type << 12;
     if (!plus) {
-      size_t need = fuse_add_direntry(req, buf + pos, size - pos, d->name, &st, (off_t)(i + 1));
+      size_t need = fuse_add_direntry(req, buf + pos, size - pos, d->name, &st, next);
       if (need > size - pos) break;
       pos += need;
       continue;
@@ -288,7 +376,7 @@ static void fill(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
     int ok;
     if (d->src == -2) {
       ok = 0; /* . and ..: no lookup */
-    } else if (d->src >= 0) {
+    } else if (d->src >= 0 && d->src < h->nfds) {
       ok = fstatat(h->fds[d->src], d->name, &st, AT_SYMLINK_NOFOLLOW) == 0;
       struct node *n = ok ? node_bind(dir, d->name, strlen(d->name), &st) : NULL;
       if (n) fill_entry(&e, n, &st);
@@ -307,19 +395,44 @@ static void fill(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
       e.attr.st_ino = d->ino;
       e.attr.st_mode = (mode_t)d->type << 12;
     }
-    size_t need = fuse_add_direntry_plus(req, buf + pos, size - pos, d->name, &e, (off_t)(i + 1));
+    size_t need = fuse_add_direntry_plus(req, buf + pos, size - pos, d->name, &e, next);
     if (need > size - pos) {
       if (e.ino) node_forget(e.ino, 1); /* not sent: the kernel holds no lookup for it */
       break;
     }
     pos += need;
   }
-  pthread_mutex_unlock(&h->lock);
+  if (!r && shared && i >= h->n && h->nfds) {
+    /* Read to the end: a reader coming back gets names by full lookup; no descriptors kept. */
+    for (int k = 0; k < h->nfds; k++) close(h->fds[k]);
+    h->nfds = 0;
+  }
+  if (h) pthread_mutex_unlock(&h->lock);
+  if (shared && h) listing_put(h);
   node_unuse(dir);
   table_put(t);
   if (r) fuse_reply_err(req, -r);
   else fuse_reply_buf(req, buf, pos);
   free(buf);
+}
+
+/* With the kernel's no-opendir support, ENOSYS: no OPENDIR or RELEASEDIR from then on, and the
+   kernel caches listings by default (see the top). Otherwise a handle that builds nothing yet:
+   when the kernel serves the folder from its cache, opendir is all it asks. */
+static void vd_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  if (g.no_opendir) {
+    fuse_reply_err(req, ENOSYS);
+    return;
+  }
+  struct dirh *h = dirh_new(ino);
+  if (!h) {
+    fuse_reply_err(req, ENOMEM);
+    return;
+  }
+  fi->fh = (uintptr_t)h;
+  fi->cache_readdir = 1;
+  fi->keep_cache = 1;
+  if (fuse_reply_open(req, fi) == -ENOENT) dirh_free(h);
 }
 
 static void vd_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
@@ -333,10 +446,7 @@ static void vd_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 static void vd_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   (void)ino;
   struct dirh *h = dh_of(fi);
-  clear(h);
-  free(h->ents);
-  pthread_mutex_destroy(&h->lock);
-  free(h);
+  if (h) dirh_free(h);
   fuse_reply_err(req, 0);
 }
 

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 #define MAX_LAYERS 128
 /* A view path is '/' + a path the kernel may hand a file system (up to PATH_MAX - 1 bytes). */
@@ -146,6 +147,9 @@ struct node {
   struct fh *handles;       /* open files, for fstat of unlinked files */
   int wd;                   /* inotify watch on its base folder, 0 for none */
   int self_written;         /* the server closed a file it wrote: its IN_CLOSE_WRITE is ours */
+  int self_attr;            /* attribute changes the server made: their IN_ATTRIB are ours */
+  time_t self_attr_at;
+  int vanished;             /* a folder a switch took out of the view (see inval.c): not reused */
 };
 
 struct dentry {
@@ -281,6 +285,7 @@ struct viewd {
   dev_t base_dev;
   int root;               /* euid 0: act as each caller */
   double timeout;         /* entry/attr seconds */
+  int no_opendir;         /* the kernel takes ENOSYS from opendir: listings without handles */
   pthread_t main_thread;
   /* counters for `stats` */
   uint64_t lookups, forgets, invalidations;
@@ -308,6 +313,11 @@ void watch_add(struct node *n, const char *rel);
 void watch_drop_locked(struct node *n);
 /* The server itself is about to change parent/name in the base. */
 void watch_self(fuse_ino_t parent, const char *name);
+/* The server itself is about to change n's attributes (mode, owner, times, size, xattrs) with
+   `calls` system calls, each an IN_ATTRIB of its own. */
+void watch_self_attr(struct node *n, int calls);
+/* ... and it failed: no event is coming (an external one must not be taken for it). */
+void watch_self_attr_failed(struct node *n, int calls);
 
 /* ---- control.c ---------------------------------------------------------- */
 

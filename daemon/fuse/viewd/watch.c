@@ -44,6 +44,34 @@ void watch_self(fuse_ino_t parent, const char *name) {
   pthread_mutex_unlock(&ring_lock);
 }
 
+void watch_self_attr(struct node *n, int calls) {
+  if (ifd < 0) return;
+  pthread_mutex_lock(&g_nodes);
+  n->self_attr += calls;
+  n->self_attr_at = time(NULL);
+  pthread_mutex_unlock(&g_nodes);
+}
+
+void watch_self_attr_failed(struct node *n, int calls) {
+  if (ifd < 0) return;
+  pthread_mutex_lock(&g_nodes);
+  n->self_attr = n->self_attr > calls ? n->self_attr - calls : 0;
+  pthread_mutex_unlock(&g_nodes);
+}
+
+/* An IN_ATTRIB the server caused (consumes one; with g_nodes held). Without this, every chmod,
+   chown, utimens or setxattr through the view dropped the attributes the reply had just given
+   the kernel: one more GETATTR per file written by cp -a or tar. */
+static int attr_was_self(struct node *n) {
+  if (!n || n->self_attr <= 0) return 0;
+  if (time(NULL) - n->self_attr_at > 2) {
+    n->self_attr = 0;
+    return 0;
+  }
+  n->self_attr--;
+  return 1;
+}
+
 /* The event was caused by the server itself (consumes the record). */
 static int was_self(fuse_ino_t parent, const char *name, size_t n) {
   uint64_t h = hash(name, n);
@@ -122,6 +150,7 @@ static void handle(const struct inotify_event *ev) {
       c->self_written = 0;
       skip = 1;
     }
+    if ((ev->mask & ~IN_ISDIR) == IN_ATTRIB && attr_was_self(nlen ? c : d)) skip = 1;
   }
   pthread_mutex_unlock(&g_nodes);
   if (!d || skip) return;
