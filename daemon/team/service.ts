@@ -397,8 +397,9 @@ export class TeamService {
     this.afterSave.push(() => node.publish(ev));
     this.lastDecision = ev;
     await this.applyNow('decision');
-    // Over NATS, answered once the server has stored it (a bounded wait: it is retried after).
-    await node.delivered?.(ev, 5000);
+    // Over NATS, answered once the server has stored it (a cluster electing a new leader takes
+    // seconds); past the wait it is still retried in the background.
+    await node.delivered?.(ev, 30_000);
     return ev;
   }
 

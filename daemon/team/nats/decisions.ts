@@ -44,6 +44,8 @@ export class Decisions {
   /** The revision of the last entry handed to the state. */
   private revision = 0;
   private savedRevision = 0;
+  /** The revision at the last check (check()). */
+  private checkedAt = -1;
   private stopped = false;
   private watcher: { stop(): void } | null = null;
   private readonly writes = new Map<string, Promise<void>>();
@@ -67,19 +69,44 @@ export class Decisions {
     }
     this.revision = this.savedRevision = from;
     if (from >= last) this.markCaughtUp();
-    const it = await this.o.kv.watch(
-      from > 0 ? { key: '>', resumeFromRevision: from + 1, ignoreDeletes: true } : { key: '>', include: 'history', ignoreDeletes: true },
+    await this.watch(last);
+    if (from > 0) this.o.log(`[team] resuming the team's decisions after revision ${from} (of ${last})`);
+  }
+
+  /** Watch from the revision after the last one read (from every key's history when none was). */
+  private async watch(last: number): Promise<void> {
+    const from = this.revision;
+    const it = await retried(() =>
+      this.o.kv.watch(
+        from > 0 ? { key: '>', resumeFromRevision: from + 1, ignoreDeletes: true } : { key: '>', include: 'history', ignoreDeletes: true },
+      ),
     );
+    this.watcher?.stop();
     this.watcher = it;
     void (async () => {
       for await (const e of it) {
+        if (this.watcher !== it) break;
         this.entry(e);
         if (e.revision >= last) this.markCaughtUp();
       }
     })().catch((e) => {
       if (!this.stopped) this.o.log(`[team] watching the decisions bucket stopped: ${(e as Error).message}`);
     });
-    if (from > 0) this.o.log(`[team] resuming the team's decisions after revision ${from} (of ${last})`);
+  }
+
+  /**
+   * A watch does not outlive the server holding its consumer (a cluster node lost): after a
+   * reconnect, or when the bucket is ahead and nothing arrived since the last check, watch again
+   * from the last revision read.
+   */
+  async check(reconnected: boolean): Promise<void> {
+    if (this.stopped) return;
+    const last = (await this.o.kv.status()).streamInfo.state.last_seq;
+    const stalled = last > this.revision && this.revision === this.checkedAt;
+    this.checkedAt = this.revision;
+    if (!reconnected && !stalled) return;
+    if (stalled) this.o.log(`[team] the decisions watch stalled at revision ${this.revision} (the bucket is at ${last}): watching again`);
+    await this.watch(last);
   }
 
   stop(): void {
@@ -185,5 +212,19 @@ async function readCursor(file: string) {
     return parseJson(NatsCursorSchema, text, file);
   } catch {
     return null;
+  }
+}
+
+/**
+ * A call that may time out while a cluster recovers from a lost node (a consumer placed on it, a
+ * leader being elected): tried again a few times.
+ */
+export async function retried<T>(fn: () => Promise<T>, attempts = 4): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (i >= attempts || !/timeout/i.test((e as Error).message)) throw e;
+    }
   }
 }

@@ -17,7 +17,7 @@ import { RefusalLog } from '../refusals';
 import { TeamState } from '../state';
 import { LayerStore, TeamTransport } from '../transport';
 import { Credentials, connectNats, readCredentials } from './connect';
-import { Decisions } from './decisions';
+import { Decisions, retried } from './decisions';
 import { LayerObjects } from './layers';
 import { Buckets, bucketsOf, serversOf } from './names';
 import { PresenceBoard } from './presence';
@@ -126,7 +126,11 @@ export class NatsNode implements TeamTransport {
     this.o.log(
       `[team] connected to NATS at ${nc.getServer()} (buckets ${this.buckets.decisions}, ${this.buckets.presence}, ${this.buckets.layers})`,
     );
-    this.heartbeat = setInterval(() => this.announce(true), this.limits.heartbeatMs);
+    let beats = 0;
+    this.heartbeat = setInterval(() => {
+      this.announce(true);
+      if (++beats % 3 === 0) void this.rewatch(false);
+    }, this.limits.heartbeatMs);
     this.heartbeat.unref();
     this.announce();
     void this.decisions!.republishOwn().catch((e) => this.o.log(`[team] ${(e as Error).message}`));
@@ -139,13 +143,16 @@ export class NatsNode implements TeamTransport {
     const servers = new Set(nc.info?.connect_urls ?? []).size;
     const replicas = servers >= 3 ? 3 : 1;
     const kvm = new Kvm(nc);
+    // A bucket that exists is used as it is (its settings are the first agent's); one that does not is made.
     const openKv = async (name: string, opts: { history: number; ttl?: number }): Promise<KV> => {
       try {
-        return await kvm.create(name, { ...opts, replicas });
+        const kv = await kvm.open(name);
+        await retried(() => kv.status());
+        return kv;
       } catch (e) {
-        // Made already with other settings (or this user may not make buckets): use it as it is.
-        log(`[team] using the existing bucket ${name} (${(e as Error).message})`);
-        return kvm.open(name);
+        if (!/not found/i.test((e as Error).message)) throw e;
+        log(`[team] making the bucket ${name} (${replicas} replica${replicas > 1 ? 's' : ''})`);
+        return kvm.create(name, { ...opts, replicas });
       }
     };
     const decisionsKv = await openKv(this.buckets.decisions, { history: KEY_HISTORY });
@@ -153,9 +160,10 @@ export class NatsNode implements TeamTransport {
     const objm = new Objm(nc);
     let os: ObjectStore;
     try {
-      os = await objm.create(this.buckets.layers, { replicas });
-    } catch {
       os = await objm.open(this.buckets.layers);
+    } catch (e) {
+      if (!/not found/i.test((e as Error).message)) throw e;
+      os = await objm.create(this.buckets.layers, { replicas });
     }
     const common = { team, key, agent: this.id, keys: this.keys, refusals: this.refusals, log };
     this.decisions = new Decisions({
@@ -196,9 +204,21 @@ export class NatsNode implements TeamTransport {
         this.connected = s.type === 'reconnect';
         this.since = Date.now();
         this.o.log(`[team] NATS ${s.type === 'disconnect' ? 'connection lost' : `reconnected to ${nc.getServer()}`}`);
-        if (this.connected) this.announce();
+        if (this.connected) {
+          this.announce();
+          void this.rewatch(true);
+        }
         this.o.hooks.peersChanged?.();
       }
+    }
+  }
+
+  private async rewatch(reconnected: boolean): Promise<void> {
+    try {
+      await this.decisions?.check(reconnected);
+      if (reconnected) await this.board?.start();
+    } catch (e) {
+      this.o.log(`[team] watching the team's buckets again failed: ${(e as Error).message}`);
     }
   }
 

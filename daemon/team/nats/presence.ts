@@ -10,6 +10,7 @@ import { Presence } from '../../../protocol';
 import { KeyRing } from '../identity';
 import { RefusalLog } from '../refusals';
 import { presenceKey } from './names';
+import { retried } from './decisions';
 import { openPresence, sealPresence } from './seal';
 
 export interface PresenceOptions {
@@ -38,11 +39,16 @@ export class PresenceBoard {
 
   constructor(private readonly o: PresenceOptions) {}
 
+  /** Watch the latest presence of each agent, then every change (again after a reconnect: a watch does not outlive its server). */
   async start(): Promise<void> {
-    const it = await this.o.kv.watch({ key: '>', ignoreDeletes: true });
+    const it = await retried(() => this.o.kv.watch({ key: '>', ignoreDeletes: true }));
+    this.watcher?.stop();
     this.watcher = it;
     void (async () => {
-      for await (const e of it) this.entry(e);
+      for await (const e of it) {
+        if (this.watcher !== it) break;
+        this.entry(e);
+      }
     })().catch((e) => {
       if (!this.stopped) this.o.log(`[team] watching the presence bucket stopped: ${(e as Error).message}`);
     });
