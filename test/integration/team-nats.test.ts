@@ -15,6 +15,7 @@ import { Env, makeEnv, writeTree } from './helpers';
 import { eventually, writeSecret } from './team-helpers';
 import { NatsServer, PASSWORDS, startOffice, writeCredentials } from './nats-helpers';
 import { digestLayerDir } from '../../daemon/team/digest';
+import { Identity } from '../../daemon/team/identity';
 import { TeamStatus } from '../../protocol';
 
 const read = (p: string): string | null => {
@@ -158,16 +159,20 @@ describe('team over NATS JetStream', function () {
     assert.strictEqual(h.at(-1)!.user, 'bob');
   });
 
-  it('refuses a value in the bucket that no member wrote (no team MAC), and keeps the register', async () => {
-    await withNats(async (nc) => {
-      const kv = await new Kvm(nc).open('strata-acme');
-      const cur = await kv.get('slot.node');
-      const forged = JSON.parse(Buffer.from(cur!.value).toString());
-      forged.event.writes = [{ key: 'slot:node', value: { layer: 'node18' } }];
-      forged.event.tag.wall += 1000;
-      await kv.put('slot.node', JSON.stringify(forged));
+  it('refuses a value in the bucket that no member wrote (signed, but without the team MAC), and keeps the register', async () => {
+    // What the NATS operator could write: an event signed by a key of its own, lacking the team secret.
+    const outsider = Identity.generate();
+    const event = outsider.signEvent('acme', {
+      origin: outsider.id,
+      seq: 1,
+      tag: { wall: Date.now() + 1000, logical: 0, agent: outsider.id },
+      writes: [{ key: 'slot:node', value: { layer: 'node18' } }],
+      user: 'mallory',
+      host: 'nats',
+      prev: [{ key: 'slot:node', value: { layer: 'node20' } }],
     });
-    await eventually('A to refuse it', () => /refused .*slot\.node.*(team MAC|signature)/.test(log(a)));
+    await withNats(async (nc) => (await new Kvm(nc).open('strata-acme')).put('slot.node', JSON.stringify({ event, mac: '0'.repeat(64) })));
+    await eventually('A to refuse it', () => /refused .*slot\.node.*team MAC does not hold/.test(log(a)));
     assert.strictEqual(node(a), NODE20);
     assert.strictEqual(node(b), NODE20);
     // The next decision on that key replaces the forged value (compare-and-set on its revision).
