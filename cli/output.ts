@@ -81,7 +81,7 @@ export function eventLine(e: TeamEvent): string {
 export function teamText(t: TeamStatus): string {
   if (!t.joined) return 'not in a team';
   const lines = [
-    `team ${t.team} as ${t.agent}${t.listen ? `, accepting peers on ws://${t.listen}` : ''}`,
+    `team ${t.team} as ${t.user ? `${t.user} (agent ${t.agent})` : t.agent}${t.listen ? `, accepting peers on ws://${t.listen}` : ''}`,
     `relays: ${t.relays?.length ? t.relays.map((r) => `${r.url} (${r.state})`).join(', ') : '(none)'}`,
     `team active set: ${t.desired?.join(', ') || '(none)'}`,
     `drift here: ${t.drift?.length ? t.drift.join(' ') : 'none'}${t.held?.length ? `; held: ${t.held.join(', ')}` : ''}`,

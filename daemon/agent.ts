@@ -16,6 +16,7 @@ import { LocalSwitch } from './switch';
 import { Views } from './fuse/views';
 import { DEFAULT_IMPORT_LIMITS, ImportLimits } from './archive';
 import { logFile } from '../shared/client';
+import { sweepStaging } from './leftovers';
 
 export interface AgentOptions {
   home: string;
@@ -78,6 +79,7 @@ export class Agent {
   }
 
   async start(): Promise<void> {
+    await sweepStaging(this.store.root, this.opts.log);
     await this.state.load();
     await this.catalog.reload();
     await this.views.restore();

@@ -1,6 +1,7 @@
 /**
- * Team decisions in words: "bob: tool-3 → tool-2, 2 min ago" rather than "bob-364818bd:3". Pure
- * (no vscode), so the unit tests and any other client can use it.
+ * Team decisions in words: "bob: tool-3 → tool-2, 2 min ago" rather than the decision's id,
+ * "ABCDEFGH-IJKLMNOP-QRSTUVWX-YZ234567:3" (its agent's key fingerprint and seq). Pure (no
+ * vscode), so the unit tests and any other client can use it.
  */
 import type { TeamEvent } from '../protocol';
 

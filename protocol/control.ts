@@ -99,6 +99,8 @@ export const TeamStatusSchema = obj({
   joined: bool(),
   team: v.optional(str()),
   agent: v.optional(str()),
+  /** This agent's user name, as its teammates see it (the agent id is its key's fingerprint). */
+  user: v.optional(str()),
   relays: v.optional(list(obj({ url: str(), state: str() }))),
   listen: v.optional(v.nullable(str())),
   teamFile: v.optional(str()),

@@ -19,7 +19,7 @@ import { NodeLimits, limitsFromEnv } from './limits';
 import { Identity, createIdentity, loadIdentity } from './identity';
 import { teamKeys } from './teamset';
 import { TeamState, eventId } from './state';
-import { loadTeamState, saveTeamState } from './statefile';
+import { loadTeamState, saveTeamState, savedFormat } from './statefile';
 import { HlcClock } from './hlc';
 import { deriveKey, readSecretFile } from './auth';
 import { loadTeamFile, parseTeamFile } from './teamfile';
@@ -152,13 +152,20 @@ export class TeamService {
       );
       return { state, lost };
     };
+    let why = '';
     if (identity && identity.id === cfg.agentId) {
       const { state, lost } = await stateFor(identity);
       if (!lost) return { identity, state };
+      why = 'its team state was lost';
+    } else if (!joining) {
+      // An agent from before keys (protocol 1) has team.json but no team.key, and a format-1 state.
+      why = identity ? `its key (${identity.id}) is not the id in team.json (${cfg.agentId})` : `it has no key yet (${this.keyFile})`;
+      const format = await savedFormat(this.stateFile);
+      if (format !== null) why += `; its team state (format ${format}) starts over, peers send what they hold`;
     }
     if (!joining) await fsp.rm(this.stateFile, { force: true });
     identity = createIdentity(this.keyFile);
-    if (!joining) this.log(`[team] this agent's state was lost or its key changed: it takes a new id, ${identity.id}`);
+    if (!joining) this.log(`[team] ${why}: this agent takes a new key and id, ${identity.id}`);
     cfg.agentId = identity.id;
     return { identity, state: (await stateFor(identity)).state };
   }

@@ -41,3 +41,15 @@ export async function loadTeamState(
 export function saveTeamState(file: string, state: TeamState): Promise<void> {
   return writeFileAtomic(file, JSON.stringify(state.toJSON()) + '\n', 0o600);
 }
+
+/** The format a saved team state says it has ("unknown" when it says none or is not JSON); null when there is none. */
+export async function savedFormat(file: string): Promise<string | null> {
+  const text = await fsp.readFile(file, 'utf8').catch(() => null);
+  if (text === null) return null;
+  try {
+    const f = (JSON.parse(text) as { format?: unknown }).format;
+    return typeof f === 'number' ? String(f) : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}

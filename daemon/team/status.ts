@@ -55,6 +55,7 @@ export function teamStatus(s: StatusInputs): TeamStatus {
     joined: true,
     team: cfg.spec.team,
     agent: cfg.agentId,
+    user: cfg.name,
     relays: node
       .peers()
       .filter((p) => p.direction === 'out')

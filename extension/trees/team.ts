@@ -49,21 +49,19 @@ export class PeerItem extends TeamItem {
   }
 }
 
-/** "alice-364818bd" → "alice": an agent that joins again gets a new id with the same name. */
-const nameOfAgent = (id: string): string => id.replace(/-[0-9a-f]{8}$/, '');
-
 /**
  * Peers without the ghosts a re-join leaves: an agent that left and joined again comes back under a
- * new id, and its old presence lingers (via the relay for a few heartbeats, then "gone"). A peer not
- * connected directly is dropped when the same name on the same host was seen since (another peer,
- * or this agent itself). Two live agents of one name on one host would hide each other at times.
+ * new id (a new key), and its old presence lingers (via the relay for a few heartbeats, then
+ * "gone"). A peer not connected directly is dropped when the same user on the same host was seen
+ * since (another peer, or this agent itself). Two live agents of one user name on one host would
+ * hide each other at times.
  */
-export function withoutGhosts(peers: readonly TeamPeerInfo[], self?: { agent: string; host: string }): TeamPeerInfo[] {
+export function withoutGhosts(peers: readonly TeamPeerInfo[], self?: { agent: string; user?: string; host: string }): TeamPeerInfo[] {
   return peers.filter((p) => {
     if (p.connection === 'connected') return true;
-    const same = (agent: string, host: string) => agent !== p.agent && host === p.host && nameOfAgent(agent) === nameOfAgent(p.agent);
-    if (self && same(self.agent, self.host)) return false;
-    return !peers.some((q) => same(q.agent, q.host) && q.lastSeen > p.lastSeen);
+    const same = (q: { agent: string; user?: string; host: string }) => q.agent !== p.agent && q.host === p.host && q.user === p.user;
+    if (self && same(self)) return false;
+    return !peers.some((q) => same(q) && q.lastSeen > p.lastSeen);
   });
 }
 
@@ -76,10 +74,10 @@ export function teamItems(t: TeamStatus, now = Date.now(), host = os.hostname())
   const items: TeamItem[] = [
     new TeamItem(
       `Team ${t.team}`,
-      `as ${t.agent}${t.listen ? ` · listening on ${t.listen}` : ''}`,
+      `as ${t.user ?? t.agent}${t.listen ? ` · listening on ${t.listen}` : ''}`,
       ITEMS.teamHeader,
       'organization',
-      t.teamFile,
+      [t.teamFile, t.agent && `agent ${t.agent}`].filter(Boolean).join('\n'),
     ),
   ];
   items.push(new TeamItem('Team layers active', (t.desired ?? []).join(', ') || 'none', ITEMS.teamInfo, 'layers'));
@@ -140,7 +138,7 @@ export function teamItems(t: TeamStatus, now = Date.now(), host = os.hostname())
     );
   for (const r of t.relays ?? [])
     items.push(new TeamItem(r.url, r.state, ITEMS.teamRelay, r.state === 'open' || r.state === 'connected' ? 'plug' : 'debug-disconnect'));
-  const self = t.agent ? { agent: t.agent, host } : undefined;
+  const self = t.agent ? { agent: t.agent, user: t.user, host } : undefined;
   for (const p of withoutGhosts(t.peers ?? [], self)) items.push(new PeerItem(p));
   return items;
 }

@@ -33,6 +33,13 @@ describe('cli: invalid invocations are refused before anything starts', function
     assert.strictEqual(r.stdout, '');
   });
 
+  it("refuses activate's --when-idle on deactivate (issue 9 item 11), before starting the agent", async () => {
+    const r = await e.cli('deactivate', 'node18', '--when-idle', '--timeout', '3');
+    assert.strictEqual(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^strata: unknown option --when-idle$/m);
+    assert.match(r.stderr, /^usage: strata deactivate NAME\.\.\./m);
+  });
+
   it('refuses a number that is not one, before starting the agent', async () => {
     const r = await e.cli('activate', 'x', '--when-idle', '--timeout', 'abc');
     assert.strictEqual(r.code, 2, r.stderr);

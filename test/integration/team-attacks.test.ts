@@ -221,7 +221,7 @@ describe('team: a teammate who attacks', function () {
 
   /** Deactivate node20 for the team and remove it from both victims, so the next activation pulls it. */
   async function resetNode20(): Promise<void> {
-    await alice.ok('deactivate', 'node20');
+    if ((await status(alice)).desired?.includes('node20')) await alice.ok('deactivate', 'node20'); // else E_LAYER_INACTIVE
     for (const e of [alice, bob]) {
       await eventually('node20 off', async () => !(await e.json<{ active: string[] }>('status')).active.includes('node20'));
       if ((await e.cli('layer', 'show', 'node20')).code === 0) await e.ok('layer', 'rm', 'node20');
@@ -248,7 +248,7 @@ describe('team: a teammate who attacks', function () {
     }
   }
 
-  it('discards a pulled archive whose files/ is a symlink to /etc, and pulls from someone else', async () => {
+  it('discards a pulled archive whose files/ is a symlink to /etc, then one whose digest differs, and pulls from someone else', async () => {
     await resetNode20();
     const evil = path.join(dir, 'evil');
     fs.mkdirSync(evil);
@@ -260,26 +260,40 @@ describe('team: a teammate who attacks', function () {
     await alice.ok('activate', 'node20');
     for (const e of [alice, bob]) {
       await eventually(`${e === alice ? 'alice' : 'bob'} to discard mallory's archive`, () =>
-        new RegExp(`node20 from ${m.agent} \\(mallory@test\\) was discarded: .*files is a symlink`).test(log(e)),
+        new RegExp(`node20 from ${m.agent} \\(mallory@test\\) was discarded: .*files is (not a folder|a symlink)`).test(log(e)),
       );
       assert.strictEqual(read(path.join(e.mnt, 'shadow')), null, '/etc is not reachable through the view');
+    }
+    // A well-formed node20 with one file changed: its digest is not the team file's.
+    writeTree(path.join(dir, 'tampered'), { 'lib/node20': 'a node 20 with a backdoor\n' });
+    const other = new LayerStore(path.join(dir, 'tamper-home'));
+    await other.create('node20', path.join(dir, 'tampered'), { version: '20' });
+    await other.exportTo('node20', path.join(dir, 'tampered.tar.gz'));
+    const m2 = await mallory(relay.url);
+    const stop2 = serve(m2, fs.readFileSync(path.join(dir, 'tampered.tar.gz')));
+    for (const e of [alice, bob]) {
+      await eventually('the tampered archive to be discarded', () =>
+        new RegExp(`node20 from ${m2.agent} \\(mallory@test\\) was discarded: its digest is sha256:\\w+, not the team file's`).test(log(e)),
+      );
+      assert.ok(!fs.existsSync(path.join(e.home, 'layers/node20')), 'the tampered layer did not enter the store');
     }
     const honest = await mallory(relay.url);
     const stopHonest = serve(honest, good20);
     await bothPulledGood20();
     stop();
+    stop2();
     stopHonest();
     for (const e of [alice, bob])
       assert.ok(!fs.readdirSync(path.join(e.home, 'layers')).some((n) => n.startsWith('.import-')), 'no staging left');
     // A local import of the same archive is refused as well.
     const r = await bob.cli('layer', 'import', path.join(dir, 'evil.tar.gz'));
     assert.strictEqual(r.code, 1);
-    assert.match(r.stderr, /E_ARCHIVE: .*files is a symlink/);
+    assert.match(r.stderr, /E_ARCHIVE: .*files is (not a folder|a symlink)/);
     const c = makeEnv('strata-attack-carol-');
     try {
       const imp = await c.cli('layer', 'import', path.join(dir, 'evil.tar.gz'));
       assert.strictEqual(imp.code, 1);
-      assert.match(imp.stderr, /E_ARCHIVE: .*files is a symlink/);
+      assert.match(imp.stderr, /E_ARCHIVE: .*files is (not a folder|a symlink)/);
       assert.deepStrictEqual(fs.readdirSync(path.join(c.home, 'layers')), []);
     } finally {
       await c.cleanup();

@@ -65,6 +65,9 @@ describe('cli: argument checks', () => {
     assert.equal(refusal('status', ['--constructor', 'x']), 'unknown option --constructor');
     assert.equal(refusal('layer create', ['n', '--from']), '--from needs a value');
     assert.equal(refusal('deactivate', ['n', '--force=1']), '--force takes no value');
+    // Issue 9 item 11: flags of a neighbouring command are refused, not ignored.
+    assert.equal(refusal('deactivate', ['n', '--when-idle', '--timeout', '3']), 'unknown option --when-idle');
+    assert.equal(refusal('swap', ['a', 'b', '--when-idle']), 'unknown option --when-idle');
     for (const v of ['abc', '', '1.5', ' '])
       assert.equal(refusal('layer create', ['n', '--from', 'd', '--priority', v]), `--priority must be an integer, got "${v}"`);
   });

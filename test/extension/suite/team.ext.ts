@@ -168,7 +168,9 @@ export function teamTests(): void {
       assert.match(String(peer.description), /^(connected|via-relay) · no layers/);
       const header = items().find((i) => i.contextValue === ITEMS.teamHeader);
       assert.strictEqual(header?.label, 'Team ext-test');
-      assert.match(String(header?.description), /^as [A-Z2-7]{8}(-[A-Z2-7]{8}){3}/);
+      // The user's name, not the agent id (its key's fingerprint), which the tooltip gives.
+      assert.match(String(header?.description), /^as alice/);
+      assert.match(String(header?.tooltip), /agent [A-Z2-7]{8}(-[A-Z2-7]{8}){3}/);
       await eventually('the status bar to show the team', () => api.statusBarText().includes('$(sync) team'), 5000);
     });
 
