@@ -171,6 +171,45 @@ export async function propagationNats(url: string, n: number, trials: number): P
   return { agents: n, decisions: trials, all, each };
 }
 
+/**
+ * The server's fan-out alone: n connections watching the bucket with nothing of Strata's checks
+ * (no MAC, signature or state); one put; the time until every watcher has it.
+ */
+export async function fanoutNats(url: string, n: number, trials: number): Promise<number[]> {
+  const conns: NatsConnection[] = [];
+  const stops: (() => void)[] = [];
+  let want = 0;
+  let left = 0;
+  let done: () => void = () => {};
+  try {
+    for (let i = 0; i < n; i++) {
+      const nc = await connect({ servers: url });
+      conns.push(nc);
+      const w = await (await new Kvm(nc).create(`${BUCKET}-fanout`, { history: 1 })).watch({ key: '>', include: 'updates' });
+      stops.push(() => w.stop());
+      void (async () => {
+        for await (const e of w) if (e.revision === want && --left === 0) done();
+      })();
+    }
+    const writer = await new Kvm(conns[0]).open(`${BUCKET}-fanout`);
+    const out: number[] = [];
+    for (let t = 0; t < trials; t++) {
+      const finished = new Promise<void>((r) => (done = r));
+      left = n;
+      want = -1;
+      const t0 = performance.now();
+      want = await writer.put('k', `v${t}`);
+      if (left > 0) await Promise.race([finished, sleep(20000)]);
+      out.push(performance.now() - t0);
+      await sleep(5);
+    }
+    return out;
+  } finally {
+    for (const s of stops) s();
+    await Promise.all(conns.map((c) => c.close()));
+  }
+}
+
 /** Decisions stored per second: one writer back to back, then `parallel` writers on their own keys. */
 export async function decisionsPerSecond(url: string, count: number, parallel: number): Promise<{ serial: number; parallel: number }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-bench-natsd-'));

@@ -34,7 +34,7 @@ import { AgentClient } from '../shared/client';
 import { socketPath } from '../shared/paths';
 import { Hlc, StateEvent } from '../protocol';
 import { LightPeer, RelayRequest, RelayStats, eventFrame, relayChild } from './team-peer';
-import { NatsPropagation, decisionsPerSecond, memoryNats, natsAvailable, propagationNats, startNats } from './team-nats';
+import { NatsPropagation, decisionsPerSecond, fanoutNats, memoryNats, natsAvailable, propagationNats, startNats } from './team-nats';
 
 const HELP = `usage: npm run bench:team -- [--quick] [--json] [--connections N]
   --quick          fewer trials, 300 connections (a smoke run, not for the record)
@@ -551,6 +551,10 @@ async function main(): Promise<void> {
       out[`nats_propagation_peer_p99_ms_${x.agents}`] = r2(pct(x.each, 99));
       out[`nats_propagation_decisions_${x.agents}`] = x.decisions;
     }
+    for (const f of nats.fanout) {
+      out[`nats_fanout_p50_ms_${f.agents}`] = r2(pct(f.ms, 50));
+      out[`nats_fanout_p99_ms_${f.agents}`] = r2(pct(f.ms, 99));
+    }
     Object.assign(out, {
       nats_decisions_per_s_serial: Math.round(nats.rate.serial),
       nats_decisions_per_s_10_writers: Math.round(nats.rate.parallel),
@@ -602,6 +606,11 @@ async function main(): Promise<void> {
         `| ${x.agents} | ${x.decisions} | ${r2(pct(x.all, 50))} ms | ${r2(pct(x.all, 99))} ms | ${r2(pct(x.each, 50))} ms | ${r2(pct(x.each, 99))} ms |`,
       );
     }
+    for (const f of nats.fanout) {
+      lines.push(
+        `server fan-out alone (a put until ${f.agents} plain watchers have it): p50 ${r2(pct(f.ms, 50))} ms, p99 ${r2(pct(f.ms, 99))} ms`,
+      );
+    }
     lines.push(
       `decisions stored: ${out.nats_decisions_per_s_serial}/s one writer back to back, ${out.nats_decisions_per_s_10_writers}/s 10 writers; ` +
         `server memory: ${out.nats_kb_per_connection} KB RSS per agent connection (${nats.mem.connections} connections each watching both buckets, ` +
@@ -620,12 +629,17 @@ async function natsPart(quick: boolean, connections: number) {
     log(`nats: propagation to ${n} agents`);
     props.push(await propagationNats(srv.url, n, quick ? 40 : n === 1000 ? 100 : 200));
   }
+  const fanout: { agents: number; ms: number[] }[] = [];
+  for (const n of quick ? [100] : [100, 1000]) {
+    log(`nats: server fan-out to ${n} plain watchers`);
+    fanout.push({ agents: n, ms: await fanoutNats(srv.url, n, quick ? 40 : 100) });
+  }
   log('nats: decisions per second');
   const rate = await decisionsPerSecond(srv.url, quick ? 300 : 2000, 10);
   log(`nats: memory for ${connections} agent connections`);
   const mem = await memoryNats(srv, connections);
   await runCleanups();
-  return { version: srv.version, props, rate, mem };
+  return { version: srv.version, props, fanout, rate, mem };
 }
 
 if (process.argv.includes('--relay-child')) {

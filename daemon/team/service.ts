@@ -13,7 +13,7 @@ import { Agent } from '../agent';
 import { StrataError } from '../../shared/errors';
 import { writeFileAtomic } from '../atomic';
 import { TeamNode } from './node';
-import { TeamTransport } from './transport';
+import { TeamTransport, checkTeamUrl } from './transport';
 import { NatsNode } from './nats/node';
 import { NodeLimits, limitsFromEnv } from './limits';
 import { Identity, createIdentity, loadIdentity } from './identity';
@@ -256,14 +256,7 @@ export class TeamService {
       throw new StrataError('E_TEAM_INVALID', (e as Error).message, 'Fix the team file; nothing was changed.');
     }
     const urls = p.url === '-' ? [] : [p.url];
-    for (const u of urls) {
-      if (!/^wss?:\/\/[^\s/]+/.test(u) && !isNatsUrl(u))
-        throw new StrataError(
-          'E_BAD_REQUEST',
-          `"${u}" is not a ws:// or wss:// address (a Strata relay) nor a nats://, tls://, nats+ws:// or nats+wss:// one`,
-          'Give the relay address, like ws://127.0.0.1:7450, or a NATS server, like nats://nats.example:4222.',
-        );
-    }
+    urls.forEach(checkTeamUrl);
     if (p.credentials) this.agent.views.assertOutside(p.credentials, 'credentials file');
     let secret: Buffer;
     try {

@@ -4,6 +4,8 @@
  * extension, drift, holds, --when-idle, history, revert, slots) is the same over either.
  */
 import type { Presence, TeamEvent } from '../../protocol/team';
+import { isNatsUrl } from '../../protocol/nats';
+import { StrataError } from '../../shared/errors';
 import type { NodeLimits } from './limits';
 import type { PeerInfo } from './links';
 
@@ -45,4 +47,14 @@ export interface TeamTransport {
   saved?(mark: number): void;
   /** Resolves once a decision is stored where teammates read it (or after timeoutMs). */
   delivered?(ev: TeamEvent, timeoutMs: number): Promise<void>;
+}
+
+/** A join address: a Strata relay (ws://, wss://) or a NATS server (protocol/nats.ts); E_BAD_REQUEST otherwise. */
+export function checkTeamUrl(u: string): void {
+  if (/^wss?:\/\/[^\s/]+/.test(u) || isNatsUrl(u)) return;
+  throw new StrataError(
+    'E_BAD_REQUEST',
+    `"${u}" is not a ws:// or wss:// address (a Strata relay) nor a nats://, tls://, nats+ws:// or nats+wss:// one`,
+    'Give the relay address, like ws://127.0.0.1:7450, or a NATS server, like nats://nats.example:4222.',
+  );
 }

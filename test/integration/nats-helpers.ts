@@ -31,6 +31,8 @@ export function freePort(): Promise<number> {
 
 export interface NatsServer {
   url: string;
+  /** The WebSocket listener (office.conf), as a team file names it: nats+ws://. */
+  wsUrl: string | null;
   port: number;
   store: string;
   proc: ChildProcess;
@@ -50,6 +52,7 @@ export async function startNats(dir: string, conf: string, vars: Record<string, 
   let out = '';
   const srv: NatsServer = {
     url: `nats://127.0.0.1:${port}`,
+    wsUrl: vars.NATS_WS_PORT ? `nats+ws://127.0.0.1:${vars.NATS_WS_PORT}` : null,
     port,
     store,
     proc: null as unknown as ChildProcess,
@@ -83,8 +86,8 @@ export async function startNats(dir: string, conf: string, vars: Record<string, 
 
 /** A single office server (docs/nats/office.conf) on a free port. */
 export async function startOffice(dir: string): Promise<NatsServer> {
-  const port = await freePort();
-  return startNats(dir, 'office.conf', { NATS_PORT: String(port), NATS_STORE: path.join(dir, 'store') });
+  const [port, ws] = [await freePort(), await freePort()];
+  return startNats(dir, 'office.conf', { NATS_PORT: String(port), NATS_WS_PORT: String(ws), NATS_STORE: path.join(dir, 'store') });
 }
 
 /** Three clustered servers (docs/nats/cluster.conf). */

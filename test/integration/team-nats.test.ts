@@ -236,6 +236,18 @@ describe('team over NATS JetStream', function () {
     await e.ok('team', 'leave');
   });
 
+  it('works over the WebSocket listener too (nats+ws://)', async () => {
+    const w = await agent(['node18', 'node20']);
+    await join(w, 'carol', srv.wsUrl!);
+    await eventually('W to follow the team over WebSocket', () => node(w) === node(a));
+    assert.strictEqual(node(w), NODE20);
+    await w.ok('swap', 'node20', 'node18');
+    await eventually('A to follow W', () => node(a) === NODE18);
+    await a.ok('swap', 'node18', 'node20');
+    await eventually('W to follow A', () => node(w) === NODE20);
+    await w.ok('team', 'leave');
+  });
+
   it('loses nothing when the server restarts with its store', async () => {
     await srv.stop();
     await srv.start();
