@@ -178,7 +178,8 @@ export async function propagationNats(url: string, n: number, trials: number): P
 export async function fanoutNats(url: string, n: number, trials: number): Promise<number[]> {
   const conns: NatsConnection[] = [];
   const stops: (() => void)[] = [];
-  let want = 0;
+  // Each watcher counts the trial's value when it arrives (it may arrive before the put's ack).
+  let want = '';
   let left = 0;
   let done: () => void = () => {};
   try {
@@ -188,7 +189,7 @@ export async function fanoutNats(url: string, n: number, trials: number): Promis
       const w = await (await new Kvm(nc).create(`${BUCKET}-fanout`, { history: 1 })).watch({ key: '>', include: 'updates' });
       stops.push(() => w.stop());
       void (async () => {
-        for await (const e of w) if (e.revision === want && --left === 0) done();
+        for await (const e of w) if (e.string() === want && --left === 0) done();
       })();
     }
     const writer = await new Kvm(conns[0]).open(`${BUCKET}-fanout`);
@@ -196,9 +197,9 @@ export async function fanoutNats(url: string, n: number, trials: number): Promis
     for (let t = 0; t < trials; t++) {
       const finished = new Promise<void>((r) => (done = r));
       left = n;
-      want = -1;
+      want = `v${t}`;
       const t0 = performance.now();
-      want = await writer.put('k', `v${t}`);
+      await writer.put('k', want);
       if (left > 0) await Promise.race([finished, sleep(20000)]);
       out.push(performance.now() - t0);
       await sleep(5);
