@@ -17,6 +17,7 @@ import { TeamState } from '../state';
 import { KeyRing } from '../identity';
 import { RefusalLog } from '../refusals';
 import { compareHlc } from '../hlc';
+import type { Hlc } from '../../../protocol';
 import { writeFileAtomic } from '../../atomic';
 import { kvKey, registerOf } from './names';
 import { openEvent, sealEvent } from './seal';
@@ -49,6 +50,8 @@ export class Decisions {
   private stopped = false;
   private watcher: { stop(): void } | null = null;
   private readonly writes = new Map<string, Promise<void>>();
+  /** Each key's latest revision as read here, and the tag of the event it holds (null: not a member's): a write needs no read first. */
+  private readonly latest = new Map<string, { revision: number; tag: Hlc | null }>();
   /** Resolves once the watch has read what the bucket held when it started. */
   caughtUp: Promise<void>;
   private markCaughtUp!: () => void;
@@ -120,6 +123,8 @@ export class Decisions {
     const what = `${this.o.bucket} ${e.key} revision ${e.revision}`;
     if (registerOf(e.key) === null) return this.o.refusals.refuse(what, 'it is not a key Strata writes');
     const ev = openEvent(this.o.key, this.o.team, e.value);
+    if ((this.latest.get(e.key)?.revision ?? 0) < e.revision)
+      this.latest.set(e.key, { revision: e.revision, tag: typeof ev === 'string' ? null : ev.tag });
     if (typeof ev === 'string') return this.o.refusals.refuse(what, ev);
     const { state } = this.o;
     if (state.knows(ev)) return;
@@ -173,20 +178,23 @@ export class Decisions {
   /** Compare-and-set `ev` into `key` unless the bucket already holds an event that wins there. */
   private async store(key: string, ev: TeamEvent): Promise<void> {
     const value = sealEvent(this.o.key, this.o.team, ev);
-    for (;;) {
-      const cur = await this.o.kv.get(key);
-      if (cur && cur.operation === 'PUT') {
-        const held = openEvent(this.o.key, this.o.team, cur.value);
-        // A value that is not a member's is replaced; one whose tag wins stays.
-        if (typeof held !== 'string' && compareHlc(held.tag, ev.tag) >= 0) return;
+    // What the watch last showed of the key; read from the server when unknown or stale.
+    let cur = this.latest.get(key);
+    for (let read = cur === undefined; ; read = true) {
+      if (read) {
+        const e = await this.o.kv.get(key);
+        const held = e && e.operation === 'PUT' ? openEvent(this.o.key, this.o.team, e.value) : null;
+        cur = e ? { revision: e.revision, tag: held && typeof held !== 'string' ? held.tag : null } : undefined;
       }
+      // A value that is not a member's is replaced; one whose tag wins stays.
+      if (cur?.tag && compareHlc(cur.tag, ev.tag) >= 0) return;
       try {
-        if (cur) await this.o.kv.update(key, value, cur.revision);
-        else await this.o.kv.create(key, value);
+        const revision = cur ? await this.o.kv.update(key, value, cur.revision) : await this.o.kv.create(key, value);
+        if ((this.latest.get(key)?.revision ?? 0) < revision) this.latest.set(key, { revision, tag: ev.tag });
         return;
       } catch (e) {
         if ((e as { code?: number }).code !== WRONG_LAST_SEQUENCE && !/wrong last sequence|key exists/i.test((e as Error).message)) throw e;
-        // Someone wrote the key since we read it: read it again.
+        // Someone wrote the key since: read it again.
       }
     }
   }
