@@ -141,6 +141,11 @@ export class TeamNode {
     await this.links.stop();
   }
 
+  /** Ask every peer again for what this node lacks, winners included (as on connect). */
+  resync(): void {
+    this.links.forward(null, { t: 'have', seen: this.o.state.seenVector(WIRE_ORIGINS) });
+  }
+
   /** Send a decision made here (already recorded in the state) to every peer. */
   publish(ev: TeamEvent): void {
     this.links.forward(null, { t: 'event', event: ev });

@@ -171,12 +171,17 @@ export class TeamService {
   }
 
   private stateOptions(cfg: TeamConfig, identity: Identity) {
-    const keys = teamKeys(cfg.spec);
+    // What the team file names now: team.reload may add layers.
+    let spec = cfg.spec;
+    let keys = teamKeys(spec);
     return {
       maxOrigins: this.limits.maxOrigins,
       maxRegisters: this.limits.maxRegisters,
       maxSkewMs: this.limits.maxSkewMs,
-      keeps: (k: string) => keys.has(k),
+      keeps: (k: string) => {
+        if (cfg.spec !== spec) keys = teamKeys((spec = cfg.spec));
+        return keys.has(k);
+      },
       sign: (ev: Omit<TeamEvent, 'key' | 'sig'>) => identity.signEvent(cfg.spec.team, ev),
     };
   }
@@ -384,6 +389,8 @@ export class TeamService {
     cfg.spec = spec;
     cfg.held = cfg.held.filter((n) => this.isTeamLayer(n));
     await writeConfig(this.cfgFile, cfg);
+    // Registers of layers the old file did not name were not kept: ask the peers for them again.
+    this.node?.resync();
     await this.applyNow('reload');
     return this.status();
   }

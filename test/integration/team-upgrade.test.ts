@@ -10,6 +10,9 @@ import * as path from 'path';
 import { Env, makeEnv, writeTree } from './helpers';
 import { Relay, eventually, startRelay, writeSecret } from './team-helpers';
 import { TeamStatus } from '../../protocol';
+import { AgentClient } from '../../shared/client';
+import { socketPath } from '../../shared/paths';
+import { digestLayerDir } from '../../daemon/team/digest';
 
 const TEAM = 'acme';
 const NODE18 = '#!/bin/sh\necho v18\n';
@@ -28,22 +31,25 @@ describe('team: upgrading an agent from before keys', function () {
   let relay: Relay;
   let alice: Env;
   let bob: Env;
+  let teamFile: string;
 
   before(async () => {
     dir = fs.mkdtempSync('/tmp/strata-upgrade-');
     const secret = writeSecret(dir);
     relay = await startRelay(secret, ['--team', TEAM]);
     writeTree(path.join(dir, 'src18'), { 'bin/node': NODE18 });
+    writeTree(path.join(dir, 'src22'), { 'lib/node22': 'node 22\n' });
     const agent = async (name: string) => {
       const e = makeEnv(`strata-upgrade-${name}-`);
       writeTree(e.base, { 'bin/node': '#!/bin/sh\necho system\n' });
       await e.ok('layer', 'create', 'node18', '--from', path.join(dir, 'src18'), '--version', '18');
+      await e.ok('layer', 'create', 'node22', '--from', path.join(dir, 'src22'), '--version', '22');
       await e.ok('view', 'add', e.base, '--at', e.mnt);
       return e;
     };
     alice = await agent('alice');
     bob = await agent('bob');
-    const teamFile = path.join(dir, 'strata.team.json');
+    teamFile = path.join(dir, 'strata.team.json');
     await alice.ok('team', 'init', '--team', TEAM, '--relay', relay.url, '--layer', 'node18', '--team-file', teamFile);
     for (const [e, name] of [
       [alice, 'alice'],
@@ -97,5 +103,29 @@ describe('team: upgrading an agent from before keys', function () {
     await eventually('the state saved in format 2', () => JSON.parse(read(path.join(alice.home, 'team-state.json')) ?? '{}').format === 2);
     const users = (await bob.json<{ user: string }[]>('team', 'history')).map((e) => e.user);
     assert.deepStrictEqual(users, ['alice', 'bob']);
+  });
+
+  it('keeps the decisions on a layer a reloaded team file adds, made before and after the reload', async () => {
+    // team.reload (the extension's "Update Team File") with a file that names one more layer.
+    const spec = JSON.parse(fs.readFileSync(teamFile, 'utf8'));
+    spec.layers.node22 = { digest: await digestLayerDir(path.join(alice.home, 'layers/node22')) };
+    const teamText = JSON.stringify(spec);
+    const reload = async (e: Env) => {
+      const c = new AgentClient(socketPath(e.home, e.env));
+      await c.connect();
+      try {
+        await c.call('team.reload', { teamText });
+      } finally {
+        c.close();
+      }
+    };
+    await reload(alice);
+    await alice.ok('activate', 'node22'); // before bob knows node22 for a team layer
+    await reload(bob);
+    const on = (e: Env) => read(path.join(e.mnt, 'lib/node22')) === 'node 22\n';
+    await eventually('bob to run node22 as the team decided before his reload', () => on(bob), 60_000);
+    assert.ok((await bob.json<TeamStatus>('team', 'status')).desired?.includes('node22'));
+    await bob.ok('deactivate', 'node22'); // and a decision made after it
+    await eventually('alice to follow bob', () => !on(alice), 60_000);
   });
 });
