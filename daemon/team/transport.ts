@@ -30,6 +30,8 @@ export interface TeamTransport {
   publish(ev: TeamEvent): void;
   /** Tell the team what this agent runs now. */
   announce(): void;
+  /** Get again what this agent lacks, the registers' winners included (after a team file names more layers). */
+  resync(): void;
   heardAt(agent: string): number | undefined;
   peers(): PeerInfo[];
   connectedAgents(): string[];

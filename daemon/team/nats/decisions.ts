@@ -112,13 +112,24 @@ export class Decisions {
     await this.watch(last);
   }
 
+  /** Read every key's latest value again (the registers a new team file names were not kept before). */
+  async resync(): Promise<void> {
+    if ((await this.o.kv.status()).values === 0) return;
+    const it = await retried(() => this.o.kv.watch({ key: '>', ignoreDeletes: true }));
+    for await (const e of it) {
+      this.entry(e, true);
+      if (!e.delta) break;
+    }
+    it.stop();
+  }
+
   stop(): void {
     this.stopped = true;
     this.watcher?.stop();
   }
 
-  private entry(e: KvWatchEntry): void {
-    this.revision = Math.max(this.revision, e.revision);
+  private entry(e: KvWatchEntry, again = false): void {
+    if (!again) this.revision = Math.max(this.revision, e.revision);
     if (e.operation !== 'PUT') return;
     const what = `${this.o.bucket} ${e.key} revision ${e.revision}`;
     if (registerOf(e.key) === null) return this.o.refusals.refuse(what, 'it is not a key Strata writes');

@@ -231,6 +231,10 @@ export class NatsNode implements TeamTransport {
     this.nc = null;
   }
 
+  resync(): void {
+    this.decisions?.resync().catch((e) => this.o.log(`[team] reading the decisions bucket again failed: ${(e as Error).message}`));
+  }
+
   publish(ev: TeamEvent): void {
     void this.decisions?.publish(ev);
   }
