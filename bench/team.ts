@@ -34,12 +34,13 @@ import { AgentClient } from '../shared/client';
 import { socketPath } from '../shared/paths';
 import { Hlc, StateEvent } from '../protocol';
 import { LightPeer, RelayRequest, RelayStats, eventFrame, relayChild } from './team-peer';
+import { NatsPropagation, decisionsPerSecond, fanoutNats, memoryNats, natsAvailable, propagationNats, startNats } from './team-nats';
 
 const HELP = `usage: npm run bench:team -- [--quick] [--json] [--connections N]
   --quick          fewer trials, 300 connections (a smoke run, not for the record)
   --json           print exactly one JSON object on stdout (progress goes to stderr)
   --connections N  connections for the memory measurement (default 1000)
-  --only PART      run one part: propagation, deliveries or memory
+  --only PART      run one part: propagation, deliveries, memory or nats (NATS JetStream, bench/team-nats.ts)
 `;
 
 const TEAM = 'bench';
@@ -449,8 +450,8 @@ async function main(): Promise<void> {
   if (!Number.isSafeInteger(connections) || connections < 1) throw new Error('--connections needs a positive integer');
   const oi = argv.indexOf('--only');
   const only = oi >= 0 ? argv[oi + 1] : null;
-  if (only !== null && !['propagation', 'deliveries', 'memory'].includes(only))
-    throw new Error('--only takes propagation, deliveries or memory');
+  if (only !== null && !['propagation', 'deliveries', 'memory', 'nats'].includes(only))
+    throw new Error('--only takes propagation, deliveries, memory or nats');
   const doing = (part: string) => only === null || only === part;
   const watchdog = setTimeout(
     () => {
@@ -499,6 +500,12 @@ async function main(): Promise<void> {
     await runCleanups();
   }
 
+  let nats: Awaited<ReturnType<typeof natsPart>> | null = null;
+  if (doing('nats')) {
+    if (natsAvailable()) nats = await natsPart(quick, connections);
+    else log('nats: nats-server is not on PATH (apt-get install nats-server): skipped');
+  }
+
   const out: Record<string, unknown> = {
     date: new Date().toISOString(),
     machine: mach,
@@ -536,6 +543,27 @@ async function main(): Promise<void> {
       heap_kb_per_connection_silent: m0 ? r2((m0.heapAfter - m0.heapBefore) / 1024 / m0.connections) : null,
     });
   }
+  if (nats) {
+    out.nats_server = nats.version;
+    for (const x of nats.props) {
+      out[`nats_propagation_p50_ms_${x.agents}`] = r2(pct(x.all, 50));
+      out[`nats_propagation_p99_ms_${x.agents}`] = r2(pct(x.all, 99));
+      out[`nats_propagation_peer_p99_ms_${x.agents}`] = r2(pct(x.each, 99));
+      out[`nats_propagation_decisions_${x.agents}`] = x.decisions;
+    }
+    for (const f of nats.fanout) {
+      out[`nats_fanout_p50_ms_${f.agents}`] = r2(pct(f.ms, 50));
+      out[`nats_fanout_p99_ms_${f.agents}`] = r2(pct(f.ms, 99));
+    }
+    Object.assign(out, {
+      nats_decisions_per_s_serial: Math.round(nats.rate.serial),
+      nats_decisions_per_s_10_writers: Math.round(nats.rate.parallel),
+      nats_kb_per_connection: r2(nats.mem.kbPerConnection),
+      nats_connections: nats.mem.connections,
+      nats_rss_mb_before: r2(nats.mem.rssBeforeMb),
+      nats_rss_mb_after: r2(nats.mem.rssAfterMb),
+    });
+  }
   out.aims = { propagation_p99_ms_100: 50, deliveries_per_s: 100000, kb_per_connection: 20 };
   if (json) {
     process.stdout.write(JSON.stringify(out, null, 2) + '\n');
@@ -568,7 +596,50 @@ async function main(): Promise<void> {
         `connections that send nothing: ${out.kb_per_connection_silent} KB RSS, ${out.heap_kb_per_connection_silent} KB heap each`,
     );
   }
+  if (nats) {
+    lines.push('');
+    lines.push(`NATS JetStream (nats-server ${nats.version}, one server):`);
+    lines.push('| agents | decisions | all agents p50 | all agents p99 | per agent p50 | per agent p99 |');
+    lines.push('| ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const x of nats.props) {
+      lines.push(
+        `| ${x.agents} | ${x.decisions} | ${r2(pct(x.all, 50))} ms | ${r2(pct(x.all, 99))} ms | ${r2(pct(x.each, 50))} ms | ${r2(pct(x.each, 99))} ms |`,
+      );
+    }
+    for (const f of nats.fanout) {
+      lines.push(
+        `server fan-out alone (a put until ${f.agents} plain watchers have it): p50 ${r2(pct(f.ms, 50))} ms, p99 ${r2(pct(f.ms, 99))} ms`,
+      );
+    }
+    lines.push(
+      `decisions stored: ${out.nats_decisions_per_s_serial}/s one writer back to back, ${out.nats_decisions_per_s_10_writers}/s 10 writers; ` +
+        `server memory: ${out.nats_kb_per_connection} KB RSS per agent connection (${nats.mem.connections} connections each watching both buckets, ` +
+        `${out.nats_rss_mb_before} → ${out.nats_rss_mb_after} MB)`,
+    );
+  }
   process.stdout.write(lines.join('\n') + '\n');
+}
+
+/** NATS JetStream beside the relay (bench/team-nats.ts): propagation, decisions per second, server memory per connection. */
+async function natsPart(quick: boolean, connections: number) {
+  const srv = await startNats(log);
+  cleanups.push(() => srv.stop());
+  const props: NatsPropagation[] = [];
+  for (const n of quick ? [10, 100] : [10, 100, 1000]) {
+    log(`nats: propagation to ${n} agents`);
+    props.push(await propagationNats(srv.url, n, quick ? 40 : n === 1000 ? 100 : 200));
+  }
+  const fanout: { agents: number; ms: number[] }[] = [];
+  for (const n of quick ? [100] : [100, 1000]) {
+    log(`nats: server fan-out to ${n} plain watchers`);
+    fanout.push({ agents: n, ms: await fanoutNats(srv.url, n, quick ? 40 : 100) });
+  }
+  log('nats: decisions per second');
+  const rate = await decisionsPerSecond(srv.url, quick ? 300 : 2000, 10);
+  log(`nats: memory for ${connections} agent connections`);
+  const mem = await memoryNats(srv, connections);
+  await runCleanups();
+  return { version: srv.version, props, fanout, rate, mem };
 }
 
 if (process.argv.includes('--relay-child')) {

@@ -37,6 +37,8 @@ import {
 import { layerRows, openStrataView, strataStatusText, treeRows, waitWorkbench } from './browser/workbench.mjs';
 
 const CHECK = !!process.env.STRATA_DEMO_CHECK && process.env.STRATA_DEMO_CHECK !== '0';
+/** `./dev demo --nats`: the team over a nats-server (docs/nats/office.conf) instead of `strata relay`. */
+const NATS = process.argv.includes('--nats');
 const DIR_PREFIX = 'strata-demo-';
 const dir = process.env.STRATA_DEMO_DIR
   ? path.resolve(process.env.STRATA_DEMO_DIR)
@@ -195,6 +197,40 @@ async function startRelay(secret: string, port: number): Promise<Group & { url: 
   return Object.assign(relay, { url: relay.match[1] });
 }
 
+/** nats-server with docs/nats/office.conf, and a 0600 credentials file per teammate (docs/nats.md). */
+async function startNats(port: number): Promise<Group & { url: string; creds: Record<string, string> }> {
+  const ndir = path.join(dir, 'nats');
+  fs.mkdirSync(ndir, { recursive: true });
+  for (const f of ['office.conf', 'accounts.conf']) fs.copyFileSync(path.join(ROOT, 'docs', 'nats', f), path.join(ndir, f));
+  const pw = () => Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
+  const passwords = { ACME_ALICE_PASSWORD: pw(), ACME_BOB_PASSWORD: pw(), ACME_CAROL_PASSWORD: pw(), GLOBEX_DAVE_PASSWORD: pw() };
+  const env = {
+    ...process.env,
+    ...passwords,
+    NATS_PORT: String(port),
+    NATS_WS_PORT: String(await anyFreePort()),
+    NATS_STORE: path.join(ndir, 'store'),
+  };
+  const g = await startGroup('nats-server', ['-c', path.join(ndir, 'office.conf')], {
+    env,
+    cwd: ndir,
+    logFile: path.join(dir, 'nats.log'),
+    ready: /Server is ready/,
+    timeoutMs: 20000,
+    name: 'nats-server',
+  });
+  recordGroup('nats', g.proc);
+  const creds: Record<string, string> = {};
+  for (const [name, password] of [
+    ['alice', passwords.ACME_ALICE_PASSWORD],
+    ['bob', passwords.ACME_BOB_PASSWORD],
+  ]) {
+    creds[name] = path.join(ndir, `${name}.json`);
+    fs.writeFileSync(creds[name], JSON.stringify({ user: name, password }) + '\n', { mode: 0o600 });
+  }
+  return Object.assign(g, { url: `nats://127.0.0.1:${port}`, creds });
+}
+
 /** A port nothing listens on now (the relay's, chosen before the team file names it). */
 function anyFreePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -288,7 +324,7 @@ async function main(): Promise<void> {
 
   console.log('\n2. alice writes the team file (both layers in one swap slot) and a new secret; a standalone team relay');
   const secret = path.join(dir, 'team.secret');
-  const relayUrl = `ws://127.0.0.1:${await anyFreePort()}`;
+  const relayUrl = `${NATS ? 'nats' : 'ws'}://127.0.0.1:${await anyFreePort()}`;
   strata(
     alice,
     'team',
@@ -306,16 +342,23 @@ async function main(): Promise<void> {
   );
   fs.copyFileSync(path.join(alice.project, 'strata.team.json'), path.join(bob.project, 'strata.team.json'));
   console.log('  (bob gets strata.team.json with the project, and the secret over a safe channel)');
-  const relay = await startRelay(secret, Number(new URL(relayUrl).port));
+  const relayPort = Number(new URL(relayUrl).port);
+  const nats = NATS ? await startNats(relayPort) : null;
+  const relay = nats ?? (await startRelay(secret, relayPort));
   cleanups.push(() => relay.stop());
   console.log(
-    `  $ strata relay --listen 127.0.0.1:${new URL(relayUrl).port} --secret-file ${secret}\n    ${relay.output().trim().split('\n')[0]}`,
+    nats
+      ? `  $ nats-server -c ${path.join(dir, 'nats', 'office.conf')}   # docs/nats/office.conf; credentials per teammate (chmod 600)`
+      : `  $ strata relay --listen 127.0.0.1:${relayPort} --secret-file ${secret}\n    ${relay.output().trim().split('\n')[0]}`,
   );
 
   // (The CLI reads strata.team.json itself and sends its text, so joining works before or after
   // the views are mounted over the checkouts.)
   console.log('\n3. Both join the team');
-  for (const who of people) strata(who, 'team', 'join', relay.url, '--secret-file', secret, '--name', who.name);
+  for (const who of people) {
+    const creds = nats ? ['--credentials', nats.creds[who.name]] : [];
+    strata(who, 'team', 'join', relay.url, '--secret-file', secret, ...creds, '--name', who.name);
+  }
   await waitFor(
     () => {
       const st = JSON.parse(

@@ -207,6 +207,8 @@ export const METHODS = {
       teamFile: P.string,
       teamText: opt(P.string),
       listen: opt(P.string),
+      /** NATS mode: a file (0600) with this agent's NATS credentials. */
+      credentials: opt(P.string),
     }),
     result: TeamStatusSchema,
   },

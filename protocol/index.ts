@@ -6,3 +6,4 @@ export * from './state';
 export type { Issue } from './schema';
 export { issueField, issueMessage, parseJson, parseValue, utf8Length } from './schema';
 export * from './relay';
+export * from './nats';

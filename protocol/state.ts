@@ -32,6 +32,8 @@ export const TeamConfigSchema = obj(
     /** The relays this agent dials. */
     relays: list(str()),
     listen: v.nullable(str()),
+    /** NATS mode: the file (0600) holding this agent's NATS credentials; never the credentials themselves. */
+    credentials: v.optional(v.nullable(str())),
     /** Team layers this agent keeps as it wants. */
     held: list(layerName()),
   },

@@ -69,8 +69,11 @@ const teamFileFields = obj(
     format: v.literal(TEAM_FILE_FORMAT, (i) => `must be ${TEAM_FILE_FORMAT}, got ${JSON.stringify(i.input)}`),
     /** Team id: agents refuse peers of another team. */
     team: layerName('must be a name (letters, digits, . _ + -)'),
-    /** ws:// or wss:// addresses of relays (or agents that listen). */
-    relays: whole(v.array(v.pipe(v.string(), v.regex(/^wss?:\/\/[^\s]+$/))), 'must be a list of ws:// or wss:// addresses'),
+    /** ws:// or wss:// addresses of relays (or agents that listen), or NATS servers (protocol/nats.ts). */
+    relays: whole(
+      v.array(v.pipe(v.string(), v.regex(/^(?:wss?|nats|tls|nats\+wss?):\/\/[^\s]+$/))),
+      'must be a list of ws://, wss:// (Strata relays) or nats://, tls://, nats+ws://, nats+wss:// (NATS) addresses',
+    ),
     /** Team layers and their content digests ("sha256:<hex>"). Only these are relayed. */
     layers: v.nullish(
       whole(

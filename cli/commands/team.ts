@@ -34,6 +34,7 @@ export const teamCommands: Command[] = [
     description:
       `Joins the team that ${TEAM_FILE} (found upward from the current folder, or --team-file) describes,\n` +
       'through the relay at URL; URL "-" joins without a relay (teammates dial this agent, see --listen).\n' +
+      'URL may name a NATS server instead (nats://, tls://, nats+ws://, nats+wss://; see docs/nats.md).\n' +
       'The secret is read from a file (chmod 600), never from the command line.',
     positionals: [{ name: 'URL' }],
     options: {
@@ -47,8 +48,16 @@ export const teamCommands: Command[] = [
       name: { type: 'string', value: 'NAME', description: 'how teammates see this agent' },
       'team-file': { type: 'string', value: 'FILE', description: `the team file, instead of looking for ${TEAM_FILE}` },
       listen: { type: 'string', value: 'HOST:PORT', description: "also accept teammates' agents on HOST:PORT" },
+      credentials: {
+        type: 'string',
+        value: 'FILE',
+        description: "NATS only: this agent's NATS user and password, nkey seed or .creds (chmod 600; see docs/nats.md)",
+      },
     },
-    examples: ['strata team join ws://127.0.0.1:7450 --secret-file team.secret --name alice'],
+    examples: [
+      'strata team join ws://127.0.0.1:7450 --secret-file team.secret --name alice',
+      'strata team join nats://nats.example:4222 --secret-file team.secret --credentials nats.json',
+    ],
     async action(a, ctx) {
       const teamFile = a.string('team-file') ?? findTeamFileUp(process.cwd());
       if (!teamFile)
@@ -59,6 +68,7 @@ export const teamCommands: Command[] = [
         );
       const listen = a.string('listen');
       const name = a.string('name');
+      const credentials = a.string('credentials');
       // The CLI reads the team file: it often sits in a project the agent serves in place.
       const content = fs.readFileSync(teamFile, 'utf8');
       const st = await (
@@ -70,6 +80,7 @@ export const teamCommands: Command[] = [
         teamText: content,
         ...(name ? { name } : {}),
         ...(listen ? { listen } : {}),
+        ...(credentials ? { credentials: path.resolve(credentials) } : {}),
       });
       ctx.print(st, teamText(st));
       return 0;

@@ -5,7 +5,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { LAYER_NAME_RE, TEAM_FILE, TEAM_FILE_FORMAT } from '../../protocol';
+import { LAYER_NAME_RE, TEAM_FILE, TEAM_FILE_FORMAT, isNatsUrl } from '../../protocol';
 import { StrataError } from '../../shared/errors';
 import { isInside } from '../../shared/paths';
 import {
@@ -81,7 +81,7 @@ export const teamFileCommands: Command[] = [
     positionals: [],
     options: {
       team: { type: 'string', value: 'NAME', description: 'the team name (default: the folder name)' },
-      relay: { type: 'string', value: 'URL', multiple: true, description: 'a ws:// or wss:// relay address (repeatable)' },
+      relay: { type: 'string', value: 'URL', multiple: true, description: 'a ws:// or wss:// relay, or a nats:// server (repeatable)' },
       layer: { type: 'string', value: 'NAME', multiple: true, description: 'a team layer from this agent (repeatable)' },
       slot: { type: 'string', value: 'SLOT=A,B', multiple: true, description: 'a swap slot of team layers (repeatable)' },
       'secret-file': { type: 'string', value: 'FILE', with: 'new-secret', description: 'where to write the new secret' },
@@ -103,7 +103,13 @@ export const teamFileCommands: Command[] = [
           'team');
       if (!LAYER_NAME_RE.test(team)) throw new UsageError(`--team ${team}: use letters, digits, ".", "_", "+" and "-"`, this);
       const relays = a.strings('relay');
-      for (const r of relays) if (!/^wss?:\/\/[^\s/]+/.test(r)) throw new UsageError(`--relay ${r}: not a ws:// or wss:// address`, this);
+      for (const r of relays) {
+        if (!/^wss?:\/\/[^\s/]+/.test(r) && !isNatsUrl(r))
+          throw new UsageError(
+            `--relay ${r}: not a ws:// or wss:// relay address, nor a nats://, tls://, nats+ws:// or nats+wss:// server`,
+            this,
+          );
+      }
       const slots: Record<string, string[]> = {};
       for (const s of a.strings('slot')) {
         const m = /^([^=]+)=(.+)$/.exec(s);

@@ -10,7 +10,7 @@ import * as fsp from 'fs/promises';
 import * as path from 'path';
 import { Presence, TeamFile } from '../../protocol';
 import { Agent } from '../agent';
-import { TeamNode } from './node';
+import { TeamTransport } from './transport';
 import { digestLayerDir } from './digest';
 
 export interface PullsOptions {
@@ -18,7 +18,7 @@ export interface PullsOptions {
   agent: Agent;
   log: (msg: string) => void;
   /** The team file and node while this agent is in a team. */
-  member: () => { spec: TeamFile; node: TeamNode } | null;
+  member: () => { spec: TeamFile; node: TeamTransport } | null;
   /** A pulled layer is in the store: apply the team's state again. */
   pulled: () => Promise<void>;
 }
@@ -116,7 +116,7 @@ export class LayerPulls {
   }
 
   /** The teammate to pull `layer` at `digest` from now, or null. */
-  private source(node: TeamNode, layer: string, digest: string): Presence | null {
+  private source(node: TeamTransport, layer: string, digest: string): Presence | null {
     const now = Date.now();
     const direct = new Set(node.connectedAgents());
     const byAgent = new Map<string, Presence>();
@@ -170,9 +170,11 @@ export class LayerPulls {
     for (let attempt = 0; attempt < 20; attempt++) {
       const node = this.o.member()?.node;
       if (!node) return; // left the team
-      const source = this.source(node, layer, digest);
+      // With a layer store (NATS), the store is the one source; otherwise a teammate that has it.
+      const source = node.layerStore ? await node.layerStore.source(layer, digest) : this.source(node, layer, digest);
       if (!source) {
-        agent.progress(`pull ${layer}`, `waiting for a connected teammate that has ${layer} (${digest.slice(0, 19)}…)`);
+        const where = node.layerStore ? 'for a teammate to publish' : 'for a connected teammate that has';
+        agent.progress(`pull ${layer}`, `waiting ${where} ${layer} (${digest.slice(0, 19)}…)`);
         await new Promise((r) => setTimeout(r, 1000));
         continue;
       }
@@ -208,6 +210,7 @@ export class LayerPulls {
       } catch (e) {
         log(`[team] ${layer} from ${source.agent} (${source.user}@${source.host}) was discarded: ${(e as Error).message}`);
         this.passOver(source.agent, true);
+        await node.layerStore?.refuse(digest, null, (e as Error).message);
         continue;
       } finally {
         await fsp.rm(archive, { force: true });

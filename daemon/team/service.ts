@@ -8,11 +8,13 @@ import * as os from 'os';
 import * as fs from 'fs';
 import * as fsp from 'fs/promises';
 import * as path from 'path';
-import { Presence, RegisterWrite, TeamEvent, TeamFile, TeamStatus } from '../../protocol';
+import { Presence, RegisterWrite, TeamEvent, TeamFile, TeamStatus, isNatsUrl } from '../../protocol';
 import { Agent } from '../agent';
 import { StrataError } from '../../shared/errors';
 import { writeFileAtomic } from '../atomic';
 import { TeamNode } from './node';
+import { TeamTransport, checkTeamUrl } from './transport';
+import { NatsNode } from './nats/node';
 import { NodeLimits, limitsFromEnv } from './limits';
 import { Identity, createIdentity, loadIdentity } from './identity';
 import { teamKeys } from './teamset';
@@ -37,7 +39,7 @@ export interface TeamSwitch {
 export class TeamService {
   private cfg: TeamConfig | null = null;
   private state: TeamState | null = null;
-  private node: TeamNode | null = null;
+  private node: TeamTransport | null = null;
   /** The seen vector as of the last state applied here (announced in presence). */
   private applied: Record<string, number> = {};
   private lastDecision: TeamEvent | null = null;
@@ -50,6 +52,7 @@ export class TeamService {
   private readonly stateFile: string;
   private readonly secretFile: string;
   private readonly keyFile: string;
+  private readonly cursorFile: string;
   private readonly limits: Partial<NodeLimits>;
 
   constructor(
@@ -62,6 +65,7 @@ export class TeamService {
     this.stateFile = path.join(home, 'team-state.json');
     this.secretFile = path.join(home, 'team.secret');
     this.keyFile = path.join(home, 'team.key');
+    this.cursorFile = path.join(home, 'team-nats.json');
     this.limits = { ...limitsFromEnv(process.env, log), ...(opts.limits ?? {}) };
     this.pulls = new LayerPulls({
       home,
@@ -192,24 +196,34 @@ export class TeamService {
     if (!joining && cfg.agentId !== before) await writeConfig(this.cfgFile, cfg);
     this.state = state;
     this.applied = state.seenVector();
-    const listen = this.listenSpec();
-    this.node = new TeamNode({
+    const common = {
       identity,
       team: cfg.spec.team,
       key: deriveKey(secret, cfg.spec.team),
       state,
       log: this.log,
-      listen: listen ? parseListen(listen) : undefined,
-      connect: cfg.relays,
       limits: this.limits,
       hooks: {
-        stateChanged: (reason) => void this.onStateChanged(reason),
+        stateChanged: (reason: string) => void this.onStateChanged(reason),
         presence: () => this.presence(),
         presenceChanged: () => this.agent.emit('team-presence'),
         peersChanged: () => this.agent.emit('team-peers'),
-        readChunk: (layer, digest, offset, length) => this.pulls.readChunk(layer, digest, offset, length),
+        readChunk: (layer: string, digest: string, offset: number, length: number) => this.pulls.readChunk(layer, digest, offset, length),
       },
-    });
+    };
+    // NATS servers instead of Strata relays (nats/node.ts): the same service over JetStream.
+    const nats = cfg.relays.some(isNatsUrl);
+    const listen = nats ? null : this.listenSpec();
+    this.node = nats
+      ? new NatsNode({
+          ...common,
+          urls: cfg.relays,
+          credentials: cfg.credentials ?? null,
+          cursorFile: this.cursorFile,
+          joining,
+          teamDigests: () => Object.fromEntries(Object.entries(cfg.spec.layers).map(([n, l]) => [n, l.digest])),
+        })
+      : new TeamNode({ ...common, listen: listen ? parseListen(listen) : undefined, connect: cfg.relays });
     try {
       await this.node.start();
     } catch (e) {
@@ -235,6 +249,7 @@ export class TeamService {
     teamFile: string;
     teamText?: string;
     listen?: string;
+    credentials?: string;
   }): Promise<TeamStatus> {
     if (this.cfg) {
       throw new StrataError('E_TEAM_JOINED', `already in team "${this.cfg.spec.team}"`, 'Run "strata team leave" first.');
@@ -248,14 +263,8 @@ export class TeamService {
       throw new StrataError('E_TEAM_INVALID', (e as Error).message, 'Fix the team file; nothing was changed.');
     }
     const urls = p.url === '-' ? [] : [p.url];
-    for (const u of urls) {
-      if (!/^wss?:\/\/[^\s/]+/.test(u))
-        throw new StrataError(
-          'E_BAD_REQUEST',
-          `"${u}" is not a ws:// or wss:// address`,
-          'Give the relay address, like ws://127.0.0.1:7450.',
-        );
-    }
+    urls.forEach(checkTeamUrl);
+    if (p.credentials) this.agent.views.assertOutside(p.credentials, 'credentials file');
     let secret: Buffer;
     try {
       secret = readSecretFile(p.secretFile);
@@ -273,6 +282,7 @@ export class TeamService {
       spec,
       relays: urls,
       listen: p.listen ?? null,
+      credentials: p.credentials ? path.resolve(p.credentials) : null,
       held: [],
     };
     try {
@@ -300,6 +310,7 @@ export class TeamService {
     await fsp.rm(this.stateFile, { force: true });
     await fsp.rm(this.secretFile, { force: true });
     await fsp.rm(this.keyFile, { force: true });
+    await fsp.rm(this.cursorFile, { force: true });
     this.agent.emit('team-left');
     return { left: cfg.spec.team };
   }
@@ -420,6 +431,9 @@ export class TeamService {
     this.afterSave.push(() => node.publish(ev));
     this.lastDecision = ev;
     await this.applyNow('decision');
+    // Over NATS, answered once the server has stored it (a cluster electing a new leader takes
+    // seconds); past the wait it is still retried in the background.
+    await node.delivered?.(ev, 30_000);
     return ev;
   }
 
@@ -472,7 +486,9 @@ export class TeamService {
       const after = this.afterSave;
       this.afterSave = [];
       if (!cfg || !state) return;
+      const mark = this.node?.mark?.();
       await saveTeamState(this.stateFile, state);
+      if (mark !== undefined) this.node?.saved?.(mark);
       for (const f of after) f();
       const seen = state.seenVector();
       const desired = state.desiredActive(cfg.spec);

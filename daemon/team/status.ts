@@ -4,13 +4,13 @@
  */
 import { TeamEvent, TeamPeerInfo, TeamStatus } from '../../protocol';
 import { TeamConfig } from './config';
-import { TeamNode } from './node';
+import { TeamTransport } from './transport';
 import { TeamState, eventId } from './state';
 
 export interface StatusInputs {
   cfg: TeamConfig;
   state: TeamState;
-  node: TeamNode;
+  node: TeamTransport;
   /** "host:port" this agent accepts teammates on, or null. */
   listen: string | null;
   /** This agent's active layers. */

@@ -21,7 +21,7 @@ const ALLOWED: Record<string, string[]> = {
 const PACKAGES: Record<string, string[]> = {
   protocol: ['valibot'],
   shared: ['valibot'],
-  daemon: ['valibot', 'ws'],
+  daemon: ['valibot', 'ws', '@nats-io'],
   cli: [],
   extension: ['vscode', 'valibot'],
   webview: ['valibot'],

@@ -55,7 +55,7 @@ const PARAM_RULES: { [M in Method]: Record<string, Rule> } = {
   activate: { names: { type: 'string[]' }, whenIdle: { type: 'boolean', optional: true }, timeoutMs: N_OPT },
   deactivate: { names: { type: 'string[]' }, force: { type: 'boolean', optional: true } },
   swap: { old: S, new: S, force: { type: 'boolean', optional: true } },
-  'team.join': { url: S, secretFile: S, name: S_OPT, teamFile: S, teamText: S_OPT, listen: S_OPT },
+  'team.join': { url: S, secretFile: S, name: S_OPT, teamFile: S, teamText: S_OPT, listen: S_OPT, credentials: S_OPT },
   'team.leave': {},
   'team.status': {},
   'team.history': {},

@@ -306,7 +306,11 @@ describe('schemas: the team file', () => {
 
   const bad: [string, unknown, string][] = [
     ['not an object', [], 'f: must be a JSON object'],
-    ['a wrong type', { ...good, relays: 'ws://x' }, 'f: relays: must be a list of ws:// or wss:// addresses'],
+    [
+      'a wrong type',
+      { ...good, relays: 'ws://x' },
+      'f: relays: must be a list of ws://, wss:// (Strata relays) or nats://, tls://, nats+ws://, nats+wss:// (NATS) addresses',
+    ],
     ['a missing field', { ...good, team: undefined }, 'f: team: must be a name (letters, digits, . _ + -)'],
     ['a bad digest', { ...good, layers: { gcc: { digest: 'md5:1' } }, defaults: [], slots: {} }, 'f: layers: must map layer names to'],
     ['over 256 defaults', { ...good, defaults: Array.from({ length: 257 }, () => 'gcc') }, 'f: defaults: must be a list of layer names'],
@@ -406,7 +410,7 @@ describe("schemas: the agent's files", () => {
     assert.equal(problem(TeamConfigSchema, { ...cfg, listen: undefined }), 'listen: must be a string');
     assert.equal(
       problem(TeamConfigSchema, { ...cfg, spec: { ...spec, relays: 'x' } }),
-      'spec.relays: must be a list of ws:// or wss:// addresses',
+      'spec.relays: must be a list of ws://, wss:// (Strata relays) or nats://, tls://, nats+ws://, nats+wss:// (NATS) addresses',
     );
     assert.equal(problem(TeamConfigSchema, { ...cfg, held: ['-x'] }), 'held[0]: must be a layer name (letters, digits, . _ + -; up to 64)');
   });

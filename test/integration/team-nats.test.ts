@@ -1,0 +1,266 @@
+/**
+ * The team over NATS JetStream: real agents (separate STRATA_HOMEs, real FUSE views) and a real
+ * nats-server (docs/nats/office.conf) on loopback. Decisions travel through the KV bucket, a swap
+ * is one key, late joiners and returning agents catch up from it, a server restart loses nothing,
+ * layers come from the Object Store (a corrupted one refused), wrong credentials are explained.
+ */
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import { connect } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
+import { Objm } from '@nats-io/obj';
+import { jetstream } from '@nats-io/jetstream';
+import { Env, makeEnv, writeTree } from './helpers';
+import { eventually, writeSecret } from './team-helpers';
+import { NatsServer, PASSWORDS, startOffice, writeCredentials } from './nats-helpers';
+import { digestLayerDir } from '../../daemon/team/digest';
+import { Identity } from '../../daemon/team/identity';
+import { TeamStatus } from '../../protocol';
+
+const read = (p: string): string | null => {
+  try {
+    return fs.readFileSync(p, 'utf8');
+  } catch {
+    return null;
+  }
+};
+
+describe('team over NATS JetStream', function () {
+  this.timeout(180000);
+  let shared: string;
+  let secret: string;
+  let teamFile: string;
+  let srv: NatsServer;
+  let creds: Record<string, string>;
+  const agents: Env[] = [];
+  let a: Env, b: Env;
+  let digests: Record<string, { digest: string }>;
+
+  const SYSTEM = '#!/bin/sh\necho system\n';
+  const NODE18 = '#!/bin/sh\necho v18\n';
+  const NODE20 = '#!/bin/sh\necho v20\n';
+  const node = (e: Env) => read(path.join(e.mnt, 'bin/node'));
+  const log = (e: Env) => read(path.join(e.home, 'agent.log')) ?? '';
+
+  async function agent(withLayers: string[]): Promise<Env> {
+    const e = makeEnv('strata-nats-');
+    agents.push(e);
+    writeTree(e.base, { 'bin/node': SYSTEM, README: 'project\n' });
+    for (const l of withLayers) await e.ok('layer', 'create', l, '--from', path.join(shared, l), '--version', l.slice(4));
+    await e.ok('view', 'add', e.base, '--at', e.mnt);
+    return e;
+  }
+
+  const join = (e: Env, user: string, url = srv.url) =>
+    e.ok('team', 'join', url, '--secret-file', secret, '--team-file', teamFile, '--credentials', creds[user], '--name', user);
+
+  async function withNats<T>(fn: (nc: Awaited<ReturnType<typeof connect>>) => Promise<T>): Promise<T> {
+    const nc = await connect({ servers: srv.url, user: 'alice', pass: PASSWORDS.ACME_ALICE_PASSWORD });
+    try {
+      return await fn(nc);
+    } finally {
+      await nc.close();
+    }
+  }
+
+  before(async () => {
+    shared = fs.mkdtempSync('/tmp/strata-nats-shared-');
+    writeTree(path.join(shared, 'node18'), { 'bin/node': NODE18 });
+    writeTree(path.join(shared, 'node20'), { 'bin/node': NODE20, 'lib/big': 'x'.repeat(600 * 1024) });
+    secret = writeSecret(shared);
+    srv = await startOffice(path.join(shared, 'nats'));
+    creds = {
+      alice: writeCredentials(shared, 'alice', PASSWORDS.ACME_ALICE_PASSWORD),
+      bob: writeCredentials(shared, 'bob', PASSWORDS.ACME_BOB_PASSWORD),
+      carol: writeCredentials(shared, 'carol', PASSWORDS.ACME_CAROL_PASSWORD),
+    };
+    a = await agent(['node18', 'node20']);
+    b = await agent(['node18', 'node20']);
+    digests = {};
+    for (const l of ['node18', 'node20']) digests[l] = { digest: await digestLayerDir(path.join(a.home, 'layers', l)) };
+    teamFile = path.join(shared, 'strata.team.json');
+    fs.writeFileSync(
+      teamFile,
+      JSON.stringify(
+        { format: 1, team: 'acme', relays: [srv.url], layers: digests, defaults: [], slots: { node: ['node18', 'node20'] } },
+        null,
+        2,
+      ),
+    );
+    await join(a, 'alice');
+    await join(b, 'bob');
+    await eventually('both agents to see each other', async () =>
+      (await a.json<TeamStatus>('team', 'status')).peers?.some((p) => p.user === 'bob'),
+    );
+  });
+
+  after(async () => {
+    for (const e of agents) await e.cleanup();
+    await srv?.stop();
+    if (!process.env.STRATA_KEEP_TEST_DIRS) fs.rmSync(shared, { recursive: true, force: true });
+  });
+
+  it('refuses wrong credentials, naming the server and what to fix, and joins nothing', async () => {
+    const d = makeEnv('strata-nats-');
+    agents.push(d);
+    const wrong = writeCredentials(d.dir, 'bob', 'not-his-password');
+    const r = await d.cli('team', 'join', srv.url, '--secret-file', secret, '--team-file', teamFile, '--credentials', wrong);
+    assert.strictEqual(r.code, 1);
+    assert.match(
+      r.stderr,
+      new RegExp(`E_TEAM_CONNECT: the NATS server at nats://127.0.0.1:${srv.port} refused this agent's credentials from ${wrong}`),
+    );
+    assert.match(r.stderr, /Check the user and password .* against that server's accounts/);
+    assert.deepStrictEqual(await d.json<TeamStatus>('team', 'status'), { joined: false });
+    const none = await d.cli('team', 'join', srv.url, '--secret-file', secret, '--team-file', teamFile);
+    assert.match(none.stderr, /E_TEAM_CONNECT: .* \(none were given\)/);
+    assert.match(none.stderr, /--credentials FILE/);
+    fs.chmodSync(creds.bob, 0o644);
+    try {
+      const open = await d.cli('team', 'join', srv.url, '--secret-file', secret, '--team-file', teamFile, '--credentials', creds.bob);
+      assert.match(open.stderr, /E_TEAM_SECRET: .*accessible by group or others; run: chmod 600/);
+    } finally {
+      fs.chmodSync(creds.bob, 0o600);
+    }
+  });
+
+  it("activate on A makes B's view redirect, and A sees it applied on 2 of 2", async () => {
+    assert.strictEqual(node(b), SYSTEM);
+    await a.ok('activate', 'node20');
+    await eventually('B to serve node 20', () => node(b) === NODE20);
+    const st = await eventually('B to acknowledge', async () => {
+      const s = await a.json<TeamStatus>('team', 'status');
+      return s.lastDecision && s.lastDecision.applied === 2 ? s : null;
+    });
+    assert.deepStrictEqual(st.desired, ['node20']);
+    assert.strictEqual(st.lastDecision!.of, 2);
+    assert.strictEqual(st.relays?.[0].state, 'connected');
+  });
+
+  it('deactivate on B makes A pass through again', async () => {
+    await b.ok('deactivate', 'node20');
+    await eventually('A to pass through', () => node(a) === SYSTEM);
+  });
+
+  it('swaps within a slot as one key write', async () => {
+    await a.ok('activate', 'node18');
+    await eventually('B on node 18', () => node(b) === NODE18);
+    const before = await withNats(async (nc) => (await new Kvm(nc).open('strata-acme')).status());
+    await b.ok('swap', 'node18', 'node20');
+    await eventually('A on node 20', () => node(a) === NODE20);
+    const after = await withNats(async (nc) => (await new Kvm(nc).open('strata-acme')).status());
+    assert.strictEqual(after.streamInfo.state.last_seq - before.streamInfo.state.last_seq, 1, 'a swap is one write');
+    const h = await a.json<{ writes: { key: string }[]; user: string }[]>('team', 'history');
+    assert.deepStrictEqual(
+      h.at(-1)!.writes.map((w) => w.key),
+      ['slot:node'],
+    );
+    assert.strictEqual(h.at(-1)!.user, 'bob');
+  });
+
+  it('refuses a value in the bucket that no member wrote (signed, but without the team MAC), and keeps the register', async () => {
+    // What the NATS operator could write: an event signed by a key of its own, lacking the team secret.
+    const outsider = Identity.generate();
+    const event = outsider.signEvent('acme', {
+      origin: outsider.id,
+      seq: 1,
+      tag: { wall: Date.now() + 1000, logical: 0, agent: outsider.id },
+      writes: [{ key: 'slot:node', value: { layer: 'node18' } }],
+      user: 'mallory',
+      host: 'nats',
+      prev: [{ key: 'slot:node', value: { layer: 'node20' } }],
+    });
+    await withNats(async (nc) => (await new Kvm(nc).open('strata-acme')).put('slot.node', JSON.stringify({ event, mac: '0'.repeat(64) })));
+    await eventually('A to refuse it', () => /refused .*slot\.node.*team MAC does not hold/.test(log(a)));
+    assert.strictEqual(node(a), NODE20);
+    assert.strictEqual(node(b), NODE20);
+    // The next decision on that key replaces the forged value (compare-and-set on its revision).
+    await a.ok('swap', 'node20', 'node18');
+    await eventually('B on node 18', () => node(b) === NODE18);
+  });
+
+  it('lets an agent away while decisions are made catch up on restart, from the revision it had', async () => {
+    const { pid } = await b.json<{ pid: number }>('status');
+    process.kill(pid, 'SIGKILL');
+    await a.ok('swap', 'node18', 'node20');
+    await a.ok(
+      'team',
+      'revert',
+      (await a.json<{ origin: string; seq: number }[]>('team', 'history')).map((e) => `${e.origin}:${e.seq}`).at(-1)!,
+    );
+    await a.ok('swap', 'node18', 'node20');
+    await b.ok('agent', 'start');
+    await eventually('B to converge on node 20', () => node(b) === NODE20);
+    assert.match(log(b), /resuming the team's decisions after revision \d+/);
+    const hb = await b.json<{ user: string }[]>('team', 'history');
+    assert.ok(hb.filter((e) => e.user === 'alice').length >= 4, 'B has the decisions made while it was away');
+  });
+
+  it('lets a late joiner catch up from the bucket, pulling the layer it lacks from the Object Store', async () => {
+    const c = await agent(['node18']);
+    await join(c, 'carol');
+    await eventually('C to pull node 20 and serve it', () => node(c) === NODE20, 60000);
+    assert.strictEqual(await digestLayerDir(path.join(c.home, 'layers/node20')), digests.node20.digest);
+    assert.match(log(c), /\[team\] connected to NATS/);
+    const hc = await c.json<unknown[]>('team', 'history');
+    assert.ok(hc.length >= 6, `C has the team's history (${hc.length})`);
+    await c.ok('team', 'leave');
+  });
+
+  it('refuses a corrupted object (the store digest) and a wrong archive (the team file digest), then pulls a good one', async () => {
+    const name = digests.node20.digest;
+    // A chunk appended to the object: the store's SHA-256 no longer holds.
+    await withNats(async (nc) => {
+      const os = await new Objm(nc).open('strata-acme-layers');
+      const info = await os.info(name);
+      assert.ok(info, 'A published node20');
+      await jetstream(nc).publish(`$O.strata-acme-layers.C.${info.nuid}`, Buffer.from('evil'));
+    });
+    const d = await agent(['node18']);
+    await join(d, 'carol');
+    await eventually('D to refuse the corrupted object', () => /digests do not match|was refused/.test(log(d)), 60000);
+    await eventually('D to pull a good copy once A publishes it again', () => node(d) === NODE20, 60000);
+    await d.ok('team', 'leave');
+    // A valid object (its store digest holds) holding another layer: refused against the team file.
+    await withNats(async (nc) => {
+      const os = await new Objm(nc).open('strata-acme-layers');
+      const bogus = fs.readFileSync(path.join(shared, 'node18', 'bin/node'));
+      await os.putBlob({ name }, new Uint8Array(bogus));
+    });
+    const e = await agent(['node18']);
+    await join(e, 'carol');
+    await eventually('E to discard the wrong archive', () => /node20 from nats-object-store .* was discarded/.test(log(e)), 60000);
+    await eventually('E to pull a good copy', () => node(e) === NODE20, 60000);
+    assert.strictEqual(await digestLayerDir(path.join(e.home, 'layers/node20')), digests.node20.digest);
+    await e.ok('team', 'leave');
+  });
+
+  it('works over the WebSocket listener too (nats+ws://)', async () => {
+    const w = await agent(['node18', 'node20']);
+    await join(w, 'carol', srv.wsUrl!);
+    await eventually('W to follow the team over WebSocket', () => node(w) === node(a));
+    assert.strictEqual(node(w), NODE20);
+    await w.ok('swap', 'node20', 'node18');
+    await eventually('A to follow W', () => node(a) === NODE18);
+    await a.ok('swap', 'node18', 'node20');
+    await eventually('W to follow A', () => node(w) === NODE20);
+    await w.ok('team', 'leave');
+  });
+
+  it('loses nothing when the server restarts with its store', async () => {
+    await srv.stop();
+    await srv.start();
+    await eventually('A to reconnect', async () => (await a.json<TeamStatus>('team', 'status')).relays?.[0]?.state === 'connected');
+    await a.ok('swap', 'node20', 'node18');
+    await eventually('B on node 18', () => node(b) === NODE18);
+    const f = await agent([]);
+    await join(f, 'carol');
+    await eventually(
+      'a new agent to get the team state',
+      async () => (await f.json<TeamStatus>('team', 'status')).desired?.[0] === 'node18',
+    );
+    const hf = await f.json<unknown[]>('team', 'history');
+    assert.ok(hf.length >= 7, `the history survived the restart (${hf.length})`);
+  });
+});
