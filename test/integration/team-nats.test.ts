@@ -16,6 +16,8 @@ import { eventually, writeSecret } from './team-helpers';
 import { NatsServer, PASSWORDS, startOffice, writeCredentials } from './nats-helpers';
 import { digestLayerDir } from '../../daemon/team/digest';
 import { Identity } from '../../daemon/team/identity';
+import { AgentClient } from '../../shared/client';
+import { socketPath } from '../../shared/paths';
 import { TeamStatus } from '../../protocol';
 
 const read = (p: string): string | null => {
@@ -246,6 +248,30 @@ describe('team over NATS JetStream', function () {
     await a.ok('swap', 'node18', 'node20');
     await eventually('W to follow A', () => node(w) === NODE20);
     await w.ok('team', 'leave');
+  });
+
+  it('after a reload names a new layer, a teammate that reloads later gets the decision made meanwhile (and the layer)', async () => {
+    writeTree(path.join(shared, 'tools'), { 'opt/tool': 'tool 1\n' });
+    await a.ok('layer', 'create', 'tools', '--from', path.join(shared, 'tools'));
+    const spec = JSON.parse(fs.readFileSync(teamFile, 'utf8'));
+    spec.layers.tools = { digest: await digestLayerDir(path.join(a.home, 'layers', 'tools')) };
+    fs.writeFileSync(teamFile, JSON.stringify(spec, null, 2));
+    // Over the control socket, as the extension does (there is no CLI command for it).
+    const reload = async (e: Env) => {
+      const c = new AgentClient(socketPath(e.home, e.env));
+      await c.connect();
+      try {
+        await c.call('team.reload', { teamText: JSON.stringify(spec) });
+      } finally {
+        c.close();
+      }
+    };
+    await reload(a);
+    await a.ok('activate', 'tools');
+    await reload(b);
+    await eventually('B to get tools from the bucket and the Object Store', () => read(path.join(b.mnt, 'opt/tool')) === 'tool 1\n', 60000);
+    await a.ok('deactivate', 'tools');
+    await eventually('B to drop tools', () => read(path.join(b.mnt, 'opt/tool')) === null);
   });
 
   it('loses nothing when the server restarts with its store', async () => {
