@@ -1,7 +1,7 @@
 /** Team commands: join (secret from SecretStorage), leave, history, revert (confirmed), follow again, update the team file. */
 import * as os from 'os';
 import * as vscode from 'vscode';
-import { TeamEvent, eventId } from '../../protocol';
+import { TeamEvent, eventId, isNatsUrl } from '../../protocol';
 import { ask, input } from '../ask';
 import { COMMANDS, secretKey } from '../constants';
 import { Ctx } from '../ctx';
@@ -82,22 +82,30 @@ export function teamCommands(ctx: Ctx): CommandSpec[] {
       needsAgent: true,
       needsTrust: true,
       run: async (arg) => {
-        if (ctx.team?.joined) {
-          void vscode.window.showInformationMessage(`Strata: this agent is already in team ${ctx.team.team}. Leave it first.`);
+        // Asked afresh: the view's copy may lag just after a leave or a join.
+        const now = await ctx.call('team.status', {});
+        if (now.joined) {
+          void vscode.window.showInformationMessage(`Strata: this agent is already in team ${now.team}. Leave it first.`);
           return undefined;
         }
         const uri = await teamFileFromArg(arg);
         if (!uri) return undefined;
         const spec = await readTeamFile(uri);
-        const title = (step: number) => `Join Team ${spec.team} (${step}/3)`;
+        // A NATS team has one more step: this agent's NATS credentials file.
+        let steps = spec.relays[0] && isNatsUrl(spec.relays[0]) ? 4 : 3;
+        const title = (step: number) => `Join Team ${spec.team} (${step}/${steps})`;
         const url = await input({
           title: title(1),
-          prompt: 'Relay address',
+          prompt: 'Relay address (a Strata relay, or a NATS server)',
           value: spec.relays[0] ?? 'ws://',
           ignoreFocusOut: true,
-          validateInput: (v) => (/^wss?:\/\/\S+$/.test(v) ? undefined : 'A ws:// or wss:// address, like ws://relay.example:7450'),
+          validateInput: (v) =>
+            /^wss?:\/\/\S+$/.test(v) || isNatsUrl(v)
+              ? undefined
+              : 'A Strata relay (ws:// or wss://, like ws://relay.example:7450) or a NATS server (nats://, tls://, nats+wss://)',
         });
         if (!url) return undefined;
+        steps = isNatsUrl(url) ? 4 : 3;
         const stored = await ctx.extension.secrets.get(secretKey(spec.team));
         const typed = await input({
           title: title(2),
@@ -115,9 +123,25 @@ export function teamCommands(ctx: Ctx): CommandSpec[] {
           ignoreFocusOut: true,
         });
         if (name === undefined) return undefined;
+        let credentials: string | undefined;
+        if (isNatsUrl(url)) {
+          credentials = await input({
+            title: title(4),
+            prompt: "This agent's NATS credentials file (mode 0600; see docs/nats.md), or empty for none",
+            ignoreFocusOut: true,
+          });
+          if (credentials === undefined) return undefined;
+        }
         const st = await withSecretFile(ctx.extension.globalStorageUri.fsPath, secret, (secretFile) =>
           // Send the file's text: the agent must not read inside a view it serves itself.
-          ctx.call('team.join', { url, secretFile, teamFile: uri.fsPath, teamText: JSON.stringify(spec), ...(name ? { name } : {}) }),
+          ctx.call('team.join', {
+            url,
+            secretFile,
+            teamFile: uri.fsPath,
+            teamText: JSON.stringify(spec),
+            ...(name ? { name } : {}),
+            ...(credentials ? { credentials } : {}),
+          }),
         );
         await ctx.extension.secrets.store(secretKey(spec.team), secret);
         log.info(`joined team ${st.team} as ${st.agent} through ${url}`);

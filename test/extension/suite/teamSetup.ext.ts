@@ -9,6 +9,7 @@ import * as assert from 'assert';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
+import * as net from 'net';
 import * as path from 'path';
 import { ChildProcess, spawn } from 'child_process';
 import * as vscode from 'vscode';
@@ -262,6 +263,53 @@ export function teamSetupTests(): void {
       assert.strictEqual(JSON.parse(read(wsFile)!).layers[lb].digest, digest);
       const st = await c.call('team.status', {});
       assert.deepStrictEqual([...(st.teamLayers ?? [])].sort(), [la, lb].sort());
+    });
+  });
+
+  describe('joining a NATS team from the editor', function () {
+    this.timeout(60000);
+    let api: StrataApi;
+    let c: AgentClient;
+    let dir: string;
+
+    before(async function () {
+      api = await strata();
+      c = await clientFor(api.home());
+      if ((await c.call('team.status', {})).joined) this.skip(); // never take the harness's agent out of its team
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-ext-nats-'));
+    });
+    after(() => {
+      api?.answerInputs(null);
+      c?.close();
+      if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('takes a NATS address, asks for the credentials file as a fourth step, and says which server it could not reach', async () => {
+      // A port nothing listens on: the join must fail, naming that server.
+      const srv = net.createServer();
+      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+      const port = (srv.address() as net.AddressInfo).port;
+      await new Promise((r) => srv.close(r));
+      const natsUrl = `nats://127.0.0.1:${port}`;
+      const file = path.join(dir, TEAM_FILE);
+      fs.writeFileSync(file, JSON.stringify({ format: 1, team: 'ext-nats', relays: [natsUrl], layers: {}, defaults: [], slots: {} }));
+      const creds = path.join(dir, 'nats.creds');
+      fs.writeFileSync(creds, JSON.stringify({ user: 'alice', password: 'not-a-real-one' }), { mode: 0o600 });
+      const prompts = answerInputs(api, [(p) => p.value, 'a nats team secret 2026', 'alice', creds]);
+      const since = Date.now();
+      await vscode.commands.executeCommand(COMMANDS.joinTeam, vscode.Uri.file(file));
+      assert.deepStrictEqual(
+        prompts.map((p) => [p.title, p.invalid ?? null]),
+        [
+          ['Join Team ext-nats (1/4)', null],
+          ['Join Team ext-nats (2/4)', null],
+          ['Join Team ext-nats (3/4)', null],
+          ['Join Team ext-nats (4/4)', null],
+        ],
+      );
+      assert.strictEqual(prompts[0].value, natsUrl);
+      await notice(api, new RegExp(`cannot reach the NATS server at nats://127\\.0\\.0\\.1:${port}`), since);
+      assert.strictEqual((await c.call('team.status', {})).joined, false);
     });
   });
 }
