@@ -116,7 +116,10 @@ class RelayProc {
     });
   }
 
-  async start(limits: Partial<NodeLimits>): Promise<RelayStats> {
+  async start(given: Partial<NodeLimits>): Promise<RelayStats> {
+    // Every simulated agent connects from 127.0.0.1, 50 at a time: a relay's per-address share of
+    // pending handshakes (16, against floods) would reset most of them.
+    const limits = { maxPending: 1024, maxPendingPerAddress: 1024, ...given };
     const s = await this.ask<RelayStats>({ cmd: 'start', team: TEAM, key: KEY.toString('hex'), limits });
     this.port = s.port;
     return s;
