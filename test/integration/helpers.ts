@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { execFile, spawnSync } from 'child_process';
+import { readAgentRecord } from '../../shared/paths';
 
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
 export const CLI = path.join(ROOT, 'dist', 'cli.js');
@@ -65,8 +66,13 @@ export function makeEnv(prefix = 'strata-it-'): Env {
     ok,
     json: async <T>(...args: string[]) => JSON.parse(await ok(...args, '--json')) as T,
     cleanup: async () => {
+      const agent = readAgentRecord(home)?.pid;
       await cli('agent', 'stop');
-      // Belt and braces: nothing of ours may stay mounted.
+      // Belt and braces: no agent or view server of this test may outlive it (a test may leave
+      // views serving on purpose, --keep-views), and nothing of ours may stay mounted.
+      for (let i = 0; agent && alive(agent) && i < 50; i++) await new Promise((r) => setTimeout(r, 100));
+      if (agent && alive(agent)) process.kill(agent, 'SIGKILL');
+      for (const pid of serversUnder(dir)) process.kill(pid, 'SIGKILL');
       for (const m of [mnt, base]) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
       if (!process.env.STRATA_KEEP_TEST_DIRS) fs.rmSync(dir, { recursive: true, force: true });
     },
@@ -103,4 +109,29 @@ export function mounted(p: string): boolean {
     .readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .some((l) => l.split(' ')[4] === p);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** strata-viewd processes serving a mountpoint inside `dir`. */
+function serversUnder(dir: string): number[] {
+  return fs
+    .readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        const argv = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+        return argv[0].endsWith('strata-viewd') && argv.some((a) => a.startsWith(dir + '/'));
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
