@@ -15,6 +15,7 @@ import { writeFileAtomic } from '../atomic';
 import { TeamNode } from './node';
 import { TeamTransport, checkTeamUrl } from './transport';
 import { NatsNode } from './nats/node';
+import { seedsOf } from './nats/names';
 import { NodeLimits, limitsFromEnv } from './limits';
 import { Identity, createIdentity, loadIdentity } from './identity';
 import { teamKeys } from './teamset';
@@ -217,7 +218,7 @@ export class TeamService {
     this.node = nats
       ? new NatsNode({
           ...common,
-          urls: cfg.relays,
+          urls: seedsOf(cfg.relays, cfg.spec.relays),
           credentials: cfg.credentials ?? null,
           cursorFile: this.cursorFile,
           joining,

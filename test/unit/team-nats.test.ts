@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { bucketBase, bucketsOf, kvKey, registerOf, serversOf } from '../../daemon/team/nats/names';
+import { bucketBase, bucketsOf, kvKey, registerOf, seedsOf, serversOf } from '../../daemon/team/nats/names';
 import { openEvent, openPresence, sealEvent, sealPresence } from '../../daemon/team/nats/seal';
 import { connectError, readCredentials } from '../../daemon/team/nats/connect';
 import { Identity } from '../../daemon/team/identity';
@@ -35,6 +35,13 @@ describe('team over NATS: names', () => {
     assert.deepEqual(serversOf(['tls://a:1', 'nats://b:2']), { servers: ['nats://a:1', 'nats://b:2'], websocket: false, tls: true });
     assert.deepEqual(serversOf(['nats+wss://a:443']), { servers: ['wss://a:443'], websocket: true, tls: true });
     assert.throws(() => serversOf(['nats://a:1', 'nats+ws://b:2']), /over TCP and over WebSocket/);
+  });
+
+  it("dials the server it joined through first, then the team file's other servers of the same kind", () => {
+    const file = ['nats://a:1', 'nats://b:2', 'ws://relay:7450', 'nats+wss://c:443'];
+    assert.deepEqual(seedsOf(['nats://b:2'], file), ['nats://b:2', 'nats://a:1']);
+    assert.deepEqual(seedsOf(['nats+wss://d:443'], file), ['nats+wss://d:443', 'nats+wss://c:443']);
+    assert.deepEqual(seedsOf(['tls://e:4222'], []), ['tls://e:4222']);
   });
 });
 

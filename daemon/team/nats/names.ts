@@ -4,6 +4,7 @@
  * list from the addresses a team file names.
  */
 import * as crypto from 'crypto';
+import { isNatsUrl } from '../../../protocol/nats';
 
 /** Bucket names allow A-Z a-z 0-9 _ -; a team name may also hold "." and "+", so those teams get a hash suffix. */
 export function bucketBase(team: string): string {
@@ -68,4 +69,14 @@ export function serversOf(urls: string[]): Servers {
     websocket: false,
     tls: urls.some((u) => u.startsWith('tls:')),
   };
+}
+
+/**
+ * The servers an agent dials: those it joined through, then the team file's other NATS servers of
+ * the same kind (TCP or WebSocket), so a restart while the join server is down reaches another.
+ */
+export function seedsOf(joined: string[], teamFile: string[]): string[] {
+  const ws = (u: string) => /^nats\+wss?:/.test(u);
+  const kind = joined.some(ws);
+  return [...new Set([...joined, ...teamFile.filter((u) => isNatsUrl(u) && ws(u) === kind)])];
 }
