@@ -238,20 +238,21 @@ export class LayerStore {
 
   async writableBytes(name: string): Promise<number> {
     let total = 0;
-    const walk = async (d: string): Promise<void> => {
-      let ents: fs.Dirent[];
+    // Names as bytes: a file written through the view may have a name that is not UTF-8.
+    const walk = async (d: Buffer): Promise<void> => {
+      let ents: fs.Dirent<Buffer>[];
       try {
-        ents = await fsp.readdir(d, { withFileTypes: true });
+        ents = await fsp.readdir(d, { withFileTypes: true, encoding: 'buffer' });
       } catch {
         return;
       }
       for (const e of ents) {
-        const p = path.join(d, e.name);
+        const p = Buffer.concat([d, Buffer.from('/'), e.name]);
         if (e.isDirectory()) await walk(p);
-        else if (e.isFile()) total += (await fsp.lstat(p)).size;
+        else if (e.isFile()) total += (await fsp.lstat(p).catch(() => ({ size: 0 }))).size;
       }
     };
-    await walk(this.writableDir(name));
+    await walk(Buffer.from(this.writableDir(name)));
     return total;
   }
 

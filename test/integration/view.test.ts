@@ -141,6 +141,15 @@ describe('view: writes, copy-up and reset', function () {
     assert.deepStrictEqual(fs.readdirSync(path.join(e.mnt, 'bin')).sort(), ['extra', 'only-base', 'tool']);
   });
 
+  it('counts what was written under a name that is not UTF-8, and status and layer show keep working', async () => {
+    const before = (await e.json<{ writableBytes: number }>('layer', 'show', 'one')).writableBytes;
+    const name = Buffer.concat([Buffer.from(path.join(e.mnt, 'bin') + '/'), Buffer.from([0xff, 0x2e, 0x62, 0x69, 0x6e])]);
+    fs.writeFileSync(name, 'seven b');
+    assert.strictEqual((await e.json<{ writableBytes: number }>('layer', 'show', 'one')).writableBytes, before + 7);
+    await e.ok('status');
+    fs.rmSync(name);
+  });
+
   it('writes outside any mapping go to the base', async () => {
     await e.ok('layer', 'unmap', 'one', '/');
     await e.ok('layer', 'map', 'one', '/bin', 'bin');
