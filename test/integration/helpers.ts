@@ -72,7 +72,7 @@ export function makeEnv(prefix = 'strata-it-'): Env {
       // views serving on purpose, --keep-views), and nothing of ours may stay mounted.
       for (let i = 0; agent && alive(agent) && i < 50; i++) await new Promise((r) => setTimeout(r, 100));
       if (agent && alive(agent)) process.kill(agent, 'SIGKILL');
-      for (const pid of serversUnder(dir)) process.kill(pid, 'SIGKILL');
+      for (const pid of viewServers((argv) => argv.some((a) => a.startsWith(dir + '/')))) process.kill(pid, 'SIGKILL');
       for (const m of [mnt, base]) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
       if (!process.env.STRATA_KEEP_TEST_DIRS) fs.rmSync(dir, { recursive: true, force: true });
     },
@@ -111,27 +111,25 @@ export function mounted(p: string): boolean {
     .some((l) => l.split(' ')[4] === p);
 }
 
-function alive(pid: number): boolean {
+/** Whether `pid` runs (a zombie does not). */
+export function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    return !/^\S+ \(.*\) [ZX]/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
     return false;
   }
 }
 
-/** strata-viewd processes serving a mountpoint inside `dir`. */
-function serversUnder(dir: string): number[] {
-  return fs
-    .readdirSync('/proc')
-    .filter((d) => /^\d+$/.test(d))
-    .filter((d) => {
-      try {
-        const argv = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-        return argv[0].endsWith('strata-viewd') && argv.some((a) => a.startsWith(dir + '/'));
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
+/** The live strata-viewd processes whose arguments `match` accepts. */
+export function viewServers(match: (argv: string[]) => boolean): number[] {
+  const out: number[] = [];
+  for (const d of fs.readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      const argv = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      if (argv[0].endsWith('strata-viewd') && match(argv) && alive(Number(d))) out.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
 }

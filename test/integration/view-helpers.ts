@@ -2,7 +2,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { spawn, ChildProcessWithoutNullStreams } from 'child_process';
-import { Env, makeEnv, writeTree } from './helpers';
+import { Env, alive, makeEnv, viewServers, writeTree } from './helpers';
 
 export async function waitFor(cond: () => boolean, what: string, ms = 10000): Promise<void> {
   const t0 = Date.now();
@@ -16,25 +16,11 @@ export function read(p: string): string {
   return fs.readFileSync(p, 'utf8');
 }
 
-export function alive(pid: number): boolean {
-  try {
-    return !/^\S+ \(.*\) [ZX]/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
+export { alive };
 
 /** The pid of the strata-viewd serving `mnt`, or null. */
 export function viewServerOf(mnt: string): number | null {
-  for (const d of fs.readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-    try {
-      const argv = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-      if (argv[0].endsWith('strata-viewd') && argv.includes(mnt) && alive(Number(d))) return Number(d);
-    } catch {
-      /* gone */
-    }
-  }
-  return null;
+  return viewServers((argv) => argv.includes(mnt))[0] ?? null;
 }
 
 export function mountCount(mnt: string): number {
