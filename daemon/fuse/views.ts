@@ -16,7 +16,7 @@ import { LayerCatalog } from '../catalog';
 import { Queue } from '../queue';
 import { StateFile } from '../statefile';
 import { compileRuleTable, pctDecode } from './ruletable';
-import { ViewdControl, ViewdError } from './viewdctl';
+import { ViewdControl, ViewdError, ViewdOpenFile } from './viewdctl';
 import { detach, strataMountAt } from './mounts';
 import { liveHolders } from './proc';
 import { Attached, CONTROL_TIMEOUT_MS, attach, serverAlive, socketFor, socketsByCommandLine, startServer, viewsDir } from './viewserver';
@@ -232,18 +232,13 @@ export class Views {
   async staleHolders(prefixes: string[]): Promise<StaleHolder[]> {
     if (!prefixes.length) return [];
     const out = new Map<string, StaleHolder>();
-    for (const v of this.views.values()) {
-      if (!v.ctl || v.stuck) continue;
-      const ctl = v.ctl;
-      const open = await ctl.openFiles(CONTROL_TIMEOUT_MS).catch(() => []);
-      for (const f of open) {
-        const rel = f.path.toString('utf8');
-        if (!prefixes.some((p) => isUnder(rel, p))) continue;
-        const now = await this.servingLayer(ctl, f.path).catch(() => undefined);
-        if (now === undefined || now === f.layer) continue;
-        for (const h of liveHolders([{ pid: f.pid, file: path.join(v.mountpoint, rel) }]))
-          out.set(`${h.pid}:${h.path}`, { ...h, layer: f.layer });
-      }
+    for (const { v, ctl, f } of await this.serverOpenFiles()) {
+      const rel = f.path.toString('utf8');
+      if (!prefixes.some((p) => isUnder(rel, p))) continue;
+      const now = await this.servingLayer(ctl, f.path).catch(() => undefined);
+      if (now === undefined || now === f.layer) continue;
+      for (const h of liveHolders([{ pid: f.pid, file: path.join(v.mountpoint, rel) }]))
+        out.set(`${h.pid}:${h.path}`, { ...h, layer: f.layer });
     }
     return [...out.values()];
   }
@@ -291,21 +286,27 @@ export class Views {
    * /proc: the kernel tells a server of a close only after close() returns.
    */
   private async openFiles(layers: ReadonlySet<string>): Promise<{ layer: string; holder: OpenFileHolder }[]> {
+    return (await this.serverOpenFiles()).flatMap(({ v, f }) =>
+      f.layer !== null && layers.has(f.layer)
+        ? liveHolders([{ pid: f.pid, file: path.join(v.mountpoint, f.path.toString('utf8')) }]).map((holder) => ({
+            layer: f.layer!,
+            holder,
+          }))
+        : [],
+    );
+  }
+
+  /** What every served view's server reports open (its opener's thread, layer and view path). */
+  private async serverOpenFiles(): Promise<{ v: View; ctl: ViewdControl; f: ViewdOpenFile }[]> {
     const per = await Promise.all(
       [...this.views.values()].map(async (v) => {
-        if (!v.ctl || v.stuck) return [];
-        const open = await v.ctl.openFiles(CONTROL_TIMEOUT_MS).catch((e: Error) => {
+        const ctl = v.ctl;
+        if (!ctl || v.stuck) return [];
+        const open = await ctl.openFiles(CONTROL_TIMEOUT_MS).catch((e: Error) => {
           this.o.log(`[view] open files of ${v.mountpoint}: ${e.message}`);
           return [];
         });
-        return open.flatMap((f) =>
-          f.layer !== null && layers.has(f.layer)
-            ? liveHolders([{ pid: f.pid, file: path.join(v.mountpoint, f.path.toString('utf8')) }]).map((holder) => ({
-                layer: f.layer!,
-                holder,
-              }))
-            : [],
-        );
+        return open.map((f) => ({ v, ctl, f }));
       }),
     );
     return per.flat();
