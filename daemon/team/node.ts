@@ -16,6 +16,7 @@ import { NodeLimits } from './limits';
 import { Identity, KeyRing } from './identity';
 import { Presences } from './presences';
 import { RefusalLog } from './refusals';
+import { Throttle } from './throttle';
 
 const ANNOUNCE_MS = 200;
 
@@ -57,8 +58,10 @@ export class TeamNode {
   private readonly chunks: ChunkPulls;
   private heartbeat: NodeJS.Timeout | null = null;
   private pseq = 0;
-  private lastAnnounce = 0;
-  private announceTimer: NodeJS.Timeout | null = null;
+  private readonly announcer = new Throttle(ANNOUNCE_MS, () => {
+    const p = this.ownPresence(true);
+    if (p) this.links.forward(null, { t: 'presence', presence: p });
+  });
 
   constructor(private readonly o: NodeOptions) {
     this.links = new Links({
@@ -137,7 +140,7 @@ export class TeamNode {
 
   async stop(): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
-    if (this.announceTimer) clearTimeout(this.announceTimer);
+    this.announcer.stop();
     await this.links.stop();
   }
 
@@ -156,17 +159,7 @@ export class TeamNode {
    * ANNOUNCE_MS: a burst of changes (a flood of events) is one announcement, sent when it ends.
    */
   announce(): void {
-    const wait = this.lastAnnounce + ANNOUNCE_MS - Date.now();
-    if (wait > 0) {
-      this.announceTimer ??= setTimeout(() => {
-        this.announceTimer = null;
-        this.announce();
-      }, wait);
-      return;
-    }
-    this.lastAnnounce = Date.now();
-    const p = this.ownPresence(true);
-    if (p) this.links.forward(null, { t: 'presence', presence: p });
+    this.announcer.run();
   }
 
   peers(): PeerInfo[] {

@@ -21,6 +21,7 @@ import { Decisions, retried } from './decisions';
 import { LayerObjects } from './layers';
 import { Buckets, bucketsOf, serversOf } from './names';
 import { PresenceBoard } from './presence';
+import { Throttle } from '../throttle';
 
 const ANNOUNCE_MS = 200;
 /** Versions kept per decision key: what team history and revert can reach back to. */
@@ -63,8 +64,7 @@ export class NatsNode implements TeamTransport {
   private stopped = false;
   private heartbeat: NodeJS.Timeout | null = null;
   private retry: NodeJS.Timeout | null = null;
-  private announceTimer: NodeJS.Timeout | null = null;
-  private lastAnnounce = 0;
+  private readonly announcer = new Throttle(ANNOUNCE_MS, () => this.storePresence());
   private pseq = 0;
   private readonly empty = new Map<string, Presence>();
 
@@ -224,7 +224,8 @@ export class NatsNode implements TeamTransport {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const t of [this.heartbeat, this.announceTimer, this.retry]) if (t) clearTimeout(t);
+    for (const t of [this.heartbeat, this.retry]) if (t) clearTimeout(t);
+    this.announcer.stop();
     this.decisions?.stop();
     this.board?.stop();
     await this.nc?.drain().catch(() => {});
@@ -257,16 +258,11 @@ export class NatsNode implements TeamTransport {
 
   /** Store this agent's presence: at once after a change (at most one per ANNOUNCE_MS), and every heartbeat. */
   announce(refresh = false): void {
+    if (this.board) this.announcer.run(refresh);
+  }
+
+  private storePresence(): void {
     if (!this.board) return;
-    const wait = this.lastAnnounce + ANNOUNCE_MS - Date.now();
-    if (wait > 0 && !refresh) {
-      this.announceTimer ??= setTimeout(() => {
-        this.announceTimer = null;
-        this.announce();
-      }, wait);
-      return;
-    }
-    this.lastAnnounce = Date.now();
     this.pseq = Math.max(this.pseq + 1, Date.now());
     const fields = this.o.hooks.presence();
     this.board.put(this.o.identity.signPresence(this.o.team, { ...fields, agent: this.id, pseq: this.pseq, at: Date.now() }));
