@@ -18,26 +18,13 @@ struct note {
   char *name;
   size_t nlen;
   int first;         /* a folder's entry: sent before the rest (see send_all) */
+  char *again;       /* a folder's path, looked up again right after its entry goes (see relink) */
 };
 
 struct notes {
   struct note *v;
   size_t n, cap;
-  /* folders whose entry goes: walked again afterwards (see rewalk) */
-  char **dirs;
-  size_t ndirs, capdirs;
 };
-
-static void add_dir(struct notes *ns, const char *p) {
-  if (ns->ndirs == ns->capdirs) {
-    size_t cap = ns->capdirs ? ns->capdirs * 2 : 16;
-    char **d = realloc(ns->dirs, cap * sizeof *d);
-    if (!d) return;
-    ns->dirs = d;
-    ns->capdirs = cap;
-  }
-  if ((ns->dirs[ns->ndirs] = strdup(p))) ns->ndirs++;
-}
 
 static void add(struct notes *ns, fuse_ino_t ino, fuse_ino_t parent, const char *name, size_t nlen) {
   if (ns->n == ns->cap) {
@@ -53,6 +40,7 @@ static void add(struct notes *ns, fuse_ino_t ino, fuse_ino_t parent, const char 
   x->name = NULL;
   x->nlen = nlen;
   x->first = 0;
+  x->again = NULL;
   if (name) {
     x->name = malloc(nlen + 1);
     if (!x->name) return;
@@ -62,10 +50,27 @@ static void add(struct notes *ns, fuse_ino_t ino, fuse_ino_t parent, const char 
   ns->n++;
 }
 
+/* Dropping a folder's entry prunes the names cached below it, cached misses included, but it
+   also unhashes the folder: a process whose cwd is in it gets ENOENT from getcwd() until the
+   folder is looked up again (a lookup that finds the same node, as folders keep theirs, moves the
+   old entry back into place). So a folder that is still a folder in table t is looked up again,
+   through the mount, right after its own entry goes: the time getcwd() can fail there is one
+   lookup, not the whole switch. (Not zero: see docs/limits.md.) */
+static void relink(const struct table *t, const char *p) {
+  static int mfd = -1; /* control thread only */
+  if (mfd < 0) mfd = open(g.mountpoint, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  struct found f;
+  if (mfd >= 0 && find_path(t, p, strlen(p), &f) == 0 && S_ISDIR(f.st.st_mode)) {
+    struct stat st;
+    fstatat(mfd, p + 1, &st, AT_SYMLINK_NOFOLLOW);
+  }
+}
+
 /* Folders' entries first, top down: dropping a folder's entry prunes, in one go, every unused
    name the kernel holds below it, so the entries of the files there that follow are cheap misses
-   (they still matter for names in use at that moment, e.g. a file open or being looked up). */
-static long send_all(struct notes *ns) {
+   (they still matter for names in use at that moment, e.g. a file open or being looked up).
+   t is the table now installed, for relink (NULL from the notifier, which has no folder notes). */
+static long send_all(struct notes *ns, const struct table *t) {
   long sent = 0;
   for (int pass = 0; pass < 2; pass++) {
     for (size_t i = 0; i < ns->n; i++) {
@@ -74,18 +79,27 @@ static long send_all(struct notes *ns) {
       int r = x->name ? fuse_lowlevel_notify_inval_entry(g.se, x->parent, x->name, x->nlen)
                       : fuse_lowlevel_notify_inval_inode(g.se, x->ino, 0, 0);
       if (r == 0) sent++;
+      if (x->again && t) relink(t, x->again);
     }
   }
-  for (size_t i = 0; i < ns->n; i++) free(ns->v[i].name);
+  for (size_t i = 0; i < ns->n; i++) {
+    free(ns->v[i].name);
+    free(ns->v[i].again);
+  }
   ns->n = 0;
   __atomic_add_fetch(&g.invalidations, (uint64_t)sent, __ATOMIC_RELAXED);
   return sent;
 }
 
-/* A folder's entry, sent in the first pass. */
-static void add_dir_entry(struct notes *ns, fuse_ino_t parent, const char *name, size_t nlen) {
+/* A folder's entry and then its node's caches (attributes, listing), sent in the first pass;
+   path (when not NULL) is looked up again once both are gone. */
+static void add_dir(struct notes *ns, fuse_ino_t parent, const char *name, size_t nlen, fuse_ino_t ino, const char *path) {
+  size_t at = ns->n;
   add(ns, 0, parent, name, nlen);
-  if (ns->n && ns->v[ns->n - 1].name) ns->v[ns->n - 1].first = 1;
+  add(ns, ino, 0, NULL, 0);
+  if (ns->n != at + 2) return;
+  ns->v[at].first = ns->v[at + 1].first = 1;
+  if (path) ns->v[at + 1].again = strdup(path);
 }
 
 /* ---- what changed between two tables ----------------------------------------- */
@@ -234,10 +248,9 @@ static void visit(struct walk *w, struct node *n, size_t len, int depth) {
          enough (its attributes and pages stay right for whoever still has it open). A folder
          keeps its node across sources: its attributes and cached listing go too. */
       if (S_ISDIR(c->child->type)) {
-        add_dir_entry(w->ns, node_id(n), c->name, c->nlen);
-        add(w->ns, node_id(c->child), 0, NULL, 0);
-        if (c->child->vanished && gone(w->b, w->path, nl, c->child)) continue; /* taken out before, still out */
-        add_dir(w->ns, w->path);
+        int out = c->child->vanished && gone(w->b, w->path, nl, c->child); /* taken out before, still out */
+        add_dir(w->ns, node_id(n), c->name, c->nlen, node_id(c->child), out ? NULL : w->path);
+        if (out) continue;
       } else {
         add(w->ns, 0, node_id(n), c->name, c->nlen);
       }
@@ -326,10 +339,9 @@ static void collect(const struct table *a, const struct table *b, const char *p,
       w.path[plen] = 0;
       if (!chain_same(a, b, p, plen)) {
         if (S_ISDIR(d->child->type)) {
-          add_dir_entry(ns, node_id(cur), c, cl);
-          add(ns, node_id(d->child), 0, NULL, 0);
-          if (gone(b, p, plen, d->child)) break;
-          add_dir(ns, w.path);
+          int out = gone(b, p, plen, d->child);
+          add_dir(ns, node_id(cur), c, cl, node_id(d->child), out ? NULL : w.path);
+          if (out) break;
         } else {
           add(ns, 0, node_id(cur), c, cl);
         }
@@ -343,25 +355,6 @@ static void collect(const struct table *a, const struct table *b, const char *p,
   pthread_mutex_unlock(&g_nodes);
 }
 
-/* Dropping a folder's entry prunes the names cached below it, cached misses included, but it
-   also unhashes the folder: a shell whose cwd it is would get ENOENT from getcwd(). A lookup of
-   the same path that finds the same node (folders keep theirs) moves that old entry back into
-   place, so the folders that still exist are looked up again, through the mount, here. */
-static void rewalk(const struct table *t, struct notes *ns) {
-  static int mfd = -1;
-  if (mfd < 0) mfd = open(g.mountpoint, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  for (size_t i = 0; i < ns->ndirs; i++) {
-    const char *p = ns->dirs[i];
-    struct found f;
-    if (mfd >= 0 && find_path(t, p, strlen(p), &f) == 0 && S_ISDIR(f.st.st_mode)) {
-      struct stat st;
-      fstatat(mfd, p + 1, &st, AT_SYMLINK_NOFOLLOW);
-    }
-    free(ns->dirs[i]);
-  }
-  free(ns->dirs);
-}
-
 long rules_apply(struct table *nt) {
   struct table *old = table_install(nt);
   /* Requests that resolved with the old table reply before the kernel is told; a reply that
@@ -371,10 +364,12 @@ long rules_apply(struct table *nt) {
   changed_prefixes(old, nt, &ps);
   struct notes ns = { 0 };
   for (size_t i = 0; i < ps.n; i++) collect(old, nt, ps.v[i], ps.len[i], &ns);
-  long sent = g.se ? send_all(&ns) : 0;
-  for (size_t i = 0; i < ns.n; i++) free(ns.v[i].name);
+  long sent = g.se ? send_all(&ns, nt) : 0;
+  for (size_t i = 0; i < ns.n; i++) {
+    free(ns.v[i].name);
+    free(ns.v[i].again);
+  }
   free(ns.v);
-  rewalk(nt, &ns);
   free(ps.v);
   free(ps.len);
   table_put(old);
@@ -409,7 +404,7 @@ static void *notifier(void *arg) {
     struct notes mine = queue;
     memset(&queue, 0, sizeof queue);
     pthread_mutex_unlock(&q_lock);
-    if (g.se) send_all(&mine);
+    if (g.se) send_all(&mine, NULL);
     free(mine.v);
   }
   return NULL;

@@ -110,23 +110,22 @@ static void vd_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
   char path[VPATH_MAX];
   struct found f;
   int fd = fh_fd(fi);
-  int r = 0;
+  int r = 0, began = 0;
   if (fd < 0) {
     int plen = node_path(n, path, sizeof path);
     r = plen < 0 ? plen : make_writable(t, path, (size_t)plen, &f, n);
   }
   if (!r) {
-    int calls = !!(valid & FUSE_SET_ATTR_MODE) + !!(valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) +
-                !!(valid & FUSE_SET_ATTR_SIZE) + !!(valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME));
-    watch_self_attr(n, calls);
+    watch_self_attr_begin(n);
+    began = 1;
     r = apply(req, fd, &f, attr, valid);
-    if (r) watch_self_attr_failed(n, calls); /* some may have happened: an extra invalidation at worst */
   }
   struct stat st;
   if (!r) {
     if (fd >= 0) r = fstat(fd, &st) ? -errno : 0;
     else r = fstatat(f.dirfd, f.rel, &st, AT_SYMLINK_NOFOLLOW) ? -errno : 0;
   }
+  if (began) watch_self_attr_end(n, r ? NULL : &st);
   node_unuse(n);
   table_put(t);
   if (r) {
@@ -239,6 +238,13 @@ static void vd_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   free(buf);
 }
 
+/* An xattr change only moves the ctime: the file's attributes now, for the watcher. */
+static void self_attr_done(struct node *n, const struct found *f, int failed) {
+  struct stat st;
+  int ok = !failed && fstatat(f->dirfd, f->rel, &st, AT_SYMLINK_NOFOLLOW) == 0;
+  watch_self_attr_end(n, ok ? &st : NULL);
+}
+
 static void vd_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags) {
   struct found f;
   struct table *t;
@@ -246,12 +252,12 @@ static void vd_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
   if (with_found(req, ino, 1, &f, &t, &n)) return;
   char p[PATH_MAX + 32];
   xpath(p, sizeof p, &f);
-  watch_self_attr(n, 1);
+  watch_self_attr_begin(n);
   struct ident id;
   ident_enter(req, &id);
   int r = lsetxattr(p, name, value, size, flags) ? errno : 0;
   ident_leave(&id);
-  if (r) watch_self_attr_failed(n, 1);
+  self_attr_done(n, &f, r);
   done(t, n);
   fuse_reply_err(req, r);
 }
@@ -263,12 +269,12 @@ static void vd_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
   if (with_found(req, ino, 1, &f, &t, &n)) return;
   char p[PATH_MAX + 32];
   xpath(p, sizeof p, &f);
-  watch_self_attr(n, 1);
+  watch_self_attr_begin(n);
   struct ident id;
   ident_enter(req, &id);
   int r = lremovexattr(p, name) ? errno : 0;
   ident_leave(&id);
-  if (r) watch_self_attr_failed(n, 1);
+  self_attr_done(n, &f, r);
   done(t, n);
   fuse_reply_err(req, r);
 }

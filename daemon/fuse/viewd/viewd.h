@@ -147,7 +147,8 @@ struct node {
   struct fh *handles;       /* open files, for fstat of unlinked files */
   int wd;                   /* inotify watch on its base folder, 0 for none */
   int self_written;         /* the server closed a file it wrote: its IN_CLOSE_WRITE is ours */
-  int self_attr;            /* attribute changes the server made: their IN_ATTRIB are ours */
+  int self_attr_busy;       /* attribute changes the server is making now */
+  uint64_t self_attr_sum;   /* the attributes the kernel was last told after one (attr_sum) */
   time_t self_attr_at;
   int vanished;             /* a folder a switch took out of the view (see inval.c): not reused */
 };
@@ -313,11 +314,11 @@ void watch_add(struct node *n, const char *rel);
 void watch_drop_locked(struct node *n);
 /* The server itself is about to change parent/name in the base. */
 void watch_self(fuse_ino_t parent, const char *name);
-/* The server itself is about to change n's attributes (mode, owner, times, size, xattrs) with
-   `calls` system calls, each an IN_ATTRIB of its own. */
-void watch_self_attr(struct node *n, int calls);
-/* ... and it failed: no event is coming (an external one must not be taken for it). */
-void watch_self_attr_failed(struct node *n, int calls);
+/* The server itself is about to change n's attributes (mode, owner, times, size, xattrs)... */
+void watch_self_attr_begin(struct node *n);
+/* ... and did: st is what the file has now (NULL when it failed or is unknown). An IN_ATTRIB of
+   n's base file is then skipped while the file still has those attributes. */
+void watch_self_attr_end(struct node *n, const struct stat *st);
 
 /* ---- control.c ---------------------------------------------------------- */
 

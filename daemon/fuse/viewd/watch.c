@@ -7,6 +7,7 @@
 #include "viewd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,32 +45,50 @@ void watch_self(fuse_ino_t parent, const char *name) {
   pthread_mutex_unlock(&ring_lock);
 }
 
-void watch_self_attr(struct node *n, int calls) {
+/* What the kernel caches of a file: a base file that still has these was not changed behind
+   the view since the kernel was told (whoever changed it). */
+static uint64_t attr_sum(const struct stat *st) {
+  uint64_t v[] = { st->st_mode, st->st_uid, st->st_gid, (uint64_t)st->st_size, (uint64_t)st->st_mtim.tv_sec,
+                   (uint64_t)st->st_mtim.tv_nsec, (uint64_t)st->st_ctim.tv_sec, (uint64_t)st->st_ctim.tv_nsec };
+  return hash((const char *)v, sizeof v) | 1; /* never 0: 0 is "nothing recorded" */
+}
+
+void watch_self_attr_begin(struct node *n) {
   if (ifd < 0) return;
   pthread_mutex_lock(&g_nodes);
-  n->self_attr += calls;
+  n->self_attr_busy++;
   n->self_attr_at = time(NULL);
   pthread_mutex_unlock(&g_nodes);
 }
 
-void watch_self_attr_failed(struct node *n, int calls) {
+void watch_self_attr_end(struct node *n, const struct stat *st) {
   if (ifd < 0) return;
   pthread_mutex_lock(&g_nodes);
-  n->self_attr = n->self_attr > calls ? n->self_attr - calls : 0;
+  if (n->self_attr_busy > 0) n->self_attr_busy--;
+  n->self_attr_sum = st ? attr_sum(st) : 0;
+  n->self_attr_at = time(NULL);
   pthread_mutex_unlock(&g_nodes);
 }
 
-/* An IN_ATTRIB the server caused (consumes one; with g_nodes held). Without this, every chmod,
-   chown, utimens or setxattr through the view dropped the attributes the reply had just given
-   the kernel: one more GETATTR per file written by cp -a or tar. */
+/* An IN_ATTRIB of n's base file (with g_nodes held): 1 when the kernel already has what the file
+   has now. Every chmod, chown, utimens or setxattr through the view makes one (cp -a and tar make
+   several per file); invalidating them dropped the attributes the reply had just given the
+   kernel. Counting them does not work: inotify merges identical events still queued, so a change
+   behind the view that followed ours was taken for ours. The file is looked at instead (a local
+   stat of the base, not through the view); a change found is recorded, so the events still queued
+   for it are not invalidated again. */
 static int attr_was_self(struct node *n) {
-  if (!n || n->self_attr <= 0) return 0;
-  if (time(NULL) - n->self_attr_at > 2) {
-    n->self_attr = 0;
-    return 0;
-  }
-  n->self_attr--;
-  return 1;
+  if (!n || time(NULL) - n->self_attr_at > 2) return 0;
+  if (n->self_attr_busy > 0) return 1; /* ours, under way (one behind the view in that instant is missed) */
+  if (!n->self_attr_sum) return 0;
+  char path[VPATH_MAX], p[VPATH_MAX + 32];
+  if (node_path_locked(n, path, sizeof path) < 0) return 0;
+  snprintf(p, sizeof p, "/proc/self/fd/%d/%s", g.base_fd, path[1] ? path + 1 : ".");
+  struct stat st;
+  uint64_t now = fstatat(AT_FDCWD, p, &st, AT_SYMLINK_NOFOLLOW) == 0 ? attr_sum(&st) : 0;
+  if (now == n->self_attr_sum) return 1;
+  n->self_attr_sum = now;
+  return 0;
 }
 
 /* The event was caused by the server itself (consumes the record). */
