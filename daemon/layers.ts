@@ -18,6 +18,9 @@ import { LocalSwitch } from './switch';
 import { Views } from './fuse/views';
 import { digestLayerDir } from './team/digest';
 
+/** How old a writable size in a layer list may be. */
+const LIST_SIZE_AGE_MS = 10_000;
+
 export interface LayersOptions {
   queue: Queue;
   store: LayerStore;
@@ -29,14 +32,40 @@ export interface LayersOptions {
 }
 
 export class Layers {
+  /** Writable sizes measured for list(), by layer: a walk of the writable sublayer each time. */
+  private readonly sizes = new Map<string, { bytes: number; at: number }>();
+  private readonly measuring = new Map<string, Promise<number>>();
+
   constructor(private readonly o: LayersOptions) {}
 
-  async info(spec: LayerSpec): Promise<LayerInfo> {
-    return { ...spec, active: this.o.switch.active().includes(spec.name), writableBytes: await this.o.store.writableBytes(spec.name) };
+  /** maxAgeMs: how old a measured writable size may be (0: walked now). */
+  async info(spec: LayerSpec, maxAgeMs = 0): Promise<LayerInfo> {
+    return { ...spec, active: this.o.switch.active().includes(spec.name), writableBytes: await this.writableBytes(spec.name, maxAgeMs) };
   }
 
+  /** Every layer, with writable sizes up to 10 s old: the extension lists layers after every state
+   *  event, and a writable sublayer an `npm install` wrote into holds tens of thousands of files. */
   list(): Promise<LayerInfo[]> {
-    return Promise.all(this.o.catalog.all().map((s) => this.info(s)));
+    return Promise.all(this.o.catalog.all().map((s) => this.info(s, LIST_SIZE_AGE_MS)));
+  }
+
+  private writableBytes(name: string, maxAgeMs: number): Promise<number> {
+    const known = this.sizes.get(name);
+    if (maxAgeMs > 0 && known && Date.now() - known.at <= maxAgeMs) return Promise.resolve(known.bytes);
+    const running = this.measuring.get(name);
+    if (running && maxAgeMs > 0) return running;
+    const at = Date.now();
+    const walk = this.o.store.writableBytes(name).then((bytes) => {
+      const cur = this.sizes.get(name);
+      if (!cur || cur.at <= at) this.sizes.set(name, { bytes, at }); // a walk begun before a reset is old
+      return bytes;
+    });
+    const done = () => {
+      if (this.measuring.get(name) === walk) this.measuring.delete(name);
+    };
+    walk.then(done, done);
+    this.measuring.set(name, walk);
+    return walk;
   }
 
   /** With the content digest a team file pins (layer.json and the read-only files; computed each time). */
@@ -204,8 +233,9 @@ export class Layers {
       await this.o.store.reset(name);
       // The views see a new writable folder in the table and drop what they cached from the old one.
       if (this.o.switch.isActive(name)) await this.o.views.apply();
+      const info = await this.info(spec); // measured now, so a list after the event shows 0 bytes
       this.o.emit('layer-reset');
-      return this.info(spec);
+      return info;
     });
   }
 
