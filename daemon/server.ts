@@ -92,10 +92,14 @@ export class ControlServer {
     let result: SwitchResult = { active: this.agent.switch.active() };
     if (personal.length) result = await this.agent.switch.deactivate(personal, p.force ?? false);
     if (team.length) result = await this.team.switchTeam({ deactivate: team });
+    else if (personal.length) {
+      await this.team.followAgain(); // a team layer the personal ones held comes back to the team's decision
+      result = { active: this.agent.switch.active() };
+    }
     return result;
   }
 
-  private swap(p: Params<'swap'>): Promise<SwitchResult> {
+  private async swap(p: Params<'swap'>): Promise<SwitchResult> {
     if (p.old === p.new) {
       throw new StrataError('E_BAD_REQUEST', `cannot swap "${p.old}" for itself`, 'Name the layer to replace it with.');
     }
@@ -107,7 +111,10 @@ export class ControlServer {
         'Use activate and deactivate.',
       );
     }
-    return isTeam ? this.team.switchTeam({ swap: [p.old, p.new] }) : this.agent.switch.swap(p.old, p.new, p.force ?? false);
+    if (isTeam) return this.team.switchTeam({ swap: [p.old, p.new] });
+    const result = await this.agent.switch.swap(p.old, p.new, p.force ?? false);
+    await this.team.followAgain(); // the old one may have held a team layer it required
+    return { ...result, active: this.agent.switch.active() };
   }
 
   /** Deactivating a layer that is not active changes nothing: say so (before anything switches). */

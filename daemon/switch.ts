@@ -41,6 +41,17 @@ export class LocalSwitch {
     });
   }
 
+  /**
+   * Team layers that active personal layers require (transitively): held here, as by `team hold`,
+   * while those stay active, so a teammate's decision does not pull a tool's prerequisite out from
+   * under it (nor switch the tool off: a requirement is refused, never cascaded).
+   */
+  heldByRequirement(teamLayers: readonly string[]): string[] {
+    const isTeam = new Set(teamLayers);
+    const personal = this.o.state.data.active.filter((n) => !isTeam.has(n));
+    return this.requirements(personal).order.filter((n) => isTeam.has(n));
+  }
+
   /** Activating a layer activates what it requires, in the same switch (one state, one event). */
   activate(names: string[]): Promise<{ active: string[] }> {
     return this.o.queue.run(async () => {
@@ -97,7 +108,8 @@ export class LocalSwitch {
 
   /**
    * Make the team layers match the team's decision in one step: among `teamLayers`, exactly
-   * `desired` is active, except `held` ones, which stay as they are here. Returns the desired
+   * `desired` is active, except `held` ones (and those personal layers require), which stay as
+   * they are here. Returns the desired
    * layers missing from the store (to be pulled). Files open in the views do not block a team
    * switch: a teammate's decision is applied like `--force`.
    */
@@ -107,6 +119,7 @@ export class LocalSwitch {
       await catalog.reload();
       const isTeam = new Set(teamLayers);
       const now = this.o.state.data.active;
+      held = [...new Set([...held, ...this.heldByRequirement(teamLayers)])];
       const keep = now.filter((n) => !isTeam.has(n) || held.includes(n));
       const want = desired.filter((n) => !held.includes(n));
       const missing = want.filter((n) => !catalog.has(n));

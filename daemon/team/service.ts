@@ -106,6 +106,16 @@ export class TeamService {
     return this.isTeamLayer(name) && !this.cfg!.held.includes(name);
   }
 
+  /** Held here: by `team hold`, or because an active personal layer requires it. */
+  private heldHere(): string[] {
+    return [...new Set([...(this.cfg?.held ?? []), ...this.agent.switch.heldByRequirement(this.teamLayers())])];
+  }
+
+  /** After a personal layer was switched off: a team layer it held follows the team again. */
+  followAgain(): Promise<void> {
+    return this.cfg ? this.applyNow('released') : Promise.resolve();
+  }
+
   private teamLayers(): string[] {
     return this.cfg ? Object.keys(this.cfg.spec.layers) : [];
   }
@@ -524,7 +534,7 @@ export class TeamService {
       user: cfg?.name ?? os.userInfo().username,
       host: os.hostname(),
       active: this.agent.switch.active(),
-      held: cfg?.held ?? [],
+      held: this.heldHere(),
       applied: this.presentApplied(),
       busy: this.agent.switch.busySeen(team),
       has: this.pulls.has(team),
@@ -546,6 +556,7 @@ export class TeamService {
       pulling: this.pulls.inProgress(),
       lastDecision: state.history().at(-1) ?? this.lastDecision,
       digests: this.pulls.has(this.teamLayers()),
+      held: this.heldHere(),
     });
   }
 

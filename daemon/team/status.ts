@@ -19,6 +19,8 @@ export interface StatusInputs {
   lastDecision: TeamEvent | null;
   /** This agent's digests of the team layers it has. */
   digests: Record<string, string>;
+  /** Team layers held here (by `team hold`, or required by an active personal layer). */
+  held: string[];
 }
 
 export function teamStatus(s: StatusInputs): TeamStatus {
@@ -68,7 +70,7 @@ export function teamStatus(s: StatusInputs): TeamStatus {
     contentDrift: team
       .filter((n) => s.digests[n] !== undefined && s.digests[n] !== cfg.spec.layers[n].digest)
       .map((n) => ({ layer: n, expected: cfg.spec.layers[n].digest, here: s.digests[n] })),
-    held: cfg.held,
+    held: s.held,
     peers,
     pulling: s.pulling,
   };

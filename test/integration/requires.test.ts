@@ -228,11 +228,30 @@ describe('requires: a team decision covers what a team layer requires', function
     assert.match(r.stderr, /E_LAYER_REQUIRED: "jdk" is required by active layer "maven"/);
   });
 
+  it("a personal layer holds the team layer it requires: a teammate's decision leaves it here until that layer is off", async () => {
+    writeTree(path.join(shared, 'tool'), { 'bin/tool': 'tool\n' });
+    await a.ok('layer', 'create', 'tool', '--from', path.join(shared, 'tool'), '--map', '/tools/tool=/', '--requires', 'jdk');
+    await a.ok('activate', 'tool');
+    await b.ok('deactivate', 'maven', 'jdk');
+    await eventually('A to follow for maven', async () => !(await a.json<{ active: string[] }>('status')).active.includes('maven'));
+    assert.deepStrictEqual([...(await a.json<{ active: string[] }>('status')).active].sort(), ['jdk', 'tool']);
+    assert.strictEqual(read(path.join(a.mnt, 'tools/java/bin/java')), 'java 21\n', 'the prerequisite stays under the tool');
+    assert.deepStrictEqual((await a.json<TeamStatus>('team', 'status')).held, ['jdk']);
+    await eventually('B to see that alice holds jdk', async () =>
+      (await b.json<TeamStatus>('team', 'status')).peers?.some((p) => p.user === 'alice' && p.held?.includes('jdk')),
+    );
+    await a.ok('deactivate', 'tool');
+    assert.deepStrictEqual((await a.json<{ active: string[] }>('status')).active, [], 'jdk follows the team again');
+    assert.strictEqual(read(path.join(a.mnt, 'tools/java/bin/java')), null);
+    assert.deepStrictEqual((await a.json<TeamStatus>('team', 'status')).held, []);
+  });
+
   it('refuses a team layer requiring a layer the team file does not list', async () => {
+    const decisions = (await a.json<TeamEvent[]>('team', 'history')).length;
     const r = await a.cli('activate', 'ant');
     assert.strictEqual(r.code, 1);
     assert.match(r.stderr, /E_TEAM_INVALID: "ant" requires "mine", which the team file .* does not list/);
     assert.match(r.stderr, /strata team add mine/);
-    assert.strictEqual((await a.json<TeamEvent[]>('team', 'history')).length, 1, 'no decision was made');
+    assert.strictEqual((await a.json<TeamEvent[]>('team', 'history')).length, decisions, 'no decision was made');
   });
 });
