@@ -86,6 +86,11 @@ const teamFileFields = obj(
     defaults: v.nullish(whole(names(), 'must be a list of layer names'), []),
     /** Swap slots: layers of one slot are mutually exclusive; a swap between them is one decision. */
     slots: v.nullish(whole(rec(name, names()), 'must map slot names to lists of layer names'), {}),
+    /** NATS: the JetStream domain that holds the team's buckets, for agents that dial a leaf node
+     *  of that hub (docs/nats/leaf.conf); absent: the JetStream of the server dialled. */
+    jetstreamDomain: v.optional(
+      whole(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,64}$/)), 'must be a JetStream domain name (letters, digits, _ and -)'),
+    ),
   },
   'must be a JSON object',
 );

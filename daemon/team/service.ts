@@ -230,6 +230,7 @@ export class TeamService {
           ...common,
           urls: seedsOf(cfg.relays, cfg.spec.relays),
           credentials: cfg.credentials ?? null,
+          domain: cfg.spec.jetstreamDomain,
           cursorFile: this.cursorFile,
           joining,
           teamDigests: () => Object.fromEntries(Object.entries(cfg.spec.layers).map(([n, l]) => [n, l.digest])),

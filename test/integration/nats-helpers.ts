@@ -113,3 +113,20 @@ export function writeCredentials(dir: string, user: string, password: string): s
   fs.writeFileSync(f, JSON.stringify({ user, password }) + '\n', { mode: 0o600 });
   return f;
 }
+
+/** A hub (docs/nats/hub.conf, JetStream domain "hub") and an office's leaf node (docs/nats/leaf.conf) dialling it as alice. */
+export async function startHubAndLeaf(dir: string): Promise<{ hub: NatsServer; leaf: NatsServer }> {
+  const [port, leafPort, officePort] = [await freePort(), await freePort(), await freePort()];
+  const hub = await startNats(path.join(dir, 'hub'), 'hub.conf', {
+    NATS_PORT: String(port),
+    NATS_LEAF_PORT: String(leafPort),
+    NATS_STORE: path.join(dir, 'hub', 'store'),
+  });
+  const leaf = await startNats(path.join(dir, 'leaf'), 'leaf.conf', {
+    NATS_PORT: String(officePort),
+    NATS_HUB: `nats-leaf://alice:${PASSWORDS.ACME_ALICE_PASSWORD}@127.0.0.1:${leafPort}`,
+    NATS_STORE: path.join(dir, 'leaf', 'store'),
+  });
+  await eventually('the leaf node to join the hub', () => /Leafnode connection created/.test(hub.log()));
+  return { hub, leaf };
+}

@@ -85,7 +85,7 @@ export function connectError(urls: string[], creds: Credentials | null, e: unkno
     return new StrataError(
       'E_TEAM_CONNECT',
       `the NATS server at ${where} does not offer JetStream to this account: ${msg}`,
-      'Enable JetStream on the server and for the team\'s account ("jetstream: enabled"); see docs/nats.md.',
+      'Enable JetStream on the server and for the team\'s account ("jetstream: enabled"); a leaf node without JetStream needs the hub\'s domain as "jetstreamDomain" in the team file. See docs/nats.md.',
     );
   }
   if (/tls|certificate|self.signed|ssl/i.test(msg)) {

@@ -6,6 +6,7 @@
  * that made it and carries the team MAC, and both are checked on arrival (seal.ts).
  */
 import { NatsConnection } from '@nats-io/nats-core';
+import { jetstream } from '@nats-io/jetstream';
 import { KV, Kvm } from '@nats-io/kv';
 import { ObjectStore, Objm } from '@nats-io/obj';
 import { Presence, TeamEvent } from '../../../protocol';
@@ -16,7 +17,7 @@ import { NodeHooks } from '../node';
 import { RefusalLog } from '../refusals';
 import { TeamState } from '../state';
 import { LayerStore, TeamTransport } from '../transport';
-import { Credentials, connectNats, readCredentials } from './connect';
+import { Credentials, connectError, connectNats, readCredentials } from './connect';
 import { Decisions, retried } from './decisions';
 import { LayerObjects } from './layers';
 import { Buckets, bucketsOf, serversOf } from './names';
@@ -39,6 +40,8 @@ export interface NatsNodeOptions {
   urls: string[];
   /** A 0600 file of NATS credentials, or null (a server without auth). */
   credentials: string | null;
+  /** The JetStream domain of the team's buckets (the team file's jetstreamDomain), or undefined. */
+  domain?: string;
   /** Where the last revision read (and persisted with the state) is kept. */
   cursorFile: string;
   /** Joining: a refusal is the join's error. Rejoining at start: keep trying in the background. */
@@ -115,7 +118,8 @@ export class NatsNode implements TeamTransport {
       await this.openBuckets(nc);
     } catch (e) {
       await nc.close().catch(() => {});
-      throw e;
+      // No JetStream for this account here (a leaf node without the hub's domain, say): explained.
+      throw /jetstream/i.test(String((e as Error)?.message)) ? connectError(srv.servers, this.creds, e) : e;
     }
     this.nc = nc;
     this.connected = true;
@@ -142,7 +146,8 @@ export class NatsNode implements TeamTransport {
     // A cluster gets three replicas of each bucket: one server lost loses nothing acknowledged.
     const servers = new Set(nc.info?.connect_urls ?? []).size;
     const replicas = servers >= 3 ? 3 : 1;
-    const kvm = new Kvm(nc);
+    const js = jetstream(nc, { domain: this.o.domain });
+    const kvm = new Kvm(js);
     // A bucket that exists is used as it is (its settings are the first agent's); one that does not is made.
     const openKv = async (name: string, opts: { history: number; ttl?: number }): Promise<KV> => {
       try {
@@ -157,7 +162,7 @@ export class NatsNode implements TeamTransport {
     };
     const decisionsKv = await openKv(this.buckets.decisions, { history: KEY_HISTORY });
     const presenceKv = await openKv(this.buckets.presence, { history: 1, ttl: 3 * this.limits.heartbeatMs });
-    const objm = new Objm(nc);
+    const objm = new Objm(js);
     let os: ObjectStore;
     try {
       os = await objm.open(this.buckets.layers);
