@@ -113,3 +113,12 @@ export function writeCredentials(dir: string, user: string, password: string): s
   fs.writeFileSync(f, JSON.stringify({ user, password }) + '\n', { mode: 0o600 });
   return f;
 }
+
+/** Credentials files for the acme users alice, bob and carol. */
+export function teamCredentials(dir: string): Record<'alice' | 'bob' | 'carol', string> {
+  return {
+    alice: writeCredentials(dir, 'alice', PASSWORDS.ACME_ALICE_PASSWORD),
+    bob: writeCredentials(dir, 'bob', PASSWORDS.ACME_BOB_PASSWORD),
+    carol: writeCredentials(dir, 'carol', PASSWORDS.ACME_CAROL_PASSWORD),
+  };
+}
