@@ -47,6 +47,11 @@ export interface NatsServer {
 export async function startNats(dir: string, conf: string, vars: Record<string, string>): Promise<NatsServer> {
   fs.mkdirSync(dir, { recursive: true });
   for (const f of [conf, 'accounts.conf']) fs.copyFileSync(path.join(DOCS, f), path.join(dir, f));
+  return runNats(dir, conf, vars);
+}
+
+/** A nats-server with the config `conf` in `dir` (the benchmarks write their own), once it says it is ready. */
+export async function runNats(dir: string, conf: string, vars: Record<string, string>): Promise<NatsServer> {
   const port = Number(vars.NATS_PORT);
   const store = vars.NATS_STORE;
   let out = '';
