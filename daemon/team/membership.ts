@@ -43,6 +43,16 @@ export interface JoinParams {
   credentials?: string;
 }
 
+/** The team file at `file` (never one in a view), or `text` when the caller read it; E_TEAM_INVALID when it is not one. */
+export function readTeamFile(agent: Agent, file: string, text?: string): TeamFile {
+  if (text === undefined) agent.views.assertOutside(file, 'team file');
+  try {
+    return text !== undefined ? parseTeamFile(text, file) : loadTeamFile(file);
+  } catch (e) {
+    throw new StrataError('E_TEAM_INVALID', (e as Error).message, 'Fix the team file; nothing was changed.');
+  }
+}
+
 export class TeamMembership {
   cfg: TeamConfig | null = null;
   state: TeamState | null = null;
@@ -205,13 +215,7 @@ export class TeamMembership {
       throw new StrataError('E_TEAM_JOINED', `already in team "${this.cfg.spec.team}"`, 'Run "strata team leave" first.');
     }
     this.agent.views.assertOutside(p.secretFile, 'secret file');
-    if (p.teamText === undefined) this.agent.views.assertOutside(p.teamFile, 'team file');
-    let spec: TeamFile;
-    try {
-      spec = p.teamText !== undefined ? parseTeamFile(p.teamText, p.teamFile) : loadTeamFile(p.teamFile);
-    } catch (e) {
-      throw new StrataError('E_TEAM_INVALID', (e as Error).message, 'Fix the team file; nothing was changed.');
-    }
+    const spec = readTeamFile(this.agent, p.teamFile, p.teamText);
     const urls = p.url === '-' ? [] : [p.url];
     urls.forEach(checkTeamUrl);
     if (p.credentials) this.agent.views.assertOutside(p.credentials, 'credentials file');

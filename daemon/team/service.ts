@@ -5,16 +5,15 @@
  * ones straight to the local switch.
  */
 import * as os from 'os';
-import { Presence, RegisterWrite, TeamEvent, TeamFile, TeamStatus } from '../../protocol';
+import { Presence, RegisterWrite, TeamEvent, TeamStatus } from '../../protocol';
 import { Agent } from '../agent';
 import { StrataError } from '../../shared/errors';
 import { TeamTransport } from './transport';
 import { NodeLimits } from './limits';
 import { TeamState, eventId } from './state';
 import { saveTeamState } from './statefile';
-import { loadTeamFile, parseTeamFile } from './teamfile';
 import { TeamConfig, parseListen, writeConfig } from './config';
-import { JoinParams, TeamMembership } from './membership';
+import { JoinParams, TeamMembership, readTeamFile } from './membership';
 import { LayerPulls } from './pull';
 import { teamStatus } from './status';
 
@@ -212,13 +211,7 @@ export class TeamService {
   /** Read the team file again (a digest brought up to date, say); the new layers, defaults and slots apply at once. */
   async reload(p: { teamText?: string }): Promise<TeamStatus> {
     const cfg = this.requireJoined();
-    if (p.teamText === undefined) this.agent.views.assertOutside(cfg.teamFile, 'team file');
-    let spec: TeamFile;
-    try {
-      spec = p.teamText !== undefined ? parseTeamFile(p.teamText, cfg.teamFile) : loadTeamFile(cfg.teamFile);
-    } catch (e) {
-      throw new StrataError('E_TEAM_INVALID', (e as Error).message, 'Fix the team file; nothing was changed.');
-    }
+    const spec = readTeamFile(this.agent, cfg.teamFile, p.teamText);
     if (spec.team !== cfg.spec.team) {
       throw new StrataError(
         'E_TEAM_INVALID',
