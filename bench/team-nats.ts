@@ -15,8 +15,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import * as net from 'net';
-import { spawn, spawnSync } from 'child_process';
+import { spawnSync } from 'child_process';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Kvm } from '@nats-io/kv';
@@ -26,6 +25,7 @@ import { HlcClock } from '../daemon/team/hlc';
 import { Identity, KeyRing } from '../daemon/team/identity';
 import { RefusalLog } from '../daemon/team/refusals';
 import { deriveKey } from '../daemon/team/auth';
+import { freePort, runNats } from '../test/integration/nats-helpers';
 
 const TEAM = 'bench';
 const KEY = deriveKey(Buffer.from('strata team nats benchmark secret'), TEAM);
@@ -34,17 +34,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function natsAvailable(): boolean {
   return spawnSync('nats-server', ['--version'], { stdio: 'ignore' }).status === 0;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => res(port));
-    });
-  });
 }
 
 export interface BenchNats {
@@ -57,30 +46,17 @@ export interface BenchNats {
 export async function startNats(log: (m: string) => void): Promise<BenchNats> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-bench-nats-'));
   const port = await freePort();
-  fs.writeFileSync(
-    path.join(dir, 'nats.conf'),
-    `host: 127.0.0.1\nport: ${port}\nmax_payload: 1MB\njetstream { store_dir: "${dir}/store" }\n`,
-  );
-  const p = spawn('nats-server', ['-c', path.join(dir, 'nats.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  p.stderr!.on('data', (d) => (out += String(d)));
-  const end = Date.now() + 10000;
-  while (!out.includes('Server is ready')) {
-    if (p.exitCode !== null || Date.now() > end) throw new Error(`nats-server did not start: ${out}`);
-    await sleep(20);
-  }
-  const version = /Version:\s+(\S+)/.exec(out)?.[1] ?? '?';
-  log(`nats-server ${version} on 127.0.0.1:${port} (pid ${p.pid})`);
+  const store = path.join(dir, 'store');
+  fs.writeFileSync(path.join(dir, 'nats.conf'), `host: 127.0.0.1\nport: ${port}\nmax_payload: 1MB\njetstream { store_dir: "${store}" }\n`);
+  const srv = await runNats(dir, 'nats.conf', { NATS_PORT: String(port), NATS_STORE: store });
+  const version = /Version:\s+(\S+)/.exec(srv.log())?.[1] ?? '?';
+  log(`nats-server ${version} on 127.0.0.1:${port} (pid ${srv.proc.pid})`);
   return {
-    url: `nats://127.0.0.1:${port}`,
+    url: srv.url,
     version,
-    rssKb: () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${p.pid}/status`, 'utf8'))?.[1] ?? 0),
+    rssKb: () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${srv.proc.pid}/status`, 'utf8'))?.[1] ?? 0),
     stop: async () => {
-      if (p.exitCode === null && p.signalCode === null) {
-        const exited = new Promise((r) => p.once('exit', r));
-        p.kill('SIGTERM');
-        await exited;
-      }
+      await srv.stop();
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -1,30 +1,19 @@
 /**
- * The agent's side of the team: membership (team.json), the replicated state, the node that
- * keeps it in step with teammates, and applying the team's decisions through the local switch.
- * Only team layers (those the team file lists) come here: server.ts sends personal ones straight
- * to the local switch.
+ * The agent's side of the team: its decisions, made here or by teammates, applied through the
+ * local switch, and what it reports. The membership (team.json, key, state, node) is
+ * membership.ts. Only team layers (those the team file lists) come here: server.ts sends personal
+ * ones straight to the local switch.
  */
 import * as os from 'os';
-import * as fs from 'fs';
-import * as fsp from 'fs/promises';
-import * as path from 'path';
-import { Presence, RegisterWrite, TeamEvent, TeamFile, TeamStatus, isNatsUrl } from '../../protocol';
+import { Presence, RegisterWrite, TeamEvent, TeamStatus } from '../../protocol';
 import { Agent } from '../agent';
 import { StrataError } from '../../shared/errors';
-import { writeFileAtomic } from '../atomic';
-import { TeamNode } from './node';
-import { TeamTransport, checkTeamUrl } from './transport';
-import { NatsNode } from './nats/node';
-import { seedsOf } from './nats/names';
-import { NodeLimits, limitsFromEnv } from './limits';
-import { Identity, createIdentity, loadIdentity } from './identity';
-import { teamKeys } from './teamset';
+import { TeamTransport } from './transport';
+import { NodeLimits } from './limits';
 import { TeamState, eventId } from './state';
-import { loadTeamState, saveTeamState, savedFormat } from './statefile';
-import { HlcClock } from './hlc';
-import { deriveKey, readSecretFile } from './auth';
-import { loadTeamFile, parseTeamFile } from './teamfile';
-import { TeamConfig, listenError, parseListen, readConfig, writeConfig } from './config';
+import { saveTeamState } from './statefile';
+import { TeamConfig, parseListen, writeConfig } from './config';
+import { JoinParams, TeamMembership, readTeamFile } from './membership';
 import { LayerPulls } from './pull';
 import { teamStatus } from './status';
 
@@ -38,9 +27,7 @@ export interface TeamSwitch {
 }
 
 export class TeamService {
-  private cfg: TeamConfig | null = null;
-  private state: TeamState | null = null;
-  private node: TeamTransport | null = null;
+  private readonly m: TeamMembership;
   /** The seen vector as of the last state applied here (announced in presence). */
   private applied: Record<string, number> = {};
   private lastDecision: TeamEvent | null = null;
@@ -49,25 +36,22 @@ export class TeamService {
   private queued: Promise<void> | null = null;
   /** Run after the next persist, before applying: sending a decision only once it is on disk. */
   private afterSave: (() => void)[] = [];
-  private readonly cfgFile: string;
-  private readonly stateFile: string;
-  private readonly secretFile: string;
-  private readonly keyFile: string;
-  private readonly cursorFile: string;
-  private readonly limits: Partial<NodeLimits>;
 
   constructor(
     private readonly agent: Agent,
     home: string,
     private readonly log: (m: string) => void,
-    private readonly opts: { listenOverride?: string; limits?: Partial<NodeLimits> } = {},
+    opts: { listenOverride?: string; limits?: Partial<NodeLimits> } = {},
   ) {
-    this.cfgFile = path.join(home, 'team.json');
-    this.stateFile = path.join(home, 'team-state.json');
-    this.secretFile = path.join(home, 'team.secret');
-    this.keyFile = path.join(home, 'team.key');
-    this.cursorFile = path.join(home, 'team-nats.json');
-    this.limits = { ...limitsFromEnv(process.env, log), ...(opts.limits ?? {}) };
+    const hooks = {
+      loaded: (state: TeamState) => {
+        this.applied = state.seenVector();
+      },
+      stateChanged: (reason: string) => this.onStateChanged(reason),
+      presence: () => this.presence(),
+      readChunk: (layer: string, digest: string, offset: number, length: number) => this.pulls.readChunk(layer, digest, offset, length),
+    };
+    this.m = new TeamMembership(agent, home, log, hooks, opts);
     this.pulls = new LayerPulls({
       home,
       agent,
@@ -91,6 +75,18 @@ export class TeamService {
     } catch (e) {
       this.log(`[team] digesting the team layers failed: ${(e as Error).message}`);
     }
+  }
+
+  private get cfg(): TeamConfig | null {
+    return this.m.cfg;
+  }
+
+  private get state(): TeamState | null {
+    return this.m.state;
+  }
+
+  private get node(): TeamTransport | null {
+    return this.m.node;
   }
 
   get joined(): boolean {
@@ -120,218 +116,32 @@ export class TeamService {
     return this.cfg ? Object.keys(this.cfg.spec.layers) : [];
   }
 
-  // ---- membership ------------------------------------------------------------------------------
+  // ---- membership (membership.ts) ---------------------------------------------------------------
 
   /** Rejoin the team this agent was in when it stopped. */
-  async start(): Promise<void> {
-    try {
-      this.cfg = await readConfig(this.cfgFile);
-      if (this.cfg) await this.connect(readSecretFile(this.secretFile), false);
-    } catch (e) {
-      this.log(`[team] could not rejoin the team from ${this.cfgFile}: ${(e as Error).message}`);
-      await this.stop();
-      this.cfg = null;
-      this.state = null;
-      // `agent start --listen` asked for this port: an agent that cannot serve it must not look started.
-      if (this.opts.listenOverride && e instanceof StrataError && e.code === 'E_TEAM_LISTEN') throw e;
-    }
+  start(): Promise<void> {
+    return this.m.start();
   }
 
-  async stop(): Promise<void> {
-    await this.node?.stop();
-    this.node = null;
-  }
-
-  /**
-   * This membership's key pair and replicated state. An identity numbers its decisions from 1, so
-   * it lives exactly as long as its state: a join makes a new key pair, and so does a restart that
-   * finds the state lost (peers would take its new decisions for ones they have already seen).
-   */
-  private async identityAndState(cfg: TeamConfig, joining: boolean): Promise<{ identity: Identity; state: TeamState }> {
-    let identity = joining ? null : loadIdentity(this.keyFile);
-    const stateFor = async (id: Identity) => {
-      let lost = !fs.existsSync(this.stateFile);
-      const state = await loadTeamState(
-        this.stateFile,
-        id.id,
-        new HlcClock(id.id),
-        async (e) => {
-          lost = true;
-          const aside = `${this.stateFile}.broken-${Date.now()}`;
-          await fsp.rename(this.stateFile, aside).catch(() => {});
-          this.log(`[team] ${this.stateFile} was unreadable (${e.message}); kept it as ${aside}; peers will send what they hold`);
-        },
-        this.stateOptions(cfg, id),
-      );
-      return { state, lost };
-    };
-    let why = '';
-    if (identity && identity.id === cfg.agentId) {
-      const { state, lost } = await stateFor(identity);
-      if (!lost) return { identity, state };
-      why = 'its team state was lost';
-    } else if (!joining) {
-      // An agent from before keys (protocol 1) has team.json but no team.key, and a format-1 state.
-      why = identity ? `its key (${identity.id}) is not the id in team.json (${cfg.agentId})` : `it has no key yet (${this.keyFile})`;
-      const format = await savedFormat(this.stateFile);
-      if (format !== null) why += `; its team state (format ${format}) starts over, peers send what they hold`;
-    }
-    if (!joining) await fsp.rm(this.stateFile, { force: true });
-    identity = createIdentity(this.keyFile);
-    if (!joining) this.log(`[team] ${why}: this agent takes a new key and id, ${identity.id}`);
-    cfg.agentId = identity.id;
-    return { identity, state: (await stateFor(identity)).state };
-  }
-
-  private stateOptions(cfg: TeamConfig, identity: Identity) {
-    // What the team file names now: team.reload may add layers.
-    let spec = cfg.spec;
-    let keys = teamKeys(spec);
-    return {
-      maxOrigins: this.limits.maxOrigins,
-      maxRegisters: this.limits.maxRegisters,
-      maxSkewMs: this.limits.maxSkewMs,
-      keeps: (k: string) => {
-        if (cfg.spec !== spec) keys = teamKeys((spec = cfg.spec));
-        return keys.has(k);
-      },
-      sign: (ev: Omit<TeamEvent, 'key' | 'sig'>) => identity.signEvent(cfg.spec.team, ev),
-    };
-  }
-
-  /** Load the replicated state and start the node; a --listen address that cannot be served is E_TEAM_LISTEN. */
-  private async connect(secret: Buffer, joining: boolean): Promise<void> {
-    const cfg = this.cfg!;
-    const before = cfg.agentId;
-    const { identity, state } = await this.identityAndState(cfg, joining);
-    if (!joining && cfg.agentId !== before) await writeConfig(this.cfgFile, cfg);
-    this.state = state;
-    this.applied = state.seenVector();
-    const common = {
-      identity,
-      team: cfg.spec.team,
-      key: deriveKey(secret, cfg.spec.team),
-      state,
-      log: this.log,
-      limits: this.limits,
-      hooks: {
-        stateChanged: (reason: string) => void this.onStateChanged(reason),
-        presence: () => this.presence(),
-        presenceChanged: () => this.agent.emit('team-presence'),
-        peersChanged: () => this.agent.emit('team-peers'),
-        readChunk: (layer: string, digest: string, offset: number, length: number) => this.pulls.readChunk(layer, digest, offset, length),
-      },
-    };
-    // NATS servers instead of Strata relays (nats/node.ts): the same service over JetStream.
-    const nats = cfg.relays.some(isNatsUrl);
-    const listen = nats ? null : this.listenSpec();
-    this.node = nats
-      ? new NatsNode({
-          ...common,
-          urls: seedsOf(cfg.relays, cfg.spec.relays),
-          credentials: cfg.credentials ?? null,
-          domain: cfg.spec.jetstreamDomain,
-          cursorFile: this.cursorFile,
-          joining,
-          teamDigests: () => Object.fromEntries(Object.entries(cfg.spec.layers).map(([n, l]) => [n, l.digest])),
-        })
-      : new TeamNode({ ...common, listen: listen ? parseListen(listen) : undefined, connect: cfg.relays });
-    try {
-      await this.node.start();
-    } catch (e) {
-      throw listen ? listenError(listen, e) : e;
-    }
-    if (listen) this.log(`[team] accepting peers on ${parseListen(listen).host}:${this.node.port}`);
-    void this.onStateChanged('start');
-  }
-
-  /** The --listen of `strata agent start` wins over the one given at join. */
-  private listenSpec(): string | null {
-    return this.opts.listenOverride ?? this.cfg?.listen ?? null;
+  stop(): Promise<void> {
+    return this.m.stop();
   }
 
   listenPort(): number | null {
-    return this.node && this.listenSpec() ? this.node.port : null;
+    return this.m.listenPort();
   }
 
-  async join(p: {
-    url: string;
-    secretFile: string;
-    name?: string;
-    teamFile: string;
-    teamText?: string;
-    listen?: string;
-    credentials?: string;
-  }): Promise<TeamStatus> {
-    if (this.cfg) {
-      throw new StrataError('E_TEAM_JOINED', `already in team "${this.cfg.spec.team}"`, 'Run "strata team leave" first.');
-    }
-    this.agent.views.assertOutside(p.secretFile, 'secret file');
-    if (p.teamText === undefined) this.agent.views.assertOutside(p.teamFile, 'team file');
-    let spec: TeamFile;
-    try {
-      spec = p.teamText !== undefined ? parseTeamFile(p.teamText, p.teamFile) : loadTeamFile(p.teamFile);
-    } catch (e) {
-      throw new StrataError('E_TEAM_INVALID', (e as Error).message, 'Fix the team file; nothing was changed.');
-    }
-    const urls = p.url === '-' ? [] : [p.url];
-    urls.forEach(checkTeamUrl);
-    if (p.credentials) this.agent.views.assertOutside(p.credentials, 'credentials file');
-    let secret: Buffer;
-    try {
-      secret = readSecretFile(p.secretFile);
-    } catch (e) {
-      throw new StrataError('E_TEAM_SECRET', (e as Error).message, 'Keep the team secret in a file only you can read (chmod 600).');
-    }
-    if (p.listen) parseListen(p.listen);
-    const name = p.name ?? os.userInfo().username;
-    // The id is set from the key pair connect() makes.
-    this.cfg = {
-      format: 1,
-      agentId: 'pending',
-      name,
-      teamFile: path.resolve(p.teamFile),
-      spec,
-      relays: urls,
-      listen: p.listen ?? null,
-      credentials: p.credentials ? path.resolve(p.credentials) : null,
-      held: [],
-    };
-    try {
-      await this.connect(secret, true);
-    } catch (e) {
-      // Nothing is saved until the node runs: a failed join leaves this agent out of any team.
-      await this.stop();
-      this.cfg = null;
-      this.state = null;
-      await fsp.rm(this.keyFile, { force: true });
-      throw e;
-    }
-    await writeFileAtomic(this.secretFile, secret.toString('utf8'), 0o600);
-    await writeConfig(this.cfgFile, this.cfg);
-    this.agent.emit('team-joined');
+  async join(p: JoinParams): Promise<TeamStatus> {
+    await this.m.join(p);
     return this.status();
   }
 
-  async leave(): Promise<{ left: string }> {
-    const cfg = this.requireJoined();
-    await this.stop();
-    this.cfg = null;
-    this.state = null;
-    await fsp.rm(this.cfgFile, { force: true });
-    await fsp.rm(this.stateFile, { force: true });
-    await fsp.rm(this.secretFile, { force: true });
-    await fsp.rm(this.keyFile, { force: true });
-    await fsp.rm(this.cursorFile, { force: true });
-    this.agent.emit('team-left');
-    return { left: cfg.spec.team };
+  leave(): Promise<{ left: string }> {
+    return this.m.leave();
   }
 
   private requireJoined(): TeamConfig {
-    if (!this.cfg || !this.state || !this.node) {
-      throw new StrataError('E_TEAM_NOT_JOINED', 'this agent is not in a team', 'Join one with "strata team join URL --secret-file FILE".');
-    }
-    return this.cfg;
+    return this.m.requireJoined();
   }
 
   // ---- decisions -------------------------------------------------------------------------------
@@ -403,7 +213,7 @@ export class TeamService {
         `The team file ${cfg.teamFile} lists the team layers.`,
       );
     cfg.held = hold ? [...new Set([...cfg.held, name])] : cfg.held.filter((n) => n !== name);
-    await writeConfig(this.cfgFile, cfg);
+    await writeConfig(this.m.cfgFile, cfg);
     await this.applyNow('hold');
     return this.status();
   }
@@ -411,13 +221,7 @@ export class TeamService {
   /** Read the team file again (a digest brought up to date, say); the new layers, defaults and slots apply at once. */
   async reload(p: { teamText?: string }): Promise<TeamStatus> {
     const cfg = this.requireJoined();
-    if (p.teamText === undefined) this.agent.views.assertOutside(cfg.teamFile, 'team file');
-    let spec: TeamFile;
-    try {
-      spec = p.teamText !== undefined ? parseTeamFile(p.teamText, cfg.teamFile) : loadTeamFile(cfg.teamFile);
-    } catch (e) {
-      throw new StrataError('E_TEAM_INVALID', (e as Error).message, 'Fix the team file; nothing was changed.');
-    }
+    const spec = readTeamFile(this.agent, cfg.teamFile, p.teamText);
     if (spec.team !== cfg.spec.team) {
       throw new StrataError(
         'E_TEAM_INVALID',
@@ -427,7 +231,7 @@ export class TeamService {
     }
     cfg.spec = spec;
     cfg.held = cfg.held.filter((n) => this.isTeamLayer(n));
-    await writeConfig(this.cfgFile, cfg);
+    await writeConfig(this.m.cfgFile, cfg);
     // Registers of layers the old file did not name were not kept: ask the peers for them again.
     this.node?.resync();
     await this.applyNow('reload');
@@ -499,7 +303,7 @@ export class TeamService {
       this.afterSave = [];
       if (!cfg || !state) return;
       const mark = this.node?.mark?.();
-      await saveTeamState(this.stateFile, state);
+      await saveTeamState(this.m.stateFile, state);
       if (mark !== undefined) this.node?.saved?.(mark);
       for (const f of after) f();
       const seen = state.seenVector();
@@ -552,7 +356,7 @@ export class TeamService {
       cfg,
       state,
       node,
-      listen: port !== null ? `${parseListen(this.listenSpec()!).host}:${port}` : null,
+      listen: port !== null ? `${parseListen(this.m.listenSpec()!).host}:${port}` : null,
       active: this.agent.switch.active(),
       pulling: this.pulls.inProgress(),
       lastDecision: state.history().at(-1) ?? this.lastDecision,

@@ -47,6 +47,11 @@ export interface NatsServer {
 export async function startNats(dir: string, conf: string, vars: Record<string, string>): Promise<NatsServer> {
   fs.mkdirSync(dir, { recursive: true });
   for (const f of [conf, 'accounts.conf']) fs.copyFileSync(path.join(DOCS, f), path.join(dir, f));
+  return runNats(dir, conf, vars);
+}
+
+/** A nats-server with the config `conf` in `dir` (the benchmarks write their own), once it says it is ready. */
+export async function runNats(dir: string, conf: string, vars: Record<string, string>): Promise<NatsServer> {
   const port = Number(vars.NATS_PORT);
   const store = vars.NATS_STORE;
   let out = '';
@@ -112,6 +117,15 @@ export function writeCredentials(dir: string, user: string, password: string): s
   const f = path.join(dir, `${user}.nats.json`);
   fs.writeFileSync(f, JSON.stringify({ user, password }) + '\n', { mode: 0o600 });
   return f;
+}
+
+/** Credentials files for the acme users alice, bob and carol. */
+export function teamCredentials(dir: string): Record<'alice' | 'bob' | 'carol', string> {
+  return {
+    alice: writeCredentials(dir, 'alice', PASSWORDS.ACME_ALICE_PASSWORD),
+    bob: writeCredentials(dir, 'bob', PASSWORDS.ACME_BOB_PASSWORD),
+    carol: writeCredentials(dir, 'carol', PASSWORDS.ACME_CAROL_PASSWORD),
+  };
 }
 
 /** A hub (docs/nats/hub.conf, JetStream domain "hub") and an office's leaf node (docs/nats/leaf.conf) dialling it as alice. */

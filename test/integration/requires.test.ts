@@ -5,24 +5,14 @@
  * warning for a destination the layer does not hold.
  */
 import * as assert from 'assert';
-import * as fs from 'fs';
 import * as path from 'path';
 import { LayerInfo, Problem, StateEvent, TeamEvent, TeamStatus } from '../../protocol';
 import { AgentClient } from '../../shared/client';
 import { StrataError } from '../../shared/errors';
 import { socketPath } from '../../shared/paths';
-import { digestLayerDir } from '../../daemon/team/digest';
 import { eventually } from '../wait';
 import { Env, makeEnv, writeTree } from './helpers';
-import { Relay, startRelay, writeSecret } from './team-helpers';
-
-const read = (p: string): string | null => {
-  try {
-    return fs.readFileSync(p, 'utf8');
-  } catch {
-    return null;
-  }
-};
+import { TeamFixture, layerDigests, readText as read, startTeam } from './team-helpers';
 
 async function refused(p: Promise<unknown>): Promise<StrataError> {
   try {
@@ -166,50 +156,36 @@ describe('requires: a layer brings the layers it requires', function () {
 
 describe('requires: a team decision covers what a team layer requires', function () {
   this.timeout(120000);
-  let shared: string;
-  let relay: Relay;
-  const agents: Env[] = [];
+  let t: TeamFixture;
   let a: Env, b: Env;
-  let teamFile: string;
 
-  async function agent(): Promise<Env> {
-    const e = makeEnv('strata-team-requires-');
-    agents.push(e);
-    writeTree(e.base, { 'tools/': '' });
-    await e.ok('layer', 'create', 'jdk', '--from', path.join(shared, 'jdk'), '--map', '/tools/java=/');
-    await e.ok('layer', 'create', 'maven', '--from', path.join(shared, 'maven'), '--map', '/tools/maven=/', '--requires', 'jdk');
-    await e.ok('layer', 'create', 'mine', '--from', path.join(shared, 'mine'));
-    await e.ok('layer', 'create', 'ant', '--from', path.join(shared, 'ant'), '--map', '/tools/ant=/', '--requires', 'mine');
-    await e.ok('view', 'add', e.base, '--at', e.mnt);
-    return e;
-  }
+  const agent = () =>
+    t.agent({
+      prefix: 'strata-team-requires-',
+      base: { 'tools/': '' },
+      layers: {
+        jdk: ['--from', path.join(t.dir, 'jdk'), '--map', '/tools/java=/'],
+        maven: ['--from', path.join(t.dir, 'maven'), '--map', '/tools/maven=/', '--requires', 'jdk'],
+        mine: ['--from', path.join(t.dir, 'mine')],
+        ant: ['--from', path.join(t.dir, 'ant'), '--map', '/tools/ant=/', '--requires', 'mine'],
+      },
+    });
 
   before(async () => {
-    shared = fs.mkdtempSync('/tmp/strata-team-requires-');
-    writeTree(path.join(shared, 'jdk'), { 'bin/java': 'java 21\n' });
-    writeTree(path.join(shared, 'maven'), { 'bin/mvn': 'mvn 3\n' });
-    writeTree(path.join(shared, 'mine'), { 'opt/mine': 'mine\n' });
-    writeTree(path.join(shared, 'ant'), { 'bin/ant': 'ant\n' });
-    const secret = writeSecret(shared);
-    relay = await startRelay(secret);
+    t = await startTeam('strata-team-requires-');
+    writeTree(path.join(t.dir, 'jdk'), { 'bin/java': 'java 21\n' });
+    writeTree(path.join(t.dir, 'maven'), { 'bin/mvn': 'mvn 3\n' });
+    writeTree(path.join(t.dir, 'mine'), { 'opt/mine': 'mine\n' });
+    writeTree(path.join(t.dir, 'ant'), { 'bin/ant': 'ant\n' });
     a = await agent();
     b = await agent();
-    const layers: Record<string, { digest: string }> = {};
-    for (const l of ['jdk', 'maven', 'ant']) layers[l] = { digest: await digestLayerDir(path.join(a.home, 'layers', l)) };
-    teamFile = path.join(shared, 'strata.team.json');
-    fs.writeFileSync(teamFile, JSON.stringify({ format: 1, team: 'acme', relays: [relay.url], layers, defaults: [], slots: {} }));
-    await a.ok('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, '--name', 'alice');
-    await b.ok('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, '--name', 'bob');
-    await eventually('both agents to see each other', async () =>
-      (await a.json<TeamStatus>('team', 'status')).peers?.some((p) => p.user === 'bob'),
-    );
+    t.writeTeamFile({ layers: await layerDigests(a.home, ['jdk', 'maven', 'ant']) });
+    await t.join(a, 'alice');
+    await t.join(b, 'bob');
+    await t.sees(a, 'bob');
   });
 
-  after(async () => {
-    for (const e of agents) await e.cleanup();
-    relay?.stop();
-    fs.rmSync(shared, { recursive: true, force: true });
-  });
+  after(async () => t?.cleanup());
 
   it('one decision activates the layer and its requirement, on the teammate too', async () => {
     const r = await a.json<{ active: string[]; decision: string }>('activate', 'maven');
@@ -229,8 +205,8 @@ describe('requires: a team decision covers what a team layer requires', function
   });
 
   it("a personal layer holds the team layer it requires: a teammate's decision leaves it here until that layer is off", async () => {
-    writeTree(path.join(shared, 'tool'), { 'bin/tool': 'tool\n' });
-    await a.ok('layer', 'create', 'tool', '--from', path.join(shared, 'tool'), '--map', '/tools/tool=/', '--requires', 'jdk');
+    writeTree(path.join(t.dir, 'tool'), { 'bin/tool': 'tool\n' });
+    await a.ok('layer', 'create', 'tool', '--from', path.join(t.dir, 'tool'), '--map', '/tools/tool=/', '--requires', 'jdk');
     await a.ok('activate', 'tool');
     await b.ok('deactivate', 'maven', 'jdk');
     await eventually('A to follow for maven', async () => !(await a.json<{ active: string[] }>('status')).active.includes('maven'));

@@ -10,9 +10,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { execFileSync } from 'child_process';
 import { Env, makeEnv, writeTree } from './helpers';
-import { Relay, eventually, startRelay, writeSecret } from './team-helpers';
+import { TeamFixture, eventually, layerDigests, readText as read, startTeam } from './team-helpers';
 import { RawPeer, signedChunk, signedEvent, signedPresence } from './team-raw';
-import { deriveKey } from '../../daemon/team/auth';
 import { digestLayerDir } from '../../daemon/team/digest';
 import { Identity, readIdentity } from '../../daemon/team/identity';
 import { LayerStore } from '../../daemon/store';
@@ -21,21 +20,11 @@ import { CHUNK_BYTES, CloseCodes, Frame, TeamEvent, TeamStatus } from '../../pro
 const TEAM = 'acme';
 const NODE18 = '#!/bin/sh\necho v18\n';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const read = (p: string): string | null => {
-  try {
-    return fs.readFileSync(p, 'utf8');
-  } catch {
-    return null;
-  }
-};
 
 describe('team: a teammate who attacks', function () {
   this.timeout(600_000);
-  let dir: string;
-  let secret: string;
-  let relay: Relay;
+  let t: TeamFixture;
   let key: Buffer;
-  let teamFile: string;
   let digest20: string;
   let good20: Buffer;
   let alice: Env;
@@ -85,10 +74,9 @@ describe('team: a teammate who attacks', function () {
   }
 
   before(async () => {
-    dir = fs.mkdtempSync('/tmp/strata-attack-');
-    secret = writeSecret(dir);
-    relay = await startRelay(secret, ['--team', TEAM]);
-    key = deriveKey(Buffer.from('correct horse battery staple 2026'), TEAM);
+    t = await startTeam('strata-attack-', ['--team', TEAM]);
+    const dir = t.dir;
+    key = t.key(TEAM);
     writeTree(path.join(dir, 'src18'), { 'bin/node': NODE18 });
     writeTree(path.join(dir, 'src20'), { 'lib/node20': 'the real node 20\n' });
     // The team's node20 as a teammate would serve it; neither victim has it yet.
@@ -98,15 +86,14 @@ describe('team: a teammate who attacks', function () {
     digest20 = await digestLayerDir(store.dir('node20'));
     await store.exportTo('node20', path.join(dir, 'node20.tar.gz'));
     good20 = fs.readFileSync(path.join(dir, 'node20.tar.gz'));
-    teamFile = path.join(dir, 'strata.team.json');
-    const layers = { node18: { digest: await digestLayerDir(store.dir('node18')) }, node20: { digest: digest20 } };
-    fs.writeFileSync(teamFile, JSON.stringify({ format: 1, team: TEAM, relays: [relay.url], layers, defaults: [], slots: {} }));
+    t.writeTeamFile({ team: TEAM, layers: await layerDigests(path.join(dir, 'serve-home'), ['node18', 'node20']) });
     const agent = async (name: string, listen: string[]) => {
-      const e = makeEnv(`strata-attack-${name}-`);
-      writeTree(e.base, { 'bin/node': '#!/bin/sh\necho system\n' });
-      await e.ok('layer', 'create', 'node18', '--from', path.join(dir, 'src18'), '--version', '18');
-      await e.ok('view', 'add', e.base, '--at', e.mnt);
-      await e.ok('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, '--name', name, ...listen);
+      const e = await t.agent({
+        prefix: `strata-attack-${name}-`,
+        base: { 'bin/node': '#!/bin/sh\necho system\n' },
+        layers: { node18: ['--from', path.join(dir, 'src18'), '--version', '18'] },
+      });
+      await t.join(e, name, listen);
       return e;
     };
     alice = await agent('alice', []);
@@ -119,9 +106,7 @@ describe('team: a teammate who attacks', function () {
 
   after(async () => {
     for (const p of peers) p.close();
-    for (const e of [alice, bob]) await e?.cleanup();
-    relay?.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await t?.cleanup();
   });
 
   it("refuses events in another agent's name, whatever seq they claim", async () => {
@@ -133,7 +118,7 @@ describe('team: a teammate who attacks', function () {
     const aliceKey = readIdentity(path.join(alice.home, 'team.key')).key; // public: it travels with all she says
     m.send({ t: 'event', event: forge(2 ** 40) }); // her own key, alice's id
     m.send({ t: 'event', event: forge(2 ** 40 - 1, aliceKey) }); // alice's key, her signature
-    const viaRelay = await mallory(relay.url);
+    const viaRelay = await mallory(t.url);
     viaRelay.send({
       t: 'event',
       event: signedEvent(TEAM, viaRelay.identity, 2 ** 40, [{ key: 'layer:node18', value: { active: true } }], { origin: aliceId }),
@@ -163,7 +148,7 @@ describe('team: a teammate who attacks', function () {
     });
     assert.strictEqual((await m.whenClosed()).code, CloseCodes.BAD_FRAME);
     // The same through the relay, to Alice.
-    const r = await mallory(relay.url);
+    const r = await mallory(t.url);
     r.send({
       t: 'event',
       event: signedEvent(TEAM, r.identity, 1, [{ key: 'layer:node20', value: { active: true } }], { wall: Date.now() + 3_600_000 }),
@@ -250,13 +235,13 @@ describe('team: a teammate who attacks', function () {
 
   it('discards a pulled archive whose files/ is a symlink to /etc, then one whose digest differs, and pulls from someone else', async () => {
     await resetNode20();
-    const evil = path.join(dir, 'evil');
+    const evil = path.join(t.dir, 'evil');
     fs.mkdirSync(evil);
-    fs.copyFileSync(path.join(dir, 'serve-home/layers/node20/layer.json'), path.join(evil, 'layer.json'));
+    fs.copyFileSync(path.join(t.dir, 'serve-home/layers/node20/layer.json'), path.join(evil, 'layer.json'));
     fs.symlinkSync('/etc', path.join(evil, 'files'));
-    execFileSync('tar', ['-C', evil, '-czf', path.join(dir, 'evil.tar.gz'), 'layer.json', 'files']);
-    const m = await mallory(relay.url);
-    const stop = serve(m, fs.readFileSync(path.join(dir, 'evil.tar.gz')));
+    execFileSync('tar', ['-C', evil, '-czf', path.join(t.dir, 'evil.tar.gz'), 'layer.json', 'files']);
+    const m = await mallory(t.url);
+    const stop = serve(m, fs.readFileSync(path.join(t.dir, 'evil.tar.gz')));
     await alice.ok('activate', 'node20');
     for (const e of [alice, bob]) {
       await eventually(`${e === alice ? 'alice' : 'bob'} to discard mallory's archive`, () =>
@@ -265,19 +250,19 @@ describe('team: a teammate who attacks', function () {
       assert.strictEqual(read(path.join(e.mnt, 'shadow')), null, '/etc is not reachable through the view');
     }
     // A well-formed node20 with one file changed: its digest is not the team file's.
-    writeTree(path.join(dir, 'tampered'), { 'lib/node20': 'a node 20 with a backdoor\n' });
-    const other = new LayerStore(path.join(dir, 'tamper-home'));
-    await other.create('node20', path.join(dir, 'tampered'), { version: '20' });
-    await other.exportTo('node20', path.join(dir, 'tampered.tar.gz'));
-    const m2 = await mallory(relay.url);
-    const stop2 = serve(m2, fs.readFileSync(path.join(dir, 'tampered.tar.gz')));
+    writeTree(path.join(t.dir, 'tampered'), { 'lib/node20': 'a node 20 with a backdoor\n' });
+    const other = new LayerStore(path.join(t.dir, 'tamper-home'));
+    await other.create('node20', path.join(t.dir, 'tampered'), { version: '20' });
+    await other.exportTo('node20', path.join(t.dir, 'tampered.tar.gz'));
+    const m2 = await mallory(t.url);
+    const stop2 = serve(m2, fs.readFileSync(path.join(t.dir, 'tampered.tar.gz')));
     for (const e of [alice, bob]) {
       await eventually('the tampered archive to be discarded', () =>
         new RegExp(`node20 from ${m2.agent} \\(mallory@test\\) was discarded: its digest is sha256:\\w+, not the team file's`).test(log(e)),
       );
       assert.ok(!fs.existsSync(path.join(e.home, 'layers/node20')), 'the tampered layer did not enter the store');
     }
-    const honest = await mallory(relay.url);
+    const honest = await mallory(t.url);
     const stopHonest = serve(honest, good20);
     await bothPulledGood20();
     stop();
@@ -286,12 +271,12 @@ describe('team: a teammate who attacks', function () {
     for (const e of [alice, bob])
       assert.ok(!fs.readdirSync(path.join(e.home, 'layers')).some((n) => n.startsWith('.import-')), 'no staging left');
     // A local import of the same archive is refused as well.
-    const r = await bob.cli('layer', 'import', path.join(dir, 'evil.tar.gz'));
+    const r = await bob.cli('layer', 'import', path.join(t.dir, 'evil.tar.gz'));
     assert.strictEqual(r.code, 1);
     assert.match(r.stderr, /E_ARCHIVE: .*files is (not a folder|a symlink)/);
     const c = makeEnv('strata-attack-carol-');
     try {
-      const imp = await c.cli('layer', 'import', path.join(dir, 'evil.tar.gz'));
+      const imp = await c.cli('layer', 'import', path.join(t.dir, 'evil.tar.gz'));
       assert.strictEqual(imp.code, 1);
       assert.match(imp.stderr, /E_ARCHIVE: .*files is (not a folder|a symlink)/);
       assert.deepStrictEqual(fs.readdirSync(path.join(c.home, 'layers')), []);
@@ -303,10 +288,10 @@ describe('team: a teammate who attacks', function () {
 
   it('refuses a declared size of 1 TiB, writing nothing of it, and a teammate that left is not chosen again', async () => {
     await resetNode20();
-    const m = await mallory(relay.url);
+    const m = await mallory(t.url);
     const stop = serve(m, good20, 2 ** 40);
     // Another announces node20 and leaves at once.
-    const gone = await mallory(relay.url);
+    const gone = await mallory(t.url);
     gone.send({ t: 'presence', presence: signedPresence(TEAM, gone.identity, { has: { node20: digest20 } }) });
     await sleep(200);
     gone.close();
@@ -323,7 +308,7 @@ describe('team: a teammate who attacks', function () {
       );
     }
     stop();
-    const honest = await mallory(relay.url);
+    const honest = await mallory(t.url);
     const stopHonest = serve(honest, good20);
     await bothPulledGood20();
     stopHonest();
@@ -335,8 +320,8 @@ describe('team: a teammate who attacks', function () {
   });
 
   it('does not serve a hand-edited layer.json whose mapping leads out through a symlink', async () => {
-    writeTree(path.join(dir, 'srcesc'), { 'tools/x': 'x\n' });
-    await bob.ok('layer', 'create', 'esc', '--from', path.join(dir, 'srcesc'));
+    writeTree(path.join(t.dir, 'srcesc'), { 'tools/x': 'x\n' });
+    await bob.ok('layer', 'create', 'esc', '--from', path.join(t.dir, 'srcesc'));
     fs.symlinkSync('/etc', path.join(bob.home, 'layers/esc/files/out'));
     const spec = path.join(bob.home, 'layers/esc/layer.json');
     const j = JSON.parse(fs.readFileSync(spec, 'utf8'));
@@ -350,7 +335,7 @@ describe('team: a teammate who attacks', function () {
   });
 
   it('stays small under 20,000 forged senders, and the victims keep working', async () => {
-    const conns = await Promise.all(Array.from({ length: 8 }, () => mallory(relay.url)));
+    const conns = await Promise.all(Array.from({ length: 8 }, () => mallory(t.url)));
     for (const c of conns) c.ws.removeAllListeners('message'); // what the relay sends back is not kept
     const per = 2500;
     await Promise.all(

@@ -4,11 +4,9 @@
  * was in before keeps working.
  */
 import * as assert from 'assert';
-import * as fs from 'fs';
 import { WebSocket } from 'ws';
-import { Relay, eventually, startRelay, writeSecret } from './team-helpers';
+import { TeamFixture, eventually, startTeam } from './team-helpers';
 import { RawPeer, signedEvent } from './team-raw';
-import { deriveKey } from '../../daemon/team/auth';
 
 const TEAM = 'acme';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -47,25 +45,20 @@ class Flood {
 
 describe('team: a flood of unauthenticated connections does not keep teammates out', function () {
   this.timeout(180_000);
-  let dir: string;
-  let relay: Relay;
+  let t: TeamFixture;
   let key: Buffer;
 
   before(async () => {
-    dir = fs.mkdtempSync('/tmp/strata-flood-');
-    relay = await startRelay(writeSecret(dir), ['--team', TEAM]);
-    key = deriveKey(Buffer.from('correct horse battery staple 2026'), TEAM);
+    t = await startTeam('strata-flood-', ['--team', TEAM]);
+    key = t.key(TEAM);
   });
-  after(() => {
-    relay?.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  after(async () => t?.cleanup());
 
   it('lets 20 legitimate peers join (3 tries each) while 8 addresses keep every pending slot they can', async () => {
-    const insider = new RawPeer(relay.url);
+    const insider = new RawPeer(t.url);
     await insider.handshake(TEAM, key);
     const flood = new Flood(
-      relay.url,
+      t.url,
       Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`),
       24,
     );
@@ -76,7 +69,7 @@ describe('team: a flood of unauthenticated connections does not keep teammates o
       const tries: number[] = [];
       const join = async (i: number): Promise<void> => {
         for (let attempt = 1; attempt <= 3; attempt++) {
-          const p = new RawPeer(relay.url, { localAddress: `127.0.1.${i + 1}` });
+          const p = new RawPeer(t.url, { localAddress: `127.0.1.${i + 1}` });
           try {
             await p.handshake(TEAM, key);
             joined.push(p);

@@ -4,84 +4,50 @@
  * and every agent converges.
  */
 import * as assert from 'assert';
-import * as fs from 'fs';
 import * as path from 'path';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { Env, makeEnv, writeTree } from './helpers';
-import { eventually, writeSecret } from './team-helpers';
-import { NatsServer, PASSWORDS, startCluster, writeCredentials } from './nats-helpers';
-import { digestLayerDir } from '../../daemon/team/digest';
+import { Env, writeTree } from './helpers';
+import { TeamFixture, eventually, layerDigests, readText as read } from './team-helpers';
+import { NatsServer, PASSWORDS, startCluster, teamCredentials } from './nats-helpers';
 import { TeamStatus } from '../../protocol';
-
-const read = (p: string): string | null => {
-  try {
-    return fs.readFileSync(p, 'utf8');
-  } catch {
-    return null;
-  }
-};
 
 describe('team over a NATS cluster with replicas 3', function () {
   this.timeout(240000);
-  let shared: string;
+  let t: TeamFixture;
   let servers: NatsServer[];
-  const agents: Env[] = [];
   const NODE18 = '#!/bin/sh\necho v18\n';
   const NODE20 = '#!/bin/sh\necho v20\n';
   const node = (e: Env) => read(path.join(e.mnt, 'bin/node'));
 
-  after(async () => {
-    for (const e of agents) await e.cleanup();
-    for (const s of servers ?? []) await s.stop();
-    if (!process.env.STRATA_KEEP_TEST_DIRS) fs.rmSync(shared, { recursive: true, force: true });
-  });
+  after(async () => t?.cleanup());
 
   it('loses no decision when a node is killed mid-run, and every agent converges', async () => {
-    shared = fs.mkdtempSync('/tmp/strata-nats-cluster-');
-    writeTree(path.join(shared, 'node18'), { 'bin/node': NODE18 });
-    writeTree(path.join(shared, 'node20'), { 'bin/node': NODE20 });
-    const secret = writeSecret(shared);
-    servers = await startCluster(path.join(shared, 'nats'));
-    const creds = {
-      alice: writeCredentials(shared, 'alice', PASSWORDS.ACME_ALICE_PASSWORD),
-      bob: writeCredentials(shared, 'bob', PASSWORDS.ACME_BOB_PASSWORD),
-      carol: writeCredentials(shared, 'carol', PASSWORDS.ACME_CAROL_PASSWORD),
+    t = new TeamFixture('strata-nats-cluster-');
+    writeTree(path.join(t.dir, 'node18'), { 'bin/node': NODE18 });
+    writeTree(path.join(t.dir, 'node20'), { 'bin/node': NODE20 });
+    servers = await startCluster(path.join(t.dir, 'nats'));
+    t.stopServer = async () => {
+      for (const s of servers) await s.stop();
     };
-    const mk = async () => {
-      const e = makeEnv('strata-natsc-');
-      agents.push(e);
-      writeTree(e.base, { 'bin/node': '#!/bin/sh\necho system\n' });
-      for (const l of ['node18', 'node20']) await e.ok('layer', 'create', l, '--from', path.join(shared, l));
-      await e.ok('view', 'add', e.base, '--at', e.mnt);
-      return e;
-    };
+    const creds = teamCredentials(t.dir);
+    const mk = () =>
+      t.agent({
+        prefix: 'strata-natsc-',
+        base: { 'bin/node': '#!/bin/sh\necho system\n' },
+        layers: { node18: ['--from', path.join(t.dir, 'node18')], node20: ['--from', path.join(t.dir, 'node20')] },
+      });
     const [a, b, c] = [await mk(), await mk(), await mk()];
-    const layers: Record<string, { digest: string }> = {};
-    for (const l of ['node18', 'node20']) layers[l] = { digest: await digestLayerDir(path.join(a.home, 'layers', l)) };
-    const teamFile = path.join(shared, 'strata.team.json');
     const urls = servers.map((s) => s.url);
-    fs.writeFileSync(
-      teamFile,
-      JSON.stringify({ format: 1, team: 'acme', relays: urls, layers, defaults: ['node18'], slots: { node: ['node18', 'node20'] } }),
-    );
+    t.writeTeamFile({
+      relays: urls,
+      layers: await layerDigests(a.home, ['node18', 'node20']),
+      defaults: ['node18'],
+      slots: { node: ['node18', 'node20'] },
+    });
     // Each agent dials a different node; the client learns the others from the cluster.
     const users = ['alice', 'bob', 'carol'] as const;
-    for (const [i, e] of [a, b, c].entries()) {
-      await e.ok(
-        'team',
-        'join',
-        urls[i],
-        '--secret-file',
-        secret,
-        '--team-file',
-        teamFile,
-        '--credentials',
-        creds[users[i]],
-        '--name',
-        users[i],
-      );
-    }
+    for (const [i, e] of [a, b, c].entries()) await t.join(e, users[i], ['--credentials', creds[users[i]]], urls[i]);
     await eventually('all three to see each other', async () => (await a.json<TeamStatus>('team', 'status')).peers?.length === 2);
 
     const nc = await connect({ servers: urls[1], user: 'bob', pass: PASSWORDS.ACME_BOB_PASSWORD });
@@ -108,7 +74,7 @@ describe('team over a NATS cluster with replicas 3', function () {
     }
     // A newcomer reads the same from the two nodes left.
     const d = await mk();
-    await d.ok('team', 'join', urls[2], '--secret-file', secret, '--team-file', teamFile, '--credentials', creds.carol, '--name', 'dan');
+    await t.join(d, 'dan', ['--credentials', creds.carol], urls[2]);
     await eventually('the newcomer on node 18', () => node(d) === NODE18);
     const dl = await eventually('the newcomer to hold the last decision', async () => {
       const s = await d.json<TeamStatus>('team', 'status');

@@ -12,30 +12,19 @@ import { Kvm } from '@nats-io/kv';
 import { Objm } from '@nats-io/obj';
 import { jetstream } from '@nats-io/jetstream';
 import { Env, makeEnv, writeTree } from './helpers';
-import { eventually, writeSecret } from './team-helpers';
-import { NatsServer, PASSWORDS, startOffice, writeCredentials } from './nats-helpers';
+import { TeamFixture, eventually, layerDigests, readText as read } from './team-helpers';
+import { NatsServer, PASSWORDS, startOffice, teamCredentials, writeCredentials } from './nats-helpers';
 import { digestLayerDir } from '../../daemon/team/digest';
 import { Identity } from '../../daemon/team/identity';
 import { AgentClient } from '../../shared/client';
 import { socketPath } from '../../shared/paths';
 import { TeamStatus } from '../../protocol';
 
-const read = (p: string): string | null => {
-  try {
-    return fs.readFileSync(p, 'utf8');
-  } catch {
-    return null;
-  }
-};
-
 describe('team over NATS JetStream', function () {
   this.timeout(180000);
-  let shared: string;
-  let secret: string;
-  let teamFile: string;
+  let t: TeamFixture;
   let srv: NatsServer;
   let creds: Record<string, string>;
-  const agents: Env[] = [];
   let a: Env, b: Env;
   let digests: Record<string, { digest: string }>;
 
@@ -45,17 +34,14 @@ describe('team over NATS JetStream', function () {
   const node = (e: Env) => read(path.join(e.mnt, 'bin/node'));
   const log = (e: Env) => read(path.join(e.home, 'agent.log')) ?? '';
 
-  async function agent(withLayers: string[]): Promise<Env> {
-    const e = makeEnv('strata-nats-');
-    agents.push(e);
-    writeTree(e.base, { 'bin/node': SYSTEM, README: 'project\n' });
-    for (const l of withLayers) await e.ok('layer', 'create', l, '--from', path.join(shared, l), '--version', l.slice(4));
-    await e.ok('view', 'add', e.base, '--at', e.mnt);
-    return e;
-  }
+  const agent = (withLayers: string[]) =>
+    t.agent({
+      prefix: 'strata-nats-',
+      base: { 'bin/node': SYSTEM, README: 'project\n' },
+      layers: Object.fromEntries(withLayers.map((l) => [l, ['--from', path.join(t.dir, l), '--version', l.slice(4)]])),
+    });
 
-  const join = (e: Env, user: string, url = srv.url) =>
-    e.ok('team', 'join', url, '--secret-file', secret, '--team-file', teamFile, '--credentials', creds[user], '--name', user);
+  const join = (e: Env, user: string, url = srv.url) => t.join(e, user, ['--credentials', creds[user]], url);
 
   async function withNats<T>(fn: (nc: Awaited<ReturnType<typeof connect>>) => Promise<T>): Promise<T> {
     const nc = await connect({ servers: srv.url, user: 'alice', pass: PASSWORDS.ACME_ALICE_PASSWORD });
@@ -67,47 +53,29 @@ describe('team over NATS JetStream', function () {
   }
 
   before(async () => {
-    shared = fs.mkdtempSync('/tmp/strata-nats-shared-');
-    writeTree(path.join(shared, 'node18'), { 'bin/node': NODE18 });
-    writeTree(path.join(shared, 'node20'), { 'bin/node': NODE20, 'lib/big': 'x'.repeat(600 * 1024) });
-    secret = writeSecret(shared);
-    srv = await startOffice(path.join(shared, 'nats'));
-    creds = {
-      alice: writeCredentials(shared, 'alice', PASSWORDS.ACME_ALICE_PASSWORD),
-      bob: writeCredentials(shared, 'bob', PASSWORDS.ACME_BOB_PASSWORD),
-      carol: writeCredentials(shared, 'carol', PASSWORDS.ACME_CAROL_PASSWORD),
-    };
+    t = new TeamFixture('strata-nats-shared-');
+    writeTree(path.join(t.dir, 'node18'), { 'bin/node': NODE18 });
+    writeTree(path.join(t.dir, 'node20'), { 'bin/node': NODE20, 'lib/big': 'x'.repeat(600 * 1024) });
+    srv = await startOffice(path.join(t.dir, 'nats'));
+    t.url = srv.url;
+    t.stopServer = () => srv.stop();
+    creds = teamCredentials(t.dir);
     a = await agent(['node18', 'node20']);
     b = await agent(['node18', 'node20']);
-    digests = {};
-    for (const l of ['node18', 'node20']) digests[l] = { digest: await digestLayerDir(path.join(a.home, 'layers', l)) };
-    teamFile = path.join(shared, 'strata.team.json');
-    fs.writeFileSync(
-      teamFile,
-      JSON.stringify(
-        { format: 1, team: 'acme', relays: [srv.url], layers: digests, defaults: [], slots: { node: ['node18', 'node20'] } },
-        null,
-        2,
-      ),
-    );
+    digests = await layerDigests(a.home, ['node18', 'node20']);
+    t.writeTeamFile({ layers: digests, slots: { node: ['node18', 'node20'] } });
     await join(a, 'alice');
     await join(b, 'bob');
-    await eventually('both agents to see each other', async () =>
-      (await a.json<TeamStatus>('team', 'status')).peers?.some((p) => p.user === 'bob'),
-    );
+    await t.sees(a, 'bob');
   });
 
-  after(async () => {
-    for (const e of agents) await e.cleanup();
-    await srv?.stop();
-    if (!process.env.STRATA_KEEP_TEST_DIRS) fs.rmSync(shared, { recursive: true, force: true });
-  });
+  after(async () => t?.cleanup());
 
   it('refuses wrong credentials, naming the server and what to fix, and joins nothing', async () => {
     const d = makeEnv('strata-nats-');
-    agents.push(d);
+    t.agents.push(d);
     const wrong = writeCredentials(d.dir, 'bob', 'not-his-password');
-    const r = await d.cli('team', 'join', srv.url, '--secret-file', secret, '--team-file', teamFile, '--credentials', wrong);
+    const r = await d.cli('team', 'join', srv.url, '--secret-file', t.secret, '--team-file', t.teamFile, '--credentials', wrong);
     assert.strictEqual(r.code, 1);
     assert.match(
       r.stderr,
@@ -115,12 +83,12 @@ describe('team over NATS JetStream', function () {
     );
     assert.match(r.stderr, /Check the user and password .* against that server's accounts/);
     assert.deepStrictEqual(await d.json<TeamStatus>('team', 'status'), { joined: false });
-    const none = await d.cli('team', 'join', srv.url, '--secret-file', secret, '--team-file', teamFile);
+    const none = await d.cli('team', 'join', srv.url, '--secret-file', t.secret, '--team-file', t.teamFile);
     assert.match(none.stderr, /E_TEAM_CONNECT: .* \(none were given\)/);
     assert.match(none.stderr, /--credentials FILE/);
     fs.chmodSync(creds.bob, 0o644);
     try {
-      const open = await d.cli('team', 'join', srv.url, '--secret-file', secret, '--team-file', teamFile, '--credentials', creds.bob);
+      const open = await d.cli('team', 'join', srv.url, '--secret-file', t.secret, '--team-file', t.teamFile, '--credentials', creds.bob);
       assert.match(open.stderr, /E_TEAM_SECRET: .*accessible by group or others; run: chmod 600/);
     } finally {
       fs.chmodSync(creds.bob, 0o600);
@@ -227,7 +195,7 @@ describe('team over NATS JetStream', function () {
     // A valid object (its store digest holds) holding another layer: refused against the team file.
     await withNats(async (nc) => {
       const os = await new Objm(nc).open('strata-acme-layers');
-      const bogus = fs.readFileSync(path.join(shared, 'node18', 'bin/node'));
+      const bogus = fs.readFileSync(path.join(t.dir, 'node18', 'bin/node'));
       await os.putBlob({ name }, new Uint8Array(bogus));
     });
     const e = await agent(['node18']);
@@ -251,11 +219,11 @@ describe('team over NATS JetStream', function () {
   });
 
   it('after a reload names a new layer, a teammate that reloads later gets the decision made meanwhile (and the layer)', async () => {
-    writeTree(path.join(shared, 'tools'), { 'opt/tool': 'tool 1\n' });
-    await a.ok('layer', 'create', 'tools', '--from', path.join(shared, 'tools'));
-    const spec = JSON.parse(fs.readFileSync(teamFile, 'utf8'));
+    writeTree(path.join(t.dir, 'tools'), { 'opt/tool': 'tool 1\n' });
+    await a.ok('layer', 'create', 'tools', '--from', path.join(t.dir, 'tools'));
+    const spec = JSON.parse(fs.readFileSync(t.teamFile, 'utf8'));
     spec.layers.tools = { digest: await digestLayerDir(path.join(a.home, 'layers', 'tools')) };
-    fs.writeFileSync(teamFile, JSON.stringify(spec, null, 2));
+    fs.writeFileSync(t.teamFile, JSON.stringify(spec, null, 2));
     // Over the control socket, as the extension does (there is no CLI command for it).
     const reload = async (e: Env) => {
       const c = new AgentClient(socketPath(e.home, e.env));

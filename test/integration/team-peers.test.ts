@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { execFileSync } from 'child_process';
 import { Env, makeEnv, writeTree } from './helpers';
-import { Relay, eventually, startRelay, writeSecret } from './team-helpers';
+import { TeamFixture, eventually, layerDigests, startTeam } from './team-helpers';
 import { RawPeer, signedChunk, signedEvent, signedPresence } from './team-raw';
 import { clientProof, deriveKey, newNonce } from '../../daemon/team/auth';
 import { digestLayerDir } from '../../daemon/team/digest';
@@ -19,31 +19,26 @@ import { CHUNK_BYTES, CloseCodes, Frame, TEAM_PROTOCOL_VERSION, TeamEvent, TeamS
 
 describe('team: bad peers get nothing, and everyone else is unaffected', function () {
   this.timeout(120000);
-  let dir: string;
-  let secret: string;
-  let relay: Relay;
+  let t: TeamFixture;
   let key: Buffer;
   let good: RawPeer;
   const TEAM = 'acme';
 
   before(async () => {
-    dir = fs.mkdtempSync('/tmp/strata-peers-');
-    secret = writeSecret(dir);
-    relay = await startRelay(secret, ['--team', TEAM]);
-    key = deriveKey(Buffer.from('correct horse battery staple 2026'), TEAM);
-    good = new RawPeer(relay.url);
+    t = await startTeam('strata-peers-', ['--team', TEAM]);
+    key = t.key(TEAM);
+    good = new RawPeer(t.url);
     await good.handshake(TEAM, key);
     await good.next('have');
   });
-  after(() => {
+  after(async () => {
     good?.close();
-    relay?.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await t?.cleanup();
   });
 
   /** The relay still serves the good peer: a frame from a second good peer reaches it. */
   async function stillServing(): Promise<void> {
-    const other = new RawPeer(relay.url);
+    const other = new RawPeer(t.url);
     await other.handshake(TEAM, key);
     const ev = signedEvent(TEAM, other.identity, 1, [{ key: 'layer:probe', value: { active: true } }]);
     other.send({ t: 'event', event: ev });
@@ -54,7 +49,7 @@ describe('team: bad peers get nothing, and everyone else is unaffected', functio
   }
 
   it('refuses a peer with the wrong secret, and tells a client when the relay has the wrong one', async () => {
-    const bad = new RawPeer(relay.url);
+    const bad = new RawPeer(t.url);
     await bad.handshake(TEAM, deriveKey(Buffer.from('not the team secret at all'), TEAM)).catch(() => {});
     const c = await bad.whenClosed();
     assert.strictEqual(c.code, CloseCodes.AUTH_FAILED);
@@ -63,7 +58,7 @@ describe('team: bad peers get nothing, and everyone else is unaffected', functio
   });
 
   it('refuses a replayed hello and a replayed auth proof', async () => {
-    const first = new RawPeer(relay.url);
+    const first = new RawPeer(t.url);
     const me = first.identity;
     const hello = (nonce: string) => ({ t: 'hello', v: TEAM_PROTOCOL_VERSION, team: TEAM, agent: me.id, nonce, key: me.key });
     await first.opened;
@@ -73,12 +68,12 @@ describe('team: bad peers get nothing, and everyone else is unaffected', functio
     const sig = me.sign(handshakeBytes('client', TEAM, [ch.nonce, first.nonce, me.id, ch.agent]));
     first.close();
     // Replay the same hello: the nonce was seen.
-    const replay = new RawPeer(relay.url, { identity: me });
+    const replay = new RawPeer(t.url, { identity: me });
     await replay.opened;
     replay.send(hello(first.nonce));
     assert.strictEqual((await replay.whenClosed()).code, CloseCodes.AUTH_FAILED);
     // Replay the captured proof and signature against a fresh challenge: they were bound to the old nonces.
-    const again = new RawPeer(relay.url, { identity: me });
+    const again = new RawPeer(t.url, { identity: me });
     await again.opened;
     again.send(hello(newNonce()));
     await again.next('challenge');
@@ -96,7 +91,7 @@ describe('team: bad peers get nothing, and everyone else is unaffected', functio
       ['malformed event', (p) => p.send({ t: 'event', event: { origin: 'x', seq: -1 } }), CloseCodes.BAD_FRAME],
     ];
     for (const [name, misbehave, code] of cases) {
-      const p = new RawPeer(relay.url);
+      const p = new RawPeer(t.url);
       await p.handshake(TEAM, key);
       misbehave(p);
       assert.strictEqual((await p.whenClosed()).code, code, name);
@@ -106,7 +101,7 @@ describe('team: bad peers get nothing, and everyone else is unaffected', functio
 
   it('survives a flood of connections that never authenticate', async () => {
     const flood: RawPeer[] = [];
-    for (let i = 0; i < 150; i++) flood.push(new RawPeer(relay.url));
+    for (let i = 0; i < 150; i++) flood.push(new RawPeer(t.url));
     const results = await Promise.allSettled(flood.map((p) => p.opened));
     const refused = results.filter((r) => r.status === 'rejected').length;
     assert.ok(refused >= 150 - 64, `expected the relay to refuse connections beyond its pending limit, refused ${refused}`);
@@ -119,7 +114,7 @@ describe('team: bad peers get nothing, and everyone else is unaffected', functio
   });
 
   it('closes a peer that floods frames beyond the rate limit', async () => {
-    const p = new RawPeer(relay.url);
+    const p = new RawPeer(t.url);
     await p.handshake(TEAM, key);
     // Beyond the burst and the credit each link gets for catching up on connect (links.ts).
     for (let i = 0; i < 20_000 && !p.closed; i++) p.send({ t: 'error', code: 'x', message: 'noise' });
@@ -130,22 +125,18 @@ describe('team: bad peers get nothing, and everyone else is unaffected', functio
 
 describe('team: duplicated and reordered delivery, corrupted chunks', function () {
   this.timeout(120000);
-  let dir: string;
-  let secret: string;
-  let relay: Relay;
+  let t: TeamFixture;
   let key: Buffer;
   let e: Env;
-  let teamFile: string;
   let digest: string;
   let archive: string;
   const TEAM = 'acme';
   const NODE20 = '#!/bin/sh\necho v20\n';
 
   before(async () => {
-    dir = fs.mkdtempSync('/tmp/strata-dup-');
-    secret = writeSecret(dir);
-    relay = await startRelay(secret, ['--team', TEAM]);
-    key = deriveKey(Buffer.from('correct horse battery staple 2026'), TEAM);
+    t = await startTeam('strata-dup-', ['--team', TEAM]);
+    const dir = t.dir;
+    key = t.key(TEAM);
     // The layer the agent lacks, packed the way a teammate would serve it.
     writeTree(path.join(dir, 'src18'), { 'bin/node': '#!/bin/sh\necho v18\n' });
     writeTree(path.join(dir, 'src20'), { 'bin/node': NODE20, 'lib/blob': crypto.randomBytes(3 * CHUNK_BYTES + 123).toString('hex') });
@@ -155,32 +146,18 @@ describe('team: duplicated and reordered delivery, corrupted chunks', function (
     digest = await digestLayerDir(store.dir('node20'));
     archive = path.join(dir, 'node20.tar.gz');
     await store.exportTo('node20', archive);
-    teamFile = path.join(dir, 'strata.team.json');
-    fs.writeFileSync(
-      teamFile,
-      JSON.stringify({
-        format: 1,
-        team: TEAM,
-        relays: [relay.url],
-        layers: { node20: { digest }, node18: { digest: await digestLayerDir(store.dir('node18')) } },
-        defaults: [],
-        slots: {},
-      }),
-    );
-    e = makeEnv('strata-dup-agent-');
-    writeTree(e.base, { 'bin/node': '#!/bin/sh\necho system\n' });
-    await e.ok('layer', 'create', 'node18', '--from', path.join(dir, 'src18'), '--version', '18');
-    await e.ok('view', 'add', e.base, '--at', e.mnt);
-    await e.ok('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, '--name', 'erin');
+    t.writeTeamFile({ team: TEAM, layers: await layerDigests(path.join(dir, 'peer-home'), ['node20', 'node18']) });
+    e = await t.agent({
+      prefix: 'strata-dup-agent-',
+      base: { 'bin/node': '#!/bin/sh\necho system\n' },
+      layers: { node18: ['--from', path.join(dir, 'src18'), '--version', '18'] },
+    });
+    await t.join(e, 'erin');
   });
-  after(async () => {
-    await e?.cleanup();
-    relay?.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  after(async () => t?.cleanup());
 
   it('applies each decision exactly once, whatever the order and however often it arrives', async () => {
-    const p = new RawPeer(relay.url);
+    const p = new RawPeer(t.url);
     await p.handshake(TEAM, key);
     const t0 = Date.now();
     const e1 = signedEvent(TEAM, p.identity, 1, [{ key: 'layer:node18', value: { active: true } }], { wall: t0 });
@@ -203,7 +180,7 @@ describe('team: duplicated and reordered delivery, corrupted chunks', function (
   });
 
   it('refuses a corrupted chunk, asks again, and imports only what matches the team digest', async () => {
-    const p = new RawPeer(relay.url);
+    const p = new RawPeer(t.url);
     await p.handshake(TEAM, key);
     const data = fs.readFileSync(archive);
     let served = 0;
@@ -221,7 +198,7 @@ describe('team: duplicated and reordered delivery, corrupted chunks', function (
     p.send({ t: 'event', event: signedEvent(TEAM, p.identity, 1, [{ key: 'layer:node20', value: { active: true } }]) });
     // node18 (active, same priority, earlier name) still wins bin/node; lib/blob is node20's alone.
     await eventually('the agent to pull, verify and serve node20', () => fs.existsSync(path.join(e.mnt, 'lib/blob')), 30000);
-    assert.strictEqual(fs.readFileSync(path.join(e.mnt, 'lib/blob'), 'utf8'), fs.readFileSync(path.join(dir, 'src20/lib/blob'), 'utf8'));
+    assert.strictEqual(fs.readFileSync(path.join(e.mnt, 'lib/blob'), 'utf8'), fs.readFileSync(path.join(t.dir, 'src20/lib/blob'), 'utf8'));
     assert.strictEqual(corrupted, 1);
     assert.ok(served > Math.ceil(data.length / CHUNK_BYTES), `the corrupted chunk was asked for again (served ${served})`);
     assert.match(
@@ -237,12 +214,12 @@ describe('team: duplicated and reordered delivery, corrupted chunks', function (
 
 describe('team: wss:// with a certificate', function () {
   this.timeout(60000);
-  let dir: string;
-  let relay: Relay;
+  let t: TeamFixture;
   let e: Env;
 
   before(async () => {
-    dir = fs.mkdtempSync('/tmp/strata-tls-');
+    t = new TeamFixture('strata-tls-');
+    const dir = t.dir;
     const cert = path.join(dir, 'cert.pem');
     const keyFile = path.join(dir, 'key.pem');
     execFileSync(
@@ -266,31 +243,26 @@ describe('team: wss:// with a certificate', function () {
       ],
       { stdio: 'ignore' },
     );
-    const secret = writeSecret(dir);
-    relay = await startRelay(secret, ['--tls-cert', cert, '--tls-key', keyFile]);
-    const teamFile = path.join(dir, 'strata.team.json');
-    fs.writeFileSync(teamFile, JSON.stringify({ format: 1, team: 'acme', relays: [relay.url], layers: {}, defaults: [], slots: {} }));
+    await t.startRelay(['--tls-cert', cert, '--tls-key', keyFile]);
+    t.writeTeamFile({ layers: {} });
     e = makeEnv('strata-tls-agent-');
+    t.agents.push(e);
     e.env.NODE_EXTRA_CA_CERTS = cert; // the agent trusts this relay's certificate
-    await e.ok('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, '--name', 'tls');
+    await t.join(e, 'tls');
   });
-  after(async () => {
-    await e?.cleanup();
-    relay?.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  after(async () => t?.cleanup());
 
   it('connects over TLS to a relay whose certificate it trusts', async () => {
-    assert.match(relay.url, /^wss:\/\/127\.0\.0\.1:\d+$/);
+    assert.match(t.url, /^wss:\/\/127\.0\.0\.1:\d+$/);
     const st = await eventually('the agent to connect over wss', async () => {
       const s = await e.json<TeamStatus>('team', 'status');
       return s.relays?.[0]?.state === 'connected' ? s : null;
     });
-    assert.strictEqual(st.relays![0].url, relay.url);
+    assert.strictEqual(st.relays![0].url, t.url);
   });
 
   it('refuses a relay whose certificate it does not trust', async () => {
-    const p = new RawPeer(relay.url);
+    const p = new RawPeer(t.url);
     await assert.rejects(p.opened, /self[- ]signed|certificate/i);
   });
 });

@@ -6,54 +6,44 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Env, makeEnv, writeTree } from './helpers';
-import { Relay, eventually, startRelay, writeSecret } from './team-helpers';
+import { TeamFixture, eventually, startTeam } from './team-helpers';
 import { TeamStatus } from '../../protocol';
 
 describe('team: a changed team file, read again without leaving', function () {
   this.timeout(120000);
-  let shared: string;
-  let relay: Relay;
-  let teamFile: string;
-  const agents: Env[] = [];
+  let t: TeamFixture;
   let a: Env, b: Env;
   const tool = (e: Env) => fs.readFileSync(path.join(e.mnt, 'bin/tool'), 'utf8');
 
-  async function agent(name: string, secret: string): Promise<Env> {
-    const e = makeEnv('strata-reload-');
-    agents.push(e);
-    writeTree(e.base, { 'bin/tool': 'base\n' });
-    for (const l of ['node20', 'tools']) await e.ok('layer', 'create', l, '--from', path.join(shared, l));
-    await e.ok('view', 'add', e.base, '--at', e.mnt);
-    await e.ok('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, '--name', name);
+  async function agent(name: string): Promise<Env> {
+    const e = await t.agent({
+      prefix: 'strata-reload-',
+      base: { 'bin/tool': 'base\n' },
+      layers: { node20: ['--from', path.join(t.dir, 'node20')], tools: ['--from', path.join(t.dir, 'tools')] },
+    });
+    await t.join(e, name);
     return e;
   }
 
   before(async () => {
-    shared = fs.mkdtempSync('/tmp/strata-reload-shared-');
-    writeTree(path.join(shared, 'node20'), { 'bin/node': 'v20\n' });
-    writeTree(path.join(shared, 'tools'), { 'bin/tool': 'tools\n' });
-    const secret = writeSecret(shared);
-    relay = await startRelay(secret);
-    teamFile = path.join(shared, 'strata.team.json');
+    t = await startTeam('strata-reload-shared-');
+    writeTree(path.join(t.dir, 'node20'), { 'bin/node': 'v20\n' });
+    writeTree(path.join(t.dir, 'tools'), { 'bin/tool': 'tools\n' });
     const maker = makeEnv('strata-reload-');
-    agents.push(maker);
-    for (const l of ['node20', 'tools']) await maker.ok('layer', 'create', l, '--from', path.join(shared, l));
-    await maker.ok('team', 'init', '--team-file', teamFile, '--relay', relay.url, '--layer', 'node20');
+    t.agents.push(maker);
+    for (const l of ['node20', 'tools']) await maker.ok('layer', 'create', l, '--from', path.join(t.dir, l));
+    await maker.ok('team', 'init', '--team-file', t.teamFile, '--relay', t.url, '--layer', 'node20');
     await maker.ok('agent', 'stop');
-    a = await agent('alice', secret);
-    b = await agent('bob', secret);
+    a = await agent('alice');
+    b = await agent('bob');
   });
 
-  after(async () => {
-    for (const e of agents) await e.cleanup();
-    relay?.stop();
-    fs.rmSync(shared, { recursive: true, force: true });
-  });
+  after(async () => t?.cleanup());
 
   it('team add on one machine and team reload on the other make a new team layer switch together', async () => {
     const layers = async (e: Env) => (await e.json<TeamStatus>('team', 'status')).teamLayers;
     assert.deepStrictEqual(await layers(a), ['node20']);
-    const added = await a.cli('team', 'add', 'tools', '--team-file', teamFile);
+    const added = await a.cli('team', 'add', 'tools', '--team-file', t.teamFile);
     assert.strictEqual(added.code, 0, added.stderr);
     assert.match(added.stderr, /this agent now uses the changed team file/);
     assert.deepStrictEqual(await layers(a), ['node20', 'tools']);
@@ -70,7 +60,7 @@ describe('team: a changed team file, read again without leaving', function () {
 
   it('says so when the agent is in no team', async () => {
     const lone = makeEnv('strata-reload-');
-    agents.push(lone);
+    t.agents.push(lone);
     await lone.ok('agent', 'start');
     const r = await lone.cli('team', 'reload');
     assert.strictEqual(r.code, 1);

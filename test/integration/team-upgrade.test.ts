@@ -7,8 +7,8 @@
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { Env, makeEnv, writeTree } from './helpers';
-import { Relay, eventually, startRelay, writeSecret } from './team-helpers';
+import { Env, writeTree } from './helpers';
+import { TeamFixture, eventually, readText as read, startTeam } from './team-helpers';
 import { TeamStatus } from '../../protocol';
 import { AgentClient } from '../../shared/client';
 import { socketPath } from '../../shared/paths';
@@ -17,52 +17,35 @@ import { digestLayerDir } from '../../daemon/team/digest';
 const TEAM = 'acme';
 const NODE18 = '#!/bin/sh\necho v18\n';
 const OLD_ID = 'alice-364818bd';
-const read = (p: string): string | null => {
-  try {
-    return fs.readFileSync(p, 'utf8');
-  } catch {
-    return null;
-  }
-};
 
 describe('team: upgrading an agent from before keys', function () {
   this.timeout(300_000);
-  let dir: string;
-  let relay: Relay;
+  let t: TeamFixture;
   let alice: Env;
   let bob: Env;
-  let teamFile: string;
 
   before(async () => {
-    dir = fs.mkdtempSync('/tmp/strata-upgrade-');
-    const secret = writeSecret(dir);
-    relay = await startRelay(secret, ['--team', TEAM]);
+    t = await startTeam('strata-upgrade-', ['--team', TEAM]);
+    const dir = t.dir;
     writeTree(path.join(dir, 'src18'), { 'bin/node': NODE18 });
     writeTree(path.join(dir, 'src22'), { 'lib/node22': 'node 22\n' });
-    const agent = async (name: string) => {
-      const e = makeEnv(`strata-upgrade-${name}-`);
-      writeTree(e.base, { 'bin/node': '#!/bin/sh\necho system\n' });
-      await e.ok('layer', 'create', 'node18', '--from', path.join(dir, 'src18'), '--version', '18');
-      await e.ok('layer', 'create', 'node22', '--from', path.join(dir, 'src22'), '--version', '22');
-      await e.ok('view', 'add', e.base, '--at', e.mnt);
-      return e;
-    };
+    const agent = (name: string) =>
+      t.agent({
+        prefix: `strata-upgrade-${name}-`,
+        base: { 'bin/node': '#!/bin/sh\necho system\n' },
+        layers: {
+          node18: ['--from', path.join(dir, 'src18'), '--version', '18'],
+          node22: ['--from', path.join(dir, 'src22'), '--version', '22'],
+        },
+      });
     alice = await agent('alice');
     bob = await agent('bob');
-    teamFile = path.join(dir, 'strata.team.json');
-    await alice.ok('team', 'init', '--team', TEAM, '--relay', relay.url, '--layer', 'node18', '--team-file', teamFile);
-    for (const [e, name] of [
-      [alice, 'alice'],
-      [bob, 'bob'],
-    ] as const)
-      await e.ok('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, '--name', name);
+    await alice.ok('team', 'init', '--team', TEAM, '--relay', t.url, '--layer', 'node18', '--team-file', t.teamFile);
+    await t.join(alice, 'alice');
+    await t.join(bob, 'bob');
   });
 
-  after(async () => {
-    for (const e of [alice, bob]) await e?.cleanup();
-    relay?.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  after(async () => t?.cleanup());
 
   it('makes a key, starts its format-1 state over with the reason logged, and switches with the team', async () => {
     await alice.ok('agent', 'stop');
@@ -107,7 +90,7 @@ describe('team: upgrading an agent from before keys', function () {
 
   it('keeps the decisions on a layer a reloaded team file adds, made before and after the reload', async () => {
     // team.reload (the extension's "Update Team File") with a file that names one more layer.
-    const spec = JSON.parse(fs.readFileSync(teamFile, 'utf8'));
+    const spec = JSON.parse(fs.readFileSync(t.teamFile, 'utf8'));
     spec.layers.node22 = { digest: await digestLayerDir(path.join(alice.home, 'layers/node22')) };
     const teamText = JSON.stringify(spec);
     const reload = async (e: Env) => {

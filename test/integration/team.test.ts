@@ -8,72 +8,40 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { spawn } from 'child_process';
 import { Env, makeEnv, writeTree } from './helpers';
-import { Relay, eventually, startRelay, writeSecret } from './team-helpers';
+import { TeamFixture, eventually, layerDigests, readText as read, startTeam } from './team-helpers';
 import { digestLayerDir } from '../../daemon/team/digest';
 import { TeamStatus, eventId } from '../../protocol';
 
-const read = (p: string): string | null => {
-  try {
-    return fs.readFileSync(p, 'utf8');
-  } catch {
-    return null;
-  }
-};
-
 describe('team: activations relayed between agents', function () {
   this.timeout(120000);
-  let shared: string;
-  let secret: string;
-  let teamFile: string;
-  let relay: Relay;
-  const agents: Env[] = [];
+  let t: TeamFixture;
   let a: Env, b: Env, c: Env;
 
   const node = (e: Env) => read(path.join(e.mnt, 'bin/node'));
   const NODE18 = '#!/bin/sh\necho v18\n';
   const NODE20 = '#!/bin/sh\necho v20\n';
 
-  async function agent(withLayers: string[]): Promise<Env> {
-    const e = makeEnv('strata-team-');
-    agents.push(e);
-    writeTree(e.base, { 'bin/node': '#!/bin/sh\necho system\n', README: 'project\n' });
-    for (const l of withLayers) await e.ok('layer', 'create', l, '--from', path.join(shared, l), '--version', l.slice(4));
-    await e.ok('view', 'add', e.base, '--at', e.mnt);
-    return e;
-  }
+  const agent = (withLayers: string[]) =>
+    t.agent({
+      prefix: 'strata-team-',
+      base: { 'bin/node': '#!/bin/sh\necho system\n', README: 'project\n' },
+      layers: Object.fromEntries(withLayers.map((l) => [l, ['--from', path.join(t.dir, l), '--version', l.slice(4)]])),
+    });
 
   before(async () => {
-    shared = fs.mkdtempSync('/tmp/strata-team-shared-');
-    writeTree(path.join(shared, 'node18'), { 'bin/node': NODE18 });
-    writeTree(path.join(shared, 'node20'), { 'bin/node': NODE20, 'lib/big': 'x'.repeat(300 * 1024) });
-    secret = writeSecret(shared);
-    relay = await startRelay(secret);
+    t = await startTeam('strata-team-shared-');
+    writeTree(path.join(t.dir, 'node18'), { 'bin/node': NODE18 });
+    writeTree(path.join(t.dir, 'node20'), { 'bin/node': NODE20, 'lib/big': 'x'.repeat(300 * 1024) });
     a = await agent(['node18', 'node20']);
     b = await agent(['node18', 'node20']);
     // The team file pins each team layer's content digest, as a lock file pins packages.
-    const digests: Record<string, { digest: string }> = {};
-    for (const l of ['node18', 'node20']) digests[l] = { digest: await digestLayerDir(path.join(a.home, 'layers', l)) };
-    teamFile = path.join(shared, 'strata.team.json');
-    fs.writeFileSync(
-      teamFile,
-      JSON.stringify(
-        { format: 1, team: 'acme', relays: [relay.url], layers: digests, defaults: [], slots: { node: ['node18', 'node20'] } },
-        null,
-        2,
-      ),
-    );
-    await a.ok('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, '--name', 'alice');
-    await b.ok('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, '--name', 'bob');
-    await eventually('both agents to see each other', async () =>
-      (await a.json<TeamStatus>('team', 'status')).peers?.some((p) => p.user === 'bob'),
-    );
+    t.writeTeamFile({ layers: await layerDigests(a.home, ['node18', 'node20']), slots: { node: ['node18', 'node20'] } });
+    await t.join(a, 'alice');
+    await t.join(b, 'bob');
+    await t.sees(a, 'bob');
   });
 
-  after(async () => {
-    for (const e of agents) await e.cleanup();
-    relay?.stop();
-    fs.rmSync(shared, { recursive: true, force: true });
-  });
+  after(async () => t?.cleanup());
 
   it("activate on A makes B's view redirect", async () => {
     assert.strictEqual(node(b), '#!/bin/sh\necho system\n');
@@ -116,8 +84,8 @@ describe('team: activations relayed between agents', function () {
   });
 
   it('switches personal and team layers named together: personal ones here only, team ones for everyone', async () => {
-    writeTree(path.join(shared, 'tools'), { 'opt/tools/tool': 'tool\n' });
-    await a.ok('layer', 'create', 'tools', '--from', path.join(shared, 'tools'));
+    writeTree(path.join(t.dir, 'tools'), { 'opt/tools/tool': 'tool\n' });
+    await a.ok('layer', 'create', 'tools', '--from', path.join(t.dir, 'tools'));
     const r = await a.json<{ active: string[]; decision?: string }>('activate', 'tools', 'node18');
     assert.deepStrictEqual([...r.active].sort(), ['node18', 'tools']);
     assert.match(r.decision ?? '', /^[A-Z2-7]{8}(-[A-Z2-7]{8}){3}:\d+$/);
@@ -139,18 +107,18 @@ describe('team: activations relayed between agents', function () {
     const itself = await a.cli('swap', 'node20', 'node20');
     assert.strictEqual(itself.code, 1);
     assert.match(itself.stderr, /E_BAD_REQUEST: cannot swap "node20" for itself/);
-    const again = await a.cli('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile);
+    const again = await a.cli('team', 'join', t.url, '--secret-file', t.secret, '--team-file', t.teamFile);
     assert.strictEqual(again.code, 1);
     assert.match(again.stderr, /E_TEAM_JOINED: already in team "acme"/);
     assert.match(again.stderr, /strata team leave/);
   });
 
   it('says a busy --listen port is in use (join --listen, agent start --listen, relay), and joins nothing', async () => {
-    const port = new URL(relay.url).port; // the relay holds it
+    const port = new URL(t.url).port; // the relay holds it
     const busy = `127.0.0.1:${port}`;
     const d = makeEnv('strata-team-');
-    agents.push(d);
-    const join = (...extra: string[]) => d.cli('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, ...extra);
+    t.agents.push(d);
+    const join = (...extra: string[]) => d.cli('team', 'join', t.url, '--secret-file', t.secret, '--team-file', t.teamFile, ...extra);
     const r = await join('--listen', busy);
     assert.strictEqual(r.code, 1);
     assert.match(r.stderr, new RegExp(`E_TEAM_LISTEN: cannot listen on ${busy}: port ${port} is in use`));
@@ -160,13 +128,13 @@ describe('team: activations relayed between agents', function () {
     await d.ok('agent', 'stop');
     await d.ok('agent', 'start', '--listen', busy);
     assert.match((await join()).stderr, /E_TEAM_LISTEN: .* is in use/);
-    const rl = await d.cli('relay', '--listen', busy, '--secret-file', secret);
+    const rl = await d.cli('relay', '--listen', busy, '--secret-file', t.secret);
     assert.strictEqual(rl.code, 1);
     assert.match(rl.stderr, /E_TEAM_LISTEN: .* is in use/);
     // Joined, an agent started with a busy --listen fails to start instead of running outside the team.
     await d.ok('agent', 'stop');
     await d.ok('agent', 'start');
-    await d.ok('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile);
+    await d.ok('team', 'join', t.url, '--secret-file', t.secret, '--team-file', t.teamFile);
     await d.ok('agent', 'stop');
     const st = await d.cli('agent', 'start', '--listen', busy);
     assert.strictEqual(st.code, 1, st.stdout);
@@ -178,13 +146,13 @@ describe('team: activations relayed between agents', function () {
 
   it('lets a late joiner catch up, pulling the layer it lacks and verifying it', async () => {
     c = await agent(['node18']);
-    await c.ok('team', 'join', relay.url, '--secret-file', secret, '--team-file', teamFile, '--name', 'carol');
+    await t.join(c, 'carol');
     await eventually('C to pull node 20 and serve it', () => node(c) === NODE20, 30000);
     const layer = await c.json<{ name: string }>('layer', 'show', 'node20');
     assert.strictEqual(layer.name, 'node20');
     assert.strictEqual(
       await digestLayerDir(path.join(c.home, 'layers/node20')),
-      JSON.parse(fs.readFileSync(teamFile, 'utf8')).layers.node20.digest,
+      JSON.parse(fs.readFileSync(t.teamFile, 'utf8')).layers.node20.digest,
     );
   });
 

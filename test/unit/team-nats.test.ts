@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { bucketBase, bucketsOf, kvKey, registerOf, seedsOf, serversOf } from '../../daemon/team/nats/names';
 import { openEvent, openPresence, sealEvent, sealPresence } from '../../daemon/team/nats/seal';
 import { connectError, readCredentials } from '../../daemon/team/nats/connect';
+import { Watching } from '../../daemon/team/nats/watch';
 import { Identity } from '../../daemon/team/identity';
 import { isNatsUrl } from '../../protocol';
 
@@ -119,5 +120,71 @@ describe('team over NATS: credentials and errors', () => {
     assert.match(e.hint ?? '', /Check the user and password .* in \/c\.json/);
     const down = connectError(['nats://h:1'], null, new Error('ECONNREFUSED'));
     assert.match(down.message, /cannot reach the NATS server at nats:\/\/h:1/);
+  });
+});
+
+/** A watch fed by the test: push() an entry, fail() it, end it with stop(). */
+class FakeWatch implements AsyncIterable<number> {
+  private readonly queue: number[] = [];
+  private wake: (() => void) | null = null;
+  private error: Error | null = null;
+  stopped = false;
+  push(n: number): void {
+    this.queue.push(n);
+    this.wake?.();
+  }
+  fail(e: Error): void {
+    this.error = e;
+    this.wake?.();
+  }
+  stop(): void {
+    this.stopped = true;
+    this.wake?.();
+  }
+  async *[Symbol.asyncIterator](): AsyncIterator<number> {
+    for (;;) {
+      if (this.error) throw this.error;
+      const n = this.queue.shift();
+      if (n !== undefined) yield n;
+      else if (this.stopped) return;
+      else await new Promise<void>((r) => (this.wake = r));
+    }
+  }
+}
+
+describe('team over NATS: one live watch (Watching)', () => {
+  const tick = () => new Promise((r) => setImmediate(r));
+
+  it('stops the watch it replaces and reads only the new one; logs a failure unless stopped', async () => {
+    const logs: string[] = [];
+    let stopped = false;
+    const w = new Watching<number>(
+      'the test bucket',
+      (m) => logs.push(m),
+      () => stopped,
+    );
+    const read: string[] = [];
+    const first = new FakeWatch();
+    w.follow(first, (n) => read.push(`first ${n}`));
+    first.push(1);
+    await tick();
+    first.push(2); // arrives as the watch is replaced: not read
+    const second = new FakeWatch();
+    w.follow(second, (n) => read.push(`second ${n}`));
+    assert.equal(first.stopped, true);
+    second.push(3);
+    await tick();
+    assert.deepEqual(read, ['first 1', 'second 3']);
+    second.fail(new Error('consumer gone'));
+    await tick();
+    assert.deepEqual(logs, ['[team] watching the test bucket stopped: consumer gone']);
+    const third = new FakeWatch();
+    w.follow(third, () => {});
+    stopped = true;
+    w.stop();
+    third.fail(new Error('closed'));
+    await tick();
+    assert.equal(third.stopped, true);
+    assert.equal(logs.length, 1);
   });
 });

@@ -21,6 +21,7 @@ import type { Hlc } from '../../../protocol';
 import { writeFileAtomic } from '../../atomic';
 import { kvKey, registerOf } from './names';
 import { openEvent, sealEvent } from './seal';
+import { Watching } from './watch';
 
 /** JetStream's "wrong last sequence" (a compare-and-set lost the race). */
 const WRONG_LAST_SEQUENCE = 10071;
@@ -48,7 +49,11 @@ export class Decisions {
   /** The revision at the last check (check()). */
   private checkedAt = -1;
   private stopped = false;
-  private watcher: { stop(): void } | null = null;
+  private readonly watching = new Watching<KvWatchEntry>(
+    'the decisions bucket',
+    (m) => this.o.log(m),
+    () => this.stopped,
+  );
   private readonly writes = new Map<string, Promise<void>>();
   /** Each key's latest revision as read here, and the tag of the event it holds (null: not a member's): a write needs no read first. */
   private readonly latest = new Map<string, { revision: number; tag: Hlc | null }>();
@@ -84,16 +89,9 @@ export class Decisions {
         from > 0 ? { key: '>', resumeFromRevision: from + 1, ignoreDeletes: true } : { key: '>', include: 'history', ignoreDeletes: true },
       ),
     );
-    this.watcher?.stop();
-    this.watcher = it;
-    void (async () => {
-      for await (const e of it) {
-        if (this.watcher !== it) break;
-        this.entry(e);
-        if (e.revision >= last) this.markCaughtUp();
-      }
-    })().catch((e) => {
-      if (!this.stopped) this.o.log(`[team] watching the decisions bucket stopped: ${(e as Error).message}`);
+    this.watching.follow(it, (e) => {
+      this.entry(e);
+      if (e.revision >= last) this.markCaughtUp();
     });
   }
 
@@ -125,7 +123,7 @@ export class Decisions {
 
   stop(): void {
     this.stopped = true;
-    this.watcher?.stop();
+    this.watching.stop();
   }
 
   private entry(e: KvWatchEntry, again = false): void {

@@ -12,6 +12,7 @@ import { RefusalLog } from '../refusals';
 import { presenceKey } from './names';
 import { retried } from './decisions';
 import { openPresence, sealPresence } from './seal';
+import { Watching } from './watch';
 
 export interface PresenceOptions {
   kv: KV;
@@ -33,8 +34,12 @@ export class PresenceBoard {
   /** Least recently heard first. */
   readonly byAgent = new Map<string, Presence>();
   private readonly heard = new Map<string, number>();
-  private watcher: { stop(): void } | null = null;
   private stopped = false;
+  private readonly watching = new Watching<KvWatchEntry>(
+    'the presence bucket',
+    (m) => this.o.log(m),
+    () => this.stopped,
+  );
   private writing: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly o: PresenceOptions) {}
@@ -42,21 +47,12 @@ export class PresenceBoard {
   /** Watch the latest presence of each agent, then every change (again after a reconnect: a watch does not outlive its server). */
   async start(): Promise<void> {
     const it = await retried(() => this.o.kv.watch({ key: '>', ignoreDeletes: true }));
-    this.watcher?.stop();
-    this.watcher = it;
-    void (async () => {
-      for await (const e of it) {
-        if (this.watcher !== it) break;
-        this.entry(e);
-      }
-    })().catch((e) => {
-      if (!this.stopped) this.o.log(`[team] watching the presence bucket stopped: ${(e as Error).message}`);
-    });
+    this.watching.follow(it, (e) => this.entry(e));
   }
 
   stop(): void {
     this.stopped = true;
-    this.watcher?.stop();
+    this.watching.stop();
   }
 
   heardAt(agent: string): number | undefined {
