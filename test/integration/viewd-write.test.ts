@@ -258,6 +258,26 @@ print(subprocess.run([sys.executable, '-c', probe, sys.argv[1]], capture_output=
       assert.notStrictEqual(as(`mknod ${m('mem')} c 1 1`).code, 0, 'no devices for an ordinary user');
     });
 
+    it("a write to another user's set-id file clears setuid and setgid; root's write keeps them; any write drops security.capability", function () {
+      // In the base and in a layer's writable copy: both are written with the server's credentials.
+      for (const f of ['shared-suid', 'm/shared/tool']) {
+        fs.writeFileSync(m(f), 'x\n');
+        fs.chmodSync(m(f), 0o6777);
+        const r = as(`echo y >> ${m(f)}`);
+        assert.strictEqual(r.code, 0, r.out);
+        assert.strictEqual(fs.statSync(m(f)).mode & 0o7777, 0o777, `${f}: set-id bits cleared by a non-owner's write`);
+        assert.strictEqual(fs.statSync(m(f)).uid, 0);
+      }
+      fs.writeFileSync(m('root-suid'), 'x\n');
+      fs.chmodSync(m('root-suid'), 0o6755);
+      fs.appendFileSync(m('root-suid'), 'y\n');
+      assert.strictEqual(fs.statSync(m('root-suid')).mode & 0o7777, 0o6755, 'CAP_FSETID keeps them');
+      execFileSync('setcap', ['cap_net_raw+ep', m('root-suid')]);
+      assert.match(execFileSync('getcap', [m('root-suid')], { encoding: 'utf8' }), /cap_net_raw/);
+      fs.appendFileSync(m('root-suid'), 'z\n');
+      assert.strictEqual(execFileSync('getcap', [m('root-suid')], { encoding: 'utf8' }).trim(), '', 'security.capability dropped');
+    });
+
     it('makes and uses FIFOs', function () {
       const r = as(`mkfifo ${m('fifo')} && (echo piped > ${m('fifo')} &) && cat ${m('fifo')}`);
       assert.strictEqual(r.out, 'piped\n');
