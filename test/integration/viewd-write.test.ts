@@ -193,6 +193,34 @@ print(subprocess.run([sys.executable, '-c', probe, sys.argv[1]], capture_output=
     }
   });
 
+  it('one file open many times at once: readers, writers and mmap agree, also across a copy-up under a reader', function () {
+    // In passthrough the kernel takes every open of one inode in one mode (EIO otherwise).
+    const r = spawnSync(
+      PY,
+      [
+        '-c',
+        `import mmap, os, sys
+b = os.open(sys.argv[1], os.O_RDWR)
+a = os.open(sys.argv[1], os.O_RDONLY)
+os.pwrite(b, b"BA", 0)
+m = mmap.mmap(a, 0, prot=mmap.PROT_READ)
+print(os.pread(a, 1, 0).decode(), m[:2].decode())
+lower = os.open(sys.argv[2], os.O_RDONLY)
+w = os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND)
+os.write(w, b"more\\n")
+print(os.pread(lower, 64, 0).decode().strip())
+for fd in (a, b, lower, w): os.close(fd)`,
+        m('a'),
+        m('m/lf'),
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.strictEqual(r.stderr, '');
+    assert.strictEqual(r.stdout, 'B BA\nlower\n');
+    assert.strictEqual(fs.readFileSync(path.join(tools.writable, 'm/lf'), 'utf8'), 'lower\nmore\n');
+    assert.strictEqual(fs.readFileSync(path.join(tools.files, 'm/lf'), 'utf8'), 'lower\n');
+  });
+
   describe('as a second, non-root user against a root server (allow_other)', function () {
     let uid: number;
     let gid: number;
