@@ -19,6 +19,7 @@
         "daemon/fuse/viewd/ops_rename.c",
         "daemon/fuse/viewd/ops_attr.c",
         "daemon/fuse/viewd/ops_file.c",
+        "daemon/fuse/viewd/passthrough.c",
         "daemon/fuse/viewd/ops_dir.c",
         "daemon/fuse/viewd/util.c"
       ],

@@ -193,6 +193,34 @@ print(subprocess.run([sys.executable, '-c', probe, sys.argv[1]], capture_output=
     }
   });
 
+  it('one file open many times at once: readers, writers and mmap agree, also across a copy-up under a reader', function () {
+    // In passthrough the kernel takes every open of one inode in one mode (EIO otherwise).
+    const r = spawnSync(
+      PY,
+      [
+        '-c',
+        `import mmap, os, sys
+b = os.open(sys.argv[1], os.O_RDWR)
+a = os.open(sys.argv[1], os.O_RDONLY)
+os.pwrite(b, b"BA", 0)
+m = mmap.mmap(a, 0, prot=mmap.PROT_READ)
+print(os.pread(a, 1, 0).decode(), m[:2].decode())
+lower = os.open(sys.argv[2], os.O_RDONLY)
+w = os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND)
+os.write(w, b"more\\n")
+print(os.pread(lower, 64, 0).decode().strip())
+for fd in (a, b, lower, w): os.close(fd)`,
+        m('a'),
+        m('m/lf'),
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.strictEqual(r.stderr, '');
+    assert.strictEqual(r.stdout, 'B BA\nlower\n');
+    assert.strictEqual(fs.readFileSync(path.join(tools.writable, 'm/lf'), 'utf8'), 'lower\nmore\n');
+    assert.strictEqual(fs.readFileSync(path.join(tools.files, 'm/lf'), 'utf8'), 'lower\n');
+  });
+
   describe('as a second, non-root user against a root server (allow_other)', function () {
     let uid: number;
     let gid: number;
@@ -256,6 +284,26 @@ print(subprocess.run([sys.executable, '-c', probe, sys.argv[1]], capture_output=
       assert.strictEqual(fs.statSync(m('sh2')).mode & 0o7777, 0o755, 'setuid cleared by the write');
       assert.notStrictEqual(as(`chown 0 ${m('sh2')}`).code, 0, 'no giving files to root');
       assert.notStrictEqual(as(`mknod ${m('mem')} c 1 1`).code, 0, 'no devices for an ordinary user');
+    });
+
+    it("a write to another user's set-id file clears setuid and setgid; root's write keeps them; any write drops security.capability", function () {
+      // In the base and in a layer's writable copy: both are written with the server's credentials.
+      for (const f of ['shared-suid', 'm/shared/tool']) {
+        fs.writeFileSync(m(f), 'x\n');
+        fs.chmodSync(m(f), 0o6777);
+        const r = as(`echo y >> ${m(f)}`);
+        assert.strictEqual(r.code, 0, r.out);
+        assert.strictEqual(fs.statSync(m(f)).mode & 0o7777, 0o777, `${f}: set-id bits cleared by a non-owner's write`);
+        assert.strictEqual(fs.statSync(m(f)).uid, 0);
+      }
+      fs.writeFileSync(m('root-suid'), 'x\n');
+      fs.chmodSync(m('root-suid'), 0o6755);
+      fs.appendFileSync(m('root-suid'), 'y\n');
+      assert.strictEqual(fs.statSync(m('root-suid')).mode & 0o7777, 0o6755, 'CAP_FSETID keeps them');
+      execFileSync('setcap', ['cap_net_raw+ep', m('root-suid')]);
+      assert.match(execFileSync('getcap', [m('root-suid')], { encoding: 'utf8' }), /cap_net_raw/);
+      fs.appendFileSync(m('root-suid'), 'z\n');
+      assert.strictEqual(execFileSync('getcap', [m('root-suid')], { encoding: 'utf8' }).trim(), '', 'security.capability dropped');
     });
 
     it('makes and uses FIFOs', function () {

@@ -22,7 +22,8 @@ struct viewd g;
 static void vd_init(void *userdata, struct fuse_conn_info *conn) {
   (void)userdata;
   /* The kernel clears set-id bits before a write (a setattr we run as the caller): our own
-     writes run with the server's credentials, which would keep them. */
+     writes run with the server's credentials, which would keep them. (libfuse 3.14 never sends
+     this flag anyway; docs/view-core.md, "I/O pass".) */
   conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
   if (conn->capable & FUSE_CAP_SPLICE_WRITE) conn->want |= FUSE_CAP_SPLICE_WRITE;
   if (conn->capable & FUSE_CAP_SPLICE_READ) conn->want |= FUSE_CAP_SPLICE_READ;
@@ -40,7 +41,7 @@ static void vd_init(void *userdata, struct fuse_conn_info *conn) {
 static void usage(void) {
   fprintf(stderr,
           "usage: strata-viewd [--in-place] [--allow-other] [--fsname NAME] [--rules FILE] [--timeout SECONDS]\n"
-          "                    [--debug] MOUNTPOINT BASE SOCKET\n");
+          "                    [--no-passthrough] [--debug] MOUNTPOINT BASE SOCKET\n");
   exit(2);
 }
 
@@ -63,7 +64,7 @@ static char *read_file(const char *path, size_t *len) {
 }
 
 int main(int argc, char **argv) {
-  int in_place = 0, allow_other = 0, debug = 0;
+  int in_place = 0, allow_other = 0, debug = 0, passthrough = 1;
   const char *fsname = "strata", *rules = NULL;
   g.timeout = 60;
   int i = 1;
@@ -72,6 +73,7 @@ int main(int argc, char **argv) {
     if (!strcmp(a, "--in-place")) in_place = 1;
     else if (!strcmp(a, "--allow-other")) allow_other = 1;
     else if (!strcmp(a, "--debug")) debug = 1;
+    else if (!strcmp(a, "--no-passthrough")) passthrough = 0;
     else if (!strcmp(a, "--fsname") && i + 1 < argc) fsname = argv[++i];
     else if (!strcmp(a, "--rules") && i + 1 < argc) rules = argv[++i];
     else if (!strcmp(a, "--timeout") && i + 1 < argc) g.timeout = atof(argv[++i]);
@@ -164,6 +166,7 @@ int main(int argc, char **argv) {
     fuse_session_destroy(g.se);
     return 1;
   }
+  if (pt_start(passthrough) != 0) vlog("passthrough: libfuse refused the custom io; serving without it");
   if (notifier_start() != 0 || control_run() != 0 || watch_start() != 0) {
     fuse_session_unmount(g.se);
     control_stop();

@@ -43,10 +43,10 @@ static void fh_free(struct fh *h) {
   if (h->next) h->next->prev = h->prev;
   pthread_mutex_unlock(&fh_lock);
   if (h->writing) {
-    pthread_mutex_lock(&g_nodes);
-    h->node->self_written = 1; /* before close(): its IN_CLOSE_WRITE is ours */
-    pthread_mutex_unlock(&g_nodes);
+    struct stat st;
+    watch_self_closed(h->node, fstat(h->fd, &st) == 0 ? &st : NULL);
   }
+  pt_release(h);
   node_detach_fh(h->node, h);
   close(h->fd);
   free(h->layer);
@@ -110,10 +110,11 @@ static void vd_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     fuse_reply_err(req, -r);
     return;
   }
+  h->lower = f.src.kind == SRC_FILES;
   fi->fh = (uintptr_t)h;
   fi->keep_cache = 1;
   if (fi->flags & O_DIRECT) fi->direct_io = 1;
-  if (fuse_reply_open(req, fi) == -ENOENT) fh_free(h); /* the caller was interrupted */
+  if (pt_reply_open(req, fi, h) == -ENOENT) fh_free(h); /* the caller was interrupted */
 }
 
 /* create() opens through here too. */
@@ -121,7 +122,7 @@ int reply_created(fuse_req_t req, struct fuse_entry_param *e, struct fuse_file_i
   fi->fh = (uintptr_t)h;
   fi->keep_cache = 1;
   if (fi->flags & O_DIRECT) fi->direct_io = 1;
-  int r = fuse_reply_create(req, e, fi);
+  int r = pt_reply_create(req, e, fi, h);
   if (r == -ENOENT) fh_free(h);
   return r;
 }

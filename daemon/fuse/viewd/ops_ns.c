@@ -168,6 +168,7 @@ static void vd_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
   int r = target_for(t, pn, name, &tg, 1);
   struct found f;
   const char *layer = NULL;
+  int fd_lower = 0;
   if (r == -EEXIST && !(fi->flags & O_EXCL)) {
     /* It appeared since the kernel's lookup: open what is there, as open() would. */
     int writing = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
@@ -179,6 +180,7 @@ static void vd_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
       r = fd < 0 ? -errno : 0;
       ident_leave(&id);
       if (f.src.kind != SRC_BASE) layer = t->layers[f.src.layer].name;
+      fd_lower = f.src.kind == SRC_FILES;
     }
   } else if (!r) {
     struct ident id;
@@ -195,6 +197,7 @@ static void vd_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
   struct fh *h = NULL;
   if (!r) {
     h = fh_new(fd, (struct node *)(uintptr_t)e.ino, req, layer, tg.path, (fi->flags & O_ACCMODE) != O_RDONLY);
+    if (h) h->lower = fd_lower;
     if (!h) {
       node_forget(e.ino, 1);
       r = -ENOMEM;

@@ -151,6 +151,10 @@ struct node {
   uint64_t self_attr_sum;   /* the attributes the kernel was last told after one (attr_sum) */
   time_t self_attr_at;
   int vanished;             /* a folder a switch took out of the view (see inval.c): not reused */
+  int pt_id, pt_users;      /* passthrough.c: backing id and the opens using it */
+  int cached_users;         /* passthrough.c: opens through the kernel's page cache */
+  int pt_writers;           /* passthrough opens for writing (atomic): their backing files' closes are ours */
+  dev_t pt_dev; ino_t pt_ino; /* the backing file */
 };
 
 struct dentry {
@@ -240,9 +244,13 @@ struct fh {
   int writing;             /* opened for writing */
   char *layer;             /* for open-files */
   char *path;              /* view path at open */
+  int io;                  /* passthrough.c: FH_UNCOUNTED, FH_CACHED or FH_BACKING */
+  int lower;               /* a layer's lower file (copied up on the first write open) */
   struct fh *next_of_node;
   struct fh *next, *prev;  /* all open files */
 };
+
+enum { FH_UNCOUNTED = 0, FH_CACHED, FH_BACKING };
 
 void open_files_text(char **out, size_t *len);
 struct fh *fh_new(int fd, struct node *n, fuse_req_t req, const char *layer, const char *path, int writing);
@@ -250,6 +258,16 @@ struct fh *fh_new(int fd, struct node *n, fuse_req_t req, const char *layer, con
 int reply_created(fuse_req_t req, struct fuse_entry_param *e, struct fuse_file_info *fi, struct fh *h);
 /* The real fd of an open file, -1 without one. */
 int fh_fd(struct fuse_file_info *fi);
+
+/* ---- passthrough.c ------------------------------------------------------- */
+
+/* After mounting, before serving: asks the kernel for passthrough when wanted (root only). */
+int pt_start(int wanted);
+/* fuse_reply_open / fuse_reply_create, in passthrough when the kernel agreed and the node allows. */
+int pt_reply_open(fuse_req_t req, struct fuse_file_info *fi, struct fh *h);
+int pt_reply_create(fuse_req_t req, const struct fuse_entry_param *e, struct fuse_file_info *fi, struct fh *h);
+/* The handle is going: its node's passthrough or page-cache count. */
+void pt_release(struct fh *h);
 
 /* ---- ops ---------------------------------------------------------------- */
 
@@ -319,6 +337,8 @@ void watch_self_attr_begin(struct node *n);
 /* ... and did: st is what the file has now (NULL when it failed or is unknown). An IN_ATTRIB of
    n's base file is then skipped while the file still has those attributes. */
 void watch_self_attr_end(struct node *n, const struct stat *st);
+/* The server is about to close a file it wrote (st: its attributes now, or NULL). */
+void watch_self_closed(struct node *n, const struct stat *st);
 
 /* ---- control.c ---------------------------------------------------------- */
 
