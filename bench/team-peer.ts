@@ -135,6 +135,11 @@ export interface RelayStats {
   deliveries: number;
   rss: number;
   heapUsed: number;
+  /** heapTotal, external and arrayBuffers of process.memoryUsage(). */
+  heapTotal: number;
+  external: number;
+  /** CPU time of the relay process so far (user + system, µs). */
+  cpuUs: number;
   connected: number;
 }
 
@@ -159,11 +164,15 @@ export function relayChild(): void {
   const reply = (m: unknown) => process.send!(m);
   const stats = (): RelayStats => {
     const m = process.memoryUsage();
+    const cpu = process.cpuUsage();
     return {
       port: node?.port ?? 0,
       deliveries: deliveries(),
       rss: m.rss,
       heapUsed: m.heapUsed,
+      heapTotal: m.heapTotal,
+      external: m.external,
+      cpuUs: cpu.user + cpu.system,
       connected: node?.connectedAgents().length ?? 0,
     };
   };

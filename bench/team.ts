@@ -330,7 +330,14 @@ async function deliveries(
   subscribers: number,
   burst: number,
   rounds: number,
-): Promise<{ perSecond: number[]; relayPerSecond: number[]; subscribers: number; burst: number }> {
+): Promise<{
+  perSecond: number[];
+  relayPerSecond: number[];
+  relayCpuUs: number[];
+  benchCpuUs: number[];
+  subscribers: number;
+  burst: number;
+}> {
   const relay = new RelayProc();
   cleanups.push(() => relay.stop());
   // A burst would trip the default per-connection rate limit (500/s, burst 2000): raise it here.
@@ -349,24 +356,32 @@ async function deliveries(
   await sleep(300);
   const perSecond: number[] = [];
   const relayPerSecond: number[] = [];
+  // CPU time per delivery, of the relay and of this process (publisher and subscribers): less
+  // sensitive than the rate to what else the shared machine runs.
+  const relayCpuUs: number[] = [];
+  const benchCpuUs: number[] = [];
   let seq = 0;
   for (let r = 0; r < rounds; r++) {
     const base = subs.map((s) => s.events);
     const frames = Array.from({ length: burst }, () => eventFrame(pub.identity, TEAM, ++seq));
     const before = await relay.stats();
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     for (const f of frames) pub.send(f);
     await until(`${subscribers} subscribers to receive ${burst} events`, () => subs.every((s, i) => s.events - base[i] >= burst), 120000);
     const t1 = Math.max(...subs.map((s) => s.lastEventAt));
+    const cpu1 = process.cpuUsage(cpu0);
     const after = await relay.stats();
     perSecond.push((subscribers * burst) / ((t1 - t0) / 1000));
     relayPerSecond.push((after.deliveries - before.deliveries) / ((t1 - t0) / 1000));
+    relayCpuUs.push((after.cpuUs - before.cpuUs) / (subscribers * burst));
+    benchCpuUs.push((cpu1.user + cpu1.system) / (subscribers * burst));
     log(`  round ${r + 1}: ${subscribers}×${burst} events in ${(t1 - t0).toFixed(0)} ms`);
     await sleep(500);
   }
   for (const p of [...subs, pub]) p.close();
   await relay.stop();
-  return { perSecond, relayPerSecond, subscribers, burst };
+  return { perSecond, relayPerSecond, relayCpuUs, benchCpuUs, subscribers, burst };
 }
 
 // ---- memory per connection -----------------------------------------------------------------------------
@@ -529,6 +544,9 @@ async function main(): Promise<void> {
       deliveries_per_s: Math.round(pct(d.perSecond, 50)),
       deliveries_per_s_rounds: d.perSecond.map(Math.round),
       relay_sends_per_s: Math.round(pct(d.relayPerSecond, 50)),
+      relay_cpu_us_per_delivery: r2(pct(d.relayCpuUs, 50)),
+      bench_cpu_us_per_delivery: r2(pct(d.benchCpuUs, 50)),
+      load_average: os.loadavg().map(r2),
       deliveries_subscribers: d.subscribers,
       deliveries_burst: d.burst,
       deliveries_limits: 'relay rate and burst raised to 1e9 frames (default 500/s, burst 2000)',
@@ -589,7 +607,8 @@ async function main(): Promise<void> {
   if (d) {
     lines.push(
       `deliveries: ${out.deliveries_per_s}/s median of ${d.perSecond.length} rounds (${d.perSecond.map(Math.round).join(', ')}), ` +
-        `${d.subscribers} subscribers × ${d.burst} events; relay sends ${out.relay_sends_per_s}/s; rate limit raised`,
+        `${d.subscribers} subscribers × ${d.burst} events; relay sends ${out.relay_sends_per_s}/s; rate limit raised; ` +
+        `CPU per delivery: relay ${out.relay_cpu_us_per_delivery} µs, publisher and subscribers ${out.bench_cpu_us_per_delivery} µs`,
     );
   }
   if (m) {
