@@ -41,6 +41,8 @@ const HELP = `usage: npm run bench:team -- [--quick] [--json] [--connections N]
   --json           print exactly one JSON object on stdout (progress goes to stderr)
   --connections N  connections for the memory measurement (default 1000)
   --only PART      run one part: propagation, deliveries, memory or nats (NATS JetStream, bench/team-nats.ts)
+  --agents LIST    NATS propagation team sizes (default 10,100,1000)
+  --watchers LIST  NATS fan-out to plain watchers (default 100,1000,10000)
 `;
 
 const TEAM = 'bench';
@@ -466,6 +468,15 @@ async function main(): Promise<void> {
   const ci = argv.indexOf('--connections');
   const connections = ci >= 0 ? Number(argv[ci + 1]) : quick ? 300 : 1000;
   if (!Number.isSafeInteger(connections) || connections < 1) throw new Error('--connections needs a positive integer');
+  const sizesOf = (flag: string, dflt: number[]) => {
+    const i = argv.indexOf(flag);
+    if (i < 0) return dflt;
+    const xs = argv[i + 1].split(',').map(Number);
+    if (!xs.every((x) => Number.isSafeInteger(x) && x > 1)) throw new Error(`${flag} needs a comma-separated list of counts above 1`);
+    return xs;
+  };
+  const agentSizes = sizesOf('--agents', quick ? [10, 100] : [10, 100, 1000]);
+  const watcherSizes = sizesOf('--watchers', quick ? [100] : [100, 1000, 10000]);
   const oi = argv.indexOf('--only');
   const only = oi >= 0 ? argv[oi + 1] : null;
   if (only !== null && !['propagation', 'deliveries', 'memory', 'nats'].includes(only))
@@ -520,7 +531,7 @@ async function main(): Promise<void> {
 
   let nats: Awaited<ReturnType<typeof natsPart>> | null = null;
   if (doing('nats')) {
-    if (natsAvailable()) nats = await natsPart(quick, connections);
+    if (natsAvailable()) nats = await natsPart(quick, connections, agentSizes, watcherSizes);
     else log('nats: nats-server is not on PATH (apt-get install nats-server): skipped');
   }
 
@@ -567,18 +578,30 @@ async function main(): Promise<void> {
   if (nats) {
     out.nats_server = nats.version;
     for (const x of nats.props) {
-      out[`nats_propagation_p50_ms_${x.agents}`] = r2(pct(x.all, 50));
-      out[`nats_propagation_p99_ms_${x.agents}`] = r2(pct(x.all, 99));
-      out[`nats_propagation_peer_p99_ms_${x.agents}`] = r2(pct(x.each, 99));
-      out[`nats_propagation_decisions_${x.agents}`] = x.decisions;
+      const k = `${x.servers > 1 ? 'cluster_' : ''}${x.agents}`;
+      out[`nats_propagation_p50_ms_${k}`] = r2(pct(x.all, 50));
+      out[`nats_propagation_p99_ms_${k}`] = r2(pct(x.all, 99));
+      out[`nats_propagation_peer_p99_ms_${k}`] = r2(pct(x.each, 99));
+      out[`nats_propagation_decisions_${k}`] = x.decisions;
+      out[`nats_agents_cpu_us_per_delivery_${k}`] = r2(x.benchUsPerDelivery);
+      out[`nats_server_cpu_us_per_delivery_${k}`] = r2(x.serverUsPerDelivery);
+      out[`nats_propagation_load_${k}`] = x.load.map(r2);
     }
     for (const f of nats.fanout) {
       out[`nats_fanout_p50_ms_${f.agents}`] = r2(pct(f.ms, 50));
       out[`nats_fanout_p99_ms_${f.agents}`] = r2(pct(f.ms, 99));
+      out[`nats_fanout_watchers_cpu_us_per_delivery_${f.agents}`] = r2(f.benchUsPerDelivery);
+      out[`nats_fanout_server_cpu_us_per_delivery_${f.agents}`] = r2(f.serverUsPerDelivery);
+      out[`nats_fanout_server_rss_mb_${f.agents}`] = r2(f.rssMb);
+      out[`nats_fanout_load_${f.agents}`] = f.load.map(r2);
     }
     Object.assign(out, {
       nats_decisions_per_s_serial: Math.round(nats.rate.serial),
       nats_decisions_per_s_10_writers: Math.round(nats.rate.parallel),
+      nats_decisions_load: nats.rate.load.map(r2),
+      nats_cluster_decisions_per_s_serial: Math.round(nats.clusterRate.serial),
+      nats_cluster_decisions_per_s_10_writers: Math.round(nats.clusterRate.parallel),
+      nats_cluster_decisions_load: nats.clusterRate.load.map(r2),
       nats_kb_per_connection: r2(nats.mem.kbPerConnection),
       nats_connections: nats.mem.connections,
       nats_rss_mb_before: r2(nats.mem.rssBeforeMb),
@@ -620,21 +643,29 @@ async function main(): Promise<void> {
   }
   if (nats) {
     lines.push('');
-    lines.push(`NATS JetStream (nats-server ${nats.version}, one server):`);
-    lines.push('| agents | decisions | all agents p50 | all agents p99 | per agent p50 | per agent p99 |');
-    lines.push('| ---: | ---: | ---: | ---: | ---: | ---: |');
+    lines.push(`NATS JetStream (nats-server ${nats.version}):`);
+    lines.push(
+      '| servers | agents | decisions | all agents p50 | all agents p99 | per agent p50 | per agent p99 | CPU/delivery agents | CPU/delivery server | load |',
+    );
+    lines.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
     for (const x of nats.props) {
       lines.push(
-        `| ${x.agents} | ${x.decisions} | ${r2(pct(x.all, 50))} ms | ${r2(pct(x.all, 99))} ms | ${r2(pct(x.each, 50))} ms | ${r2(pct(x.each, 99))} ms |`,
+        `| ${x.servers} | ${x.agents} | ${x.decisions} | ${r2(pct(x.all, 50))} ms | ${r2(pct(x.all, 99))} ms | ${r2(pct(x.each, 50))} ms | ` +
+          `${r2(pct(x.each, 99))} ms | ${r2(x.benchUsPerDelivery)} µs | ${r2(x.serverUsPerDelivery)} µs | ${x.load.map(r2).join(' ')} |`,
       );
     }
     for (const f of nats.fanout) {
       lines.push(
-        `server fan-out alone (a put until ${f.agents} plain watchers have it): p50 ${r2(pct(f.ms, 50))} ms, p99 ${r2(pct(f.ms, 99))} ms`,
+        f.ms.length
+          ? `server fan-out alone (a put until ${f.agents} plain watchers have it): p50 ${r2(pct(f.ms, 50))} ms, p99 ${r2(pct(f.ms, 99))} ms; ` +
+              `CPU per delivery: watchers ${r2(f.benchUsPerDelivery)} µs, server ${r2(f.serverUsPerDelivery)} µs; server RSS ${r2(f.rssMb)} MB; ` +
+              `connecting took ${r2(f.setupS)} s; load ${f.load.map(r2).join(' ')}`
+          : `server fan-out to ${f.agents} plain watchers: not measured (see the log); server RSS ${r2(f.rssMb)} MB`,
       );
     }
     lines.push(
-      `decisions stored: ${out.nats_decisions_per_s_serial}/s one writer back to back, ${out.nats_decisions_per_s_10_writers}/s 10 writers; ` +
+      `decisions stored through one server: ${out.nats_decisions_per_s_serial}/s one writer back to back, ${out.nats_decisions_per_s_10_writers}/s 10 writers; ` +
+        `through a 3-node cluster (replicas 3): ${out.nats_cluster_decisions_per_s_serial}/s, ${out.nats_cluster_decisions_per_s_10_writers}/s; ` +
         `server memory: ${out.nats_kb_per_connection} KB RSS per agent connection (${nats.mem.connections} connections each watching both buckets, ` +
         `${out.nats_rss_mb_before} → ${out.nats_rss_mb_after} MB)`,
     );
@@ -642,26 +673,51 @@ async function main(): Promise<void> {
   process.stdout.write(lines.join('\n') + '\n');
 }
 
-/** NATS JetStream beside the relay (bench/team-nats.ts): propagation, decisions per second, server memory per connection. */
-async function natsPart(quick: boolean, connections: number) {
+/**
+ * NATS JetStream beside the relay (bench/team-nats.ts): propagation, the server's fan-out to plain
+ * watchers (up to `watchers`), decisions per second and propagation through one server and a
+ * 3-node cluster, server memory per connection. CPU time per delivery beside each propagation.
+ */
+async function natsPart(quick: boolean, connections: number, sizes: number[], watchers: number[]) {
   const srv = await startNats(log);
   cleanups.push(() => srv.stop());
-  const props: NatsPropagation[] = [];
-  for (const n of quick ? [10, 100] : [10, 100, 1000]) {
+  const props: (NatsPropagation & { servers: number; load: number[] })[] = [];
+  for (const n of sizes) {
     log(`nats: propagation to ${n} agents`);
-    props.push(await propagationNats(srv.url, n, quick ? 40 : n === 1000 ? 100 : 200));
+    props.push({ ...(await propagationNats(srv, n, quick ? 40 : n >= 1000 ? 100 : 200)), servers: 1, load: os.loadavg() });
   }
-  const fanout: { agents: number; ms: number[] }[] = [];
-  for (const n of quick ? [100] : [100, 1000]) {
+  const fanout: (Awaited<ReturnType<typeof fanoutNats>> & { agents: number; load: number[] })[] = [];
+  for (const n of watchers) {
     log(`nats: server fan-out to ${n} plain watchers`);
-    fanout.push({ agents: n, ms: await fanoutNats(srv.url, n, quick ? 40 : 100) });
+    try {
+      fanout.push({ ...(await fanoutNats(srv, n, quick ? 40 : n >= 10000 ? 30 : 100, log)), agents: n, load: os.loadavg() });
+    } catch (e) {
+      log(`nats: ${n} watchers: ${(e as Error).message}`);
+      fanout.push({
+        ms: [],
+        benchUsPerDelivery: NaN,
+        serverUsPerDelivery: NaN,
+        rssMb: srv.rssKb() / 1024,
+        setupS: NaN,
+        agents: n,
+        load: os.loadavg(),
+      });
+    }
   }
-  log('nats: decisions per second');
-  const rate = await decisionsPerSecond(srv.url, quick ? 300 : 2000, 10);
+  log('nats: decisions per second, one server');
+  const rate = { ...(await decisionsPerSecond(srv, quick ? 300 : 2000, 10)), load: os.loadavg() };
   log(`nats: memory for ${connections} agent connections`);
   const mem = await memoryNats(srv, connections);
   await runCleanups();
-  return { version: srv.version, props, fanout, rate, mem };
+  log('nats: a 3-node cluster (replicas 3)');
+  const cl = await startNats(log, 3);
+  cleanups.push(() => cl.stop());
+  const clusterRate = { ...(await decisionsPerSecond(cl, quick ? 300 : 1000, 10)), load: os.loadavg() };
+  const n = quick ? 10 : 100;
+  log(`nats: propagation to ${n} agents through the cluster`);
+  props.push({ ...(await propagationNats(cl, n, quick ? 40 : 200)), servers: 3, load: os.loadavg() });
+  await runCleanups();
+  return { version: srv.version, props, fanout, rate, clusterRate, mem };
 }
 
 if (process.argv.includes('--relay-child')) {
