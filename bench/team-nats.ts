@@ -20,6 +20,7 @@ import { spawn, spawnSync } from 'child_process';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Kvm } from '@nats-io/kv';
+import { jetstream } from '@nats-io/jetstream';
 import { Decisions } from '../daemon/team/nats/decisions';
 import { TeamState } from '../daemon/team/state';
 import { HlcClock } from '../daemon/team/hlc';
@@ -311,7 +312,8 @@ export async function fanoutNats(
     }
     const setupS = (performance.now() - t0) / 1000;
     await sleep(500);
-    const writer = await new Kvm(first).open(bucket);
+    // The put's acknowledgement may wait behind the fan-out to every watcher: allow it a minute.
+    const writer = await new Kvm(jetstream(first, { timeout: 60000 })).open(bucket);
     const out: number[] = [];
     const mark = cpuMark(srv);
     for (let t = 0; t < trials; t++) {
@@ -319,7 +321,9 @@ export async function fanoutNats(
       left = n;
       want = `v${t}`;
       const t1 = performance.now();
-      await writer.put('k', want);
+      await writer.put('k', want).catch((e) => {
+        throw new Error(`put ${t} to ${n} watchers: ${(e as Error).message}`, { cause: e });
+      });
       if (left > 0 && (await Promise.race([finished.then(() => 'ok'), sleep(60000).then(() => 'timeout')])) === 'timeout')
         throw new Error(`put ${t} reached ${n - left} of ${n} watchers in 60 s`);
       out.push(performance.now() - t1);

@@ -1,7 +1,7 @@
 /**
  * The team relay benchmark: `npm run bench:team` (or `node dist/bench-team.js`), options --quick,
  * --json, --connections N, --only PART. Loopback only; every wait is bounded; it stops by itself
- * (a watchdog ends it after 15 minutes). STRATA_BENCH_RELAY_PROF=DIR writes a CPU profile of the relay.
+ * (a watchdog ends it after 15 minutes, 45 with the NATS part). STRATA_BENCH_RELAY_PROF=DIR writes a CPU profile of the relay.
  *
  * 1. Propagation, activate → applied on every peer, in a star around one relay:
  *    - 2 agents: real agents (`strata agent`, no views) joined to a real `strata relay`; "applied"
@@ -391,7 +391,18 @@ async function deliveries(
 async function memory(
   connections: number,
   presence: boolean,
-): Promise<{ connections: number; rssBefore: number; rssAfter: number; heapBefore: number; heapAfter: number; connectDeliveries: number }> {
+): Promise<{
+  connections: number;
+  rssBefore: number;
+  rssAfter: number;
+  heapBefore: number;
+  heapAfter: number;
+  heapTotalKb: number;
+  externalKb: number;
+  /** The young generation's growth, over N (not held by connections: bounded, and reused). */
+  newSpaceKb: number;
+  connectDeliveries: number;
+}> {
   const relay = new RelayProc();
   cleanups.push(() => relay.stop());
   // Every connection's presence is kept (by default a relay remembers the 1024 heard most recently).
@@ -431,6 +442,10 @@ async function memory(
     rssAfter: s1.rss,
     heapBefore: s0.heapUsed,
     heapAfter: s1.heapUsed,
+    // Per connection: the V8 heap the process holds (used or not), and memory outside it.
+    heapTotalKb: (s1.heapTotal - s0.heapTotal) / 1024 / connections,
+    externalKb: (s1.external - s0.external) / 1024 / connections,
+    newSpaceKb: (s1.newSpace - s0.newSpace) / 1024 / connections,
     connectDeliveries: s1.deliveries - s0.deliveries,
   };
 }
@@ -482,12 +497,14 @@ async function main(): Promise<void> {
   if (only !== null && !['propagation', 'deliveries', 'memory', 'nats'].includes(only))
     throw new Error('--only takes propagation, deliveries, memory or nats');
   const doing = (part: string) => only === null || only === part;
+  // The NATS part at 1,000 agents and 10,000 watchers takes long on 2 shared cores.
+  const minutes = doing('nats') && !quick ? 45 : 15;
   const watchdog = setTimeout(
     () => {
-      log('gave up after 15 minutes');
+      log(`gave up after ${minutes} minutes`);
       void runCleanups().finally(() => process.exit(2));
     },
-    15 * 60 * 1000,
+    minutes * 60 * 1000,
   );
   watchdog.unref();
   const started = Date.now();
@@ -567,6 +584,13 @@ async function main(): Promise<void> {
     Object.assign(out, {
       kb_per_connection: r2((m.rssAfter - m.rssBefore) / 1024 / m.connections),
       heap_kb_per_connection: r2((m.heapAfter - m.heapBefore) / 1024 / m.connections),
+      heap_total_kb_per_connection: r2(m.heapTotalKb),
+      external_kb_per_connection: r2(m.externalKb),
+      young_generation_kb_per_connection: r2(m.newSpaceKb),
+      kb_per_connection_without_young_generation: r2((m.rssAfter - m.rssBefore) / 1024 / m.connections - m.newSpaceKb),
+      young_generation_kb_per_connection_silent: m0 ? r2(m0.newSpaceKb) : null,
+      heap_total_kb_per_connection_silent: m0 ? r2(m0.heapTotalKb) : null,
+      memory_load_average: os.loadavg().map(r2),
       connections: m.connections,
       relay_rss_mb_before: r2(m.rssBefore / 2 ** 20),
       relay_rss_mb_after: r2(m.rssAfter / 2 ** 20),
@@ -637,8 +661,11 @@ async function main(): Promise<void> {
   if (m) {
     lines.push(
       `memory: ${out.kb_per_connection} KB RSS per connection (${m.connections} connections, relay RSS ${out.relay_rss_mb_before} → ${out.relay_rss_mb_after} MB; ` +
-        `heap ${out.heap_kb_per_connection} KB/connection; ${m.connectDeliveries} presence frames forwarded while they joined); ` +
-        `connections that send nothing: ${out.kb_per_connection_silent} KB RSS, ${out.heap_kb_per_connection_silent} KB heap each`,
+        `heap ${out.heap_kb_per_connection} KB/connection used, ${out.heap_total_kb_per_connection} KB held, of which the young generation's growth ` +
+        `${out.young_generation_kb_per_connection} KB (RSS without it: ${out.kb_per_connection_without_young_generation} KB); external ${out.external_kb_per_connection} KB; ` +
+        `${m.connectDeliveries} presence frames forwarded while they joined); ` +
+        `connections that send nothing: ${out.kb_per_connection_silent} KB RSS, ${out.heap_kb_per_connection_silent} KB heap used, ` +
+        `${out.heap_total_kb_per_connection_silent} KB held (young generation ${out.young_generation_kb_per_connection_silent} KB) each; load ${(out.memory_load_average as number[]).join(' ')}`,
     );
   }
   if (nats) {
@@ -678,19 +705,32 @@ async function main(): Promise<void> {
  * watchers (up to `watchers`), decisions per second and propagation through one server and a
  * 3-node cluster, server memory per connection. CPU time per delivery beside each propagation.
  */
+/** Each figure as soon as it is measured: a run stopped later still leaves it in the log. */
+function logProp(x: NatsPropagation): void {
+  log(
+    `  p50 ${r2(pct(x.all, 50))} ms, p99 ${r2(pct(x.all, 99))} ms; CPU/delivery agents ${r2(x.benchUsPerDelivery)} µs, ` +
+      `server ${r2(x.serverUsPerDelivery)} µs; load ${os.loadavg().map(r2).join(' ')}`,
+  );
+}
+
 async function natsPart(quick: boolean, connections: number, sizes: number[], watchers: number[]) {
   const srv = await startNats(log);
   cleanups.push(() => srv.stop());
   const props: (NatsPropagation & { servers: number; load: number[] })[] = [];
   for (const n of sizes) {
     log(`nats: propagation to ${n} agents`);
-    props.push({ ...(await propagationNats(srv, n, quick ? 40 : n >= 1000 ? 100 : 200)), servers: 1, load: os.loadavg() });
+    props.push({ ...(await propagationNats(srv, n, quick ? 40 : n >= 1000 ? 50 : 200)), servers: 1, load: os.loadavg() });
+    logProp(props[props.length - 1]);
   }
   const fanout: (Awaited<ReturnType<typeof fanoutNats>> & { agents: number; load: number[] })[] = [];
   for (const n of watchers) {
     log(`nats: server fan-out to ${n} plain watchers`);
     try {
       fanout.push({ ...(await fanoutNats(srv, n, quick ? 40 : n >= 10000 ? 30 : 100, log)), agents: n, load: os.loadavg() });
+      const f = fanout[fanout.length - 1];
+      log(
+        `  p50 ${r2(pct(f.ms, 50))} ms, p99 ${r2(pct(f.ms, 99))} ms, CPU/delivery watchers ${r2(f.benchUsPerDelivery)} µs, server ${r2(f.serverUsPerDelivery)} µs`,
+      );
     } catch (e) {
       log(`nats: ${n} watchers: ${(e as Error).message}`);
       fanout.push({
@@ -706,6 +746,7 @@ async function natsPart(quick: boolean, connections: number, sizes: number[], wa
   }
   log('nats: decisions per second, one server');
   const rate = { ...(await decisionsPerSecond(srv, quick ? 300 : 2000, 10)), load: os.loadavg() };
+  log(`  ${Math.round(rate.serial)}/s one writer, ${Math.round(rate.parallel)}/s 10 writers`);
   log(`nats: memory for ${connections} agent connections`);
   const mem = await memoryNats(srv, connections);
   await runCleanups();
@@ -713,9 +754,11 @@ async function natsPart(quick: boolean, connections: number, sizes: number[], wa
   const cl = await startNats(log, 3);
   cleanups.push(() => cl.stop());
   const clusterRate = { ...(await decisionsPerSecond(cl, quick ? 300 : 1000, 10)), load: os.loadavg() };
+  log(`  ${Math.round(clusterRate.serial)}/s one writer, ${Math.round(clusterRate.parallel)}/s 10 writers`);
   const n = quick ? 10 : 100;
   log(`nats: propagation to ${n} agents through the cluster`);
   props.push({ ...(await propagationNats(cl, n, quick ? 40 : 200)), servers: 3, load: os.loadavg() });
+  logProp(props[props.length - 1]);
   await runCleanups();
   return { version: srv.version, props, fanout, rate, clusterRate, mem };
 }
