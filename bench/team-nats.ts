@@ -343,25 +343,42 @@ export async function fanoutNats(
   }
 }
 
-/** Decisions stored per second: one writer back to back, then `parallel` writers on their own keys. */
-export async function decisionsPerSecond(srv: BenchNats, count: number, parallel: number): Promise<{ serial: number; parallel: number }> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-bench-natsd-'));
-  const list = await agents(srv, parallel, dir, () => {});
+/**
+ * Decisions stored per second: one agent alone storing back to back (the only watcher, so the
+ * figure is the store's round trip and this agent's signing), then `parallel` agents at once on
+ * their own keys, each also watching and checking everyone's decisions as agents do (in this one
+ * process: its CPU time per decision is reported beside it).
+ */
+export async function decisionsPerSecond(
+  srv: BenchNats,
+  count: number,
+  parallel: number,
+): Promise<{ serial: number; parallel: number; serialCpuUs: number; parallelCpuUs: number }> {
+  const dirs = [0, 1].map(() => fs.mkdtempSync(path.join(os.tmpdir(), 'strata-bench-natsd-')));
+  const list = await agents(srv, 1, dirs[0], () => {});
   const run = async (a: Agent, key: string, k: number) => {
     for (let i = 0; i < k; i++) await a.decisions.publish(a.state.local([{ key, value: { active: i % 2 === 0 } }], 'bench', 'bench'));
   };
   try {
+    let mark = cpuMark(srv);
     let t0 = performance.now();
     await run(list[0], 'layer:serial', count);
     const serial = count / ((performance.now() - t0) / 1000);
+    const serialCpuUs = mark().benchUs / count;
+    list.push(...(await agents(srv, parallel - 1, dirs[1], () => {})));
+    await sleep(500);
+    const k = Math.ceil(count / parallel);
+    mark = cpuMark(srv);
     t0 = performance.now();
-    await Promise.all(list.map((a, i) => run(a, `layer:p${i}`, Math.ceil(count / parallel))));
-    const par = (parallel * Math.ceil(count / parallel)) / ((performance.now() - t0) / 1000);
-    return { serial, parallel: par };
+    await Promise.all(list.map((a, i) => run(a, `layer:p${i}`, k)));
+    const par = (parallel * k) / ((performance.now() - t0) / 1000);
+    // Let the watchers finish checking what was stored, then charge it.
+    await sleep(1000);
+    return { serial, parallel: par, serialCpuUs, parallelCpuUs: mark().benchUs / (parallel * k) };
   } finally {
     for (const a of list) a.decisions.stop();
     await Promise.all(list.map((a) => a.nc.close()));
-    fs.rmSync(dir, { recursive: true, force: true });
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
   }
 }
 

@@ -623,6 +623,9 @@ async function main(): Promise<void> {
       nats_decisions_per_s_serial: Math.round(nats.rate.serial),
       nats_decisions_per_s_10_writers: Math.round(nats.rate.parallel),
       nats_decisions_load: nats.rate.load.map(r2),
+      nats_decisions_cpu_us_serial: r2(nats.rate.serialCpuUs),
+      nats_decisions_cpu_us_10_writers: r2(nats.rate.parallelCpuUs),
+      nats_cluster_decisions_cpu_us_10_writers: r2(nats.clusterRate.parallelCpuUs),
       nats_cluster_decisions_per_s_serial: Math.round(nats.clusterRate.serial),
       nats_cluster_decisions_per_s_10_writers: Math.round(nats.clusterRate.parallel),
       nats_cluster_decisions_load: nats.clusterRate.load.map(r2),
@@ -691,7 +694,8 @@ async function main(): Promise<void> {
       );
     }
     lines.push(
-      `decisions stored through one server: ${out.nats_decisions_per_s_serial}/s one writer back to back, ${out.nats_decisions_per_s_10_writers}/s 10 writers; ` +
+      `decisions stored through one server: ${out.nats_decisions_per_s_serial}/s one writer back to back, ${out.nats_decisions_per_s_10_writers}/s 10 writers ` +
+        `(this process's CPU per decision: ${out.nats_decisions_cpu_us_serial} µs alone, ${out.nats_decisions_cpu_us_10_writers} µs with 10 agents checking each); ` +
         `through a 3-node cluster (replicas 3): ${out.nats_cluster_decisions_per_s_serial}/s, ${out.nats_cluster_decisions_per_s_10_writers}/s; ` +
         `server memory: ${out.nats_kb_per_connection} KB RSS per agent connection (${nats.mem.connections} connections each watching both buckets, ` +
         `${out.nats_rss_mb_before} → ${out.nats_rss_mb_after} MB)`,
@@ -722,6 +726,9 @@ async function natsPart(quick: boolean, connections: number, sizes: number[], wa
     props.push({ ...(await propagationNats(srv, n, quick ? 40 : n >= 1000 ? 50 : 200)), servers: 1, load: os.loadavg() });
     logProp(props[props.length - 1]);
   }
+  // Before the fan-out runs: a server that held 10,000 watchers keeps that memory.
+  log(`nats: memory for ${connections} agent connections`);
+  const mem = await memoryNats(srv, connections);
   const fanout: (Awaited<ReturnType<typeof fanoutNats>> & { agents: number; load: number[] })[] = [];
   for (const n of watchers) {
     log(`nats: server fan-out to ${n} plain watchers`);
@@ -746,15 +753,17 @@ async function natsPart(quick: boolean, connections: number, sizes: number[], wa
   }
   log('nats: decisions per second, one server');
   const rate = { ...(await decisionsPerSecond(srv, quick ? 300 : 2000, 10)), load: os.loadavg() };
-  log(`  ${Math.round(rate.serial)}/s one writer, ${Math.round(rate.parallel)}/s 10 writers`);
-  log(`nats: memory for ${connections} agent connections`);
-  const mem = await memoryNats(srv, connections);
+  log(
+    `  ${Math.round(rate.serial)}/s one writer, ${Math.round(rate.parallel)}/s 10 writers (CPU per decision ${r2(rate.parallelCpuUs)} µs)`,
+  );
   await runCleanups();
   log('nats: a 3-node cluster (replicas 3)');
   const cl = await startNats(log, 3);
   cleanups.push(() => cl.stop());
   const clusterRate = { ...(await decisionsPerSecond(cl, quick ? 300 : 1000, 10)), load: os.loadavg() };
-  log(`  ${Math.round(clusterRate.serial)}/s one writer, ${Math.round(clusterRate.parallel)}/s 10 writers`);
+  log(
+    `  ${Math.round(clusterRate.serial)}/s one writer, ${Math.round(clusterRate.parallel)}/s 10 writers (CPU per decision ${r2(clusterRate.parallelCpuUs)} µs)`,
+  );
   const n = quick ? 10 : 100;
   log(`nats: propagation to ${n} agents through the cluster`);
   props.push({ ...(await propagationNats(cl, n, quick ? 40 : 200)), servers: 3, load: os.loadavg() });
