@@ -213,9 +213,9 @@ export class Links {
     return true;
   }
 
-  /** Send to every authenticated peer except the one it came from. */
-  forward(from: Conn | null, f: Frame): void {
-    let bytes: Buffer | null = null;
+  /** Send to every authenticated peer except the one it came from (a Buffer: the frame already encoded). */
+  forward(from: Conn | null, f: Frame | Buffer): void {
+    let bytes: Buffer | null = Buffer.isBuffer(f) ? f : null;
     for (const c of this.conns) {
       if (c !== from && c.state === 'connected') this.send(c, (bytes ??= Buffer.from(JSON.stringify(f))));
     }
