@@ -8,6 +8,7 @@
  *   driven over IPC so its RSS and its count of frames sent (`deliveries`) are its own.
  */
 import * as os from 'os';
+import * as v8 from 'v8';
 import { WebSocket, RawData } from 'ws';
 import { TEAM_PROTOCOL_VERSION, MAX_FRAME, Presence, TeamEvent } from '../protocol/team';
 import { clientProof, newNonce } from '../daemon/team/auth';
@@ -135,6 +136,13 @@ export interface RelayStats {
   deliveries: number;
   rss: number;
   heapUsed: number;
+  /** heapTotal, external and arrayBuffers of process.memoryUsage(). */
+  heapTotal: number;
+  external: number;
+  /** What V8's young generation holds (it grows under a burst of allocation and stays grown). */
+  newSpace: number;
+  /** CPU time of the relay process so far (user + system, µs). */
+  cpuUs: number;
   connected: number;
 }
 
@@ -159,11 +167,16 @@ export function relayChild(): void {
   const reply = (m: unknown) => process.send!(m);
   const stats = (): RelayStats => {
     const m = process.memoryUsage();
+    const cpu = process.cpuUsage();
     return {
       port: node?.port ?? 0,
       deliveries: deliveries(),
       rss: m.rss,
       heapUsed: m.heapUsed,
+      heapTotal: m.heapTotal,
+      external: m.external,
+      newSpace: v8.getHeapSpaceStatistics().find((x) => x.space_name === 'new_space')?.space_size ?? 0,
+      cpuUs: cpu.user + cpu.system,
       connected: node?.connectedAgents().length ?? 0,
     };
   };

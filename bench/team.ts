@@ -1,7 +1,7 @@
 /**
  * The team relay benchmark: `npm run bench:team` (or `node dist/bench-team.js`), options --quick,
  * --json, --connections N, --only PART. Loopback only; every wait is bounded; it stops by itself
- * (a watchdog ends it after 15 minutes). STRATA_BENCH_RELAY_PROF=DIR writes a CPU profile of the relay.
+ * (a watchdog ends it after 15 minutes, 45 with the NATS part). STRATA_BENCH_RELAY_PROF=DIR writes a CPU profile of the relay.
  *
  * 1. Propagation, activate → applied on every peer, in a star around one relay:
  *    - 2 agents: real agents (`strata agent`, no views) joined to a real `strata relay`; "applied"
@@ -41,6 +41,8 @@ const HELP = `usage: npm run bench:team -- [--quick] [--json] [--connections N]
   --json           print exactly one JSON object on stdout (progress goes to stderr)
   --connections N  connections for the memory measurement (default 1000)
   --only PART      run one part: propagation, deliveries, memory or nats (NATS JetStream, bench/team-nats.ts)
+  --agents LIST    NATS propagation team sizes (default 10,100,1000)
+  --watchers LIST  NATS fan-out to plain watchers (default 100,1000,10000)
 `;
 
 const TEAM = 'bench';
@@ -330,7 +332,14 @@ async function deliveries(
   subscribers: number,
   burst: number,
   rounds: number,
-): Promise<{ perSecond: number[]; relayPerSecond: number[]; subscribers: number; burst: number }> {
+): Promise<{
+  perSecond: number[];
+  relayPerSecond: number[];
+  relayCpuUs: number[];
+  benchCpuUs: number[];
+  subscribers: number;
+  burst: number;
+}> {
   const relay = new RelayProc();
   cleanups.push(() => relay.stop());
   // A burst would trip the default per-connection rate limit (500/s, burst 2000): raise it here.
@@ -349,24 +358,32 @@ async function deliveries(
   await sleep(300);
   const perSecond: number[] = [];
   const relayPerSecond: number[] = [];
+  // CPU time per delivery, of the relay and of this process (publisher and subscribers): less
+  // sensitive than the rate to what else the shared machine runs.
+  const relayCpuUs: number[] = [];
+  const benchCpuUs: number[] = [];
   let seq = 0;
   for (let r = 0; r < rounds; r++) {
     const base = subs.map((s) => s.events);
     const frames = Array.from({ length: burst }, () => eventFrame(pub.identity, TEAM, ++seq));
     const before = await relay.stats();
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     for (const f of frames) pub.send(f);
     await until(`${subscribers} subscribers to receive ${burst} events`, () => subs.every((s, i) => s.events - base[i] >= burst), 120000);
     const t1 = Math.max(...subs.map((s) => s.lastEventAt));
+    const cpu1 = process.cpuUsage(cpu0);
     const after = await relay.stats();
     perSecond.push((subscribers * burst) / ((t1 - t0) / 1000));
     relayPerSecond.push((after.deliveries - before.deliveries) / ((t1 - t0) / 1000));
+    relayCpuUs.push((after.cpuUs - before.cpuUs) / (subscribers * burst));
+    benchCpuUs.push((cpu1.user + cpu1.system) / (subscribers * burst));
     log(`  round ${r + 1}: ${subscribers}×${burst} events in ${(t1 - t0).toFixed(0)} ms`);
     await sleep(500);
   }
   for (const p of [...subs, pub]) p.close();
   await relay.stop();
-  return { perSecond, relayPerSecond, subscribers, burst };
+  return { perSecond, relayPerSecond, relayCpuUs, benchCpuUs, subscribers, burst };
 }
 
 // ---- memory per connection -----------------------------------------------------------------------------
@@ -374,7 +391,18 @@ async function deliveries(
 async function memory(
   connections: number,
   presence: boolean,
-): Promise<{ connections: number; rssBefore: number; rssAfter: number; heapBefore: number; heapAfter: number; connectDeliveries: number }> {
+): Promise<{
+  connections: number;
+  rssBefore: number;
+  rssAfter: number;
+  heapBefore: number;
+  heapAfter: number;
+  heapTotalKb: number;
+  externalKb: number;
+  /** The young generation's growth, over N (not held by connections: bounded, and reused). */
+  newSpaceKb: number;
+  connectDeliveries: number;
+}> {
   const relay = new RelayProc();
   cleanups.push(() => relay.stop());
   // Every connection's presence is kept (by default a relay remembers the 1024 heard most recently).
@@ -414,6 +442,10 @@ async function memory(
     rssAfter: s1.rss,
     heapBefore: s0.heapUsed,
     heapAfter: s1.heapUsed,
+    // Per connection: the V8 heap the process holds (used or not), and memory outside it.
+    heapTotalKb: (s1.heapTotal - s0.heapTotal) / 1024 / connections,
+    externalKb: (s1.external - s0.external) / 1024 / connections,
+    newSpaceKb: (s1.newSpace - s0.newSpace) / 1024 / connections,
     connectDeliveries: s1.deliveries - s0.deliveries,
   };
 }
@@ -451,17 +483,28 @@ async function main(): Promise<void> {
   const ci = argv.indexOf('--connections');
   const connections = ci >= 0 ? Number(argv[ci + 1]) : quick ? 300 : 1000;
   if (!Number.isSafeInteger(connections) || connections < 1) throw new Error('--connections needs a positive integer');
+  const sizesOf = (flag: string, dflt: number[]) => {
+    const i = argv.indexOf(flag);
+    if (i < 0) return dflt;
+    const xs = argv[i + 1].split(',').map(Number);
+    if (!xs.every((x) => Number.isSafeInteger(x) && x > 1)) throw new Error(`${flag} needs a comma-separated list of counts above 1`);
+    return xs;
+  };
+  const agentSizes = sizesOf('--agents', quick ? [10, 100] : [10, 100, 1000]);
+  const watcherSizes = sizesOf('--watchers', quick ? [100] : [100, 1000, 10000]);
   const oi = argv.indexOf('--only');
   const only = oi >= 0 ? argv[oi + 1] : null;
   if (only !== null && !['propagation', 'deliveries', 'memory', 'nats'].includes(only))
     throw new Error('--only takes propagation, deliveries, memory or nats');
   const doing = (part: string) => only === null || only === part;
+  // The NATS part at 1,000 agents and 10,000 watchers takes long on 2 shared cores.
+  const minutes = doing('nats') && !quick ? 45 : 15;
   const watchdog = setTimeout(
     () => {
-      log('gave up after 15 minutes');
+      log(`gave up after ${minutes} minutes`);
       void runCleanups().finally(() => process.exit(2));
     },
-    15 * 60 * 1000,
+    minutes * 60 * 1000,
   );
   watchdog.unref();
   const started = Date.now();
@@ -505,7 +548,7 @@ async function main(): Promise<void> {
 
   let nats: Awaited<ReturnType<typeof natsPart>> | null = null;
   if (doing('nats')) {
-    if (natsAvailable()) nats = await natsPart(quick, connections);
+    if (natsAvailable()) nats = await natsPart(quick, connections, agentSizes, watcherSizes);
     else log('nats: nats-server is not on PATH (apt-get install nats-server): skipped');
   }
 
@@ -529,6 +572,9 @@ async function main(): Promise<void> {
       deliveries_per_s: Math.round(pct(d.perSecond, 50)),
       deliveries_per_s_rounds: d.perSecond.map(Math.round),
       relay_sends_per_s: Math.round(pct(d.relayPerSecond, 50)),
+      relay_cpu_us_per_delivery: r2(pct(d.relayCpuUs, 50)),
+      bench_cpu_us_per_delivery: r2(pct(d.benchCpuUs, 50)),
+      load_average: os.loadavg().map(r2),
       deliveries_subscribers: d.subscribers,
       deliveries_burst: d.burst,
       deliveries_limits: 'relay rate and burst raised to 1e9 frames (default 500/s, burst 2000)',
@@ -538,6 +584,13 @@ async function main(): Promise<void> {
     Object.assign(out, {
       kb_per_connection: r2((m.rssAfter - m.rssBefore) / 1024 / m.connections),
       heap_kb_per_connection: r2((m.heapAfter - m.heapBefore) / 1024 / m.connections),
+      heap_total_kb_per_connection: r2(m.heapTotalKb),
+      external_kb_per_connection: r2(m.externalKb),
+      young_generation_kb_per_connection: r2(m.newSpaceKb),
+      kb_per_connection_without_young_generation: r2((m.rssAfter - m.rssBefore) / 1024 / m.connections - m.newSpaceKb),
+      young_generation_kb_per_connection_silent: m0 ? r2(m0.newSpaceKb) : null,
+      heap_total_kb_per_connection_silent: m0 ? r2(m0.heapTotalKb) : null,
+      memory_load_average: os.loadavg().map(r2),
       connections: m.connections,
       relay_rss_mb_before: r2(m.rssBefore / 2 ** 20),
       relay_rss_mb_after: r2(m.rssAfter / 2 ** 20),
@@ -549,18 +602,33 @@ async function main(): Promise<void> {
   if (nats) {
     out.nats_server = nats.version;
     for (const x of nats.props) {
-      out[`nats_propagation_p50_ms_${x.agents}`] = r2(pct(x.all, 50));
-      out[`nats_propagation_p99_ms_${x.agents}`] = r2(pct(x.all, 99));
-      out[`nats_propagation_peer_p99_ms_${x.agents}`] = r2(pct(x.each, 99));
-      out[`nats_propagation_decisions_${x.agents}`] = x.decisions;
+      const k = `${x.servers > 1 ? 'cluster_' : ''}${x.agents}`;
+      out[`nats_propagation_p50_ms_${k}`] = r2(pct(x.all, 50));
+      out[`nats_propagation_p99_ms_${k}`] = r2(pct(x.all, 99));
+      out[`nats_propagation_peer_p99_ms_${k}`] = r2(pct(x.each, 99));
+      out[`nats_propagation_decisions_${k}`] = x.decisions;
+      out[`nats_agents_cpu_us_per_delivery_${k}`] = r2(x.benchUsPerDelivery);
+      out[`nats_server_cpu_us_per_delivery_${k}`] = r2(x.serverUsPerDelivery);
+      out[`nats_propagation_load_${k}`] = x.load.map(r2);
     }
     for (const f of nats.fanout) {
       out[`nats_fanout_p50_ms_${f.agents}`] = r2(pct(f.ms, 50));
       out[`nats_fanout_p99_ms_${f.agents}`] = r2(pct(f.ms, 99));
+      out[`nats_fanout_watchers_cpu_us_per_delivery_${f.agents}`] = r2(f.benchUsPerDelivery);
+      out[`nats_fanout_server_cpu_us_per_delivery_${f.agents}`] = r2(f.serverUsPerDelivery);
+      out[`nats_fanout_server_rss_mb_${f.agents}`] = r2(f.rssMb);
+      out[`nats_fanout_load_${f.agents}`] = f.load.map(r2);
     }
     Object.assign(out, {
       nats_decisions_per_s_serial: Math.round(nats.rate.serial),
       nats_decisions_per_s_10_writers: Math.round(nats.rate.parallel),
+      nats_decisions_load: nats.rate.load.map(r2),
+      nats_decisions_cpu_us_serial: r2(nats.rate.serialCpuUs),
+      nats_decisions_cpu_us_10_writers: r2(nats.rate.parallelCpuUs),
+      nats_cluster_decisions_cpu_us_10_writers: r2(nats.clusterRate.parallelCpuUs),
+      nats_cluster_decisions_per_s_serial: Math.round(nats.clusterRate.serial),
+      nats_cluster_decisions_per_s_10_writers: Math.round(nats.clusterRate.parallel),
+      nats_cluster_decisions_load: nats.clusterRate.load.map(r2),
       nats_kb_per_connection: r2(nats.mem.kbPerConnection),
       nats_connections: nats.mem.connections,
       nats_rss_mb_before: r2(nats.mem.rssBeforeMb),
@@ -589,33 +657,46 @@ async function main(): Promise<void> {
   if (d) {
     lines.push(
       `deliveries: ${out.deliveries_per_s}/s median of ${d.perSecond.length} rounds (${d.perSecond.map(Math.round).join(', ')}), ` +
-        `${d.subscribers} subscribers × ${d.burst} events; relay sends ${out.relay_sends_per_s}/s; rate limit raised`,
+        `${d.subscribers} subscribers × ${d.burst} events; relay sends ${out.relay_sends_per_s}/s; rate limit raised; ` +
+        `CPU per delivery: relay ${out.relay_cpu_us_per_delivery} µs, publisher and subscribers ${out.bench_cpu_us_per_delivery} µs`,
     );
   }
   if (m) {
     lines.push(
       `memory: ${out.kb_per_connection} KB RSS per connection (${m.connections} connections, relay RSS ${out.relay_rss_mb_before} → ${out.relay_rss_mb_after} MB; ` +
-        `heap ${out.heap_kb_per_connection} KB/connection; ${m.connectDeliveries} presence frames forwarded while they joined); ` +
-        `connections that send nothing: ${out.kb_per_connection_silent} KB RSS, ${out.heap_kb_per_connection_silent} KB heap each`,
+        `heap ${out.heap_kb_per_connection} KB/connection used, ${out.heap_total_kb_per_connection} KB held, of which the young generation's growth ` +
+        `${out.young_generation_kb_per_connection} KB (RSS without it: ${out.kb_per_connection_without_young_generation} KB); external ${out.external_kb_per_connection} KB; ` +
+        `${m.connectDeliveries} presence frames forwarded while they joined); ` +
+        `connections that send nothing: ${out.kb_per_connection_silent} KB RSS, ${out.heap_kb_per_connection_silent} KB heap used, ` +
+        `${out.heap_total_kb_per_connection_silent} KB held (young generation ${out.young_generation_kb_per_connection_silent} KB) each; load ${(out.memory_load_average as number[]).join(' ')}`,
     );
   }
   if (nats) {
     lines.push('');
-    lines.push(`NATS JetStream (nats-server ${nats.version}, one server):`);
-    lines.push('| agents | decisions | all agents p50 | all agents p99 | per agent p50 | per agent p99 |');
-    lines.push('| ---: | ---: | ---: | ---: | ---: | ---: |');
+    lines.push(`NATS JetStream (nats-server ${nats.version}):`);
+    lines.push(
+      '| servers | agents | decisions | all agents p50 | all agents p99 | per agent p50 | per agent p99 | CPU/delivery agents | CPU/delivery server | load |',
+    );
+    lines.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
     for (const x of nats.props) {
       lines.push(
-        `| ${x.agents} | ${x.decisions} | ${r2(pct(x.all, 50))} ms | ${r2(pct(x.all, 99))} ms | ${r2(pct(x.each, 50))} ms | ${r2(pct(x.each, 99))} ms |`,
+        `| ${x.servers} | ${x.agents} | ${x.decisions} | ${r2(pct(x.all, 50))} ms | ${r2(pct(x.all, 99))} ms | ${r2(pct(x.each, 50))} ms | ` +
+          `${r2(pct(x.each, 99))} ms | ${r2(x.benchUsPerDelivery)} µs | ${r2(x.serverUsPerDelivery)} µs | ${x.load.map(r2).join(' ')} |`,
       );
     }
     for (const f of nats.fanout) {
       lines.push(
-        `server fan-out alone (a put until ${f.agents} plain watchers have it): p50 ${r2(pct(f.ms, 50))} ms, p99 ${r2(pct(f.ms, 99))} ms`,
+        f.ms.length
+          ? `server fan-out alone (a put until ${f.agents} plain watchers have it): p50 ${r2(pct(f.ms, 50))} ms, p99 ${r2(pct(f.ms, 99))} ms; ` +
+              `CPU per delivery: watchers ${r2(f.benchUsPerDelivery)} µs, server ${r2(f.serverUsPerDelivery)} µs; server RSS ${r2(f.rssMb)} MB; ` +
+              `connecting took ${r2(f.setupS)} s; load ${f.load.map(r2).join(' ')}`
+          : `server fan-out to ${f.agents} plain watchers: not measured (see the log); server RSS ${r2(f.rssMb)} MB`,
       );
     }
     lines.push(
-      `decisions stored: ${out.nats_decisions_per_s_serial}/s one writer back to back, ${out.nats_decisions_per_s_10_writers}/s 10 writers; ` +
+      `decisions stored through one server: ${out.nats_decisions_per_s_serial}/s one writer back to back, ${out.nats_decisions_per_s_10_writers}/s 10 writers ` +
+        `(this process's CPU per decision: ${out.nats_decisions_cpu_us_serial} µs alone, ${out.nats_decisions_cpu_us_10_writers} µs with 10 agents checking each); ` +
+        `through a 3-node cluster (replicas 3): ${out.nats_cluster_decisions_per_s_serial}/s, ${out.nats_cluster_decisions_per_s_10_writers}/s; ` +
         `server memory: ${out.nats_kb_per_connection} KB RSS per agent connection (${nats.mem.connections} connections each watching both buckets, ` +
         `${out.nats_rss_mb_before} → ${out.nats_rss_mb_after} MB)`,
     );
@@ -623,26 +704,72 @@ async function main(): Promise<void> {
   process.stdout.write(lines.join('\n') + '\n');
 }
 
-/** NATS JetStream beside the relay (bench/team-nats.ts): propagation, decisions per second, server memory per connection. */
-async function natsPart(quick: boolean, connections: number) {
+/**
+ * NATS JetStream beside the relay (bench/team-nats.ts): propagation, the server's fan-out to plain
+ * watchers (up to `watchers`), decisions per second and propagation through one server and a
+ * 3-node cluster, server memory per connection. CPU time per delivery beside each propagation.
+ */
+/** Each figure as soon as it is measured: a run stopped later still leaves it in the log. */
+function logProp(x: NatsPropagation): void {
+  log(
+    `  p50 ${r2(pct(x.all, 50))} ms, p99 ${r2(pct(x.all, 99))} ms; CPU/delivery agents ${r2(x.benchUsPerDelivery)} µs, ` +
+      `server ${r2(x.serverUsPerDelivery)} µs; load ${os.loadavg().map(r2).join(' ')}`,
+  );
+}
+
+async function natsPart(quick: boolean, connections: number, sizes: number[], watchers: number[]) {
   const srv = await startNats(log);
   cleanups.push(() => srv.stop());
-  const props: NatsPropagation[] = [];
-  for (const n of quick ? [10, 100] : [10, 100, 1000]) {
+  const props: (NatsPropagation & { servers: number; load: number[] })[] = [];
+  for (const n of sizes) {
     log(`nats: propagation to ${n} agents`);
-    props.push(await propagationNats(srv.url, n, quick ? 40 : n === 1000 ? 100 : 200));
+    props.push({ ...(await propagationNats(srv, n, quick ? 40 : n >= 1000 ? 50 : 200)), servers: 1, load: os.loadavg() });
+    logProp(props[props.length - 1]);
   }
-  const fanout: { agents: number; ms: number[] }[] = [];
-  for (const n of quick ? [100] : [100, 1000]) {
-    log(`nats: server fan-out to ${n} plain watchers`);
-    fanout.push({ agents: n, ms: await fanoutNats(srv.url, n, quick ? 40 : 100) });
-  }
-  log('nats: decisions per second');
-  const rate = await decisionsPerSecond(srv.url, quick ? 300 : 2000, 10);
+  // Before the fan-out runs: a server that held 10,000 watchers keeps that memory.
   log(`nats: memory for ${connections} agent connections`);
   const mem = await memoryNats(srv, connections);
+  const fanout: (Awaited<ReturnType<typeof fanoutNats>> & { agents: number; load: number[] })[] = [];
+  for (const n of watchers) {
+    log(`nats: server fan-out to ${n} plain watchers`);
+    try {
+      fanout.push({ ...(await fanoutNats(srv, n, quick ? 40 : n >= 10000 ? 30 : 100, log)), agents: n, load: os.loadavg() });
+      const f = fanout[fanout.length - 1];
+      log(
+        `  p50 ${r2(pct(f.ms, 50))} ms, p99 ${r2(pct(f.ms, 99))} ms, CPU/delivery watchers ${r2(f.benchUsPerDelivery)} µs, server ${r2(f.serverUsPerDelivery)} µs`,
+      );
+    } catch (e) {
+      log(`nats: ${n} watchers: ${(e as Error).message}`);
+      fanout.push({
+        ms: [],
+        benchUsPerDelivery: NaN,
+        serverUsPerDelivery: NaN,
+        rssMb: srv.rssKb() / 1024,
+        setupS: NaN,
+        agents: n,
+        load: os.loadavg(),
+      });
+    }
+  }
+  log('nats: decisions per second, one server');
+  const rate = { ...(await decisionsPerSecond(srv, quick ? 300 : 2000, 10)), load: os.loadavg() };
+  log(
+    `  ${Math.round(rate.serial)}/s one writer, ${Math.round(rate.parallel)}/s 10 writers (CPU per decision ${r2(rate.parallelCpuUs)} µs)`,
+  );
   await runCleanups();
-  return { version: srv.version, props, fanout, rate, mem };
+  log('nats: a 3-node cluster (replicas 3)');
+  const cl = await startNats(log, 3);
+  cleanups.push(() => cl.stop());
+  const clusterRate = { ...(await decisionsPerSecond(cl, quick ? 300 : 1000, 10)), load: os.loadavg() };
+  log(
+    `  ${Math.round(clusterRate.serial)}/s one writer, ${Math.round(clusterRate.parallel)}/s 10 writers (CPU per decision ${r2(clusterRate.parallelCpuUs)} µs)`,
+  );
+  const n = quick ? 10 : 100;
+  log(`nats: propagation to ${n} agents through the cluster`);
+  props.push({ ...(await propagationNats(cl, n, quick ? 40 : 200)), servers: 3, load: os.loadavg() });
+  logProp(props[props.length - 1]);
+  await runCleanups();
+  return { version: srv.version, props, fanout, rate, clusterRate, mem };
 }
 
 if (process.argv.includes('--relay-child')) {

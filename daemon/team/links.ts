@@ -39,6 +39,9 @@ export interface Conn {
   theirKey?: string;
   /** An accepted link's slot among the pending ones, until it authenticates. */
   slot?: PendingSlot;
+  /** The socket under ws, corked while this tick's frames to it gather (see send). */
+  socket?: net.Socket;
+  corked?: boolean;
   bucket: TokenBucket;
   /** Heartbeats without any frame or pong since; two in a row end the connection. */
   missed: number;
@@ -80,6 +83,14 @@ export class Links {
   private dialers: Dialer[] = [];
   private stopped = false;
   readonly admission: Admission;
+  /** Links whose socket is corked until the end of this tick. */
+  private corked: Conn[] = [];
+  private readonly uncork = () => {
+    for (const c of this.corked.splice(0)) {
+      c.corked = false;
+      c.socket!.uncork();
+    }
+  };
 
   constructor(
     private readonly o: {
@@ -131,7 +142,11 @@ export class Links {
       if (req.headers.origin) return refuse(403, 'Forbidden');
       const slot = slots.get(keyOf(socket as net.Socket));
       if (this.stopped || !slot || this.conns.size >= this.limits.maxPeers) return refuse(503, 'Busy');
-      wss.handleUpgrade(req, socket, head, (ws) => (this.adopt(ws, 'in').slot = slot));
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        const c = this.adopt(ws, 'in');
+        c.slot = slot;
+        c.socket = socket as net.Socket;
+      });
     });
     this.server = server;
     this.wss = wss;
@@ -176,23 +191,33 @@ export class Links {
     this.o.log(`[team] ${this.label(c)} connected`);
   }
 
-  /** Send a frame (or one already serialized, when the same goes to many peers). */
-  send(c: Conn, f: Frame | string): boolean {
+  /**
+   * Send a frame (or one already serialized, when the same goes to many peers). The socket stays
+   * corked until the end of the tick: every frame sent to it meanwhile (a burst of events read in
+   * one chunk, forwarded to everyone) leaves in one write, not one system call per frame.
+   */
+  send(c: Conn, f: Frame | Buffer): boolean {
     if (c.ws.readyState !== WebSocket.OPEN) return false;
     if (c.ws.bufferedAmount > this.limits.maxBufferedBytes) {
       this.o.log(`[team] dropping slow ${this.label(c)}: ${c.ws.bufferedAmount} bytes unsent`);
       c.ws.terminate();
       return false;
     }
-    c.ws.send(typeof f === 'string' ? f : JSON.stringify(f));
+    if (c.socket && !c.corked) {
+      c.corked = true;
+      c.socket.cork();
+      if (this.corked.push(c) === 1) process.nextTick(this.uncork);
+    }
+    // Text frames always; a Buffer is the same frame's UTF-8, encoded once for every peer.
+    c.ws.send(Buffer.isBuffer(f) ? f : JSON.stringify(f), { binary: false });
     return true;
   }
 
-  /** Send to every authenticated peer except the one it came from. */
-  forward(from: Conn | null, f: Frame): void {
-    let text: string | null = null;
+  /** Send to every authenticated peer except the one it came from (a Buffer: the frame already encoded). */
+  forward(from: Conn | null, f: Frame | Buffer): void {
+    let bytes: Buffer | null = Buffer.isBuffer(f) ? f : null;
     for (const c of this.conns) {
-      if (c !== from && c.state === 'connected') this.send(c, (text ??= JSON.stringify(f)));
+      if (c !== from && c.state === 'connected') this.send(c, (bytes ??= Buffer.from(JSON.stringify(f))));
     }
   }
 
@@ -252,6 +277,7 @@ export class Links {
     const ws = new WebSocket(d.url, { maxPayload: MAX_FRAME, perMessageDeflate: false, handshakeTimeout: this.limits.authTimeoutMs });
     const conn = this.adopt(ws, 'out', d.url);
     d.conn = conn;
+    ws.on('upgrade', (res) => (conn.socket = res.socket as net.Socket));
     ws.on('open', () => this.o.handlers.opened(conn));
     ws.on('close', () => {
       d.conn = undefined;

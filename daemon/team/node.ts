@@ -58,6 +58,8 @@ export class TeamNode {
   private readonly chunks: ChunkPulls;
   private heartbeat: NodeJS.Timeout | null = null;
   private pseq = 0;
+  /** Each held presence's frame, encoded once: forwarded to everyone, and sent to each newcomer. */
+  private readonly presenceFrames = new WeakMap<Presence, Buffer>();
   private readonly announcer = new Throttle(ANNOUNCE_MS, () => {
     const p = this.ownPresence(true);
     if (p) this.links.forward(null, { t: 'presence', presence: p });
@@ -186,7 +188,7 @@ export class TeamNode {
     this.links.send(c, { t: 'have', seen: this.o.state.seenVector(WIRE_ORIGINS) });
     const own = this.ownPresence(false);
     if (own) this.links.send(c, { t: 'presence', presence: own });
-    for (const p of this.table.byAgent.values()) this.links.send(c, { t: 'presence', presence: p });
+    for (const p of this.table.byAgent.values()) this.links.send(c, this.presenceFrame(p));
     this.o.hooks.peersChanged?.();
   }
 
@@ -255,8 +257,20 @@ export class TeamNode {
     // An agent's own word on its own decisions: it made every seq up to this one.
     const own = p.applied[p.agent];
     if (own) this.o.state.markSynced({ [p.agent]: own });
-    this.links.forward(c, f);
+    this.links.forward(c, this.presenceFrame(p));
     this.o.hooks.presenceChanged?.(p);
+  }
+
+  private presenceFrame(p: Presence): Buffer {
+    let b = this.presenceFrames.get(p);
+    if (!b) {
+      // Its own memory: a small Buffer.from is a slice of a shared 8 KB pool, which it would keep.
+      const text = JSON.stringify({ t: 'presence', presence: p });
+      b = Buffer.allocUnsafeSlow(Buffer.byteLength(text));
+      b.write(text);
+      this.presenceFrames.set(p, b);
+    }
+    return b;
   }
 
   private ownPresence(bump: boolean): Presence | null {

@@ -4,10 +4,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { bucketBase, bucketsOf, kvKey, registerOf, seedsOf, serversOf } from '../../daemon/team/nats/names';
-import { openEvent, openPresence, sealEvent, sealPresence } from '../../daemon/team/nats/seal';
+import { openEvent, openEventSigned, openPresence, openPresenceSigned, sealEvent, sealPresence } from '../../daemon/team/nats/seal';
 import { connectError, readCredentials } from '../../daemon/team/nats/connect';
 import { Watching } from '../../daemon/team/nats/watch';
-import { Identity } from '../../daemon/team/identity';
+import { Identity, KeyRing } from '../../daemon/team/identity';
 import { isNatsUrl } from '../../protocol';
 
 const KEY = Buffer.alloc(32, 7);
@@ -67,6 +67,35 @@ describe('team over NATS: the team MAC', () => {
     assert.match(String(openEvent(KEY, 'acme', Buffer.from(JSON.stringify(v)))), /team MAC does not hold/);
     assert.match(String(openEvent(KEY, 'acme', Buffer.from('nope'))), /not JSON/);
     assert.match(String(openEvent(KEY, 'acme', Buffer.from('{"event":1}'))), /malformed/);
+  });
+
+  it('hands back the bytes the origin signed: its signature checks against them, a member-sealed forgery does not', () => {
+    const ring = new KeyRing();
+    const o = openEventSigned(KEY, 'acme', sealEvent(KEY, 'acme', ev));
+    assert.ok(typeof o !== 'string');
+    assert.equal(ring.verify(ev.origin, ev.key, o.signed, ev.sig), null);
+    // The MAC does not cover the signature: a member may seal another's event with a wrong one.
+    const other = Identity.generate();
+    const forged = { ...ev, writes: [{ key: 'layer:a', value: { active: false } }] };
+    const f = openEventSigned(KEY, 'acme', sealEvent(KEY, 'acme', { ...forged, sig: other.sign(Buffer.from('x')) }));
+    assert.ok(typeof f !== 'string');
+    assert.match(String(ring.verify(f.value.origin, f.value.key, f.signed, f.value.sig)), /does not verify/);
+    const p = id.signPresence('acme', {
+      agent: id.id,
+      pseq: 1,
+      user: 'u',
+      host: 'h',
+      active: [],
+      held: [],
+      applied: {},
+      busy: [],
+      has: {},
+      at: 1,
+    });
+    const op = openPresenceSigned(KEY, 'acme', sealPresence(KEY, 'acme', p));
+    assert.ok(typeof op !== 'string');
+    assert.equal(ring.verify(p.agent, p.key, op.signed, p.sig), null);
+    assert.notEqual(ring.verify(p.agent, p.key, o.signed, p.sig), null);
   });
 
   it('seals presence under its own domain', () => {

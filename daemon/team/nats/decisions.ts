@@ -20,7 +20,7 @@ import { compareHlc } from '../hlc';
 import type { Hlc } from '../../../protocol';
 import { writeFileAtomic } from '../../atomic';
 import { kvKey, registerOf } from './names';
-import { openEvent, sealEvent } from './seal';
+import { openEvent, openEventSigned, sealEvent } from './seal';
 import { Watching } from './watch';
 
 /** JetStream's "wrong last sequence" (a compare-and-set lost the race). */
@@ -131,13 +131,14 @@ export class Decisions {
     if (e.operation !== 'PUT') return;
     const what = `${this.o.bucket} ${e.key} revision ${e.revision}`;
     if (registerOf(e.key) === null) return this.o.refusals.refuse(what, 'it is not a key Strata writes');
-    const ev = openEvent(this.o.key, this.o.team, e.value);
+    const opened = openEventSigned(this.o.key, this.o.team, e.value);
     if ((this.latest.get(e.key)?.revision ?? 0) < e.revision)
-      this.latest.set(e.key, { revision: e.revision, tag: typeof ev === 'string' ? null : ev.tag });
-    if (typeof ev === 'string') return this.o.refusals.refuse(what, ev);
+      this.latest.set(e.key, { revision: e.revision, tag: typeof opened === 'string' ? null : opened.value.tag });
+    if (typeof opened === 'string') return this.o.refusals.refuse(what, opened);
+    const ev = opened.value;
     const { state } = this.o;
     if (state.knows(ev)) return;
-    const bad = this.o.keys.verifyEvent(this.o.team, ev);
+    const bad = this.o.keys.verify(ev.origin, ev.key, opened.signed, ev.sig);
     if (bad) return this.o.refusals.refuse(`event ${eventId(ev)} in ${what}`, `it carries ${bad}`);
     if (!ev.writes.some((w) => kvKey(w.key) === e.key)) {
       return this.o.refusals.refuse(`event ${eventId(ev)} in ${what}`, 'it does not write that key');

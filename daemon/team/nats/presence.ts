@@ -11,7 +11,7 @@ import { KeyRing } from '../identity';
 import { RefusalLog } from '../refusals';
 import { presenceKey } from './names';
 import { retried } from './decisions';
-import { openPresence, sealPresence } from './seal';
+import { openPresenceSigned, sealPresence } from './seal';
 import { Watching } from './watch';
 
 export interface PresenceOptions {
@@ -72,8 +72,9 @@ export class PresenceBoard {
   private entry(e: KvWatchEntry): void {
     if (e.operation !== 'PUT') return;
     const what = `presence in ${this.o.bucket} ${e.key}`;
-    const p = openPresence(this.o.key, this.o.team, e.value);
-    if (typeof p === 'string') return this.o.refusals.refuse(what, p);
+    const opened = openPresenceSigned(this.o.key, this.o.team, e.value);
+    if (typeof opened === 'string') return this.o.refusals.refuse(what, opened);
+    const p = opened.value;
     if (p.agent === this.o.agent) return;
     if (e.key !== presenceKey(p.agent)) return this.o.refusals.refuse(what, `it is ${p.agent}'s, under another agent's key`);
     const old = this.byAgent.get(p.agent);
@@ -81,7 +82,7 @@ export class PresenceBoard {
     const now = Date.now();
     const ahead = Math.max(p.at, p.pseq) - now;
     if (ahead > this.o.maxSkewMs) return this.o.refusals.refuse(what, `its clock is ${Math.round(ahead / 1000)} s ahead of ours`);
-    const bad = this.o.keys.verifyPresence(this.o.team, p);
+    const bad = this.o.keys.verify(p.agent, p.key, opened.signed, p.sig);
     if (bad) return this.o.refusals.refuse(what, `it carries ${bad}`);
     // Heard when the server stored it (a value read at start may be most of a max age old).
     const heard = e.isUpdate ? now : Math.min(now, e.created.getTime());

@@ -38,19 +38,39 @@ function parse<S extends v.GenericSchema>(schema: S, bytes: Uint8Array): v.Infer
   return r.success ? r.output : `it is malformed: ${issueMessage(r.issues[0], '')}`;
 }
 
-/** A stored event whose team MAC holds (its signature is the caller's to check), or why not. */
-export function openEvent(key: Buffer, team: string, bytes: Uint8Array): TeamEvent | string {
+/**
+ * What a member stored, opened: the value whose team MAC holds, and the bytes its origin signed
+ * (the MAC covers the same bytes, so the signature check reuses them instead of encoding again:
+ * every agent does this for every decision and presence), or why not.
+ */
+export interface Opened<T> {
+  value: T;
+  signed: Buffer;
+}
+
+export function openEventSigned(key: Buffer, team: string, bytes: Uint8Array): Opened<TeamEvent> | string {
   const p = parse(NatsEventValueSchema, bytes);
   if (typeof p === 'string') return p;
-  if (!macEquals(p.mac, mac(key, 'strata-nats-event-v1', eventBytes(team, p.event))))
-    return 'its team MAC does not hold (not written by a member)';
-  return p.event;
+  const signed = eventBytes(team, p.event);
+  if (!macEquals(p.mac, mac(key, 'strata-nats-event-v1', signed))) return 'its team MAC does not hold (not written by a member)';
+  return { value: p.event, signed };
+}
+
+export function openPresenceSigned(key: Buffer, team: string, bytes: Uint8Array): Opened<Presence> | string {
+  const p = parse(NatsPresenceValueSchema, bytes);
+  if (typeof p === 'string') return p;
+  const signed = presenceBytes(team, p.presence);
+  if (!macEquals(p.mac, mac(key, 'strata-nats-presence-v1', signed))) return 'its team MAC does not hold (not written by a member)';
+  return { value: p.presence, signed };
+}
+
+/** A stored event whose team MAC holds (its signature is the caller's to check), or why not. */
+export function openEvent(key: Buffer, team: string, bytes: Uint8Array): TeamEvent | string {
+  const o = openEventSigned(key, team, bytes);
+  return typeof o === 'string' ? o : o.value;
 }
 
 export function openPresence(key: Buffer, team: string, bytes: Uint8Array): Presence | string {
-  const p = parse(NatsPresenceValueSchema, bytes);
-  if (typeof p === 'string') return p;
-  if (!macEquals(p.mac, mac(key, 'strata-nats-presence-v1', presenceBytes(team, p.presence))))
-    return 'its team MAC does not hold (not written by a member)';
-  return p.presence;
+  const o = openPresenceSigned(key, team, bytes);
+  return typeof o === 'string' ? o : o.value;
 }
