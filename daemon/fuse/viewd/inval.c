@@ -18,7 +18,6 @@ struct note {
   char *name;
   size_t nlen;
   int first;         /* a folder's entry: sent before the rest (see send_all) */
-  int expire;        /* an entry expired, not dropped (see expire_dir) */
   char *again;       /* a folder's path, looked up again right after its entry goes (see relink) */
 };
 
@@ -41,7 +40,6 @@ static void add(struct notes *ns, fuse_ino_t ino, fuse_ino_t parent, const char 
   x->name = NULL;
   x->nlen = nlen;
   x->first = 0;
-  x->expire = 0;
   x->again = NULL;
   if (name) {
     x->name = malloc(nlen + 1);
@@ -68,6 +66,16 @@ static void relink(const struct table *t, const char *p) {
   }
 }
 
+/* Why entries are dropped, not expired (FUSE_EXPIRE_ONLY), measured with 10k names cached under a
+   switched mapping on the benchmark's VM: sending the notes took 74-200 ms here, of which the
+   kernel's prune under the dropped folder (each name's inode evicted, a FORGET each) about half
+   and the 10k notes themselves (a write to /dev/fuse each, 3-9 us) the rest; the walk choosing
+   them 1-6 ms. Expiring every changed name instead (and dropping only folders that may hold
+   cached misses, which the server cannot name) halved that (30-88 ms, the notes alone), but the
+   next walk of those names took 4-5 times as long (1.3-1.7 s against 0.34 s): an expired entry
+   whose node changed costs two LOOKUPs and a FORGET when next used, and no RCU walk. A switch
+   is usually followed by such a walk (git status, a build), so the prune stays on the switch. */
+
 /* Folders' entries first, top down: dropping a folder's entry prunes, in one go, every unused
    name the kernel holds below it, so the entries of the files there that follow are cheap misses
    (they still matter for names in use at that moment, e.g. a file open or being looked up).
@@ -78,11 +86,8 @@ static long send_all(struct notes *ns, const struct table *t) {
     for (size_t i = 0; i < ns->n; i++) {
       struct note *x = &ns->v[i];
       if (x->first != !pass) continue;
-      int r = !x->name    ? fuse_lowlevel_notify_inval_inode(g.se, x->ino, 0, 0)
-              : x->expire ? fuse_lowlevel_notify_expire_entry(g.se, x->parent, x->name, x->nlen, FUSE_LL_EXPIRE_ONLY)
-                          : -ENOSYS;
-      /* A kernel without FUSE_EXPIRE_ONLY: drop the entry (exact too, only dearer). */
-      if (x->name && r == -ENOSYS) r = fuse_lowlevel_notify_inval_entry(g.se, x->parent, x->name, x->nlen);
+      int r = x->name ? fuse_lowlevel_notify_inval_entry(g.se, x->parent, x->name, x->nlen)
+                      : fuse_lowlevel_notify_inval_inode(g.se, x->ino, 0, 0);
       if (r == 0) sent++;
       if (x->again && t) relink(t, x->again);
     }
@@ -105,34 +110,6 @@ static void add_dir(struct notes *ns, fuse_ino_t parent, const char *name, size_
   if (ns->n != at + 2) return;
   ns->v[at].first = ns->v[at + 1].first = 1;
   if (path) ns->v[at + 1].again = strdup(path);
-}
-
-/* A name whose chain changed, expired rather than dropped: the kernel keeps the entry but asks
-   the server again (LOOKUP) at its next use, and drops it then if the answer is another node or
-   none. Dropping a folder's entry makes the kernel prune every name cached below it at once, each
-   name's inode evicted and forgotten (a FORGET to the server): with 10k names cached under a
-   mapping that prune was most of a switch's time, whether or not those names changed. Expiring
-   costs one note per changed name and moves the rest to the next use; the folder stays hashed, so
-   a cwd inside it is never unlinked (no relink). What an expired folder cannot do is drop the
-   "no such file" entries cached below it, which the server does not know one by one: a folder
-   that ever answered a miss (has_misses; also set when a name below it was removed, which leaves
-   the kernel a negative entry) is dropped as before. */
-static void expire_name(struct notes *ns, fuse_ino_t parent, const char *name, size_t nlen) {
-  size_t at = ns->n;
-  add(ns, 0, parent, name, nlen);
-  if (ns->n == at + 1) ns->v[at].expire = 1;
-}
-
-/* A folder whose chain changed and that is a folder in both tables: expired when no misses are
-   cached below it, else dropped and looked up again (add_dir). Its attributes and listing go
-   either way. */
-static void changed_dir(struct notes *ns, fuse_ino_t parent, const char *name, size_t nlen, struct node *dir, const char *path) {
-  if (__atomic_exchange_n(&dir->has_misses, 0, __ATOMIC_RELAXED)) {
-    add_dir(ns, parent, name, nlen, node_id(dir), path);
-    return;
-  }
-  expire_name(ns, parent, name, nlen);
-  add(ns, node_id(dir), 0, NULL, 0);
 }
 
 /* ---- what changed between two tables ----------------------------------------- */
@@ -282,13 +259,10 @@ static void visit(struct walk *w, struct node *n, size_t len, int depth) {
          keeps its node across sources: its attributes and cached listing go too. */
       if (S_ISDIR(c->child->type)) {
         int out = c->child->vanished && gone(w->b, w->path, nl, c->child); /* taken out before, still out */
-        if (out) {
-          add_dir(w->ns, node_id(n), c->name, c->nlen, node_id(c->child), NULL);
-          continue;
-        }
-        changed_dir(w->ns, node_id(n), c->name, c->nlen, c->child, w->path);
+        add_dir(w->ns, node_id(n), c->name, c->nlen, node_id(c->child), out ? NULL : w->path);
+        if (out) continue;
       } else {
-        expire_name(w->ns, node_id(n), c->name, c->nlen);
+        add(w->ns, 0, node_id(n), c->name, c->nlen);
       }
     }
     visit(w, c->child, nl, depth + 1);
@@ -376,13 +350,10 @@ static void collect(const struct table *a, const struct table *b, const char *p,
       if (!chain_same(a, b, p, plen)) {
         if (S_ISDIR(d->child->type)) {
           int out = gone(b, p, plen, d->child);
-          if (out) {
-            add_dir(ns, node_id(cur), c, cl, node_id(d->child), NULL);
-            break;
-          }
-          changed_dir(ns, node_id(cur), c, cl, d->child, w.path);
+          add_dir(ns, node_id(cur), c, cl, node_id(d->child), out ? NULL : w.path);
+          if (out) break;
         } else {
-          expire_name(ns, node_id(cur), c, cl);
+          add(ns, 0, node_id(cur), c, cl);
         }
       }
       visit(&w, d->child, plen, 0);

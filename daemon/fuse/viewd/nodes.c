@@ -269,7 +269,6 @@ void node_forget(fuse_ino_t ino, uint64_t count) {
 
 void node_unname(struct node *parent, const char *name, size_t nlen) {
   pthread_mutex_lock(&g_nodes);
-  parent->has_misses = 1; /* the kernel keeps the removed name as a "no such file" entry */
   struct dentry *d = *dslot(parent, name, nlen);
   if (d) dentry_drop(d);
   pthread_mutex_unlock(&g_nodes);

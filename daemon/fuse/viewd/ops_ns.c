@@ -15,8 +15,6 @@ static void vd_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
   struct node *pn = node_use(parent);
   struct fuse_entry_param e;
   int r = do_lookup(t, pn, name, &e);
-  /* Marked before the table is let go: a switch waits for that (table_drain) before it looks. */
-  if (r == -ENOENT && pn && parent != FUSE_ROOT_ID) __atomic_store_n(&pn->has_misses, 1, __ATOMIC_RELAXED);
   node_unuse(pn);
   table_put(t);
   if (r == -ENOENT) {

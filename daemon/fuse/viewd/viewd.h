@@ -151,7 +151,6 @@ struct node {
   uint64_t self_attr_sum;   /* the attributes the kernel was last told after one (attr_sum) */
   time_t self_attr_at;
   int vanished;             /* a folder a switch took out of the view (see inval.c): not reused */
-  int has_misses;           /* a folder the kernel may hold "no such file" entries below (see inval.c) */
 };
 
 struct dentry {
