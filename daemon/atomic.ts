@@ -36,7 +36,11 @@ export function writeFileAtomicUnsynced(file: string, data: string, mode = 0o600
     fs.writeFileSync(tmp, data, { mode, flag: 'wx' });
     fs.renameSync(tmp, file);
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
+    try {
+      fs.rmSync(tmp, { force: true });
+    } catch {
+      /* removed on the next start (removeStaleTemps) */
+    }
     throw saveFailed(file, e);
   }
 }

@@ -39,7 +39,7 @@ class Steps {
 
 export class LocalSwitch {
   private steps = new Steps(false);
-  /** The last switch's state event, sent once its stale holders are known. */
+  /** The last switch's stale holders, announced once known (after the answer). */
   private announced = Promise.resolve();
   private readonly timing = process.env.STRATA_SWITCH_TIMING === '1';
 
@@ -113,6 +113,7 @@ export class LocalSwitch {
   /** Replace OLD by NEW in one step: one persisted state, one rebuild, one invalidation. */
   swap(oldName: string, newName: string, force = false): Promise<{ active: string[] }> {
     return this.o.queue.run(async () => {
+      const st = this.begin();
       await this.o.catalog.reload();
       this.o.catalog.require(oldName);
       const incoming = await this.withRequirements([newName]);
@@ -128,6 +129,7 @@ export class LocalSwitch {
       if (!set.includes(oldName)) this.refuseIfRequired([oldName], set);
       if (!force) await this.refuseIfBusy([oldName]);
       await this.apply(set, 'swap');
+      this.end('swap', st);
       return { active: this.active() };
     });
   }
@@ -141,6 +143,7 @@ export class LocalSwitch {
   applyTeamSet(teamLayers: string[], desired: string[], held: string[], reason: string): Promise<{ active: string[]; missing: string[] }> {
     return this.o.queue.run(async () => {
       const catalog = this.o.catalog;
+      const st = this.begin();
       await catalog.reload();
       const isTeam = new Set(teamLayers);
       const now = this.o.state.data.active;
@@ -160,6 +163,7 @@ export class LocalSwitch {
       const after = new Set(next);
       const changed = [...before, ...after].filter((n) => before.has(n) !== after.has(n));
       if (changed.length) await this.apply(next, reason);
+      this.end(reason, st);
       return { active: this.active(), missing };
     });
   }
@@ -221,17 +225,20 @@ export class LocalSwitch {
   }
 
   /**
-   * Editors and tools follow: what changed, and who still runs what was there before. Asking the
-   * servers who holds what takes a round trip to each, so the switch is answered first and this
-   * event follows (in the order of the switches).
+   * Editors and tools follow: what changed (announced before the switch is answered), and who
+   * still runs what was there before. Asking the servers who holds what takes a round trip to
+   * each, so that comes after the answer, in an event of its own (the same reason, no paths),
+   * sent only when someone does; these events keep the order of the switches.
    */
   private announce(reason: string, paths: string[]): void {
+    this.o.emit(reason, { paths, stale: [] });
+    if (!paths.length) return;
     this.announced = this.announced.then(async () => {
       const stale = await this.o.views.staleHolders(paths).catch((e: Error) => {
         this.o.log?.(`[switch] who still holds replaced files: ${e.message}`);
         return [];
       });
-      this.o.emit(reason, { paths, stale });
+      if (stale.length) this.o.emit(reason, { paths: [], stale });
     });
   }
 
