@@ -66,7 +66,7 @@ export class Agent {
       emit,
       log,
     });
-    this.switch = new LocalSwitch({ queue, state: this.state, catalog: this.catalog, views: this.views, emit });
+    this.switch = new LocalSwitch({ queue, state: this.state, catalog: this.catalog, views: this.views, emit, log });
     this.layers = new Layers({
       queue,
       store: this.store,
@@ -88,6 +88,7 @@ export class Agent {
   /** Unmount every view, or with `keepViews` leave them serving for the next agent. */
   async stop(keepViews = false): Promise<void> {
     await this.views.stop(keepViews);
+    await this.state.flush();
   }
 
   onChange(fn: (reason: string, change?: ViewChange) => void): () => void {

@@ -24,8 +24,15 @@ export function rulePaths(spec: LayerSpec): string[] {
   return [...spec.mappings.map((m) => m.original), ...spec.excludes, ...spec.deletes];
 }
 
+/** A layer.json as last read: its version (null: none) and the spec, or nothing when it was broken. */
+interface Read {
+  key: string | null;
+  spec?: LayerSpec;
+}
+
 export class LayerCatalog {
   private specs = new Map<string, LayerSpec>();
+  private read = new Map<string, Read>();
   private current = new Resolver([]);
 
   constructor(
@@ -35,12 +42,48 @@ export class LayerCatalog {
     private readonly log: (msg: string) => void,
   ) {}
 
-  /** Re-read every layer.json; broken ones are logged and left out of the active set. */
+  /**
+   * Re-read every layer.json that changed since it was last read (its inode, size, mtime or
+   * ctime); broken ones are logged once per version and left out of the active set.
+   */
   async reload(): Promise<void> {
-    const { layers, broken } = await this.store.list();
-    this.specs = new Map(layers.map((l) => [l.name, l]));
-    for (const b of broken) this.log(`[store] layer ${b.name} skipped: ${b.error.message}`);
+    const names = this.store.names();
+    const read = new Map<string, Read>();
+    await Promise.all(
+      names.map(async (name) => {
+        const key = this.store.specKey(name);
+        let r = this.read.get(name);
+        if (!r || r.key === null || r.key !== key) {
+          r = { key };
+          try {
+            r.spec = await this.store.get(name);
+          } catch (e) {
+            this.log(`[store] layer ${name} skipped: ${(e as Error).message}`);
+          }
+        }
+        read.set(name, r);
+      }),
+    );
+    this.read = read;
+    this.specs = new Map(names.flatMap((n) => (read.get(n)!.spec ? [[n, read.get(n)!.spec!] as const] : [])));
     this.rebuild();
+  }
+
+  /**
+   * Check again what may have changed without layer.json (the files folder, a destination turned
+   * into a symlink) before a layer enters the active set; a failure leaves it out until re-read.
+   */
+  checkFiles(name: string): void {
+    const spec = this.specs.get(name);
+    if (!spec) return;
+    try {
+      this.store.checkFiles(spec);
+    } catch (e) {
+      this.specs.delete(name);
+      this.read.delete(name);
+      this.rebuild();
+      throw e;
+    }
   }
 
   /** Rebuild the resolver from the active set (after it changed). */

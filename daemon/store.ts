@@ -84,16 +84,34 @@ export class LayerStore {
       );
     }
     // Checked on every read, not only on save and import: layer.json may be edited by hand.
-    if (await isRealDir(this.filesDir(name), this.dir(name), 'E_LAYER_INVALID')) await this.checkDestinations(spec);
+    this.checkFiles(spec);
     return spec;
+  }
+
+  /** The layer's files are a real folder and its destinations stay inside it (they may change without layer.json). */
+  checkFiles(spec: LayerSpec): void {
+    if (isRealDir(this.filesDir(spec.name), this.dir(spec.name), 'E_LAYER_INVALID')) this.checkDestinations(spec);
+  }
+
+  /** The layers' folder names (a folder may lack a valid layer.json). Synchronous, like specKey: on a switch's path. */
+  names(): string[] {
+    return fs
+      .readdirSync(this.root)
+      .filter((n) => !n.startsWith('.'))
+      .sort();
+  }
+
+  /** What identifies this version of a layer's layer.json (any write changes it), or null when there is none. */
+  specKey(name: string): string | null {
+    const st = fs.statSync(this.specFile(name), { bigint: true, throwIfNoEntry: false });
+    return st ? `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}` : null;
   }
 
   /** All layers; malformed ones are returned apart so one bad file never hides the rest. */
   async list(): Promise<{ layers: LayerSpec[]; broken: { name: string; error: StrataError }[] }> {
     const layers: LayerSpec[] = [];
     const broken: { name: string; error: StrataError }[] = [];
-    for (const name of (await fsp.readdir(this.root)).sort()) {
-      if (name.startsWith('.')) continue;
+    for (const name of this.names()) {
       try {
         layers.push(await this.get(name));
       } catch (e) {
@@ -103,15 +121,15 @@ export class LayerStore {
     return { layers, broken };
   }
 
-  /** Refuse destinations that reach outside the layer through a symlink in its files. */
-  async checkDestinations(spec: LayerSpec, filesRoot = this.filesDir(spec.name)): Promise<void> {
-    const realRoot = await fsp.realpath(filesRoot);
+  /** Refuse destinations that reach outside the layer through a symlink in its files (synchronous: a switch checks them). */
+  checkDestinations(spec: LayerSpec, filesRoot = this.filesDir(spec.name)): void {
+    const realRoot = fs.realpathSync.native(filesRoot);
     for (const [i, m] of spec.mappings.entries()) {
       let probe = path.join(filesRoot, destRel(m));
       // The destination may not exist yet; check the longest existing prefix.
       for (;;) {
         try {
-          const real = await fsp.realpath(probe);
+          const real = fs.realpathSync.native(probe);
           if (real !== realRoot && !real.startsWith(realRoot + path.sep)) {
             throw new StrataError(
               'E_MAPPING_ESCAPE',
@@ -136,7 +154,7 @@ export class LayerStore {
     const file = this.specFile(spec.name);
     const { spec: clean, problems } = checkLayerSpec(spec, file);
     if (!clean) throw new StrataError(problems[0].code, problems.map((p) => p.message).join('; '), 'Nothing was changed.');
-    await this.checkDestinations(clean);
+    this.checkDestinations(clean);
     await writeFileAtomic(file, JSON.stringify(clean, null, 2) + '\n');
     return clean;
   }
@@ -170,7 +188,7 @@ export class LayerStore {
       const { spec: clean, problems } = checkLayerSpec(spec, `${name}/layer.json`);
       if (!clean) throw new StrataError(problems[0].code, problems[0].message);
       await requireDestinations(clean.mappings, path.join(tmp, 'files'), root);
-      await this.checkDestinations(clean, path.join(tmp, 'files'));
+      this.checkDestinations(clean, path.join(tmp, 'files'));
       await writeFileAtomic(path.join(tmp, 'layer.json'), JSON.stringify(clean, null, 2) + '\n');
       return {
         dir: tmp,
@@ -295,8 +313,8 @@ export class LayerStore {
       await unpackLayerArchive(src, tmp, limits);
       const specFile = path.join(tmp, 'layer.json');
       const spec = parseLayerJson(await fsp.readFile(specFile, 'utf8'), `${src}:layer.json`);
-      if (!(await isRealDir(path.join(tmp, 'files'), src, 'E_ARCHIVE'))) await fsp.mkdir(path.join(tmp, 'files'));
-      await this.checkDestinations(spec, path.join(tmp, 'files'));
+      if (!isRealDir(path.join(tmp, 'files'), src, 'E_ARCHIVE')) await fsp.mkdir(path.join(tmp, 'files'));
+      this.checkDestinations(spec, path.join(tmp, 'files'));
       const hint = `Remove it first with "strata layer rm ${spec.name}".`;
       this.refuseExisting(spec.name, hint);
       await fsp.mkdir(path.join(tmp, 'writable', 'files'), { recursive: true });
@@ -318,11 +336,8 @@ export class LayerStore {
  * Is `dir` (a layer's files/) a real folder? False when absent; `code` when it is anything else,
  * a symlink above all: the whole layer would lead outside the store.
  */
-async function isRealDir(dir: string, where: string, code: 'E_ARCHIVE' | 'E_LAYER_INVALID'): Promise<boolean> {
-  const st = await fsp.lstat(dir).catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'ENOENT') return null;
-    throw e;
-  });
+function isRealDir(dir: string, where: string, code: 'E_ARCHIVE' | 'E_LAYER_INVALID'): boolean {
+  const st = fs.lstatSync(dir, { throwIfNoEntry: false });
   if (!st) return false;
   if (st.isDirectory()) return true;
   throw new StrataError(

@@ -2,7 +2,7 @@
  * The local switch: the active set and every change to it. Activate, deactivate and swap come
  * from the user; applyTeamSet applies a team decision (team/service.ts calls it). Each change is
  * persisted, rebuilt into the resolver, taken by every view (its server invalidates what changed),
- * and only then announced.
+ * and only then answered and announced.
  */
 import { ViewChange } from '../protocol';
 import { StrataError } from '../shared/errors';
@@ -18,10 +18,40 @@ export interface SwitchOptions {
   catalog: LayerCatalog;
   views: Views;
   emit: (reason: string, change?: ViewChange) => void;
+  log?: (msg: string) => void;
+}
+
+/** STRATA_SWITCH_TIMING=1: each switch logs how long its steps took (for measuring, off by default). */
+class Steps {
+  private t = performance.now();
+  private parts: string[] = [];
+  constructor(private readonly on: boolean) {}
+  mark(step: string): void {
+    if (!this.on) return;
+    const now = performance.now();
+    this.parts.push(`${step} ${(now - this.t).toFixed(2)}`);
+    this.t = now;
+  }
+  text(): string {
+    return this.parts.join(', ');
+  }
 }
 
 export class LocalSwitch {
+  private steps = new Steps(false);
+  /** The last switch's stale holders, announced once known (after the answer). */
+  private announced = Promise.resolve();
+  private readonly timing = process.env.STRATA_SWITCH_TIMING === '1';
+
   constructor(private readonly o: SwitchOptions) {}
+
+  private begin(): Steps {
+    return (this.steps = new Steps(this.timing));
+  }
+
+  private end(op: string, st: Steps): void {
+    if (this.timing) this.o.log?.(`[switch] ${op} ms: ${st.text()}`);
+  }
 
   /** The active layers (those that exist and are valid). */
   active(): string[] {
@@ -55,11 +85,15 @@ export class LocalSwitch {
   /** Activating a layer activates what it requires, in the same switch (one state, one event). */
   activate(names: string[]): Promise<{ active: string[] }> {
     return this.o.queue.run(async () => {
+      const st = this.begin();
       // A layer.json edited by hand may have become invalid: surface that on use, not later.
       await this.o.catalog.reload();
+      st.mark('reload');
       const next = [...this.o.state.data.active];
       for (const n of await this.withRequirements(names)) if (!next.includes(n)) next.push(n);
+      st.mark('requirements');
       await this.apply(next, 'activate');
+      this.end('activate', st);
       return { active: this.active() };
     });
   }
@@ -75,11 +109,14 @@ export class LocalSwitch {
         names,
         active.filter((n) => !names.includes(n)),
       );
+      const st = this.begin();
       if (!force) await this.refuseIfBusy(names);
+      st.mark('busy');
       await this.apply(
         active.filter((n) => !names.includes(n)),
         'deactivate',
       );
+      this.end('deactivate', st);
       return { active: this.active() };
     });
   }
@@ -87,6 +124,7 @@ export class LocalSwitch {
   /** Replace OLD by NEW in one step: one persisted state, one rebuild, one invalidation. */
   swap(oldName: string, newName: string, force = false): Promise<{ active: string[] }> {
     return this.o.queue.run(async () => {
+      const st = this.begin();
       await this.o.catalog.reload();
       this.o.catalog.require(oldName);
       const incoming = await this.withRequirements([newName]);
@@ -102,6 +140,7 @@ export class LocalSwitch {
       if (!set.includes(oldName)) this.refuseIfRequired([oldName], set);
       if (!force) await this.refuseIfBusy([oldName]);
       await this.apply(set, 'swap');
+      this.end('swap', st);
       return { active: this.active() };
     });
   }
@@ -116,18 +155,28 @@ export class LocalSwitch {
   applyTeamSet(teamLayers: string[], desired: string[], held: string[], reason: string): Promise<{ active: string[]; missing: string[] }> {
     return this.o.queue.run(async () => {
       const catalog = this.o.catalog;
+      const st = this.begin();
       await catalog.reload();
       const isTeam = new Set(teamLayers);
       const now = this.o.state.data.active;
       held = [...new Set([...held, ...this.heldByRequirement(teamLayers)])];
       const keep = now.filter((n) => !isTeam.has(n) || held.includes(n));
       const want = desired.filter((n) => !held.includes(n));
+      // One whose files turned bad is left out like a broken layer.json (logged, then pulled again).
+      for (const n of want.filter((x) => !now.includes(x))) {
+        try {
+          catalog.checkFiles(n);
+        } catch (e) {
+          this.o.log?.(`[store] layer ${n} skipped: ${(e as Error).message}`);
+        }
+      }
       const missing = want.filter((n) => !catalog.has(n));
       const next = [...new Set([...keep, ...want.filter((n) => catalog.has(n))])];
       const before = new Set(now);
       const after = new Set(next);
       const changed = [...before, ...after].filter((n) => before.has(n) !== after.has(n));
       if (changed.length) await this.apply(next, reason);
+      this.end(reason, st);
       return { active: this.active(), missing };
     });
   }
@@ -172,18 +221,38 @@ export class LocalSwitch {
    * thrown.
    */
   private async apply(next: string[], reason: string): Promise<void> {
+    const st = this.steps;
     const prev = this.o.state.data;
     await this.o.state.commit({ ...prev, active: next });
+    st.mark('commit');
     this.o.catalog.rebuild();
+    st.mark('rebuild');
     await this.o.views.apply(async () => {
       await this.o.state.commit({ ...this.o.state.data, active: prev.active });
       this.o.catalog.rebuild();
     });
-    // Editors and tools follow: what changed, and who still runs what was there before.
+    st.mark('push');
     const was = new Set(prev.active);
     const now = new Set(next);
-    const paths = [...new Set(this.o.catalog.rulePathsOf([...was, ...now].filter((n) => was.has(n) !== now.has(n))))];
-    this.o.emit(reason, { paths, stale: await this.o.views.staleHolders(paths) });
+    this.announce(reason, [...new Set(this.o.catalog.rulePathsOf([...was, ...now].filter((n) => was.has(n) !== now.has(n))))]);
+  }
+
+  /**
+   * Editors and tools follow: what changed (announced before the switch is answered), and who
+   * still runs what was there before. Asking the servers who holds what takes a round trip to
+   * each, so that comes after the answer, in an event of its own (the same reason, no paths),
+   * sent only when someone does; these events keep the order of the switches.
+   */
+  private announce(reason: string, paths: string[]): void {
+    this.o.emit(reason, { paths, stale: [] });
+    if (!paths.length) return;
+    this.announced = this.announced.then(async () => {
+      const stale = await this.o.views.staleHolders(paths).catch((e: Error) => {
+        this.o.log?.(`[switch] who still holds replaced files: ${e.message}`);
+        return [];
+      });
+      if (stale.length) this.o.emit(reason, { paths: [], stale });
+    });
   }
 
   /** `names` with what they require; a required layer missing from the store (or broken) fails the switch, naming who requires it. */
@@ -204,6 +273,7 @@ export class LocalSwitch {
         `Nothing was changed. Create or import "${m.name}" (strata layer import FILE), or remove it from the requires of "${m.by}".`,
       );
     }
+    for (const n of order) if (!this.isActive(n)) this.o.catalog.checkFiles(n);
     return order;
   }
 

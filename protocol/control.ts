@@ -60,7 +60,7 @@ export const StaleHolderSchema = obj({
 });
 export type StaleHolder = v.InferOutput<typeof StaleHolderSchema>;
 
-/** What a change did to the views: the view paths it touched (in every view) and who runs what was there before. */
+/** What a change did to the views: the view paths it touched (in every view) and who runs what was there before (a switch names those in a second event, after its answer). */
 export const ViewChangeSchema = obj({ paths: strings, stale: list(StaleHolderSchema) });
 export type ViewChange = v.InferOutput<typeof ViewChangeSchema>;
 

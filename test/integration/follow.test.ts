@@ -34,6 +34,11 @@ describe('follow: the state event says what a change did to the views', function
     eventually(`a "${reason}" state event with a change (seen: ${events.map((x) => x.reason).join(', ')})`, () =>
       events.slice(since).find((x) => x.reason === reason && x.change),
     );
+  /** The event naming who still holds replaced files: it follows the switch's answer and its first event. */
+  const staleOf = (reason: string, since: number) =>
+    eventually(`a "${reason}" state event naming stale holders`, () =>
+      events.slice(since).find((x) => x.reason === reason && x.change?.stale.length),
+    );
 
   before(async () => {
     e = makeEnv('strata-it-follow-');
@@ -65,11 +70,12 @@ describe('follow: the state event says what a change did to the views', function
     await e.ok('activate', 'a');
     const ev = await changeOf('activate', since);
     assert.deepStrictEqual(ev.change!.paths, ['/tools']);
+    const st = await staleOf('activate', since);
     assert.deepStrictEqual(
-      ev.change!.stale.map((s) => [s.pid, s.path, s.layer]),
+      st.change!.stale.map((s) => [s.pid, s.path, s.layer]),
       [[holder.pid, tool(), null]],
     );
-    assert.strictEqual(ev.change!.stale[0].command, 'sh');
+    assert.strictEqual(st.change!.stale[0].command, 'sh');
     holder.kill('SIGKILL');
   });
 
@@ -81,7 +87,7 @@ describe('follow: the state event says what a change did to the views', function
     const ev = await changeOf('deactivate', since);
     assert.deepStrictEqual(ev.change!.paths, ['/tools']);
     assert.deepStrictEqual(
-      ev.change!.stale.map((s) => [s.pid, s.path, s.layer]),
+      (await staleOf('deactivate', since)).change!.stale.map((s) => [s.pid, s.path, s.layer]),
       [[holder.pid, tool(), 'a']],
     );
     holder.kill('SIGKILL');

@@ -104,6 +104,25 @@ describe('viewd: read side', function () {
     }
   });
 
+  it('names cached as missing below a redirected folder, or removed through the view, appear when a switch brings them', async function () {
+    writeTree(layerDirs(layers, 'tools').files, { 'bin/removed': 'layer\n', 'bin/sub/deep': 'deep\n' });
+    fs.mkdirSync(path.join(base, 'bin/sub'));
+    const missing = (p: string) => !fs.existsSync(path.join(mnt, p));
+    // Cached as "no such file": asked for, or removed through the view (the kernel keeps the name, negative).
+    assert.ok(missing('bin/only-layer') && missing('bin/sub/deep'));
+    fs.writeFileSync(path.join(mnt, 'bin/removed'), 'base\n');
+    fs.unlinkSync(path.join(mnt, 'bin/removed'));
+    assert.ok(missing('bin/removed'));
+    for (let i = 1; i <= 4; i++) {
+      const on = i % 2 === 1;
+      await v!.ctl.rules(table(layers, on ? [rule('tools', { '/bin': 'bin' })] : [], i));
+      assert.strictEqual(missing('bin/only-layer'), !on, `switch ${i}: bin/only-layer`);
+      assert.strictEqual(missing('bin/sub/deep'), !on, `switch ${i}: bin/sub/deep`);
+      assert.strictEqual(missing('bin/removed'), !on, `switch ${i}: bin/removed`);
+      assert.strictEqual(fs.readFileSync(path.join(mnt, 'bin/tool'), 'utf8').includes('layer-tools'), on, `switch ${i}: bin/tool`);
+    }
+  });
+
   it('an open file keeps reading what it opened; new opens see the switch', async function () {
     const fd = fs.openSync(path.join(mnt, 'bin/tool'), 'r');
     try {
