@@ -69,6 +69,10 @@ describe('team over NATS: the team MAC', () => {
     assert.match(String(openEvent(KEY, 'acme', Buffer.from('{"event":1}'))), /malformed/);
   });
 
+  /** A presence signed by id. */
+  const presence = () =>
+    id.signPresence('acme', { agent: id.id, pseq: 1, user: 'u', host: 'h', active: [], held: [], applied: {}, busy: [], has: {}, at: 1 });
+
   it('hands back the bytes the origin signed: its signature checks against them, a member-sealed forgery does not', () => {
     const ring = new KeyRing();
     const o = openEventSigned(KEY, 'acme', sealEvent(KEY, 'acme', ev));
@@ -80,18 +84,7 @@ describe('team over NATS: the team MAC', () => {
     const f = openEventSigned(KEY, 'acme', sealEvent(KEY, 'acme', { ...forged, sig: other.sign(Buffer.from('x')) }));
     assert.ok(typeof f !== 'string');
     assert.match(String(ring.verify(f.value.origin, f.value.key, f.signed, f.value.sig)), /does not verify/);
-    const p = id.signPresence('acme', {
-      agent: id.id,
-      pseq: 1,
-      user: 'u',
-      host: 'h',
-      active: [],
-      held: [],
-      applied: {},
-      busy: [],
-      has: {},
-      at: 1,
-    });
+    const p = presence();
     const op = openPresenceSigned(KEY, 'acme', sealPresence(KEY, 'acme', p));
     assert.ok(typeof op !== 'string');
     assert.equal(ring.verify(p.agent, p.key, op.signed, p.sig), null);
@@ -99,18 +92,7 @@ describe('team over NATS: the team MAC', () => {
   });
 
   it('seals presence under its own domain', () => {
-    const p = id.signPresence('acme', {
-      agent: id.id,
-      pseq: 1,
-      user: 'u',
-      host: 'h',
-      active: [],
-      held: [],
-      applied: {},
-      busy: [],
-      has: {},
-      at: 1,
-    });
+    const p = presence();
     assert.deepEqual(openPresence(KEY, 'acme', sealPresence(KEY, 'acme', p)), p);
     assert.match(String(openPresence(KEY, 'acme', sealEvent(KEY, 'acme', ev))), /malformed/);
   });
