@@ -26,6 +26,8 @@ export interface ViewdStats {
   forgets: number;
   invalidations: number;
   generation: number;
+  /** WRITE requests served (a write in passthrough reaches the file without one). */
+  writes: number;
 }
 
 export interface ViewdOpenFile {
@@ -177,6 +179,7 @@ export class ViewdControl {
       forgets: get('forgets'),
       invalidations: get('invalidations'),
       generation: get('generation'),
+      writes: get('writes'),
     };
   }
 

@@ -212,6 +212,8 @@ export async function startServer(s: ServerSpec): Promise<Attached> {
   if (s.inPlace) args.unshift('--in-place');
   // allow_other only as root, where the server checks each caller's permissions as that caller.
   if (process.getuid?.() === 0) args.unshift('--allow-other');
+  // Passthrough (a root server on kernel 6.9+, view-core.md) can be turned off for new views.
+  if (process.env.STRATA_PASSTHROUGH === '0') args.unshift('--no-passthrough');
   args.push(s.mountpoint, s.base, s.sock);
   const log = fs.openSync(s.logFile, 'a', 0o600);
   const logStart = fs.fstatSync(log).size;

@@ -19,6 +19,26 @@ interface Status {
   views: { base: string; state: string; error?: string }[];
 }
 
+describe('view server: started as the environment asks', function () {
+  it('STRATA_PASSTHROUGH=0 starts view servers without passthrough', async () => {
+    process.env.STRATA_PASSTHROUGH = '0';
+    let e: Env | null = null;
+    try {
+      e = await viewWithOneActive(); // the agent started with that environment
+    } finally {
+      delete process.env.STRATA_PASSTHROUGH;
+    }
+    try {
+      const pid = viewServerOf(e.mnt);
+      assert.ok(pid, 'a server serves the view');
+      assert.ok(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('--no-passthrough'));
+      assert.strictEqual(read(path.join(e.mnt, 'bin/tool')), LAYER_TOOL);
+    } finally {
+      await e.cleanup();
+    }
+  });
+});
+
 describe('view server: lives on across agent restarts', function () {
   let e: Env;
   before(async () => {

@@ -18,6 +18,7 @@ export interface ViewdOpts {
   /** Initial table text (--rules). */
   rules?: string;
   timeout?: number;
+  noPassthrough?: boolean;
 }
 
 export interface Viewd {
@@ -33,6 +34,7 @@ export function viewdArgs(o: ViewdOpts): string[] {
   const args: string[] = [];
   if (o.inPlace) args.push('--in-place');
   if (o.allowOther) args.push('--allow-other');
+  if (o.noPassthrough) args.push('--no-passthrough');
   if (o.timeout !== undefined) args.push('--timeout', String(o.timeout));
   if (o.rules !== undefined) {
     const f = `${o.sock}.rules`;

@@ -193,6 +193,25 @@ print(subprocess.run([sys.executable, '-c', probe, sys.argv[1]], capture_output=
     }
   });
 
+  it('as root, writes go to the real file without a WRITE request (passthrough); --no-passthrough serves them itself', async function () {
+    const big = Buffer.alloc(4 << 20, 7);
+    const before = (await v!.ctl.stats()).writes;
+    fs.writeFileSync(m('big'), big);
+    assert.strictEqual((await v!.ctl.stats()).writes, before, 'no WRITE reached the server');
+    assert.ok(fs.readFileSync(path.join(base, 'big')).equals(big));
+    await v!.stop();
+    v = await startViewd({
+      mnt,
+      base,
+      sock: path.join(dir, 'ctl.sock'),
+      noPassthrough: true,
+      rules: table(layers, [rule('tools', { '/m': 'm' })], 2),
+    });
+    fs.writeFileSync(m('big2'), big);
+    assert.ok((await v!.ctl.stats()).writes >= 4, 'the server wrote it, a WRITE per MiB at most');
+    assert.ok(fs.readFileSync(path.join(base, 'big2')).equals(big));
+  });
+
   it('one file open many times at once: readers, writers and mmap agree, also across a copy-up under a reader', function () {
     // In passthrough the kernel takes every open of one inode in one mode (EIO otherwise).
     const r = spawnSync(

@@ -143,6 +143,7 @@ static void vd_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
   out.buf[0].fd = fh_of(fi)->fd;
   out.buf[0].pos = off;
   ssize_t n = fuse_buf_copy(&out, in, 0);
+  __atomic_add_fetch(&g.writes, 1, __ATOMIC_RELAXED);
   if (n < 0) fuse_reply_err(req, (int)-n);
   else fuse_reply_write(req, (size_t)n);
 }

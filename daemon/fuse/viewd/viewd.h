@@ -307,7 +307,7 @@ struct viewd {
   int no_opendir;         /* the kernel takes ENOSYS from opendir: listings without handles */
   pthread_t main_thread;
   /* counters for `stats` */
-  uint64_t lookups, forgets, invalidations;
+  uint64_t lookups, forgets, invalidations, writes; /* writes: WRITE requests (none in passthrough) */
   /* serializes namespace changes and copy-ups */
   pthread_mutex_t ns_lock;
 };
