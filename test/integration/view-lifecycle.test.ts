@@ -22,7 +22,7 @@ interface Status {
 describe('view server: started as the environment asks', function () {
   it('STRATA_PASSTHROUGH=0 starts view servers without passthrough', async () => {
     process.env.STRATA_PASSTHROUGH = '0';
-    let e: Env | null = null;
+    let e: Env;
     try {
       e = await viewWithOneActive(); // the agent started with that environment
     } finally {

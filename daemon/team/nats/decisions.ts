@@ -68,7 +68,7 @@ export class Decisions {
   /** Start watching from where this agent's persisted state stands. */
   async start(): Promise<void> {
     const cursor = await readCursor(this.o.cursorFile);
-    const last = (await this.o.kv.status()).streamInfo.state.last_seq;
+    const last = (await retried(() => this.o.kv.status())).streamInfo.state.last_seq;
     let from = 0;
     if (cursor && cursor.agent === this.o.agent && cursor.bucket === this.o.bucket) {
       // A bucket made anew (a server that lost its store) numbers from 1 again: read it all.
@@ -102,7 +102,7 @@ export class Decisions {
    */
   async check(reconnected: boolean): Promise<void> {
     if (this.stopped) return;
-    const last = (await this.o.kv.status()).streamInfo.state.last_seq;
+    const last = (await retried(() => this.o.kv.status())).streamInfo.state.last_seq;
     const stalled = last > this.revision && this.revision === this.checkedAt;
     this.checkedAt = this.revision;
     if (!reconnected && !stalled) return;

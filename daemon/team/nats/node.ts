@@ -118,8 +118,9 @@ export class NatsNode implements TeamTransport {
       await this.openBuckets(nc);
     } catch (e) {
       await nc.close().catch(() => {});
-      // No JetStream for this account here (a leaf node without the hub's domain, say): explained.
-      throw /jetstream/i.test(String((e as Error)?.message)) ? connectError(srv.servers, this.creds, e) : e;
+      // No JetStream for this account here (a leaf node without the hub's domain, say), or no
+      // answer after the retries: explained, naming the servers.
+      throw /jetstream|timeout/i.test(String((e as Error)?.message)) ? connectError(srv.servers, this.creds, e) : e;
     }
     this.nc = nc;
     this.connected = true;
@@ -149,15 +150,16 @@ export class NatsNode implements TeamTransport {
     const js = jetstream(nc, { domain: this.o.domain });
     const kvm = new Kvm(js);
     // A bucket that exists is used as it is (its settings are the first agent's); one that does not is made.
+    // Each request is retried on a timeout: a cluster that just lost a node answers late for a while.
     const openKv = async (name: string, opts: { history: number; ttl?: number }): Promise<KV> => {
       try {
-        const kv = await kvm.open(name);
+        const kv = await retried(() => kvm.open(name));
         await retried(() => kv.status());
         return kv;
       } catch (e) {
         if (!/not found/i.test((e as Error).message)) throw e;
         log(`[team] making the bucket ${name} (${replicas} replica${replicas > 1 ? 's' : ''})`);
-        return kvm.create(name, { ...opts, replicas });
+        return retried(() => kvm.create(name, { ...opts, replicas }));
       }
     };
     const decisionsKv = await openKv(this.buckets.decisions, { history: KEY_HISTORY });
@@ -165,10 +167,10 @@ export class NatsNode implements TeamTransport {
     const objm = new Objm(js);
     let os: ObjectStore;
     try {
-      os = await objm.open(this.buckets.layers);
+      os = await retried(() => objm.open(this.buckets.layers));
     } catch (e) {
       if (!/not found/i.test((e as Error).message)) throw e;
-      os = await objm.create(this.buckets.layers, { replicas });
+      os = await retried(() => objm.create(this.buckets.layers, { replicas }));
     }
     const common = { team, key, agent: this.id, keys: this.keys, refusals: this.refusals, log };
     this.decisions = new Decisions({
