@@ -8,9 +8,9 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { execFile } from 'child_process';
+import { execFile, spawn } from 'child_process';
 import * as vscode from 'vscode';
-import { AgentClient } from '../../../shared/client';
+import { AgentClient, startDetached } from '../../../shared/client';
 import { socketPath } from '../../../shared/paths';
 import type { StrataApi } from '../../../extension/api';
 import type { Prompt } from '../../../extension/ask';
@@ -173,6 +173,42 @@ export async function makeFixture(c: AgentClient, prefix: string): Promise<Fixtu
       await c.call('view.rm', { base }).catch(() => {});
       for (const n of [a, b]) await c.call('layer.rm', { name: n }).catch(() => {});
       fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A Strata relay (`strata relay --json`) on a free loopback port, with `secretFile`. */
+export async function startRelay(secretFile: string): Promise<{ url: string; stop(): void }> {
+  const relay = spawn(process.execPath, [cliPath(), 'relay', '--listen', '127.0.0.1:0', '--secret-file', secretFile, '--json'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+  });
+  let out = '';
+  relay.stdout!.on('data', (d) => (out += String(d)));
+  const url = await eventually('the relay to print its address', () => /"url":\s*"([^"]+)"/.exec(out)?.[1]);
+  return { url, stop: () => relay.kill('SIGTERM') };
+}
+
+/** A second agent with its own STRATA_HOME (a teammate's machine), heartbeats every 500 ms. */
+export async function startSecondAgent(home: string): Promise<{ client: AgentClient; stop(): Promise<void> }> {
+  const env = { ...process.env, STRATA_HOME: home, STRATA_TEAM_HEARTBEAT_MS: '500', ELECTRON_RUN_AS_NODE: '1' };
+  startDetached(home, path.join(extension().extensionPath, 'dist', 'agent.js'), env);
+  const client = await eventually('the second agent to answer', () => clientFor(home), 20000);
+  const pid = (await client.call('status', {})).pid;
+  const gone = () => {
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  };
+  return {
+    client,
+    stop: async () => {
+      await client.call('agent.stop', {}).catch(() => {});
+      client.close();
+      await eventually('the second agent to exit', gone, 15000).catch(() => {});
     },
   };
 }

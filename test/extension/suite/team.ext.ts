@@ -10,15 +10,14 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { ChildProcess, spawn } from 'child_process';
 import * as vscode from 'vscode';
-import { AgentClient, startDetached } from '../../../shared/client';
+import { AgentClient } from '../../../shared/client';
 import { LayerSpec, TEAM_FILE } from '../../../protocol';
 import { digestLayerDir } from '../../../daemon/team/digest';
 import { COMMANDS, ITEMS } from '../../../extension/constants';
 import type { StrataApi } from '../../../extension/api';
 import type { TeamItem } from '../../../extension/trees/team';
-import { cliPath, click, clientFor, eventually, extension, notice, strata } from './helpers';
+import { click, clientFor, eventually, extension, notice, startRelay, startSecondAgent, strata } from './helpers';
 
 export function teamTests(): void {
   describe('team', function () {
@@ -28,11 +27,11 @@ export function teamTests(): void {
     let dir: string;
     let secretFile: string;
     let teamFile: string;
-    let relay: ChildProcess | undefined;
+    let relay: { url: string; stop(): void } | undefined;
     let url: string;
     let bob: AgentClient | undefined;
     let bobHome: string;
-    let bobPid: number | undefined;
+    let stopBob: (() => Promise<void>) | undefined;
     let joined = false;
     // Two team layers, in one slot, that map /<id> of alice's view: its file reads TA, TB or base.
     const id = `tm-${crypto.randomBytes(3).toString('hex')}`;
@@ -95,19 +94,11 @@ export function teamTests(): void {
 
       secretFile = path.join(dir, 'team.secret');
       fs.writeFileSync(secretFile, 'extension host test secret 2026', { mode: 0o600 });
-      relay = spawn(process.execPath, [cliPath(), 'relay', '--listen', '127.0.0.1:0', '--secret-file', secretFile, '--json'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
-      });
-      let out = '';
-      relay.stdout!.on('data', (d) => (out += String(d)));
-      url = await eventually('the relay to print its address', () => /"url":\s*"([^"]+)"/.exec(out)?.[1]);
+      relay = await startRelay(secretFile);
+      url = relay.url;
 
       bobHome = path.join(dir, 'bob-home');
-      const env = { ...process.env, STRATA_HOME: bobHome, STRATA_TEAM_HEARTBEAT_MS: '500', ELECTRON_RUN_AS_NODE: '1' };
-      startDetached(bobHome, path.join(extension().extensionPath, 'dist', 'agent.js'), env);
-      bob = await eventually('the second agent to answer', () => clientFor(bobHome), 20000);
-      bobPid = (await bob.call('status', {})).pid;
+      ({ client: bob, stop: stopBob } = await startSecondAgent(bobHome));
       await createLayers(bob);
 
       const digests: Record<string, { digest: string }> = {};
@@ -132,22 +123,8 @@ export function teamTests(): void {
       await c?.call('deactivate', { names: [ta, tb], force: true }).catch(() => {});
       if (base) await c?.call('view.rm', { base }).catch(() => {});
       for (const n of [ta, tb]) await c?.call('layer.rm', { name: n }).catch(() => {});
-      await bob?.call('agent.stop', {}).catch(() => {});
-      bob?.close();
-      if (bobPid)
-        await eventually(
-          'the second agent to exit',
-          () => {
-            try {
-              process.kill(bobPid!, 0);
-              return false;
-            } catch {
-              return true;
-            }
-          },
-          15000,
-        ).catch(() => {});
-      relay?.kill('SIGTERM');
+      await stopBob?.();
+      relay?.stop();
       c?.close();
       if (dir) fs.rmSync(dir, { recursive: true, force: true });
     });

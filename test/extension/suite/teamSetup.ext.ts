@@ -11,16 +11,15 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as net from 'net';
 import * as path from 'path';
-import { ChildProcess, spawn } from 'child_process';
 import * as vscode from 'vscode';
-import { AgentClient, startDetached } from '../../../shared/client';
+import { AgentClient } from '../../../shared/client';
 import { TEAM_FILE } from '../../../protocol';
 import { digestLayerDir } from '../../../daemon/team/digest';
 import { COMMANDS, ITEMS } from '../../../extension/constants';
 import type { StrataApi } from '../../../extension/api';
 import type { TeamItem } from '../../../extension/trees/team';
 import type { LayerItem } from '../../../extension/trees/layers';
-import { answerInputs, cli, cliPath, clientFor, eventually, extension, notice, read, strata } from './helpers';
+import { answerInputs, cli, clientFor, eventually, notice, read, startRelay, startSecondAgent, strata } from './helpers';
 
 export function teamSetupTests(): void {
   describe('team set-up from the editor', function () {
@@ -29,11 +28,11 @@ export function teamSetupTests(): void {
     let c: AgentClient;
     let dir: string;
     let wsFile: string;
-    let relay: ChildProcess | undefined;
+    let relay: { url: string; stop(): void } | undefined;
     let url: string;
     let bob: AgentClient | undefined;
     let bobHome: string;
-    let bobPid: number | undefined;
+    let stopBob: (() => Promise<void>) | undefined;
     let base: string;
     let file: string;
     let joined = false;
@@ -98,19 +97,11 @@ export function teamSetupTests(): void {
 
       const secretFile = path.join(dir, 'team.secret');
       fs.writeFileSync(secretFile, secret, { mode: 0o600 });
-      relay = spawn(process.execPath, [cliPath(), 'relay', '--listen', '127.0.0.1:0', '--secret-file', secretFile, '--json'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
-      });
-      let out = '';
-      relay.stdout!.on('data', (d) => (out += String(d)));
-      url = await eventually('the relay to print its address', () => /"url":\s*"([^"]+)"/.exec(out)?.[1]);
+      relay = await startRelay(secretFile);
+      url = relay.url;
 
       bobHome = path.join(dir, 'bob-home');
-      const env = { ...process.env, STRATA_HOME: bobHome, STRATA_TEAM_HEARTBEAT_MS: '500', ELECTRON_RUN_AS_NODE: '1' };
-      startDetached(bobHome, path.join(extension().extensionPath, 'dist', 'agent.js'), env);
-      bob = await eventually('the second agent to answer', () => clientFor(bobHome), 20000);
-      bobPid = (await bob.call('status', {})).pid;
+      ({ client: bob, stop: stopBob } = await startSecondAgent(bobHome));
       await createLayers(bob);
     });
 
@@ -122,22 +113,8 @@ export function teamSetupTests(): void {
       await c?.call('deactivate', { names: [la, lb], force: true }).catch(() => {});
       if (base) await c?.call('view.rm', { base }).catch(() => {});
       for (const n of [la, lb]) await c?.call('layer.rm', { name: n }).catch(() => {});
-      await bob?.call('agent.stop', {}).catch(() => {});
-      bob?.close();
-      if (bobPid)
-        await eventually(
-          'the second agent to exit',
-          () => {
-            try {
-              process.kill(bobPid!, 0);
-              return false;
-            } catch {
-              return true;
-            }
-          },
-          15000,
-        ).catch(() => {});
-      relay?.kill('SIGTERM');
+      await stopBob?.();
+      relay?.stop();
       c?.close();
       if (dir) fs.rmSync(dir, { recursive: true, force: true });
     });
