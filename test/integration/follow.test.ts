@@ -9,9 +9,8 @@ import * as path from 'path';
 import { ChildProcessWithoutNullStreams, spawn } from 'child_process';
 import { StateEvent } from '../../protocol';
 import { AgentClient } from '../../shared/client';
-import { socketPath } from '../../shared/paths';
 import { eventually } from '../wait';
-import { Env, makeEnv, writeTree } from './helpers';
+import { Env, makeEnv, stateEvents, writeTree } from './helpers';
 
 describe('follow: the state event says what a change did to the views', function () {
   this.timeout(60000);
@@ -49,12 +48,7 @@ describe('follow: the state event says what a change did to the views', function
     await e.ok('layer', 'unmap', 'a', '/');
     await e.ok('layer', 'map', 'a', '/tools', '/');
     await e.ok('view', 'add', e.base, '--at', e.mnt);
-    c = new AgentClient(socketPath(e.home, e.env));
-    await c.connect();
-    c.onEvent = (x) => {
-      if (x.event === 'state') events.push(x);
-    };
-    await c.call('subscribe', {});
+    c = await stateEvents(e, events);
   });
 
   after(async () => {

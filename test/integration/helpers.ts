@@ -3,7 +3,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { execFile, spawnSync } from 'child_process';
-import { readAgentRecord } from '../../shared/paths';
+import { readAgentRecord, socketPath } from '../../shared/paths';
+import { AgentClient } from '../../shared/client';
+import type { StateEvent } from '../../protocol';
 
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
 export const CLI = path.join(ROOT, 'dist', 'cli.js');
@@ -132,4 +134,15 @@ export function viewServers(match: (argv: string[]) => boolean): number[] {
     }
   }
   return out;
+}
+
+/** A client of e's agent, subscribed: every state event it sends is pushed onto `events`. */
+export async function stateEvents(e: Env, events: StateEvent[]): Promise<AgentClient> {
+  const c = new AgentClient(socketPath(e.home, e.env));
+  await c.connect();
+  c.onEvent = (x) => {
+    if (x.event === 'state') events.push(x);
+  };
+  await c.call('subscribe', {});
+  return c;
 }

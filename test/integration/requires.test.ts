@@ -9,9 +9,8 @@ import * as path from 'path';
 import { LayerInfo, Problem, StateEvent, TeamEvent, TeamStatus } from '../../protocol';
 import { AgentClient } from '../../shared/client';
 import { StrataError } from '../../shared/errors';
-import { socketPath } from '../../shared/paths';
 import { eventually } from '../wait';
-import { Env, makeEnv, writeTree } from './helpers';
+import { Env, makeEnv, stateEvents, writeTree } from './helpers';
 import { TeamFixture, layerDigests, readText as read, startTeam } from './team-helpers';
 
 async function refused(p: Promise<unknown>): Promise<StrataError> {
@@ -41,12 +40,7 @@ describe('requires: a layer brings the layers it requires', function () {
     await e.ok('layer', 'create', 'maven', '--from', path.join(e.dir, 'maven'), '--map', '/tools/maven=/', '--requires', 'jdk');
     await e.ok('layer', 'create', 'other', '--from', path.join(e.dir, 'other'), '--map', '/tools/other=/');
     await e.ok('view', 'add', e.base, '--at', e.mnt);
-    c = new AgentClient(socketPath(e.home, e.env));
-    await c.connect();
-    c.onEvent = (x) => {
-      if (x.event === 'state') events.push(x);
-    };
-    await c.call('subscribe', {});
+    c = await stateEvents(e, events);
   });
 
   after(async () => {
