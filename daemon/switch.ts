@@ -38,7 +38,6 @@ class Steps {
 }
 
 export class LocalSwitch {
-  private steps = new Steps(false);
   /** The last switch's stale holders, announced once known (after the answer). */
   private announced = Promise.resolve();
   private readonly timing = process.env.STRATA_SWITCH_TIMING === '1';
@@ -46,7 +45,7 @@ export class LocalSwitch {
   constructor(private readonly o: SwitchOptions) {}
 
   private begin(): Steps {
-    return (this.steps = new Steps(this.timing));
+    return new Steps(this.timing);
   }
 
   private end(op: string, st: Steps): void {
@@ -92,7 +91,7 @@ export class LocalSwitch {
       const next = [...this.o.state.data.active];
       for (const n of await this.withRequirements(names)) if (!next.includes(n)) next.push(n);
       st.mark('requirements');
-      await this.apply(next, 'activate');
+      await this.apply(next, 'activate', st);
       this.end('activate', st);
       return { active: this.active() };
     });
@@ -115,6 +114,7 @@ export class LocalSwitch {
       await this.apply(
         active.filter((n) => !names.includes(n)),
         'deactivate',
+        st,
       );
       this.end('deactivate', st);
       return { active: this.active() };
@@ -139,7 +139,7 @@ export class LocalSwitch {
       for (const n of incoming) if (!set.includes(n)) set.push(n);
       if (!set.includes(oldName)) this.refuseIfRequired([oldName], set);
       if (!force) await this.refuseIfBusy([oldName]);
-      await this.apply(set, 'swap');
+      await this.apply(set, 'swap', st);
       this.end('swap', st);
       return { active: this.active() };
     });
@@ -148,8 +148,7 @@ export class LocalSwitch {
   /**
    * Make the team layers match the team's decision in one step: among `teamLayers`, exactly
    * `desired` is active, except `held` ones (and those personal layers require), which stay as
-   * they are here. Returns the desired
-   * layers missing from the store (to be pulled). Files open in the views do not block a team
+   * they are here. Returns the desired layers missing from the store (to be pulled). Files open in the views do not block a team
    * switch: a teammate's decision is applied like `--force`.
    */
   applyTeamSet(teamLayers: string[], desired: string[], held: string[], reason: string): Promise<{ active: string[]; missing: string[] }> {
@@ -175,7 +174,7 @@ export class LocalSwitch {
       const before = new Set(now);
       const after = new Set(next);
       const changed = [...before, ...after].filter((n) => before.has(n) !== after.has(n));
-      if (changed.length) await this.apply(next, reason);
+      if (changed.length) await this.apply(next, reason, st);
       this.end(reason, st);
       return { active: this.active(), missing };
     });
@@ -220,8 +219,7 @@ export class LocalSwitch {
    * view that refuses the table undoes the switch (persisted and in every view) and the failure is
    * thrown.
    */
-  private async apply(next: string[], reason: string): Promise<void> {
-    const st = this.steps;
+  private async apply(next: string[], reason: string, st: Steps): Promise<void> {
     const prev = this.o.state.data;
     await this.o.state.commit({ ...prev, active: next });
     st.mark('commit');
