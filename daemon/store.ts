@@ -107,20 +107,6 @@ export class LayerStore {
     return st ? `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}` : null;
   }
 
-  /** All layers; malformed ones are returned apart so one bad file never hides the rest. */
-  async list(): Promise<{ layers: LayerSpec[]; broken: { name: string; error: StrataError }[] }> {
-    const layers: LayerSpec[] = [];
-    const broken: { name: string; error: StrataError }[] = [];
-    for (const name of this.names()) {
-      try {
-        layers.push(await this.get(name));
-      } catch (e) {
-        broken.push({ name, error: e instanceof StrataError ? e : new StrataError('E_IO', String((e as Error).message)) });
-      }
-    }
-    return { layers, broken };
-  }
-
   /** Refuse destinations that reach outside the layer through a symlink in its files (synchronous: a switch checks them). */
   checkDestinations(spec: LayerSpec, filesRoot = this.filesDir(spec.name)): void {
     const realRoot = fs.realpathSync.native(filesRoot);
