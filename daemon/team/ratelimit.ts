@@ -25,10 +25,13 @@ export class TokenBucket {
     this.last = t;
   }
 
-  /** Once, n tokens beyond the burst: for a burst that is expected (catching up on connect). */
+  /**
+   * n tokens more, for a burst that is expected (a peer catching this node up). Credits do not
+   * stack: at most n above the burst, however often this node asks.
+   */
   credit(n: number): void {
     this.refill();
-    this.tokens += n;
+    this.tokens = Math.min(this.tokens + n, this.burst + n);
   }
 
   /** Take n tokens (default 1) if there are that many; false (and nothing taken) otherwise. */

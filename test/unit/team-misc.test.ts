@@ -102,6 +102,16 @@ describe('team: TokenBucket', () => {
     assert.equal(b.available(), 5);
   });
 
+  it('does not stack credits: at most one credit above the burst', () => {
+    const b = new TokenBucket(10, 5, () => 0);
+    b.credit(100);
+    b.credit(100);
+    assert.equal(b.available(), 105);
+    assert.ok(b.take(103));
+    b.credit(100);
+    assert.equal(b.available(), 102, 'spent tokens are credited again');
+  });
+
   it('does not refill when the clock goes backwards', () => {
     let t = 10_000;
     const b = new TokenBucket(10, 2, () => t);
