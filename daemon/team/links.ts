@@ -19,6 +19,11 @@ import { Admission, PendingSlot } from './admission';
 export { DEFAULT_LIMITS };
 export type { NodeLimits };
 
+/** Frames a peer may send beyond the burst when it catches this node up: its history (1000 events by default), winners and presences. */
+export function catchUpCredit(limits: NodeLimits): number {
+  return 1000 + limits.maxRegisters + limits.maxOrigins;
+}
+
 export interface ListenOptions {
   host: string;
   port: number;
@@ -182,8 +187,7 @@ export class Links {
   /** The handshake on `c` succeeded. */
   established(c: Conn): void {
     c.state = 'connected';
-    // Catching up, a peer sends its history, winners and presences at once: all of it may come.
-    c.bucket.credit(1000 + this.limits.maxRegisters + this.limits.maxOrigins);
+    this.expectCatchUp(c);
     if (c.timer) clearTimeout(c.timer);
     if (c.slot) this.admission.release(c.slot);
     c.since = Date.now();
@@ -211,6 +215,24 @@ export class Links {
     // Text frames always; a Buffer is the same frame's UTF-8, encoded once for every peer.
     c.ws.send(Buffer.isBuffer(f) ? f : JSON.stringify(f), { binary: false });
     return true;
+  }
+
+  /**
+   * This node asks every authenticated peer to catch it up again (`strata team reload`): each may
+   * answer with as much as on connect. Only this node's asking earns a link that credit.
+   */
+  askCatchUp(have: Extract<Frame, { t: 'have' }>): void {
+    const bytes = Buffer.from(JSON.stringify(have));
+    for (const c of this.conns) {
+      if (c.state !== 'connected') continue;
+      this.expectCatchUp(c);
+      this.send(c, bytes);
+    }
+  }
+
+  /** Catching up, a peer sends its history, winners and presences at once: all of it may come. */
+  private expectCatchUp(c: Conn): void {
+    c.bucket.credit(catchUpCredit(this.limits));
   }
 
   /** Send to every authenticated peer except the one it came from (a Buffer: the frame already encoded). */

@@ -146,9 +146,9 @@ export class TeamNode {
     await this.links.stop();
   }
 
-  /** Ask every peer again for what this node lacks, winners included (as on connect). */
+  /** Ask every peer again for what this node lacks, winners included (as on connect, with the same credit). */
   resync(): void {
-    this.links.forward(null, { t: 'have', seen: this.o.state.seenVector(WIRE_ORIGINS) });
+    this.links.askCatchUp({ t: 'have', seen: this.o.state.seenVector(WIRE_ORIGINS) });
   }
 
   /** Send a decision made here (already recorded in the state) to every peer. */
