@@ -21,6 +21,7 @@
         "daemon/fuse/viewd/ops_file.c",
         "daemon/fuse/viewd/passthrough.c",
         "daemon/fuse/viewd/ops_dir.c",
+        "daemon/fuse/viewd/warm.c",
         "daemon/fuse/viewd/util.c"
       ],
       "cflags": ["-O2", "-Wall", "-Wextra", "<!@(pkg-config --cflags fuse3)"],

@@ -13,7 +13,7 @@ import { Layers } from './layers';
 import { Queue } from './queue';
 import { StateFile } from './statefile';
 import { LocalSwitch } from './switch';
-import { Views } from './fuse/views';
+import { DEFAULT_WARM, Views, WarmBounds } from './fuse/views';
 import { DEFAULT_IMPORT_LIMITS, ImportLimits } from './archive';
 import { logFile } from '../shared/client';
 import { sweepStaging } from './leftovers';
@@ -26,6 +26,8 @@ export interface AgentOptions {
   cacheTimeout?: number;
   /** What an imported archive may unpack to (archive.ts). */
   importLimits?: ImportLimits;
+  /** How far a new view's server lists its mount first (views.ts). */
+  warm?: WarmBounds;
 }
 
 export interface ProgressInfo {
@@ -60,6 +62,7 @@ export class Agent {
       logFile: logFile(opts.home),
       fsname,
       cacheTimeout: opts.cacheTimeout ?? 60,
+      warm: opts.warm ?? DEFAULT_WARM,
       queue,
       state: this.state,
       catalog: this.catalog,

@@ -10,6 +10,7 @@ import { agentRecord, pidAlive, readAgentRecord, socketPath, strataHome } from '
 import { TeamService } from './team/service';
 import { StrataError } from '../shared/errors';
 import { importLimitsFromEnv } from './archive';
+import { warmFromEnv } from './fuse/views';
 
 // Started in the background, the agent logs to agent.log: write each line on its own and ignore
 // failures, so a full disk loses lines instead of breaking the stream for good.
@@ -32,7 +33,7 @@ async function main(): Promise<void> {
   const home = strataHome();
   const sock = socketPath(home);
   const cacheTimeout = process.env.STRATA_CACHE_TIMEOUT ? Number(process.env.STRATA_CACHE_TIMEOUT) : undefined;
-  const agent = new Agent({ home, socket: sock, log, cacheTimeout, importLimits: importLimitsFromEnv() });
+  const agent = new Agent({ home, socket: sock, log, cacheTimeout, importLimits: importLimitsFromEnv(), warm: warmFromEnv() });
   const heartbeatMs = Number(process.env.STRATA_TEAM_HEARTBEAT_MS) || undefined;
   const team = new TeamService(agent, home, log, {
     listenOverride: process.env.STRATA_LISTEN || undefined,

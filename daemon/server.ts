@@ -47,7 +47,7 @@ export class ControlServer {
       'layer.reset': (p) => a.layers.reset(p.name),
       'layer.export': (p) => a.layers.exportTo(p.name, p.file, (m, done, total) => a.progress(`export ${p.name}`, m, done, total)),
       'layer.import': (p) => a.layers.importFrom(p.file, (m) => a.progress(`import ${path.basename(p.file)}`, m)),
-      'view.add': (p) => a.views.add(p.base, p.at),
+      'view.add': (p) => a.views.add(p.base, p.at, p.warm ?? true),
       'view.list': () => a.views.list(),
       'view.rm': (p) => a.views.remove(p.base),
       activate: (p) => this.activate(p),

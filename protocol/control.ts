@@ -188,7 +188,7 @@ export const METHODS = {
     result: obj({ file: str(), bytes: count(), sha256: str() }),
   },
   'layer.import': { params: params({ file: P.string }), result: LayerInfoSchema },
-  'view.add': { params: params({ base: P.string, at: opt(P.string) }), result: ViewInfoSchema },
+  'view.add': { params: params({ base: P.string, at: opt(P.string), warm: opt(P.boolean) }), result: ViewInfoSchema },
   'view.list': { params: none, result: list(ViewInfoSchema) },
   'view.rm': { params: params({ base: P.string }), result: obj({ removed: str() }) },
   activate: {

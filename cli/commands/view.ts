@@ -9,12 +9,16 @@ export const viewCommands: Command[] = [
     synopsis: 'serve BASE in place, or at MOUNTPOINT',
     description: 'Serves BASE through the active layers: over BASE itself, or at MOUNTPOINT with BASE left as it is.',
     positionals: [{ name: 'BASE' }],
-    options: { at: { type: 'string', value: 'MOUNTPOINT', description: 'serve the view here instead of over BASE' } },
+    options: {
+      at: { type: 'string', value: 'MOUNTPOINT', description: 'serve the view here instead of over BASE' },
+      'no-warm': { type: 'boolean', description: 'do not list the new view first (its first walk then looks up every name)' },
+    },
     examples: ['strata view add ~/project   # mount over ~/project itself'],
     async action(a, ctx) {
       const base = path.resolve(a.positionals[0]);
       const at = a.string('at');
-      const v = await (await ctx.agent()).call('view.add', at ? { base, at: path.resolve(at) } : { base });
+      const params = { base, ...(at ? { at: path.resolve(at) } : {}), ...(a.flag('no-warm') ? { warm: false } : {}) };
+      const v = await (await ctx.agent()).call('view.add', params);
       ctx.print(v, `view ${viewLine(v)}`);
       return 0;
     },

@@ -30,6 +30,15 @@ export interface ViewdStats {
   writes: number;
 }
 
+/** What a warm-up listed (view-core.md, "Warm-up"). */
+export interface ViewdWarmed {
+  folders: number;
+  names: number;
+  ms: number;
+  /** Stopped at a bound: folders beyond it stay cold. */
+  partial: boolean;
+}
+
 export interface ViewdOpenFile {
   pid: number;
   /** The layer whose file is open, null for the base. */
@@ -181,6 +190,14 @@ export class ViewdControl {
       generation: get('generation'),
       writes: get('writes'),
     };
+  }
+
+  /** Lists the mount top down, at most `names` names for at most `ms` ms, so the kernel holds them. */
+  async warm(names: number, ms: number, timeoutMs = 0): Promise<ViewdWarmed> {
+    const [l] = await this.request(`warm ${names} ${ms}`, undefined, null, timeoutMs);
+    const m = /^ok folders (\d+) names (\d+) ms (\d+) (complete|partial)$/.exec(l);
+    if (!m) throw new ViewdError('E_PROTOCOL', `unexpected warm reply "${l}"`);
+    return { folders: Number(m[1]), names: Number(m[2]), ms: Number(m[3]), partial: m[4] === 'partial' };
   }
 
   /** The server replies, then unmounts and exits. */

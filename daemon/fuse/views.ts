@@ -48,11 +48,37 @@ export interface ViewsOptions {
   cacheTimeout: number;
   /** The servers append their log here. */
   logFile: string;
+  /** A new server lists its mount first, within these bounds (ms 0: not at all); see warmUp. */
+  warm: WarmBounds;
   queue: Queue;
   state: StateFile;
   catalog: LayerCatalog;
   emit: (reason: string) => void;
   log: (msg: string) => void;
+}
+
+export interface WarmBounds {
+  names: number;
+  ms: number;
+}
+
+/** About 1 KiB of kernel memory per name held; 50,000 names list in about a second here. */
+export const DEFAULT_WARM: WarmBounds = { names: 50000, ms: 1500 };
+
+/** STRATA_VIEW_WARM_MS and STRATA_VIEW_WARM_NAMES (0 turns the warm-up off). */
+export function warmFromEnv(env: NodeJS.ProcessEnv = process.env): WarmBounds {
+  const b = { ...DEFAULT_WARM };
+  for (const [name, key] of [
+    ['STRATA_VIEW_WARM_MS', 'ms'],
+    ['STRATA_VIEW_WARM_NAMES', 'names'],
+  ] as const) {
+    const text = env[name];
+    if (text === undefined || text === '') continue;
+    const n = Number(text);
+    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${name}=${text}: expected a whole number (0 turns the warm-up off)`);
+    b[key] = n;
+  }
+  return b;
 }
 
 /** A server that died again this soon after being restarted is left down. */
@@ -97,7 +123,8 @@ export class Views {
     }
   }
 
-  add(baseIn: string, atIn?: string): Promise<ViewInfo> {
+  /** `warm` false: the new mount starts cold (no warm-up listing). */
+  add(baseIn: string, atIn?: string, warm = true): Promise<ViewInfo> {
     return this.o.queue.run(async () => {
       const base = path.resolve(baseIn);
       const at = atIn ? path.resolve(atIn) : undefined;
@@ -133,7 +160,7 @@ export class Views {
       const prev = this.o.state.data;
       await this.o.state.commit({ ...prev, views: [...prev.views, at ? { base, at } : { base }] });
       try {
-        await this.serve(view);
+        await this.serve(view, warm);
       } catch (e) {
         await this.o.state.commit({ ...this.o.state.data, views: prev.views }).catch(() => {});
         throw e;
@@ -315,7 +342,7 @@ export class Views {
   // ---- one view's server ------------------------------------------------------------------------
 
   /** Reconnect to the view's running server, or clear a dead one's mount and start a new one; then push the table. */
-  private async serve(v: View): Promise<void> {
+  private async serve(v: View, warm = true): Promise<void> {
     const runtimeViews = viewsDir(this.o.runtime);
     const sock = socketFor(runtimeViews, v.mountpoint);
     let att: Attached | null = await attach(sock, v.mountpoint);
@@ -326,6 +353,7 @@ export class Views {
       });
       if (att) break;
     }
+    const reconnected = att !== null;
     if (att) {
       this.o.log(`[view] reconnected to the server of ${v.mountpoint} (pid ${att.hello.pid})`);
     } else {
@@ -345,12 +373,32 @@ export class Views {
       });
       this.o.log(`[view] serving ${v.base}${v.inPlace ? ' in place' : ` at ${v.mountpoint}`} (server pid ${att.hello.pid})`);
     }
+    const started = !reconnected;
     this.connect(v, att);
     const failed = await this.push(v);
     if (failed) {
       await this.unmount(v);
       throw new StrataError('E_MOUNT_FAILED', `the view of ${v.base} did not take the rules: ${failed}`, 'See the agent log.');
     }
+    if (started && warm) await this.warmUp(v, att.ctl);
+  }
+
+  /**
+   * A new mount lists itself once, so the kernel gets its names in pages (READDIRPLUS) instead of
+   * one LOOKUP per name when git or an editor first walks it. Best effort: a failure is logged.
+   */
+  private async warmUp(v: View, ctl: ViewdControl): Promise<void> {
+    const b = this.o.warm;
+    if (b.ms <= 0 || b.names <= 0) return;
+    const w = await ctl.warm(b.names, b.ms, b.ms + CONTROL_TIMEOUT_MS).catch((e: Error) => {
+      this.o.log(`[view] warming ${v.mountpoint}: ${e.message}`);
+      return null;
+    });
+    if (w)
+      this.o.log(
+        `[view] warmed ${v.mountpoint}: ${w.folders} folders, ${w.names} names in ${w.ms} ms` +
+          (w.partial ? ` (stopped at ${b.names} names or ${b.ms} ms; the rest is looked up when used)` : ''),
+      );
   }
 
   private connect(v: View, att: Attached): void {

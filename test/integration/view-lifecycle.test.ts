@@ -6,7 +6,10 @@
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { Env, mounted, writeTree } from './helpers';
+import { Env, makeEnv, mounted, writeTree } from './helpers';
+import { ViewdControl } from '../../daemon/fuse/viewdctl';
+import { socketFor, viewsDir } from '../../daemon/fuse/viewserver';
+import { runtimeDir } from '../../shared/paths';
 import { Shell, alive, mountCount, read, twoLayerEnv, viewServerOf, viewWithOneActive, waitFor } from './view-helpers';
 import { eventually } from '../wait';
 
@@ -33,6 +36,35 @@ describe('view server: started as the environment asks', function () {
       assert.ok(pid, 'a server serves the view');
       assert.ok(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('--no-passthrough'));
       assert.strictEqual(read(path.join(e.mnt, 'bin/tool')), LAYER_TOOL);
+    } finally {
+      await e.cleanup();
+    }
+  });
+});
+
+describe('view add: the warm-up', function () {
+  it('lists a new view first, so stats of every file need no LOOKUP; --no-warm leaves it cold', async () => {
+    const e = makeEnv();
+    try {
+      const tree: Record<string, string> = {};
+      for (let d = 0; d < 20; d++) for (let f = 0; f < 5; f++) tree[`pkg${d}/lib/f${f}.js`] = 'x';
+      writeTree(e.base, tree);
+      const files = Object.keys(tree).map((p) => path.join(e.mnt, p));
+      const lookupsForStats = async (): Promise<number> => {
+        const ctl = await ViewdControl.connect(socketFor(viewsDir(runtimeDir(e.home, e.env)), e.mnt));
+        try {
+          const before = (await ctl.stats()).lookups;
+          for (const f of files) fs.lstatSync(f);
+          return (await ctl.stats()).lookups - before;
+        } finally {
+          ctl.close();
+        }
+      };
+      await e.ok('view', 'add', e.base, '--at', e.mnt);
+      assert.strictEqual(await lookupsForStats(), 0, 'the warm-up gave the kernel every name');
+      await e.ok('view', 'rm', e.base);
+      await e.ok('view', 'add', e.base, '--at', e.mnt, '--no-warm');
+      assert.ok((await lookupsForStats()) >= files.length, 'without it, every first stat is a LOOKUP');
     } finally {
       await e.cleanup();
     }

@@ -49,7 +49,7 @@ const PARAM_RULES: { [M in Method]: Record<string, Rule> } = {
   'layer.reset': { name: S },
   'layer.export': { name: S, file: S },
   'layer.import': { file: S },
-  'view.add': { base: S, at: S_OPT },
+  'view.add': { base: S, at: S_OPT, warm: { type: 'boolean', optional: true } },
   'view.list': {},
   'view.rm': { base: S },
   activate: { names: { type: 'string[]' }, whenIdle: { type: 'boolean', optional: true }, timeoutMs: N_OPT },

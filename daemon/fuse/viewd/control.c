@@ -119,6 +119,16 @@ static size_t do_line(struct client *c, char *line) {
          (unsigned long long)__atomic_load_n(&g.forgets, __ATOMIC_RELAXED),
          (unsigned long long)__atomic_load_n(&g.invalidations, __ATOMIC_RELAXED), (unsigned long long)generation(),
          (unsigned long long)__atomic_load_n(&g.writes, __ATOMIC_RELAXED));
+  } else if (!strcmp(line, "warm")) {
+    long names = -1, ms = -1;
+    if (!arg || sscanf(arg, "%ld %ld", &names, &ms) != 2 || names < 0 || ms < 0) {
+      sayf(c, "err E_REQUEST warm needs a most names and a most milliseconds\n");
+      return 0;
+    }
+    struct warmed w;
+    warm(names, ms, &w);
+    if (w.error) sayf(c, "err E_MOUNT %s: %s\n", g.mountpoint, strerror(w.error));
+    else sayf(c, "ok folders %ld names %ld ms %ld %s\n", w.folders, w.names, w.ms, w.partial ? "partial" : "complete");
   } else if (!strcmp(line, "unmount")) {
     sayf(c, "ok\n");
     vlog("unmount requested");

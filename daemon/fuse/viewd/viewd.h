@@ -269,6 +269,16 @@ int pt_reply_create(fuse_req_t req, const struct fuse_entry_param *e, struct fus
 /* The handle is going: its node's passthrough or page-cache count. */
 void pt_release(struct fh *h);
 
+/* ---- warm.c ------------------------------------------------------------- */
+
+struct warmed {
+  long folders, names, ms;
+  int partial; /* stopped at a bound, folders left cold */
+  int error;   /* errno of opening the mount; 0 */
+};
+/* Lists the mount top down until every folder is listed or a bound is reached (control thread). */
+void warm(long max_names, long max_ms, struct warmed *out);
+
 /* ---- ops ---------------------------------------------------------------- */
 
 /* Where a new name goes (ops_ns.c). */
