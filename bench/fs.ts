@@ -24,7 +24,7 @@ import { makeRealTree } from './realtree';
 import { RunInfo, SYSTEMS, SetResult, shapeLine, toJson, toText } from './report';
 import { Control, switchMapped, switchTools } from './switch';
 import { FuseOverlayfs, KernelOverlay, LABELS, Peer, Strata, System, UnionfsFuse } from './systems';
-import { Timer, cleanupAll, log, mountsUnder, must, onCleanup } from './util';
+import { Timer, cleanupAll, log, median, mountsUnder, must, onCleanup } from './util';
 import { fmtMs, measure, realSet, syntheticSet } from './workloads';
 
 /** Where the real tree sits in the data folder, and where layer "nm" maps it in the view. */
@@ -101,7 +101,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(nativeOut);
 
   // ---- systems -----------------------------------------------------------------------------------
-  const systems: System[] = [{ key: 'native', root: data.dir, out: nativeOut, viaLayer: false, remount: null }];
+  const systems: System[] = [{ key: 'native', root: data.dir, out: nativeOut, viaLayer: false, remount: null, remountWarm: null }];
   const peers: Peer[] = [];
   if (avail.kernelOverlay) peers.push(new KernelOverlay('overlayfs', path.join(root, 'overlayfs'), data.dir));
   if (avail.fuseOverlayfs) peers.push(new FuseOverlayfs('fuse_overlayfs', path.join(root, 'fuse-overlayfs'), data.dir));
@@ -121,8 +121,9 @@ async function main(): Promise<void> {
     `strata view of ${sbase} at ${strata.mnt}; agent pid ${strata.agentPid}; layers tools (/tool -> tool), tree (/mapped -> tree) and nm (/${REAL_MAPPED} -> tree) active`,
   );
   const remount = () => strata.remount();
-  systems.push({ key: 'strata', root: strata.mnt, out: strata.mnt, viaLayer: false, remount });
-  systems.push({ key: 'strata_layer', root: strata.mnt, out: null, viaLayer: true, remount });
+  const remountWarm = () => strata.remount(true);
+  systems.push({ key: 'strata', root: strata.mnt, out: strata.mnt, viaLayer: false, remount, remountWarm });
+  systems.push({ key: 'strata_layer', root: strata.mnt, out: null, viaLayer: true, remount, remountWarm });
 
   // ---- workloads and switches, one data set after the other ------------------------------------------
   const sets = [
@@ -133,7 +134,13 @@ async function main(): Promise<void> {
   let nextName = 0;
   for (const ds of sets) {
     log(`data set "${ds.title}": ${shapeLine(ds.shape)}`);
+    const adds = strata.warmAdds.length;
     const m = await measure(ds, timer, notes);
+    const took = strata.warmAdds.slice(adds);
+    if (took.length)
+      notes.push(
+        `${ds.title}: strata view add with its warm-up took median ${fmtMs(median(took))} ms (${took.length} mounts); last: ${strata.lastWarmUp() ?? 'no warm-up logged'}`,
+      );
     const ctl = new Control();
     await ctl.connect(socketPath(strata.home, strata.env));
     log(`${ds.title}: switch latency: ${plan.switchIters * 2} switches of layer "tools" over the control socket`);

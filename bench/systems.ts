@@ -32,6 +32,8 @@ export interface System {
   viaLayer: boolean;
   /** Make the next access a first access: a fresh mount. Null for native (no mount). */
   remount: (() => Promise<void>) | null;
+  /** A fresh mount as users get it by default (Strata: with its warm-up); null where that is remount. */
+  remountWarm: (() => Promise<void>) | null;
 }
 
 // ---- peers ---------------------------------------------------------------------------------------
@@ -69,7 +71,7 @@ export abstract class Peer {
     throw new Error(`${LABELS[this.key]} did not appear at ${this.mnt}`);
   }
   system(): System {
-    return { key: this.key, root: this.mnt, out: this.mnt, viaLayer: false, remount: () => this.remount() };
+    return { key: this.key, root: this.mnt, out: this.mnt, viaLayer: false, remount: () => this.remount(), remountWarm: null };
   }
 }
 
@@ -145,9 +147,23 @@ export class Strata {
     await this.run('activate', ...layers.map((l) => l.name));
   }
 
-  async remount(): Promise<void> {
+  /** How long each `view add` with its warm-up took (ms). */
+  readonly warmAdds: number[] = [];
+
+  /** A cold mount (`--no-warm`), or, with `warm`, one as users get it, whose `view add` is timed. */
+  async remount(warm = false): Promise<void> {
     await this.run('view', 'rm', this.base);
-    await this.run('view', 'add', this.base, '--at', this.mnt);
+    const t0 = performance.now();
+    await this.run('view', 'add', this.base, '--at', this.mnt, ...(warm ? [] : ['--no-warm']));
+    if (warm) this.warmAdds.push(performance.now() - t0);
+  }
+
+  /** The agent log's last warm-up line (what it listed, and whether it stopped at a bound). */
+  lastWarmUp(): string | null {
+    const lines = this.agentLog()
+      .split('\n')
+      .filter((l) => l.includes('[view] warmed '));
+    return lines.length ? lines[lines.length - 1].replace(/^\S+ /, '') : null;
   }
 
   /** agent stop via the CLI; when that fails, end the agent this bench started, then detach its mount. */
