@@ -22,6 +22,7 @@
         "daemon/fuse/viewd/passthrough.c",
         "daemon/fuse/viewd/ops_dir.c",
         "daemon/fuse/viewd/warm.c",
+        "daemon/fuse/viewd/killpriv.c",
         "daemon/fuse/viewd/util.c"
       ],
       "cflags": ["-O2", "-Wall", "-Wextra", "<!@(pkg-config --cflags fuse3)"],

@@ -28,6 +28,8 @@ export interface ViewdStats {
   generation: number;
   /** WRITE requests served (a write in passthrough reaches the file without one). */
   writes: number;
+  /** GETXATTR requests (without KILLPRIV_V2 the kernel asks for security.capability before every write). */
+  getxattrs: number;
 }
 
 /** What a warm-up listed (view-core.md, "Warm-up"). */
@@ -189,6 +191,7 @@ export class ViewdControl {
       invalidations: get('invalidations'),
       generation: get('generation'),
       writes: get('writes'),
+      getxattrs: get('getxattrs'),
     };
   }
 

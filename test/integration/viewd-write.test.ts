@@ -8,7 +8,7 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { execFileSync, spawnSync } from 'child_process';
+import { execFileSync, spawn, spawnSync } from 'child_process';
 import { isRoot, writeTree } from './helpers';
 import { VIEWD, Viewd, detach, layerDirs, rule, startViewd, table } from './viewd-helpers';
 
@@ -212,6 +212,28 @@ print(subprocess.run([sys.executable, '-c', probe, sys.argv[1]], capture_output=
     assert.ok(fs.readFileSync(path.join(base, 'big2')).equals(big));
   });
 
+  it('writes in many small chunks cost no GETXATTR each (KILLPRIV_V2), with and without passthrough', async function () {
+    const chunks = async (name: string): Promise<number> => {
+      const before = (await v!.ctl.stats()).getxattrs;
+      const fd = fs.openSync(m(name), 'w');
+      for (let i = 0; i < 200; i++) fs.writeSync(fd, Buffer.alloc(4096, i));
+      fs.closeSync(fd);
+      assert.strictEqual(fs.statSync(path.join(base, name)).size, 200 * 4096);
+      return (await v!.ctl.stats()).getxattrs - before;
+    };
+    // Without KILLPRIV_V2 the kernel asks for security.capability before each of the 200 writes.
+    assert.ok((await chunks('chunked')) <= 2, 'one check per file, not per write');
+    await v!.stop();
+    v = await startViewd({
+      mnt,
+      base,
+      sock: path.join(dir, 'ctl.sock'),
+      noPassthrough: true,
+      rules: table(layers, [rule('tools', { '/m': 'm' })], 2),
+    });
+    assert.ok((await chunks('chunked2')) <= 2, 'the same through the page cache');
+  });
+
   it('one file open many times at once: readers, writers and mmap agree, also across a copy-up under a reader', function () {
     // In passthrough the kernel takes every open of one inode in one mode (EIO otherwise).
     const r = spawnSync(
@@ -323,6 +345,67 @@ for fd in (a, b, lower, w): os.close(fd)`,
       assert.match(execFileSync('getcap', [m('root-suid')], { encoding: 'utf8' }), /cap_net_raw/);
       fs.appendFileSync(m('root-suid'), 'z\n');
       assert.strictEqual(execFileSync('getcap', [m('root-suid')], { encoding: 'utf8' }).trim(), '', 'security.capability dropped');
+    });
+
+    /** USER opens `file` for appending, then meanwhile() runs, then USER appends "y". */
+    const whileHeld = (file: string, meanwhile: () => void): Promise<void> => {
+      const holder = spawn('runuser', ['-u', USER, '--', 'sh', '-c', `exec 3>>${file}; echo open; read line; echo y >&3`], {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      });
+      let failed: unknown = null;
+      holder.stdout!.once('data', () => {
+        try {
+          meanwhile();
+        } catch (e) {
+          failed = e;
+        }
+        holder.stdin!.end('go\n');
+      });
+      return new Promise((resolve, reject) =>
+        holder.once('exit', (code) => (failed ? reject(failed) : code === 0 ? resolve() : reject(new Error(`holder exited ${code}`)))),
+      );
+    };
+
+    it("set-id bits stay exact where a passthrough write cannot clear them: a non-owner's open clears them, a chmod adding them while such a writer is open is refused them", async function () {
+      fs.writeFileSync(m('held'), 'x\n');
+      fs.chmodSync(m('held'), 0o666);
+      // USER's passthrough writes never reach the server, so they could not clear what chmod sets.
+      await whileHeld(m('held'), () => {
+        fs.chmodSync(m('held'), 0o4777);
+        assert.strictEqual(fs.statSync(m('held')).mode & 0o7777, 0o777, 'not set while a non-owner writes');
+      });
+      assert.strictEqual(fs.readFileSync(m('held'), 'utf8'), 'x\ny\n');
+      // With nobody writing it, the bits are set; a non-owner's open for writing clears them.
+      fs.chmodSync(m('held'), 0o6777);
+      assert.strictEqual(fs.statSync(m('held')).mode & 0o7777, 0o6777);
+      assert.strictEqual(as(`: >> ${m('held')}`).code, 0);
+      assert.strictEqual(fs.statSync(m('held')).mode & 0o7777, 0o777, 'cleared by the open for writing');
+      // The owner's own open does not hold them back (cp -p: write, then fchmod, then close).
+      const r = as(
+        `python3 -c "import os; fd = os.open('${m('own')}', os.O_WRONLY | os.O_CREAT, 0o755); os.write(fd, b'x'); os.fchmod(fd, 0o4755); print(oct(os.fstat(fd).st_mode & 0o7777)); os.close(fd)"`,
+      );
+      assert.strictEqual(r.out.trim(), '0o4755', r.out);
+      assert.strictEqual(fs.statSync(m('own')).mode & 0o7777, 0o4755);
+    });
+
+    it("through the page cache (no passthrough) a non-owner's write clears set-id bits set after it opened", async function () {
+      await v!.stop();
+      v = await startViewd({
+        mnt,
+        base,
+        sock: path.join(dir, 'ctl.sock'),
+        allowOther: true,
+        noPassthrough: true,
+        rules: table(layers, [rule('tools', { '/m': 'm' })], 1),
+      });
+      fs.writeFileSync(m('pc'), 'x\n');
+      fs.chmodSync(m('pc'), 0o666);
+      await whileHeld(m('pc'), () => {
+        fs.chmodSync(m('pc'), 0o6777);
+        assert.strictEqual(fs.statSync(m('pc')).mode & 0o7777, 0o6777, 'set: the write that follows reaches the server');
+      });
+      assert.strictEqual(fs.readFileSync(m('pc'), 'utf8'), 'x\ny\n');
+      assert.strictEqual(fs.statSync(m('pc')).mode & 0o7777, 0o777, 'cleared by the write');
     });
 
     it('makes and uses FIFOs', function () {

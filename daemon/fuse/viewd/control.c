@@ -114,11 +114,12 @@ static size_t do_line(struct client *c, char *line) {
     else sayf(c, "err E_NOMEM out of memory\n");
     free(s);
   } else if (!strcmp(line, "stats")) {
-    sayf(c, "ok nodes %llu lookups %llu forgets %llu invalidations %llu generation %llu writes %llu\n",
+    sayf(c, "ok nodes %llu lookups %llu forgets %llu invalidations %llu generation %llu writes %llu getxattrs %llu\n",
          (unsigned long long)nodes_count(), (unsigned long long)__atomic_load_n(&g.lookups, __ATOMIC_RELAXED),
          (unsigned long long)__atomic_load_n(&g.forgets, __ATOMIC_RELAXED),
          (unsigned long long)__atomic_load_n(&g.invalidations, __ATOMIC_RELAXED), (unsigned long long)generation(),
-         (unsigned long long)__atomic_load_n(&g.writes, __ATOMIC_RELAXED));
+         (unsigned long long)__atomic_load_n(&g.writes, __ATOMIC_RELAXED),
+         (unsigned long long)__atomic_load_n(&g.getxattrs, __ATOMIC_RELAXED));
   } else if (!strcmp(line, "warm")) {
     long names = -1, ms = -1;
     if (!arg || sscanf(arg, "%ld %ld", &names, &ms) != 2 || names < 0 || ms < 0) {

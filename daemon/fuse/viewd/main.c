@@ -21,9 +21,8 @@ struct viewd g;
 
 static void vd_init(void *userdata, struct fuse_conn_info *conn) {
   (void)userdata;
-  /* The kernel clears set-id bits before a write (a setattr we run as the caller): our own
-     writes run with the server's credentials, which would keep them. (libfuse 3.14 never sends
-     this flag anyway; docs/view-core.md, "I/O pass".) */
+  /* Not the first KILLPRIV (libfuse 3.14 never sends it anyway): its successor, V2, is asked for
+     in the INIT reply by passthrough.c and served by killpriv.c. */
   conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
   if (conn->capable & FUSE_CAP_SPLICE_WRITE) conn->want |= FUSE_CAP_SPLICE_WRITE;
   if (conn->capable & FUSE_CAP_SPLICE_READ) conn->want |= FUSE_CAP_SPLICE_READ;
@@ -166,7 +165,7 @@ int main(int argc, char **argv) {
     fuse_session_destroy(g.se);
     return 1;
   }
-  if (pt_start(passthrough) != 0) vlog("passthrough: libfuse refused the custom io; serving without it");
+  if (pt_start(passthrough) != 0) vlog("libfuse refused the custom io: serving without passthrough and KILLPRIV_V2");
   if (notifier_start() != 0 || control_run() != 0 || watch_start() != 0) {
     fuse_session_unmount(g.se);
     control_stop();

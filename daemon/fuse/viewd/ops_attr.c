@@ -53,13 +53,13 @@ static void vd_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
   fuse_reply_attr(req, &st, g.timeout);
 }
 
-static int apply(fuse_req_t req, int fd, const struct found *f, struct stat *attr, int valid) {
+static int apply(fuse_req_t req, struct node *n, int fd, const struct found *f, struct stat *attr, int valid) {
   struct ident id;
   int r = 0;
   if (valid & FUSE_SET_ATTR_MODE) {
     /* With the server's credentials: the kernel checked it (default_permissions), and clearing
        set-id bits before another user's write must work for a file that user does not own. */
-    mode_t m = attr->st_mode & 07777;
+    mode_t m = mode_allowed(n, attr->st_mode & 07777);
     if (fd >= 0) r = fchmod(fd, m);
     else if (!S_ISLNK(f->st.st_mode)) r = fchmodat(f->dirfd, f->rel, m, 0); /* Linux keeps no symlink modes */
     if (r) return -errno;
@@ -118,7 +118,7 @@ static void vd_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
   if (!r) {
     watch_self_attr_begin(n);
     began = 1;
-    r = apply(req, fd, &f, attr, valid);
+    r = apply(req, n, fd, &f, attr, valid);
   }
   struct stat st;
   if (!r) {
@@ -205,6 +205,7 @@ static void vd_statfs(fuse_req_t req, fuse_ino_t ino) {
 static void xpath(char *out, size_t cap, const struct found *f) { snprintf(out, cap, "/proc/self/fd/%d/%s", f->dirfd, f->rel); }
 
 static void vd_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+  __atomic_add_fetch(&g.getxattrs, 1, __ATOMIC_RELAXED);
   struct found f;
   struct table *t;
   struct node *n;

@@ -25,6 +25,7 @@ struct fh *fh_new(int fd, struct node *n, fuse_req_t req, const char *layer, con
   h->node = n;
   h->pid = fuse_req_ctx(req)->pid;
   h->writing = writing;
+  h->foreign = writing && writer_foreign(req, fd);
   if (layer) h->layer = strdup(layer);
   h->path = strdup(path);
   node_attach_fh(n, h);
@@ -104,6 +105,7 @@ static void vd_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     close(fd);
     r = -ENOMEM;
   }
+  if (!r && writing) kill_sxid(req, n, fd);
   table_put(t);
   node_unuse(n);
   if (r) {
@@ -119,6 +121,7 @@ static void vd_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
 
 /* create() opens through here too. */
 int reply_created(fuse_req_t req, struct fuse_entry_param *e, struct fuse_file_info *fi, struct fh *h) {
+  if (h->writing) kill_sxid(req, h->node, h->fd); /* a name made behind the view meanwhile */
   fi->fh = (uintptr_t)h;
   fi->keep_cache = 1;
   if (fi->flags & O_DIRECT) fi->direct_io = 1;
@@ -142,6 +145,7 @@ static void vd_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
   out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
   out.buf[0].fd = fh_of(fi)->fd;
   out.buf[0].pos = off;
+  kill_sxid(req, fh_of(fi)->node, fh_of(fi)->fd);
   ssize_t n = fuse_buf_copy(&out, in, 0);
   __atomic_add_fetch(&g.writes, 1, __ATOMIC_RELAXED);
   if (n < 0) fuse_reply_err(req, (int)-n);
@@ -171,6 +175,7 @@ static void vd_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 
 static void vd_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi) {
   (void)ino;
+  kill_sxid(req, fh_of(fi)->node, fh_of(fi)->fd);
   int r = fallocate(fh_of(fi)->fd, mode, off, len);
   fuse_reply_err(req, r ? errno : 0);
 }
@@ -179,6 +184,7 @@ static void vd_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, 
                                fuse_ino_t ino_out, off_t off_out, struct fuse_file_info *fi_out, size_t len, int flags) {
   (void)ino_in;
   (void)ino_out;
+  kill_sxid(req, fh_of(fi_out)->node, fh_of(fi_out)->fd);
   ssize_t n = copy_file_range(fh_of(fi_in)->fd, &off_in, fh_of(fi_out)->fd, &off_out, len, (unsigned)flags);
   if (n < 0) fuse_reply_err(req, errno);
   else fuse_reply_write(req, (size_t)n);

@@ -6,6 +6,7 @@
  * libfuse 3.14 knows none of it: the INIT reply is completed on its way out (a custom io that
  * only forwards, plus the FUSE_PASSTHROUGH flag and a stack depth in the INIT reply), and OPEN
  * and CREATE are answered with fuse_reply_iov. Only a root server may register backing files.
+ * The same INIT reply asks for FUSE_HANDLE_KILLPRIV_V2, for every server (killpriv.c).
  *
  * The kernel wants every open of one inode in one mode: all passthrough to one backing file, or
  * all through the page cache; a mix fails with EIO or EINVAL (only FOPEN_DIRECT_IO opens may sit
@@ -28,6 +29,7 @@
 
 /* Newer than the uapi headers of Debian 12. */
 #define PT_INIT_FLAG2 (1u << (37 - 32)) /* FUSE_PASSTHROUGH, in flags2 */
+#define KILLPRIV_V2 (1u << 28)          /* FUSE_HANDLE_KILLPRIV_V2, in flags (kernel 5.11+) */
 #define PT_FOPEN (1u << 7)              /* FOPEN_PASSTHROUGH */
 struct pt_map { int32_t fd; uint32_t flags; uint64_t padding; };
 #define PT_BACKING_OPEN _IOW(229, 1, struct pt_map)
@@ -47,8 +49,14 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *ud) {
   (void)ud;
   if (!__atomic_exchange_n(&init_seen, 1, __ATOMIC_ACQ_REL) && count >= 2 && iov[1].iov_len == 64) {
     unsigned char *o = iov[1].iov_base;
-    uint32_t major, flags2, depth = 1; /* backing files may not themselves be stacked */
+    uint32_t major, flags, flags2, depth = 1; /* backing files may not themselves be stacked */
     memcpy(&major, o, 4);
+    /* libfuse 3.14 answers with minor 31; the kernel reads these flags whatever the minor. */
+    if (major == 7) {
+      memcpy(&flags, o + 12, 4); /* fuse_init_out: major, minor, max_readahead, flags */
+      flags |= KILLPRIV_V2;
+      memcpy(o + 12, &flags, 4);
+    }
     if (major == 7 && pt_wanted) {
       memcpy(&flags2, o + 32, 4); /* fuse_init_out: flags2, then max_stack_depth */
       flags2 |= PT_INIT_FLAG2;
@@ -72,7 +80,6 @@ static ssize_t io_splice(int fdin, off_t *offin, int fdout, off_t *offout, size_
 
 int pt_start(int wanted) {
   pt_wanted = wanted && g.root;
-  if (!pt_wanted) return 0;
   static const struct fuse_custom_io io = { io_writev, io_read, io_splice, io_splice };
   return fuse_session_custom_io(g.se, &io, fuse_session_fd(g.se));
 }
@@ -116,6 +123,7 @@ static int choose(struct fh *h, struct fuse_file_info *fi) {
     }
   }
   if (h->io == FH_BACKING && h->writing) __atomic_add_fetch(&n->pt_writers, 1, __ATOMIC_RELEASE);
+  if (h->io == FH_BACKING && h->foreign) __atomic_add_fetch(&n->pt_foreign_writers, 1, __ATOMIC_RELEASE);
   pthread_mutex_unlock(&pt_lock);
   return id;
 }
@@ -125,6 +133,7 @@ void pt_release(struct fh *h) {
   struct node *n = h->node;
   pthread_mutex_lock(&pt_lock);
   if (h->io == FH_BACKING && h->writing) __atomic_sub_fetch(&n->pt_writers, 1, __ATOMIC_RELEASE);
+  if (h->io == FH_BACKING && h->foreign) __atomic_sub_fetch(&n->pt_foreign_writers, 1, __ATOMIC_RELEASE);
   if (h->io == FH_CACHED) {
     n->cached_users--;
   } else if (--n->pt_users == 0) {

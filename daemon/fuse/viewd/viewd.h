@@ -154,6 +154,7 @@ struct node {
   int pt_id, pt_users;      /* passthrough.c: backing id and the opens using it */
   int cached_users;         /* passthrough.c: opens through the kernel's page cache */
   int pt_writers;           /* passthrough opens for writing (atomic): their backing files' closes are ours */
+  int pt_foreign_writers;   /* of those, opened by a foreign caller (atomic; killpriv.c) */
   dev_t pt_dev; ino_t pt_ino; /* the backing file */
 };
 
@@ -242,6 +243,7 @@ struct fh {
   struct node *node;
   pid_t pid;
   int writing;             /* opened for writing */
+  int foreign;             /* ...by a caller other than root and the file's owner in its group (killpriv.c) */
   char *layer;             /* for open-files */
   char *path;              /* view path at open */
   int io;                  /* passthrough.c: FH_UNCOUNTED, FH_CACHED or FH_BACKING */
@@ -256,12 +258,21 @@ void open_files_text(char **out, size_t *len);
 struct fh *fh_new(int fd, struct node *n, fuse_req_t req, const char *layer, const char *path, int writing);
 /* fuse_reply_create with the handle; frees it when the caller is gone. */
 int reply_created(fuse_req_t req, struct fuse_entry_param *e, struct fuse_file_info *fi, struct fh *h);
+/* Clears set-uid, and set-gid when group-executable, on fd as a write by this caller would
+   (not for root); 1 when it did (the kernel is then told), 0, or -errno (killpriv.c). */
+int kill_sxid(fuse_req_t req, struct node *n, int fd);
+/* The mode a chmod may set: set-id bits are dropped while a foreign caller writes the file
+   through passthrough, where they could not be cleared (killpriv.c). */
+mode_t mode_allowed(struct node *n, mode_t m);
+/* Whether a write open of fd by this caller is foreign (killpriv.c). */
+int writer_foreign(fuse_req_t req, int fd);
 /* The real fd of an open file, -1 without one. */
 int fh_fd(struct fuse_file_info *fi);
 
 /* ---- passthrough.c ------------------------------------------------------- */
 
-/* After mounting, before serving: asks the kernel for passthrough when wanted (root only). */
+/* After mounting, before serving: the INIT reply asks for KILLPRIV_V2, and for passthrough when
+   wanted (root only). */
 int pt_start(int wanted);
 /* fuse_reply_open / fuse_reply_create, in passthrough when the kernel agreed and the node allows. */
 int pt_reply_open(fuse_req_t req, struct fuse_file_info *fi, struct fh *h);
@@ -318,6 +329,7 @@ struct viewd {
   pthread_t main_thread;
   /* counters for `stats` */
   uint64_t lookups, forgets, invalidations, writes; /* writes: WRITE requests (none in passthrough) */
+  uint64_t getxattrs;       /* GETXATTR requests (the kernel's security.capability check before writes) */
   /* serializes namespace changes and copy-ups */
   pthread_mutex_t ns_lock;
 };
