@@ -235,9 +235,10 @@ function setText(r: SetResult): string[] {
       `  read: time ratio ${fmtRatio(x)} = ${x ? (1 / x).toFixed(2) : '-'}x native throughput (aim >= ${READ_AIM}x): ${verdict(x !== null && 1 / x >= READ_AIM)}`,
     );
   }
-  if (has('write_nosync')) {
-    const x = ratio(r, 'strata', 'write_nosync');
-    L.push(`  write_nosync: ${fmtRatio(x)}x native (aim <= 1.5): ${verdict(x !== null && x <= 1.5)}`);
+  for (const m of ['write_nosync', 'write_small'] as MetricKey[]) {
+    if (!has(m)) continue;
+    const x = ratio(r, 'strata', m);
+    L.push(`  ${m}: ${fmtRatio(x)}x native (aim <= 1.5): ${verdict(x !== null && x <= 1.5)}`);
   }
   L.push(
     `  switch: p99 ${fmtMs(sw.p99)} ms (aim <= 5), with the tree cached under the mapping ${fmtMs(tree.p99)} ms (aim <= 10), stale reads ${staleTotal(r)} (aim 0): ` +

@@ -21,6 +21,7 @@ export type MetricKey =
   | 'read'
   | 'write'
   | 'write_nosync'
+  | 'write_small'
   | 'exec'
   | 'exec_node';
 
@@ -126,12 +127,12 @@ export function syntheticSet(plan: Plan, systems: System[], data: string, files:
     };
   });
   const bytes = plan.bigMiB * 2 ** 20;
-  const dd = (t: Target, sync: boolean) => [
+  const dd = (t: Target, sync: boolean, bs = 1 << 20) => [
     'dd',
     'if=/dev/zero',
     `of=${t.out}`,
-    'bs=1M',
-    `count=${plan.bigMiB}`,
+    `bs=${bs}`,
+    `count=${(plan.bigMiB * 2 ** 20) / bs}`,
     ...(sync ? ['conv=fsync'] : []),
     'status=none',
   ];
@@ -177,6 +178,20 @@ export function syntheticSet(plan: Plan, systems: System[], data: string, files:
         for (const t of ts) if (t.out) fs.rmSync(t.out, { force: true });
         await must('sync', []);
         return [];
+      },
+    },
+    {
+      // Many programs write in small pieces (tar, compilers, loggers): one write(2) per 4 KiB.
+      key: 'write_small',
+      label: `dd write ${plan.bigMiB} MiB in 4 KiB writes, no fsync`,
+      argv: (t) => dd(t, false, 4096),
+      ...writes,
+      prepare: (t) => ['sh', '-c', `rm -f ${t.out} && sync`],
+      after: async (ts) => {
+        const notes = await sizeCheck(ts);
+        for (const t of ts) if (t.out) fs.rmSync(t.out, { force: true });
+        await must('sync', []);
+        return notes;
       },
     },
     {
