@@ -193,20 +193,20 @@ print(subprocess.run([sys.executable, '-c', probe, sys.argv[1]], capture_output=
     }
   });
 
+  /** The server again, as before but with --no-passthrough (and the same table). */
+  const restartWithoutPassthrough = async (allowOther = false): Promise<void> => {
+    await v!.stop();
+    const rules = table(layers, [rule('tools', { '/m': 'm' })], 2);
+    v = await startViewd({ mnt, base, sock: path.join(dir, 'ctl.sock'), allowOther, noPassthrough: true, rules });
+  };
+
   it('as root, writes go to the real file without a WRITE request (passthrough); --no-passthrough serves them itself', async function () {
     const big = Buffer.alloc(4 << 20, 7);
     const before = (await v!.ctl.stats()).writes;
     fs.writeFileSync(m('big'), big);
     assert.strictEqual((await v!.ctl.stats()).writes, before, 'no WRITE reached the server');
     assert.ok(fs.readFileSync(path.join(base, 'big')).equals(big));
-    await v!.stop();
-    v = await startViewd({
-      mnt,
-      base,
-      sock: path.join(dir, 'ctl.sock'),
-      noPassthrough: true,
-      rules: table(layers, [rule('tools', { '/m': 'm' })], 2),
-    });
+    await restartWithoutPassthrough();
     fs.writeFileSync(m('big2'), big);
     assert.ok((await v!.ctl.stats()).writes >= 4, 'the server wrote it, a WRITE per MiB at most');
     assert.ok(fs.readFileSync(path.join(base, 'big2')).equals(big));
@@ -223,14 +223,7 @@ print(subprocess.run([sys.executable, '-c', probe, sys.argv[1]], capture_output=
     };
     // Without KILLPRIV_V2 the kernel asks for security.capability before each of the 200 writes.
     assert.ok((await chunks('chunked')) <= 2, 'one check per file, not per write');
-    await v!.stop();
-    v = await startViewd({
-      mnt,
-      base,
-      sock: path.join(dir, 'ctl.sock'),
-      noPassthrough: true,
-      rules: table(layers, [rule('tools', { '/m': 'm' })], 2),
-    });
+    await restartWithoutPassthrough();
     assert.ok((await chunks('chunked2')) <= 2, 'the same through the page cache');
   });
 
@@ -366,15 +359,22 @@ for fd in (a, b, lower, w): os.close(fd)`,
       );
     };
 
-    it("set-id bits stay exact where a passthrough write cannot clear them: a non-owner's open clears them, a chmod adding them while such a writer is open is refused them", async function () {
-      fs.writeFileSync(m('held'), 'x\n');
-      fs.chmodSync(m('held'), 0o666);
-      // USER's passthrough writes never reach the server, so they could not clear what chmod sets.
-      await whileHeld(m('held'), () => {
-        fs.chmodSync(m('held'), 0o4777);
-        assert.strictEqual(fs.statSync(m('held')).mode & 0o7777, 0o777, 'not set while a non-owner writes');
+    /** Root chmods NAME (made 0666 by root) to MODE while USER holds it open to append "y"; the mode seen then. */
+    const chmodWhileHeld = async (name: string, mode: number): Promise<number> => {
+      fs.writeFileSync(m(name), 'x\n');
+      fs.chmodSync(m(name), 0o666);
+      let seen = -1;
+      await whileHeld(m(name), () => {
+        fs.chmodSync(m(name), mode);
+        seen = fs.statSync(m(name)).mode & 0o7777;
       });
-      assert.strictEqual(fs.readFileSync(m('held'), 'utf8'), 'x\ny\n');
+      assert.strictEqual(fs.readFileSync(m(name), 'utf8'), 'x\ny\n');
+      return seen;
+    };
+
+    it("set-id bits stay exact where a passthrough write cannot clear them: a non-owner's open clears them, a chmod adding them while such a writer is open is refused them", async function () {
+      // USER's passthrough writes never reach the server, so they could not clear what chmod sets.
+      assert.strictEqual(await chmodWhileHeld('held', 0o4777), 0o777, 'not set while a non-owner writes');
       // With nobody writing it, the bits are set; a non-owner's open for writing clears them.
       fs.chmodSync(m('held'), 0o6777);
       assert.strictEqual(fs.statSync(m('held')).mode & 0o7777, 0o6777);
@@ -389,22 +389,8 @@ for fd in (a, b, lower, w): os.close(fd)`,
     });
 
     it("through the page cache (no passthrough) a non-owner's write clears set-id bits set after it opened", async function () {
-      await v!.stop();
-      v = await startViewd({
-        mnt,
-        base,
-        sock: path.join(dir, 'ctl.sock'),
-        allowOther: true,
-        noPassthrough: true,
-        rules: table(layers, [rule('tools', { '/m': 'm' })], 1),
-      });
-      fs.writeFileSync(m('pc'), 'x\n');
-      fs.chmodSync(m('pc'), 0o666);
-      await whileHeld(m('pc'), () => {
-        fs.chmodSync(m('pc'), 0o6777);
-        assert.strictEqual(fs.statSync(m('pc')).mode & 0o7777, 0o6777, 'set: the write that follows reaches the server');
-      });
-      assert.strictEqual(fs.readFileSync(m('pc'), 'utf8'), 'x\ny\n');
+      await restartWithoutPassthrough(true);
+      assert.strictEqual(await chmodWhileHeld('pc', 0o6777), 0o6777, 'set: the write that follows reaches the server');
       assert.strictEqual(fs.statSync(m('pc')).mode & 0o7777, 0o777, 'cleared by the write');
     });
 
