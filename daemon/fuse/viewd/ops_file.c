@@ -121,7 +121,6 @@ static void vd_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
 
 /* create() opens through here too. */
 int reply_created(fuse_req_t req, struct fuse_entry_param *e, struct fuse_file_info *fi, struct fh *h) {
-  if (h->writing) kill_sxid(req, h->node, h->fd); /* a name made behind the view meanwhile */
   fi->fh = (uintptr_t)h;
   fi->keep_cache = 1;
   if (fi->flags & O_DIRECT) fi->direct_io = 1;
