@@ -74,6 +74,7 @@ async function main(): Promise<void> {
   fs.writeFileSync(agentRecord(home), JSON.stringify({ pid: process.pid, socket: sock }) + '\n', { mode: 0o600 });
   fs.chmodSync(agentRecord(home), 0o600);
   log(`[agent] pid ${process.pid} serving ${sock} for ${home}`);
+  void agent.views.warmRestored().catch((e: Error) => log(`[agent] warming restored views: ${e.message}`));
   if (process.send) process.send('ready');
 }
 

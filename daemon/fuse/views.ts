@@ -91,6 +91,9 @@ export class Views {
 
   constructor(private readonly o: ViewsOptions) {}
 
+  /** Views restore() started new servers for: listed by warmRestored(), once the agent answers. */
+  private unwarmed: View[] = [];
+
   /** Serve the views state.json lists (reconnecting to servers that still run); one that fails stays listed, with its error. */
   async restore(): Promise<void> {
     for (const v of this.o.state.data.views) {
@@ -98,7 +101,7 @@ export class Views {
       const view: View = { base: v.base, mountpoint, inPlace: !v.at, ctl: null, pid: 0, generation: 0 };
       this.views.set(v.base, view);
       try {
-        await this.serve(view);
+        if (await this.serve(view, false)) this.unwarmed.push(view);
       } catch (e) {
         view.error = (e as Error).message;
         this.o.log(`[agent] view ${v.base} could not be mounted: ${view.error}`);
@@ -342,7 +345,20 @@ export class Views {
   // ---- one view's server ------------------------------------------------------------------------
 
   /** Reconnect to the view's running server, or clear a dead one's mount and start a new one; then push the table. */
-  private async serve(v: View, warm = true): Promise<void> {
+  /**
+   * The warm-up of the views restore() mounted, one at a time, each in the queue: the agent
+   * starts answering first (a client waits at most 20 s for it), and a switch may come between.
+   */
+  async warmRestored(): Promise<void> {
+    for (const v of this.unwarmed.splice(0)) {
+      await this.o.queue.run(async () => {
+        if (v.ctl && this.views.get(v.base) === v && !this.stopping) await this.warmUp(v, v.ctl);
+      });
+    }
+  }
+
+  /** Whether it started a new server (false: it reconnected to a running one). */
+  private async serve(v: View, warm = true): Promise<boolean> {
     const runtimeViews = viewsDir(this.o.runtime);
     const sock = socketFor(runtimeViews, v.mountpoint);
     let att: Attached | null = await attach(sock, v.mountpoint);
@@ -381,6 +397,7 @@ export class Views {
       throw new StrataError('E_MOUNT_FAILED', `the view of ${v.base} did not take the rules: ${failed}`, 'See the agent log.');
     }
     if (started && warm) await this.warmUp(v, att.ctl);
+    return started;
   }
 
   /**

@@ -65,6 +65,12 @@ describe('view add: the warm-up', function () {
       await e.ok('view', 'rm', e.base);
       await e.ok('view', 'add', e.base, '--at', e.mnt, '--no-warm');
       assert.ok((await lookupsForStats()) >= files.length, 'without it, every first stat is a LOOKUP');
+      // A view the next agent mounts again is listed once that agent answers, not before.
+      await e.ok('agent', 'stop');
+      await e.ok('agent', 'start');
+      const warmed = (): number =>
+        fs.readFileSync(path.join(e.home, 'agent.log'), 'utf8').split(`[view] warmed ${e.mnt}: 41 folders, 140 names`).length - 1;
+      await eventually('the restored view to be listed', async () => (warmed() === 2 ? true : null));
     } finally {
       await e.cleanup();
     }
