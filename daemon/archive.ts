@@ -11,6 +11,7 @@ import * as zlib from 'zlib';
 import { once } from 'events';
 import { spawn } from 'child_process';
 import { StrataError } from '../shared/errors';
+import { wholeFromEnv } from './env';
 
 export interface ImportLimits {
   /** Bytes the archive may unpack to (tar headers and padding included). */
@@ -38,11 +39,8 @@ const OTHER = new Set(['1', '2', '5', '6']);
 export function importLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): ImportLimits {
   const limits = { ...DEFAULT_IMPORT_LIMITS };
   for (const key of Object.keys(ENV) as (keyof ImportLimits)[]) {
-    const text = env[ENV[key]];
-    if (text === undefined || text === '') continue;
-    const n = Number(text);
-    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${ENV[key]}=${text}: expected a whole number (0 turns the limit off)`);
-    limits[key] = n === 0 ? Infinity : n;
+    const n = wholeFromEnv(env, ENV[key], 'turns the limit off');
+    if (n !== undefined) limits[key] = n === 0 ? Infinity : n;
   }
   return limits;
 }

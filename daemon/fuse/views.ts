@@ -13,6 +13,7 @@ import { StrataError } from '../../shared/errors';
 import { isInside } from '../../shared/paths';
 import { isUnder } from '../../shared/resolver';
 import { LayerCatalog } from '../catalog';
+import { wholeFromEnv } from '../env';
 import { Queue } from '../queue';
 import { StateFile } from '../statefile';
 import { compileRuleTable, pctDecode } from './ruletable';
@@ -72,11 +73,7 @@ export function warmFromEnv(env: NodeJS.ProcessEnv = process.env): WarmBounds {
     ['STRATA_VIEW_WARM_MS', 'ms'],
     ['STRATA_VIEW_WARM_NAMES', 'names'],
   ] as const) {
-    const text = env[name];
-    if (text === undefined || text === '') continue;
-    const n = Number(text);
-    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${name}=${text}: expected a whole number (0 turns the warm-up off)`);
-    b[key] = n;
+    b[key] = wholeFromEnv(env, name, 'turns the warm-up off') ?? b[key];
   }
   return b;
 }
@@ -344,7 +341,6 @@ export class Views {
 
   // ---- one view's server ------------------------------------------------------------------------
 
-  /** Reconnect to the view's running server, or clear a dead one's mount and start a new one; then push the table. */
   /**
    * The warm-up of the views restore() mounted, one at a time, each in the queue: the agent
    * starts answering first (a client waits at most 20 s for it), and a switch may come between.
@@ -357,7 +353,10 @@ export class Views {
     }
   }
 
-  /** Whether it started a new server (false: it reconnected to a running one). */
+  /**
+   * Reconnect to the view's running server, or clear a dead one's mount and start a new one; then
+   * push the table. Returns whether it started a new server (false: it reconnected).
+   */
   private async serve(v: View, warm = true): Promise<boolean> {
     const runtimeViews = viewsDir(this.o.runtime);
     const sock = socketFor(runtimeViews, v.mountpoint);
@@ -369,7 +368,7 @@ export class Views {
       });
       if (att) break;
     }
-    const reconnected = att !== null;
+    const started = att === null;
     if (att) {
       this.o.log(`[view] reconnected to the server of ${v.mountpoint} (pid ${att.hello.pid})`);
     } else {
@@ -389,7 +388,6 @@ export class Views {
       });
       this.o.log(`[view] serving ${v.base}${v.inPlace ? ' in place' : ` at ${v.mountpoint}`} (server pid ${att.hello.pid})`);
     }
-    const started = !reconnected;
     this.connect(v, att);
     const failed = await this.push(v);
     if (failed) {
