@@ -31,7 +31,7 @@ interface Read {
 }
 
 export class LayerCatalog {
-  private specs = new Map<string, LayerSpec>();
+  /** Every layer folder, in name order, with what its layer.json held when last read. */
   private read = new Map<string, Read>();
   private current = new Resolver([]);
 
@@ -47,25 +47,21 @@ export class LayerCatalog {
    * ctime); broken ones are logged once per version and left out of the active set.
    */
   async reload(): Promise<void> {
-    const names = this.store.names();
-    const read = new Map<string, Read>();
-    await Promise.all(
-      names.map(async (name) => {
+    const read = await Promise.all(
+      this.store.names().map(async (name): Promise<[string, Read]> => {
         const key = this.store.specKey(name);
-        let r = this.read.get(name);
-        if (!r || r.key === null || r.key !== key) {
-          r = { key };
-          try {
-            r.spec = await this.store.get(name);
-          } catch (e) {
-            this.log(`[store] layer ${name} skipped: ${(e as Error).message}`);
-          }
+        const old = this.read.get(name);
+        if (old && old.key !== null && old.key === key) return [name, old];
+        const r: Read = { key };
+        try {
+          r.spec = await this.store.get(name);
+        } catch (e) {
+          this.log(`[store] layer ${name} skipped: ${(e as Error).message}`);
         }
-        read.set(name, r);
+        return [name, r];
       }),
     );
-    this.read = read;
-    this.specs = new Map(names.flatMap((n) => (read.get(n)!.spec ? [[n, read.get(n)!.spec!] as const] : [])));
+    this.read = new Map(read);
     this.rebuild();
   }
 
@@ -74,12 +70,11 @@ export class LayerCatalog {
    * into a symlink) before a layer enters the active set; a failure leaves it out until re-read.
    */
   checkFiles(name: string): void {
-    const spec = this.specs.get(name);
+    const spec = this.get(name);
     if (!spec) return;
     try {
       this.store.checkFiles(spec);
     } catch (e) {
-      this.specs.delete(name);
       this.read.delete(name);
       this.rebuild();
       throw e;
@@ -88,32 +83,35 @@ export class LayerCatalog {
 
   /** Rebuild the resolver from the active set (after it changed). */
   rebuild(): void {
-    this.current = new Resolver(this.effectiveActive().map((n) => toRules(this.specs.get(n)!)));
+    this.current = new Resolver(this.effectiveActive().map((n) => toRules(this.get(n)!)));
   }
 
   /** The active layers that exist and are valid. */
   effectiveActive(): string[] {
-    return this.active().filter((n) => this.specs.has(n));
+    return this.active().filter((n) => this.has(n));
   }
 
   has(name: string): boolean {
-    return this.specs.has(name);
+    return this.get(name) !== undefined;
   }
 
   rulePathsOf(names: readonly string[]): string[] {
-    return names.flatMap((n) => (this.specs.has(n) ? rulePaths(this.specs.get(n)!) : []));
+    return names.flatMap((n) => {
+      const spec = this.get(n);
+      return spec ? rulePaths(spec) : [];
+    });
   }
 
   get(name: string): LayerSpec | undefined {
-    return this.specs.get(name);
+    return this.read.get(name)?.spec;
   }
 
   all(): LayerSpec[] {
-    return [...this.specs.values()];
+    return [...this.read.values()].flatMap((r) => (r.spec ? [r.spec] : []));
   }
 
   require(name: string): LayerSpec {
-    const s = this.specs.get(name);
+    const s = this.get(name);
     if (!s) {
       throw new StrataError('E_LAYER_UNKNOWN', `no layer named "${name}"`, 'Run "strata layer list" to see the layers.');
     }
@@ -122,7 +120,7 @@ export class LayerCatalog {
 
   /** Like require, but a layer whose layer.json is broken throws its precise validation error. */
   async requireValid(name: string): Promise<LayerSpec> {
-    if (!this.specs.has(name) && this.store.exists(name)) await this.store.get(name);
+    if (!this.has(name) && this.store.exists(name)) await this.store.get(name);
     return this.require(name);
   }
 
