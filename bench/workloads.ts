@@ -132,7 +132,7 @@ export function syntheticSet(plan: Plan, systems: System[], data: string, files:
     'if=/dev/zero',
     `of=${t.out}`,
     `bs=${bs}`,
-    `count=${(plan.bigMiB * 2 ** 20) / bs}`,
+    `count=${bytes / bs}`,
     ...(sync ? ['conv=fsync'] : []),
     'status=none',
   ];
@@ -144,6 +144,17 @@ export function syntheticSet(plan: Plan, systems: System[], data: string, files:
         const size = fs.statSync(t.out!).size;
         return size === bytes ? [] : [`${LABELS[t.key]}: the written file has ${size} bytes, expected ${bytes}`];
       });
+  // Without fsync: what the last run left is flushed before each run and once at the end.
+  const noSync = {
+    ...writes,
+    prepare: (t: Target) => ['sh', '-c', `rm -f ${t.out} && sync`],
+    after: async (ts: Target[]) => {
+      const notes = await sizeCheck(ts);
+      for (const t of ts) if (t.out) fs.rmSync(t.out, { force: true });
+      await must('sync', []);
+      return notes;
+    },
+  };
   const metrics: Metric[] = [
     ...metaMetrics(plan, files.length, list),
     {
@@ -172,27 +183,14 @@ export function syntheticSet(plan: Plan, systems: System[], data: string, files:
       key: 'write_nosync',
       label: `dd write ${plan.bigMiB} MiB, no fsync`,
       argv: (t) => dd(t, false),
-      ...writes,
-      prepare: (t) => ['sh', '-c', `rm -f ${t.out} && sync`],
-      after: async (ts) => {
-        for (const t of ts) if (t.out) fs.rmSync(t.out, { force: true });
-        await must('sync', []);
-        return [];
-      },
+      ...noSync,
     },
     {
       // Many programs write in small pieces (tar, compilers, loggers): one write(2) per 4 KiB.
       key: 'write_small',
       label: `dd write ${plan.bigMiB} MiB in 4 KiB writes, no fsync`,
       argv: (t) => dd(t, false, 4096),
-      ...writes,
-      prepare: (t) => ['sh', '-c', `rm -f ${t.out} && sync`],
-      after: async (ts) => {
-        const notes = await sizeCheck(ts);
-        for (const t of ts) if (t.out) fs.rmSync(t.out, { force: true });
-        await must('sync', []);
-        return notes;
-      },
+      ...noSync,
     },
     {
       key: 'exec',
