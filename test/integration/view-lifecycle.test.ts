@@ -11,6 +11,7 @@ import { ViewdControl } from '../../daemon/fuse/viewdctl';
 import { socketFor, viewsDir } from '../../daemon/fuse/viewserver';
 import { runtimeDir } from '../../shared/paths';
 import { Shell, alive, mountCount, read, twoLayerEnv, viewServerOf, viewWithOneActive, waitFor } from './view-helpers';
+import { lookupsToStat } from './viewd-helpers';
 import { eventually } from '../wait';
 
 const LAYER_TOOL = '#!/bin/sh\necho layer-one-longer-output\n';
@@ -53,9 +54,7 @@ describe('view add: the warm-up', function () {
       const lookupsForStats = async (): Promise<number> => {
         const ctl = await ViewdControl.connect(socketFor(viewsDir(runtimeDir(e.home, e.env)), e.mnt));
         try {
-          const before = (await ctl.stats()).lookups;
-          for (const f of files) fs.lstatSync(f);
-          return (await ctl.stats()).lookups - before;
+          return await lookupsToStat(ctl, files);
         } finally {
           ctl.close();
         }

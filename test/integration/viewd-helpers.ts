@@ -100,6 +100,13 @@ export function detach(mnt: string): void {
   }
 }
 
+/** How many names the server bound (LOOKUP, or READDIRPLUS) while every file in `files` was stat'ed. */
+export async function lookupsToStat(ctl: ViewdControl, files: string[]): Promise<number> {
+  const before = (await ctl.stats()).lookups;
+  for (const f of files) fs.lstatSync(f);
+  return (await ctl.stats()).lookups - before;
+}
+
 export interface LayerDirs {
   files: string;
   writable: string;
