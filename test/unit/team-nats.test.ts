@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { bucketBase, bucketsOf, kvKey, registerOf, seedsOf, serversOf } from '../../daemon/team/nats/names';
-import { openEvent, openEventSigned, openPresence, openPresenceSigned, sealEvent, sealPresence } from '../../daemon/team/nats/seal';
+import { openEvent, openEventSigned, openPresenceSigned, sealEvent, sealPresence } from '../../daemon/team/nats/seal';
 import { connectError, readCredentials } from '../../daemon/team/nats/connect';
 import { Watching } from '../../daemon/team/nats/watch';
 import { Identity, KeyRing } from '../../daemon/team/identity';
@@ -93,8 +93,10 @@ describe('team over NATS: the team MAC', () => {
 
   it('seals presence under its own domain', () => {
     const p = presence();
-    assert.deepEqual(openPresence(KEY, 'acme', sealPresence(KEY, 'acme', p)), p);
-    assert.match(String(openPresence(KEY, 'acme', sealEvent(KEY, 'acme', ev))), /malformed/);
+    const opened = openPresenceSigned(KEY, 'acme', sealPresence(KEY, 'acme', p));
+    assert.ok(typeof opened !== 'string', String(opened));
+    assert.deepEqual(opened.value, p);
+    assert.match(String(openPresenceSigned(KEY, 'acme', sealEvent(KEY, 'acme', ev))), /malformed/);
   });
 });
 

@@ -69,8 +69,3 @@ export function openEvent(key: Buffer, team: string, bytes: Uint8Array): TeamEve
   const o = openEventSigned(key, team, bytes);
   return typeof o === 'string' ? o : o.value;
 }
-
-export function openPresence(key: Buffer, team: string, bytes: Uint8Array): Presence | string {
-  const o = openPresenceSigned(key, team, bytes);
-  return typeof o === 'string' ? o : o.value;
-}
