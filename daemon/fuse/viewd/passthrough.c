@@ -56,13 +56,13 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *ud) {
       memcpy(&flags, o + 12, 4); /* fuse_init_out: major, minor, max_readahead, flags */
       flags |= KILLPRIV_V2;
       memcpy(o + 12, &flags, 4);
-    }
-    if (major == 7 && pt_wanted) {
-      memcpy(&flags2, o + 32, 4); /* fuse_init_out: flags2, then max_stack_depth */
-      flags2 |= PT_INIT_FLAG2;
-      memcpy(o + 32, &flags2, 4);
-      memcpy(o + 36, &depth, 4);
-      __atomic_store_n(&pt_on, 1, __ATOMIC_RELEASE);
+      if (pt_wanted) {
+        memcpy(&flags2, o + 32, 4); /* then flags2 and max_stack_depth */
+        flags2 |= PT_INIT_FLAG2;
+        memcpy(o + 32, &flags2, 4);
+        memcpy(o + 36, &depth, 4);
+        __atomic_store_n(&pt_on, 1, __ATOMIC_RELEASE);
+      }
     }
   }
   return writev(fd, iov, count);
