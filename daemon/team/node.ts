@@ -254,9 +254,8 @@ export class TeamNode {
     const bad = this.keys.verifyPresence(this.team!, p);
     if (bad) return this.refuse(c, `presence of ${p.agent}`, `it carries ${bad}`);
     this.table.keep(p, c, now);
-    // An agent's own word on its own decisions: it made every seq up to this one.
-    const own = p.applied[p.agent];
-    if (own) this.o.state.markSynced({ [p.agent]: own });
+    // A presence says what its agent made, not what reached us: it closes no gap in our seen set
+    // (a gap closed on its word is never asked for again: the next `have` says we hold it).
     this.links.forward(c, this.presenceFrame(p));
     this.o.hooks.presenceChanged?.(p);
   }

@@ -179,6 +179,37 @@ describe('team: duplicated and reordered delivery, corrupted chunks', function (
     p.close();
   });
 
+  it('still asks for a decision it missed after the maker’s presence says it made it', async () => {
+    // The link carrying decision 1 died before it arrived; decision 2 and the maker's presence
+    // ("I made up to 2") came on. On the next connection the relay must still ask for decision 1.
+    const p = new RawPeer(t.url);
+    await p.handshake(TEAM, key);
+    const t0 = Date.now();
+    const made = [1, 2].map((seq) =>
+      signedEvent(TEAM, p.identity, seq, [{ key: 'layer:node18', value: { active: seq === 2 } }], { wall: t0 + seq }),
+    );
+    p.send({ t: 'event', event: made[1] });
+    p.send({ t: 'presence', presence: signedPresence(TEAM, p.identity, { applied: { [p.agent]: 2 } }) });
+    await eventually('the agent to hear the presence', async () =>
+      (await e.json<TeamStatus>('team', 'status')).peers?.some((x) => x.agent === p.agent),
+    );
+    p.close();
+    await p.whenClosed();
+
+    const again = new RawPeer(t.url, { identity: p.identity });
+    await again.handshake(TEAM, key);
+    const have = await again.next('have');
+    assert.strictEqual(have.seen[p.agent], undefined, `the relay says it has every decision of ours up to ${have.seen[p.agent]}`);
+    // Answer as a peer does: every decision above what the relay says it has.
+    for (const ev of made) if (ev.seq > (have.seen[p.agent] ?? 0)) again.send({ t: 'event', event: ev });
+    const mine = await eventually('the agent to record both decisions', async () => {
+      const seqs = (await e.json<TeamEvent[]>('team', 'history')).filter((x) => x.origin === p.agent).map((x) => x.seq);
+      return seqs.length >= 2 ? seqs.sort() : null;
+    });
+    assert.deepStrictEqual(mine, [1, 2]);
+    again.close();
+  });
+
   it('refuses a corrupted chunk, asks again, and imports only what matches the team digest', async () => {
     const p = new RawPeer(t.url);
     await p.handshake(TEAM, key);
