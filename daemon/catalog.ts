@@ -51,12 +51,12 @@ export class LayerCatalog {
       this.store.names().map(async (name): Promise<[string, Read]> => {
         const key = this.store.specKey(name);
         const old = this.read.get(name);
-        if (old && old.key !== null && old.key === key) return [name, old];
+        if (old && old.key === key) return [name, old]; // a folder without layer.json too: once
         const r: Read = { key };
         try {
           r.spec = await this.store.get(name);
         } catch (e) {
-          this.log(`[store] layer ${name} skipped: ${(e as Error).message}`);
+          this.skipped(name, e as Error);
         }
         return [name, r];
       }),
@@ -79,6 +79,11 @@ export class LayerCatalog {
       this.rebuild();
       throw e;
     }
+  }
+
+  /** Say that a layer is left out, and why (its layer.json or its files). */
+  skipped(name: string, e: Error): void {
+    this.log(`[store] layer ${name} skipped: ${e.message}`);
   }
 
   /** Rebuild the resolver from the active set (after it changed). */

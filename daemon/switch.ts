@@ -166,7 +166,7 @@ export class LocalSwitch {
         try {
           catalog.checkFiles(n);
         } catch (e) {
-          this.o.log?.(`[store] layer ${n} skipped: ${(e as Error).message}`);
+          catalog.skipped(n, e as Error);
         }
       }
       const missing = want.filter((n) => !catalog.has(n));
