@@ -11,6 +11,7 @@ import * as path from 'path';
 import { execFileSync, spawn, spawnSync } from 'child_process';
 import { isRoot, writeTree } from './helpers';
 import { VIEWD, Viewd, detach, layerDirs, rule, startViewd, table } from './viewd-helpers';
+import { eventually } from '../wait';
 
 const PY = '/usr/bin/python3';
 const USER = 'strata-test';
@@ -338,6 +339,25 @@ for fd in (a, b, lower, w): os.close(fd)`,
       assert.match(execFileSync('getcap', [m('root-suid')], { encoding: 'utf8' }), /cap_net_raw/);
       fs.appendFileSync(m('root-suid'), 'z\n');
       assert.strictEqual(execFileSync('getcap', [m('root-suid')], { encoding: 'utf8' }).trim(), '', 'security.capability dropped');
+    });
+
+    it('clearing set-id bits is one invalidation per file: the base watcher does not take it for a change behind the view', async function () {
+      const files = Array.from({ length: 8 }, (_, i) => `sxid${i}`);
+      for (const f of files) {
+        fs.writeFileSync(m(f), 'x\n');
+        fs.chmodSync(m(f), 0o6777);
+        fs.statSync(m(f)); // cached by the kernel
+      }
+      const before = (await v!.ctl.stats()).invalidations;
+      const r = as(files.map((f) => `echo y >> ${m(f)}`).join(' && '));
+      assert.strictEqual(r.code, 0, r.out);
+      // A change behind the view, after ours: once it shows, the watcher has seen all of ours.
+      fs.chmodSync(path.join(base, files[0]), 0o604);
+      await eventually('the chmod behind the view', () => (fs.statSync(m(files[0])).mode & 0o7777) === 0o604);
+      const spent = (await v!.ctl.stats()).invalidations - before;
+      for (const f of files.slice(1)) assert.strictEqual(fs.statSync(m(f)).mode & 0o7777, 0o777, `${f}: cleared`);
+      // 8 (one each) and the change behind the view; 16-17 when the watcher took ours for changes.
+      assert.ok(spent <= files.length + 2, `${spent} invalidations for ${files.length} files whose set-id bits a write cleared`);
     });
 
     /** USER opens `file` for appending, then meanwhile() runs, then USER appends "y". */

@@ -37,9 +37,12 @@ int kill_sxid(fuse_req_t req, struct node *n, int fd) {
   if (fstat(fd, &st) != 0) return -errno;
   mode_t k = S_ISREG(st.st_mode) ? sxid_bits(st.st_mode) : 0;
   if (!k) return 0;
-  if (fchmod(fd, st.st_mode & 07777 & ~k) != 0) return -errno;
-  notify_later_inode(node_id(n)); /* the kernel's cached mode; sent once this request is answered */
-  return 1;
+  /* Our own chmod: the base watcher must not invalidate it a second time (watch.c). */
+  watch_self_attr_begin(n);
+  int r = fchmod(fd, st.st_mode & 07777 & ~k) != 0 ? -errno : 1;
+  watch_self_attr_end(n, r == 1 && fstat(fd, &st) == 0 ? &st : NULL);
+  if (r == 1) notify_later_inode(node_id(n)); /* the kernel's cached mode; sent once this request is answered */
+  return r;
 }
 
 int writer_foreign(fuse_req_t req, int fd) {

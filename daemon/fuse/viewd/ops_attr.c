@@ -32,6 +32,16 @@ static int stat_node(const struct table *t, struct node *n, struct stat *st) {
   return r;
 }
 
+/* The attributes, shown as the view shows them, or the error r (negative). */
+static void reply_attr(fuse_req_t req, int r, struct stat *st) {
+  if (r) {
+    fuse_reply_err(req, -r);
+    return;
+  }
+  show(st);
+  fuse_reply_attr(req, st, g.timeout);
+}
+
 static void vd_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   struct stat st;
   int r;
@@ -45,12 +55,7 @@ static void vd_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     node_unuse(n);
     table_put(t);
   }
-  if (r) {
-    fuse_reply_err(req, -r);
-    return;
-  }
-  show(&st);
-  fuse_reply_attr(req, &st, g.timeout);
+  reply_attr(req, r, &st);
 }
 
 static int apply(fuse_req_t req, struct node *n, int fd, const struct found *f, struct stat *attr, int valid) {
@@ -128,12 +133,7 @@ static void vd_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
   if (began) watch_self_attr_end(n, r ? NULL : &st);
   node_unuse(n);
   table_put(t);
-  if (r) {
-    fuse_reply_err(req, -r);
-    return;
-  }
-  show(&st);
-  fuse_reply_attr(req, &st, g.timeout);
+  reply_attr(req, r, &st);
 }
 
 /* Resolves the node and runs fn on what it found; replies with fn's error when it fails. */
