@@ -212,3 +212,21 @@ export async function startSecondAgent(home: string): Promise<{ client: AgentCli
     },
   };
 }
+
+/**
+ * Team test layers on `client`'s agent, created the same way on every agent so their digests
+ * agree: each from `dir/src` (priority 3000, version 1.0.0), mapping `/id` of a view to its root.
+ */
+export async function createMappedLayers(
+  client: AgentClient,
+  dir: string,
+  id: string,
+  layers: [string, string][],
+  description: string,
+): Promise<void> {
+  for (const [name, src] of layers) {
+    await client.call('layer.create', { name, from: path.join(dir, src), priority: 3000, version: '1.0.0', description });
+    await client.call('layer.unmap', { name, original: '/' });
+    await client.call('layer.map', { name, original: `/${id}`, destination: '/' });
+  }
+}

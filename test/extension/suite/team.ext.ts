@@ -17,7 +17,7 @@ import { digestLayerDir } from '../../../daemon/team/digest';
 import { COMMANDS, ITEMS } from '../../../extension/constants';
 import type { StrataApi } from '../../../extension/api';
 import type { TeamItem } from '../../../extension/trees/team';
-import { click, clientFor, eventually, extension, notice, startRelay, startSecondAgent, strata } from './helpers';
+import { click, clientFor, eventually, extension, notice, createMappedLayers, startRelay, startSecondAgent, strata } from './helpers';
 
 export function teamTests(): void {
   describe('team', function () {
@@ -51,22 +51,17 @@ export function teamTests(): void {
         return choice;
       });
 
-    async function createLayers(client: AgentClient): Promise<void> {
-      for (const [name, src] of [
-        [ta, 'src-a'],
-        [tb, 'src-b'],
-      ]) {
-        await client.call('layer.create', {
-          name,
-          from: path.join(dir, src),
-          priority: 3000,
-          version: '1.0.0',
-          description: 'team test layer',
-        });
-        await client.call('layer.unmap', { name, original: '/' });
-        await client.call('layer.map', { name, original: `/${id}`, destination: '/' });
-      }
-    }
+    const createLayers = (client: AgentClient) =>
+      createMappedLayers(
+        client,
+        dir,
+        id,
+        [
+          [ta, 'src-a'],
+          [tb, 'src-b'],
+        ],
+        'team test layer',
+      );
 
     before(async function () {
       api = await strata();

@@ -19,7 +19,18 @@ import { COMMANDS, ITEMS } from '../../../extension/constants';
 import type { StrataApi } from '../../../extension/api';
 import type { TeamItem } from '../../../extension/trees/team';
 import type { LayerItem } from '../../../extension/trees/layers';
-import { answerInputs, cli, clientFor, eventually, notice, read, startRelay, startSecondAgent, strata } from './helpers';
+import {
+  answerInputs,
+  cli,
+  clientFor,
+  eventually,
+  notice,
+  read,
+  createMappedLayers,
+  startRelay,
+  startSecondAgent,
+  strata,
+} from './helpers';
 
 export function teamSetupTests(): void {
   describe('team set-up from the editor', function () {
@@ -51,22 +62,17 @@ export function teamSetupTests(): void {
     const add = (arg?: unknown) =>
       vscode.commands.executeCommand<{ file: string; digest: string; changed: boolean } | undefined>(COMMANDS.addLayerToTeamFile, arg);
 
-    async function createLayers(client: AgentClient): Promise<void> {
-      for (const [name, src] of [
-        [la, 'src-a'],
-        [lb, 'src-b'],
-      ]) {
-        await client.call('layer.create', {
-          name,
-          from: path.join(dir, src),
-          priority: 3000,
-          version: '1.0.0',
-          description: 'set-up test',
-        });
-        await client.call('layer.unmap', { name, original: '/' });
-        await client.call('layer.map', { name, original: `/${id}`, destination: '/' });
-      }
-    }
+    const createLayers = (client: AgentClient) =>
+      createMappedLayers(
+        client,
+        dir,
+        id,
+        [
+          [la, 'src-a'],
+          [lb, 'src-b'],
+        ],
+        'set-up test',
+      );
 
     before(async function () {
       api = await strata();
