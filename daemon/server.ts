@@ -60,6 +60,7 @@ export class ControlServer {
       'team.revert': (p) => team.revert(p.id),
       'team.hold': (p) => team.hold(p.name, p.hold),
       'team.reload': (p) => team.reload(p),
+      'team.prune': (p) => team.prune(p.dryRun ?? false),
       subscribe: (_p, conn) => {
         conn.subscribed = true;
         return a.status();

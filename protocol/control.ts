@@ -220,6 +220,14 @@ export const METHODS = {
   'team.hold': { params: params({ name: P.string, hold: P.boolean }), result: TeamStatusSchema },
   /** Read the team file again (its text sent by the client, as at join): new digests, defaults and slots apply at once. */
   'team.reload': { params: params({ teamText: opt(P.string) }), result: TeamStatusSchema },
+  /**
+   * NATS teams: delete the layer archives in the Object Store that neither this agent's team file
+   * nor any teammate's presence names (dryRun: only list them).
+   */
+  'team.prune': {
+    params: params({ dryRun: opt(P.boolean) }),
+    result: obj({ dryRun: bool(), removed: list(obj({ digest: str(), layer: str(), bytes: count() })), kept: count() }),
+  },
   /** Start receiving `StateEvent`s on this connection. */
   subscribe: { params: none, result: AgentStatusSchema },
   /** keepViews: the views keep serving (their servers run on) for the next agent to reconnect. */

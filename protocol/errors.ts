@@ -37,6 +37,7 @@ export const ErrorCodes = [
   'E_TEAM_SLOT', // two layers of one swap slot named to be active together
   'E_TEAM_LISTEN', // the --listen address cannot be served (port in use, address not local, no permission)
   'E_TEAM_CONNECT', // the team's NATS servers refused this agent (credentials) or cannot be reached
+  'E_TEAM_NO_STORE', // team prune on a team without a shared archive store (a Strata relay keeps none)
   'E_IO',
   'E_INTERNAL',
 ] as const;

@@ -61,6 +61,9 @@ export const MAX_LOGICAL = 2 ** 32;
 // ---- the team file ----------------------------------------------------------------------------
 
 export const TEAM_FILE = 'strata.team.json';
+/** A layer's content digest, as team files name it (and the NATS Object Store names its archive). */
+export const LAYER_DIGEST = /^sha256:[0-9a-f]{64}$/;
+
 export const TEAM_FILE_FORMAT = 1;
 
 // The file is read by people: each field gets one message saying what it must hold.
@@ -77,7 +80,7 @@ const teamFileFields = obj(
     /** Team layers and their content digests ("sha256:<hex>"). Only these are relayed. */
     layers: v.nullish(
       whole(
-        rec(name, obj({ digest: v.pipe(v.string(), v.regex(/^sha256:[0-9a-f]{64}$/)), version: v.optional(v.string()) })),
+        rec(name, obj({ digest: v.pipe(v.string(), v.regex(LAYER_DIGEST)), version: v.optional(v.string()) })),
         'must map layer names to {"digest": "sha256:<64 hex>"}',
       ),
       {},

@@ -163,4 +163,26 @@ export const teamCommands: Command[] = [
   },
   holdCommand(true),
   holdCommand(false),
+  {
+    name: 'team prune',
+    synopsis: "delete layer archives no one names from the team's NATS store",
+    description:
+      "NATS teams only: deletes the layer archives in the team's Object Store whose digest neither this agent's team file\n" +
+      'nor any teammate online (its presence) names: those of layer versions the team has moved past. An archive a teammate\n' +
+      'still has stays; one deleted while a teammate on an older team file still needs it is published again by any\n' +
+      'teammate who has that version. --dry-run lists what would go.',
+    positionals: [],
+    options: { 'dry-run': { type: 'boolean', description: 'list the archives that would be deleted, delete nothing' } },
+    examples: ['strata team prune --dry-run', 'strata team prune'],
+    async action(a, ctx) {
+      const r = await (await ctx.agent()).call('team.prune', { dryRun: a.flag('dry-run') });
+      const bytes = r.removed.reduce((n, x) => n + x.bytes, 0);
+      const lines = r.removed.map((x) => `  ${x.layer} ${x.digest} (${x.bytes} bytes)`);
+      const head = r.removed.length
+        ? `${r.dryRun ? 'would delete' : 'deleted'} ${r.removed.length} archive(s), ${bytes} bytes:`
+        : 'no archive to delete';
+      ctx.print(r, [head, ...lines, `kept ${r.kept} archive(s) the team file or a teammate names`].join('\n'));
+      return 0;
+    },
+  },
 ];

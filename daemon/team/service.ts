@@ -5,7 +5,7 @@
  * ones straight to the local switch.
  */
 import * as os from 'os';
-import { Presence, RegisterWrite, TeamEvent, TeamStatus } from '../../protocol';
+import { Presence, RegisterWrite, Result, TeamEvent, TeamStatus } from '../../protocol';
 import { Agent } from '../agent';
 import { StrataError } from '../../shared/errors';
 import { TeamTransport } from './transport';
@@ -368,5 +368,25 @@ export class TeamService {
   history(): TeamEvent[] {
     this.requireJoined();
     return this.state!.history();
+  }
+
+  /**
+   * Delete the archives in the team's store (NATS) that neither this team file nor a teammate's
+   * presence names: an archive of an older team file stays while someone online still has it.
+   */
+  async prune(dryRun: boolean): Promise<Result<'team.prune'>> {
+    const cfg = this.requireJoined();
+    const store = this.node?.layerStore;
+    if (!store) {
+      throw new StrataError(
+        'E_TEAM_NO_STORE',
+        `team ${cfg.spec.team} keeps no layer archives to prune: its teammates serve layers themselves`,
+        'Only a team on NATS stores archives (in its Object Store); see docs/nats.md.',
+      );
+    }
+    const keep = new Set(Object.values(cfg.spec.layers ?? {}).map((l) => l.digest));
+    const has = [this.pulls.has(this.teamLayers()), ...[...this.node!.presences.values()].map((p) => p.has)];
+    for (const h of has) for (const d of Object.values(h)) keep.add(d);
+    return { dryRun, ...(await store.prune(keep, dryRun)) };
   }
 }

@@ -15,6 +15,8 @@ export interface LayerStore {
   source(layer: string, digest: string): Promise<{ agent: string; user: string; host: string } | null>;
   /** The archive of `digest` was refused (it failed a check): drop it so a teammate publishes it again. */
   refuse(digest: string, nuid: string | null, why: string): Promise<void>;
+  /** Delete the archives whose digest is not in `keep` (dryRun: only list them). */
+  prune(keep: ReadonlySet<string>, dryRun: boolean): Promise<{ removed: { digest: string; layer: string; bytes: number }[]; kept: number }>;
 }
 
 export interface TeamTransport {

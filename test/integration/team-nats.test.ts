@@ -257,4 +257,53 @@ describe('team over NATS JetStream', function () {
     const hf = await f.json<unknown[]>('team', 'history');
     assert.ok(hf.length >= 7, `the history survived the restart (${hf.length})`);
   });
+  it('team prune deletes the archives of versions no one names, keeps those a teammate still has, and --dry-run deletes nothing', async () => {
+    const stale = `sha256:${'ab'.repeat(32)}`;
+    const list = () =>
+      withNats(async (nc) => {
+        const os = await new Objm(nc).open('strata-acme-layers');
+        return (await os.list()).filter((i) => !i.deleted).map((i) => i.name);
+      });
+    await withNats(async (nc) => {
+      const os = await new Objm(nc).open('strata-acme-layers');
+      await os.putBlob({ name: stale, description: 'strata layer node16' }, new Uint8Array(Buffer.from('an old version')));
+      await os.putBlob({ name: 'notes.txt' }, new Uint8Array(Buffer.from('not an archive')));
+    });
+    await eventually('node18 and node20 in the store', async () => {
+      const names = await list();
+      return names.includes(digests.node18.digest) && names.includes(digests.node20.digest);
+    });
+    // A moves on to a team file without node18; B, still on the old one, has node18.
+    const spec = JSON.parse(fs.readFileSync(t.teamFile, 'utf8'));
+    const moved = { ...spec, layers: { ...spec.layers }, slots: {} };
+    delete moved.layers.node18;
+    const reload = async (e: Env, text: string) => {
+      const c = new AgentClient(socketPath(e.home, e.env));
+      await c.connect();
+      try {
+        await c.call('team.reload', { teamText: text });
+      } finally {
+        c.close();
+      }
+    };
+    await reload(a, JSON.stringify(moved));
+    try {
+      type Pruned = { dryRun: boolean; removed: { digest: string; layer: string }[]; kept: number };
+      const dry = await a.json<Pruned>('team', 'prune', '--dry-run');
+      assert.deepStrictEqual(
+        dry.removed.map((r) => `${r.layer} ${r.digest}`),
+        [`node16 ${stale}`],
+        'only the archive no one names: node18 stays while B has it',
+      );
+      assert.ok((await list()).includes(stale), '--dry-run deleted nothing');
+      const text = await a.ok('team', 'prune');
+      assert.match(text, new RegExp(`deleted 1 archive\\(s\\), 14 bytes:\n  node16 ${stale} \\(14 bytes\\)`));
+      const left = await list();
+      assert.ok(!left.includes(stale), 'the stale archive is gone');
+      for (const kept of [digests.node18.digest, digests.node20.digest, 'notes.txt']) assert.ok(left.includes(kept), `${kept} kept`);
+      assert.match(log(a), new RegExp(`pruned the archive of node16 at ${stale} \\(14 bytes\\)`));
+    } finally {
+      await reload(a, JSON.stringify(spec));
+    }
+  });
 });

@@ -111,6 +111,10 @@ describe('team: activations relayed between agents', function () {
     assert.strictEqual(again.code, 1);
     assert.match(again.stderr, /E_TEAM_JOINED: already in team "acme"/);
     assert.match(again.stderr, /strata team leave/);
+    const prune = await a.cli('team', 'prune');
+    assert.strictEqual(prune.code, 1);
+    assert.match(prune.stderr, /E_TEAM_NO_STORE: team acme keeps no layer archives to prune/);
+    assert.match(prune.stderr, /Only a team on NATS stores archives/);
   });
 
   it('says a busy --listen port is in use (join --listen, agent start --listen, relay), and joins nothing', async () => {

@@ -62,6 +62,7 @@ const PARAM_RULES: { [M in Method]: Record<string, Rule> } = {
   'team.revert': { id: S },
   'team.hold': { name: S, hold: { type: 'boolean' } },
   'team.reload': { teamText: S_OPT },
+  'team.prune': { dryRun: { type: 'boolean', optional: true } },
   subscribe: {},
   'agent.stop': { keepViews: { type: 'boolean', optional: true } },
 };
@@ -96,6 +97,7 @@ const ALL_METHODS: Method[] = [
   'team.revert',
   'team.hold',
   'team.reload',
+  'team.prune',
 ];
 
 const GOOD: Record<Rule['type'], unknown> = {

@@ -7,6 +7,7 @@
  * layer publishes it again.
  */
 import type { ObjectStore } from '@nats-io/obj';
+import { LAYER_DIGEST } from '../../../protocol/team';
 import { ReadChunk } from '../chunks';
 import { LayerStore } from '../transport';
 
@@ -83,6 +84,34 @@ export class LayerObjects implements LayerStore {
     const info = await this.o.os.info(digest).catch(() => null);
     if (info && (nuid === null || info.nuid === nuid)) await this.o.os.delete(digest).catch(() => {});
     this.published.delete(digest);
+  }
+
+  /**
+   * Delete the archives whose digest is not in `keep`; objects not named like a digest are not
+   * Strata's and are left alone. A publish under way is never pruned: it is in `keep` (the team
+   * file names it).
+   */
+  async prune(
+    keep: ReadonlySet<string>,
+    dryRun: boolean,
+  ): Promise<{ removed: { digest: string; layer: string; bytes: number }[]; kept: number }> {
+    const removed: { digest: string; layer: string; bytes: number }[] = [];
+    let kept = 0;
+    for (const info of await this.o.os.list()) {
+      if (info.deleted || !LAYER_DIGEST.test(info.name)) continue;
+      if (keep.has(info.name)) {
+        kept++;
+        continue;
+      }
+      const layer = /^strata layer (\S+)$/.exec(info.description ?? '')?.[1] ?? '?';
+      if (!dryRun) {
+        await this.o.os.delete(info.name);
+        this.published.delete(info.name);
+        this.o.log(`[team] pruned the archive of ${layer} at ${info.name} (${info.size} bytes) from ${this.o.bucket}`);
+      }
+      removed.push({ digest: info.name, layer, bytes: info.size });
+    }
+    return { removed, kept };
   }
 
   /** Publish the archive of `layer` (which this agent has at the team file's `digest`) unless the store has it. */
