@@ -349,6 +349,9 @@ export class Links {
   }
 
   private onMessage(c: Conn, data: RawData, isBinary: boolean): void {
+    // ws still delivers what arrives while a link closes: after the frame that closed it, nothing
+    // counts (a `synced` taken there would close gaps that the frames refused before it left).
+    if (c.ws.readyState !== WebSocket.OPEN) return;
     c.missed = 0; // any frame is a sign of life
     if (!c.bucket.take()) return this.close(c, CloseCodes.RATE_LIMITED, 'too many frames');
     if (isBinary) return this.close(c, CloseCodes.BAD_FRAME, 'binary frames are not part of the protocol');

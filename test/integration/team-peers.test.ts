@@ -121,6 +121,23 @@ describe('team: bad peers get nothing, and everyone else is unaffected', functio
     assert.strictEqual((await p.whenClosed()).code, CloseCodes.RATE_LIMITED);
     await stillServing();
   });
+
+  it('handles nothing a peer sends after the frame that closed its link', async () => {
+    const p = new RawPeer(t.url);
+    await p.handshake(TEAM, key);
+    await p.next('have');
+    // Both leave in one write, before the close can reach the peer: the relay reads the event while
+    // the link is closing. Taken then, a `synced` there could close gaps the closed link left.
+    const late = signedEvent(TEAM, p.identity, 1, [{ key: 'layer:late', value: { active: true } }]);
+    p.send('{ garbled');
+    p.send({ t: 'event', event: late });
+    assert.strictEqual((await p.whenClosed()).code, CloseCodes.BAD_FRAME);
+    await stillServing();
+    assert.ok(
+      !good.frames.some((f) => f.t === 'event' && f.event.origin === p.agent),
+      'the event sent after the garbled frame was handled and forwarded',
+    );
+  });
 });
 
 describe('team: duplicated and reordered delivery, corrupted chunks', function () {
