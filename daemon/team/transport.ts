@@ -4,10 +4,14 @@
  * extension, drift, holds, --when-idle, history, revert, slots) is the same over either.
  */
 import type { Presence, TeamEvent } from '../../protocol/team';
+import type { Result } from '../../protocol/control';
 import { isNatsUrl } from '../../protocol/nats';
 import { StrataError } from '../../shared/errors';
 import type { NodeLimits } from './limits';
 import type { PeerInfo } from './links';
+
+/** What `team prune` removed (or would remove) from a store, and how many archives it kept. */
+export type Pruned = Omit<Result<'team.prune'>, 'dryRun'>;
 
 /** A shared store of layer archives (the NATS Object Store): pulls come from it instead of a teammate. */
 export interface LayerStore {
@@ -16,7 +20,7 @@ export interface LayerStore {
   /** The archive of `digest` was refused (it failed a check): drop it so a teammate publishes it again. */
   refuse(digest: string, nuid: string | null, why: string): Promise<void>;
   /** Delete the archives whose digest is not in `keep` (dryRun: only list them). */
-  prune(keep: ReadonlySet<string>, dryRun: boolean): Promise<{ removed: { digest: string; layer: string; bytes: number }[]; kept: number }>;
+  prune(keep: ReadonlySet<string>, dryRun: boolean): Promise<Pruned>;
 }
 
 export interface TeamTransport {

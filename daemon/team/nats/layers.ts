@@ -9,7 +9,7 @@
 import type { ObjectStore } from '@nats-io/obj';
 import { LAYER_DIGEST } from '../../../protocol/team';
 import { ReadChunk } from '../chunks';
-import { LayerStore } from '../transport';
+import { LayerStore, Pruned } from '../transport';
 
 /** What a pull names as its source: the store, not a teammate. */
 export const STORE_AGENT = 'nats-object-store';
@@ -88,14 +88,11 @@ export class LayerObjects implements LayerStore {
 
   /**
    * Delete the archives whose digest is not in `keep`; objects not named like a digest are not
-   * Strata's and are left alone. A publish under way is never pruned: it is in `keep` (the team
-   * file names it).
+   * Strata's and are left alone. An archive is listed only once whole, and its publisher has that
+   * layer, so its presence names it (service.ts puts those in `keep`).
    */
-  async prune(
-    keep: ReadonlySet<string>,
-    dryRun: boolean,
-  ): Promise<{ removed: { digest: string; layer: string; bytes: number }[]; kept: number }> {
-    const removed: { digest: string; layer: string; bytes: number }[] = [];
+  async prune(keep: ReadonlySet<string>, dryRun: boolean): Promise<Pruned> {
+    const removed: Pruned['removed'] = [];
     let kept = 0;
     for (const info of await this.o.os.list()) {
       if (info.deleted || !LAYER_DIGEST.test(info.name)) continue;
