@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { connect } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
-import { Objm } from '@nats-io/obj';
+import { ObjectStore, Objm } from '@nats-io/obj';
 import { jetstream } from '@nats-io/jetstream';
 import { Env, makeEnv, writeTree } from './helpers';
 import { TeamFixture, eventually, layerDigests, readText as read } from './team-helpers';
@@ -49,6 +49,21 @@ describe('team over NATS JetStream', function () {
       return await fn(nc);
     } finally {
       await nc.close();
+    }
+  }
+
+  /** fn with the team's Object Store of layer archives (and the connection it came on). */
+  const withArchives = <T>(fn: (os: ObjectStore, nc: Awaited<ReturnType<typeof connect>>) => Promise<T>): Promise<T> =>
+    withNats(async (nc) => fn(await new Objm(nc).open('strata-acme-layers'), nc));
+
+  /** The agent reads `spec` as its team file again, over the control socket as the extension does. */
+  async function reload(e: Env, spec: unknown): Promise<void> {
+    const c = new AgentClient(socketPath(e.home, e.env));
+    await c.connect();
+    try {
+      await c.call('team.reload', { teamText: JSON.stringify(spec) });
+    } finally {
+      c.close();
     }
   }
 
@@ -181,8 +196,7 @@ describe('team over NATS JetStream', function () {
   it('refuses a corrupted object (the store digest) and a wrong archive (the team file digest), then pulls a good one', async () => {
     const name = digests.node20.digest;
     // A chunk appended to the object: the store's SHA-256 no longer holds.
-    await withNats(async (nc) => {
-      const os = await new Objm(nc).open('strata-acme-layers');
+    await withArchives(async (os, nc) => {
       const info = await os.info(name);
       assert.ok(info, 'A published node20');
       await jetstream(nc).publish(`$O.strata-acme-layers.C.${info.nuid}`, Buffer.from('evil'));
@@ -193,8 +207,7 @@ describe('team over NATS JetStream', function () {
     await eventually('D to pull a good copy once A publishes it again', () => node(d) === NODE20, 60000);
     await d.ok('team', 'leave');
     // A valid object (its store digest holds) holding another layer: refused against the team file.
-    await withNats(async (nc) => {
-      const os = await new Objm(nc).open('strata-acme-layers');
+    await withArchives(async (os) => {
       const bogus = fs.readFileSync(path.join(t.dir, 'node18', 'bin/node'));
       await os.putBlob({ name }, new Uint8Array(bogus));
     });
@@ -224,19 +237,9 @@ describe('team over NATS JetStream', function () {
     const spec = JSON.parse(fs.readFileSync(t.teamFile, 'utf8'));
     spec.layers.tools = { digest: await digestLayerDir(path.join(a.home, 'layers', 'tools')) };
     fs.writeFileSync(t.teamFile, JSON.stringify(spec, null, 2));
-    // Over the control socket, as the extension does (there is no CLI command for it).
-    const reload = async (e: Env) => {
-      const c = new AgentClient(socketPath(e.home, e.env));
-      await c.connect();
-      try {
-        await c.call('team.reload', { teamText: JSON.stringify(spec) });
-      } finally {
-        c.close();
-      }
-    };
-    await reload(a);
+    await reload(a, spec);
     await a.ok('activate', 'tools');
-    await reload(b);
+    await reload(b, spec);
     await eventually('B to get tools from the bucket and the Object Store', () => read(path.join(b.mnt, 'opt/tool')) === 'tool 1\n', 60000);
     await a.ok('deactivate', 'tools');
     await eventually('B to drop tools', () => read(path.join(b.mnt, 'opt/tool')) === null);
@@ -259,13 +262,8 @@ describe('team over NATS JetStream', function () {
   });
   it('team prune deletes the archives of versions no one names, keeps those a teammate still has, and --dry-run deletes nothing', async () => {
     const stale = `sha256:${'ab'.repeat(32)}`;
-    const list = () =>
-      withNats(async (nc) => {
-        const os = await new Objm(nc).open('strata-acme-layers');
-        return (await os.list()).filter((i) => !i.deleted).map((i) => i.name);
-      });
-    await withNats(async (nc) => {
-      const os = await new Objm(nc).open('strata-acme-layers');
+    const list = () => withArchives(async (os) => (await os.list()).filter((i) => !i.deleted).map((i) => i.name));
+    await withArchives(async (os) => {
       await os.putBlob({ name: stale, description: 'strata layer node16' }, new Uint8Array(Buffer.from('an old version')));
       await os.putBlob({ name: 'notes.txt' }, new Uint8Array(Buffer.from('not an archive')));
     });
@@ -277,16 +275,7 @@ describe('team over NATS JetStream', function () {
     const spec = JSON.parse(fs.readFileSync(t.teamFile, 'utf8'));
     const moved = { ...spec, layers: { ...spec.layers }, slots: {} };
     delete moved.layers.node18;
-    const reload = async (e: Env, text: string) => {
-      const c = new AgentClient(socketPath(e.home, e.env));
-      await c.connect();
-      try {
-        await c.call('team.reload', { teamText: text });
-      } finally {
-        c.close();
-      }
-    };
-    await reload(a, JSON.stringify(moved));
+    await reload(a, moved);
     try {
       type Pruned = { dryRun: boolean; removed: { digest: string; layer: string }[]; kept: number };
       const dry = await a.json<Pruned>('team', 'prune', '--dry-run');
@@ -303,7 +292,7 @@ describe('team over NATS JetStream', function () {
       for (const kept of [digests.node18.digest, digests.node20.digest, 'notes.txt']) assert.ok(left.includes(kept), `${kept} kept`);
       assert.match(log(a), new RegExp(`pruned the archive of node16 at ${stale} \\(14 bytes\\)`));
     } finally {
-      await reload(a, JSON.stringify(spec));
+      await reload(a, spec);
     }
   });
 });
